@@ -1,0 +1,22 @@
+"""One exception type for bad user input, and the CLI wrapper that reports it.
+
+Library code raises `InputError("what is wrong; how to fix it")`. Entry points wrap
+their main with `cli_main`, which prints that one line to stderr and exits with code 2:
+no traceback, and nothing already saved is touched.
+"""
+
+import sys
+from typing import Callable
+
+
+class InputError(ValueError):
+  """Bad input from a user: a config value, a file, a shape, a missing dataset."""
+
+
+def cli_main(main: Callable[[], object]) -> None:
+  """Runs `main()`; an `InputError` becomes one `error: ...` line and exit code 2."""
+  try:
+    main()
+  except InputError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
