@@ -1,0 +1,116 @@
+"""Throughput of the pre-training step with the simulator inside it; prints one JSON.
+
+  python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
+                             [--frames_per_step=1] [--steps=50] [--dtype=auto]
+
+Measures, on the default device(s), for the paper's config (32x32x3 frames from the
+Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
+simulator replaced by a fixed on-device frame buffer; the share of step time spent
+simulating; fresh frames per step against views consumed; peak device memory; time
+to the first step (compilation). Warm-up and calibration are shortened (they do not
+affect the step's cost).
+"""
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+from rwjax import defaults
+from rwjax import models
+from rwjax import train
+from rwjax.ssl import optim
+from rwjax.ssl import sources
+from rwjax.ssl import train_step as train_step_lib
+
+
+def _config(args):
+  c = defaults.pretrain_config()
+  c.model.stem = args.stem
+  c.model.dtype = args.dtype
+  c.data.retinas_per_device = args.retinas
+  c.data.frames_per_step = args.frames_per_step
+  c.data.buffer_frames = args.buffer_frames
+  c.data.warmup_s = 20.0
+  c.data.calibration_s = 20.0
+  c.train.batch_pairs = args.batch_pairs
+  return c
+
+
+def _fixed(source: sources.Source) -> sources.Source:
+  """The same source without simulation: every step reuses the initial buffer."""
+  def advance(state):
+    return state, state.buffer, state.labels
+  return source._replace(advance=advance)
+
+
+def _measure(config, source, steps):
+  P = jax.sharding.PartitionSpec
+  n_dev = jax.device_count()
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  model = models.create_model(**config.model)
+  tx = optim.make_optimizer(name='adam', lr=1e-3)
+  init = jax.jit(jax.shard_map(source.init, mesh=mesh, in_specs=P(), out_specs=P('data'),
+                               check_vma=False))
+  state = train_step_lib.create_train_state(model, tx, jax.random.PRNGKey(0),
+                                            config.data.input_size, source=None)
+  state = train._replicate(state, mesh).replace(source=init(jax.random.PRNGKey(1)))
+  step = train_step_lib.make_train_step(
+      model, tx, mesh, train.make_batch_fn(source, config, config.train.batch_pairs // n_dev))
+  t0 = time.perf_counter()
+  state, m = step(state)
+  jax.block_until_ready(m)
+  first = time.perf_counter() - t0
+  for _ in range(3):
+    state, m = step(state)
+  jax.block_until_ready(m)
+  t0 = time.perf_counter()
+  for _ in range(steps):
+    state, m = step(state)
+  jax.block_until_ready(m)
+  dt = (time.perf_counter() - t0) / steps
+  return state, dt, first, float(m['n_anchors'])
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument('--stem', default='imagenet')
+  p.add_argument('--dtype', default='auto')
+  p.add_argument('--batch_pairs', type=int, default=512)
+  p.add_argument('--retinas', type=int, default=512)
+  p.add_argument('--frames_per_step', type=int, default=1)
+  p.add_argument('--buffer_frames', type=int, default=8)
+  p.add_argument('--steps', type=int, default=50)
+  args = p.parse_args()
+  config = _config(args)
+  train.validate(config, jax.device_count())
+  source = train.build_source(config)
+  state, dt, first, anchors = _measure(config, source, args.steps)
+  _, dt_fixed, _, _ = _measure(config, _fixed(source), args.steps)
+  P = jax.sharding.PartitionSpec
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  sim_only = jax.jit(jax.shard_map(lambda s: source.advance(s)[0], mesh=mesh,
+                                   in_specs=P('data'), out_specs=P('data')))
+  sim_s = train._time_call(sim_only, state.source, repeats=20)
+  views = 2 * args.batch_pairs
+  stats = jax.devices()[0].memory_stats() or {}
+  print(json.dumps(dict(
+      bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
+      n_devices=jax.device_count(), stem=args.stem,
+      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
+      batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
+      frames_per_step=args.frames_per_step, buffer_frames=args.buffer_frames,
+      step_ms=dt * 1e3, views_per_s=views / dt,
+      fixed_buffer_step_ms=dt_fixed * 1e3, fixed_buffer_views_per_s=views / dt_fixed,
+      sim_ms=sim_s * 1e3, sim_share=sim_s / dt,
+      fresh_frames_per_step=args.retinas * args.frames_per_step * jax.device_count(),
+      views_per_step=views,
+      reuse_ratio=views / (args.retinas * args.frames_per_step * jax.device_count()),
+      anchors_last_step=anchors, first_step_s=first,
+      peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30)))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,171 @@
+"""ResNet-18 backbone, the paper's projection head, and the SimCLR model that joins them.
+
+Layouts follow torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2], explicit PyTorch-style
+padding, BatchNorm momentum 0.1 in PyTorch terms = 0.9 here, epsilon 1e-5) so that a width-64,
+3-channel backbone has torchvision's 11,176,512 parameters (its 11.69 M minus the classifier).
+
+Initialisation is torchvision's: conv kernels N(0, 2 / fan_out), dense kernels and biases
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), BatchNorm scale 1 and offset 0 (the paper's random-init
+baseline is this network). `rwjax.models.init_variables` draws the same distributions faster.
+
+BatchNorm statistics are averaged over `axis_name` (e.g. 'data' inside `jax.shard_map`) in
+training mode, so every device normalises with the statistics of the global batch. Computation
+runs in `dtype` (bfloat16 on accelerators), parameters and BatchNorm statistics in float32, and
+all outputs are float32.
+"""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rwjax.errors import InputError
+
+STEMS = ('imagenet', 'cifar')
+
+
+# torchvision: kaiming_normal_(mode='fan_out', nonlinearity='relu') for convs, and nn.Linear's
+# kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)) = variance 1 / (3 fan_in) for dense kernels.
+CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+DENSE_INIT = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+
+
+def dense_bias_init(fan_in: int) -> nn.initializers.Initializer:
+  """nn.Linear's bias initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = fan_in ** -0.5
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None = None):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      axis_name=axis_name if train else None, dtype=dtype,
+                      param_dtype=jnp.float32, name=name)
+
+
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None = None):
+  pad = (kernel - 1) // 2  # PyTorch padding, not 'SAME' (which pads asymmetrically at stride 2)
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((pad, pad), (pad, pad)), use_bias=False, dtype=dtype,
+                 param_dtype=jnp.float32, kernel_init=CONV_INIT, name=name)
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions with a residual connection (1x1 projection when the shape changes)."""
+  features: int
+  stride: int = 1
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = _conv(self.features, 3, self.stride, self.dtype, name='conv1')(x)
+    y = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='bn1')(y))
+    y = _conv(self.features, 3, 1, self.dtype, name='conv2')(y)
+    y = _batch_norm(train, self.axis_name, self.dtype, name='bn2')(y)
+    if x.shape[-1] != self.features or self.stride != 1:
+      x = _conv(self.features, 1, self.stride, self.dtype, name='downsample_conv')(x)
+      x = _batch_norm(train, self.axis_name, self.dtype, name='downsample_bn')(x)
+    return nn.relu(x + y)
+
+
+class ResNet18(nn.Module):
+  """ResNet-18 feature extractor (no classifier).
+
+  Attributes:
+    stem: 'imagenet' (7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max-pool; torchvision's, which the
+      paper used even on 32x32 frames) or 'cifar' (3x3 stride-1 conv, BN, ReLU, no pool).
+    width: channels of layer1; layers 2-4 have 2x, 4x, 8x this (64 = standard ResNet-18).
+    axis_name: mesh axis over which BatchNorm averages batch statistics (None: local batch).
+    dtype: compute dtype; parameters are always float32.
+  """
+  stem: str = 'imagenet'
+  width: int = 64
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, return_stages: bool = False):
+    """Runs the backbone.
+
+    Args:
+      x: f32[B, H, W, C] images in [0, 1] (C = 1 or 3).
+      train: batch statistics (synced over `axis_name`) and running-average updates if True;
+        running averages if False.
+      return_stages: also return every stage's activations.
+
+    Returns:
+      pooled f32[B, 8 * width] (global average of layer4), or with `return_stages` a dict with
+      'stem' (the input of layer1, after the max-pool for the imagenet stem), 'layer1'..'layer4'
+      as f32[B, h, w, c] maps and 'pooled' f32[B, 8 * width].
+    """
+    stages = {}
+    x = x.astype(self.dtype)
+    if self.stem == 'imagenet':
+      x = _conv(self.width, 7, 2, self.dtype, name='stem_conv')(x)
+      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    else:
+      x = _conv(self.width, 3, 1, self.dtype, name='stem_conv')(x)
+      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
+    stages['stem'] = x
+    for i, mult in enumerate((1, 2, 4, 8)):
+      stride = 1 if i == 0 else 2
+      x = BasicBlock(self.width * mult, stride, self.axis_name, self.dtype,
+                     name=f'layer{i + 1}_block0')(x, train)
+      x = BasicBlock(self.width * mult, 1, self.axis_name, self.dtype,
+                     name=f'layer{i + 1}_block1')(x, train)
+      stages[f'layer{i + 1}'] = x
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    if not return_stages:
+      return pooled
+    stages = {k: v.astype(jnp.float32) for k, v in stages.items()}
+    stages['pooled'] = pooled
+    return stages
+
+
+class Projector(nn.Module):
+  """The paper's projection head: [Dense (no bias) -> BN -> ReLU] per hidden width, then Dense.
+
+  `features` lists all widths, the last being the output: (512, 128) = one hidden layer of 512
+  then 128 out (the paper's); (2048, 128) = SimCLR's. The output is L2-normalised.
+  """
+  features: Sequence[int] = (512, 128)
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, h: jax.Array, train: bool) -> jax.Array:
+    """Maps h f32[B, D] to z f32[B, features[-1]] with unit L2 norm."""
+    x = h.astype(self.dtype)
+    for i, f in enumerate(self.features[:-1]):
+      x = nn.Dense(f, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
+                   kernel_init=DENSE_INIT, name=f'hidden{i}')(x)
+      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name=f'hidden{i}_bn')(x))
+    x = nn.Dense(self.features[-1], dtype=self.dtype, param_dtype=jnp.float32,
+                 kernel_init=DENSE_INIT, bias_init=dense_bias_init(x.shape[-1]), name='out')(x)
+    x = x.astype(jnp.float32)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class SimCLRModel(nn.Module):
+  """Backbone (params under 'backbone') followed by the projector (under 'projector').
+
+  Attributes: see `ResNet18` and `Projector`; `channels` is the expected input channel count.
+  """
+  stem: str = 'imagenet'
+  width: int = 64
+  channels: int = 3
+  projector: Sequence[int] = (512, 128)
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
+    """Maps x f32[B, H, W, channels] to (z f32[B, projector[-1]] unit-norm, h f32[B, 8 * width])."""
+    if x.ndim != 4 or x.shape[-1] != self.channels:
+      raise InputError(f'model input has shape {x.shape}; expected [batch, height, width, '
+                       f'{self.channels}] (model.channels={self.channels})')
+    h = ResNet18(self.stem, self.width, self.axis_name, self.dtype, name='backbone')(x, train)
+    z = Projector(tuple(self.projector), self.axis_name, self.dtype, name='projector')(h, train)
+    return z, h

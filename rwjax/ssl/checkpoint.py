@@ -1,0 +1,147 @@
+"""Checkpoints of a pre-training run (orbax CheckpointManager) and its config.
+
+Layout of a workdir:
+  DIR/config.json        the pre-training config (what the evaluator rebuilds the model from)
+  DIR/checkpoints/<step> the training state: step, params, batch_stats, opt_state, rng and
+                         the data source's state (simulator fields, frame buffer, ...)
+
+A run whose workdir holds a checkpoint resumes from the latest one; a config that
+would give a differently shaped state is refused before anything is written.
+"""
+
+import json
+import os
+
+import flax.serialization
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from rwjax.errors import InputError
+
+CONFIG_FILE = 'config.json'
+CHECKPOINT_DIR = 'checkpoints'
+
+# Config values that fix the shapes of the saved state: changing any of them
+# makes an existing checkpoint unusable.
+STRUCTURAL_KEYS = (
+    'model.stem', 'model.width', 'model.channels', 'model.projector',
+    'data.source', 'data.simulator', 'data.sim_size', 'data.input_size',
+    'data.retinas_per_device', 'data.buffer_frames', 'optim.name', 'n_devices',
+)
+
+
+def _get(d: dict, dotted: str):
+  for part in dotted.split('.'):
+    if not isinstance(d, dict) or part not in d:
+      return None
+    d = d[part]
+  return list(d) if isinstance(d, (list, tuple)) else d
+
+
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` if needed; InputError if it cannot be written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, '.write_test')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise InputError(f'workdir {workdir!r} is not writable ({e.strerror}); '
+                     'pass a --workdir you can write to') from None
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int) -> None:
+  """Saves the config; refuses one that is incompatible with the workdir's checkpoint."""
+  new = json.loads(config.to_json())
+  new['n_devices'] = n_devices
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path) and latest_step(workdir) is not None:
+    with open(path) as f:
+      old = json.load(f)
+    diff = [k for k in STRUCTURAL_KEYS if _get(old, k) != _get(new, k)]
+    if diff:
+      changes = ', '.join(f'{k}: {_get(old, k)!r} -> {_get(new, k)!r}' for k in diff)
+      raise InputError(
+          f'workdir {workdir!r} holds a checkpoint from an incompatible config ({changes}); '
+          'use a new --workdir, or the config the checkpoint was made with')
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(new, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise InputError(f'{path} does not exist: {workdir!r} is not a pre-training workdir; '
+                     'run `python -m rwjax.train --config=... --workdir=DIR` first')
+  with open(path) as f:
+    d = json.load(f)
+  d.pop('n_devices', None)
+  return ml_collections.ConfigDict(d)
+
+
+def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+  """Asynchronous CheckpointManager keeping the last `keep` checkpoints."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
+                               options=options)
+
+
+def latest_step(workdir: str) -> int | None:
+  path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+  if not os.path.isdir(path):
+    return None
+  with ocp.CheckpointManager(path) as m:
+    return m.latest_step()
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
+  """Starts an asynchronous save of a pytree (dataclasses/NamedTuples become dicts)."""
+  mngr.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)))
+
+
+def restore(mngr: ocp.CheckpointManager, target):
+  """Restores the latest checkpoint into the structure and shardings of `target`.
+
+  Returns the restored pytree, or None when there is no checkpoint.
+  """
+  step = mngr.latest_step()
+  if step is None:
+    return None
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),
+      flax.serialization.to_state_dict(target))
+  try:
+    saved = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+  except (ValueError, KeyError, TypeError) as e:
+    raise InputError(f'checkpoint {step} in {mngr.directory} does not match this config '
+                     f'({str(e).splitlines()[0][:200]}); use a new --workdir') from None
+  return flax.serialization.from_state_dict(target, saved)
+
+
+def load_for_eval(workdir: str):
+  """(config, variables) of the latest checkpoint in a pre-training workdir.
+
+  variables = {'params', 'batch_stats'} of the SimCLRModel, on the default device.
+  """
+  from rwjax import models  # local: keeps this module light for the evaluator's imports
+
+  config = read_config(workdir)
+  step = latest_step(workdir)
+  if step is None:
+    raise InputError(f'{workdir!r} has no checkpoint; run the trainer (with '
+                     '--config.train.steps=0 for the random-init baseline)')
+  model = models.create_model(**config.model)
+  shapes = jax.eval_shape(
+      lambda: models.init_variables(model, jax.random.PRNGKey(0), config.data.input_size))
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                        dict(shapes))
+  path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+  with ocp.CheckpointManager(path) as m:
+    variables = m.restore(step, args=ocp.args.PyTreeRestore(item=target, partial_restore=True))
+  return config, variables

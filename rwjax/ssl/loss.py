@@ -1,0 +1,91 @@
+"""The paper's multi-positive SimCLR loss, with positives and negatives decided by wave identity.
+
+Every view carries `wave_id` (which wave, unique across the global batch), `frame_idx` (its frame
+position in that wave's movie) and `valid` (False for views without wave activity). For anchor i:
+
+  pos(i) = {j != i : wave_id[j] == wave_id[i] and |frame_idx[j] - frame_idx[i]| == separation}
+  neg(i) = {k : wave_id[k] != wave_id[i]}
+  L_i = -log( sum_{j in pos(i)} exp(s_ij / tau) / sum_{k in pos(i) U neg(i)} exp(s_ik / tau) )
+
+with s the cosine similarity (z is L2-normalised) and only valid views in pos and neg. Other frames
+of the anchor's own wave (and the anchor itself) are neither positives nor negatives. The
+denominator includes the positives, as in SimCLR's NT-Xent: with exactly one positive per view
+(two views per wave, `separation` frames apart) this is the usual two-view NT-Xent. The loss is
+the mean of L_i over anchors: valid views with at least one positive.
+
+`simclr_loss` works on one batch; `sharded_simclr_loss` runs inside `jax.shard_map`: each device
+scores its local anchors against the all-gathered global batch and the result is the global mean,
+identical on every device.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from rwjax.errors import InputError
+
+_MASKED = -1e9  # finite stand-in for -inf: keeps masked rows free of NaN in values and gradients
+
+
+def _check(temperature: float, separation: int) -> None:
+  if not temperature > 0:
+    raise InputError(f'loss temperature {temperature!r} must be > 0 (the paper uses 0.5)')
+  if isinstance(separation, bool) or not isinstance(separation, int) or separation < 1:
+    raise InputError(f'frame separation {separation!r} must be an integer >= 1')
+
+
+def _anchor_losses(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: jax.Array,
+                   cz: jax.Array, cwave_id: jax.Array, cframe_idx: jax.Array, cvalid: jax.Array,
+                   temperature: float, separation: int) -> tuple[jax.Array, jax.Array]:
+  """Sum of L_i over anchors z f32[A, d] scored against candidates cz f32[N, d], and #anchors.
+
+  Self-pairs need no explicit mask: a view has its own wave_id and frame offset 0 != separation.
+  """
+  logits = jnp.dot(z.astype(jnp.float32), cz.astype(jnp.float32).T,
+                   precision=jax.lax.Precision.HIGHEST) / temperature
+  both = valid[:, None] & cvalid[None, :]
+  same = wave_id[:, None] == cwave_id[None, :]
+  pos = both & same & (jnp.abs(frame_idx[:, None] - cframe_idx[None, :]) == separation)
+  neg = both & ~same
+  log_num = jax.nn.logsumexp(jnp.where(pos, logits, _MASKED), axis=1)
+  log_den = jax.nn.logsumexp(jnp.where(pos | neg, logits, _MASKED), axis=1)
+  is_anchor = valid & jnp.any(pos, axis=1)
+  return jnp.sum(jnp.where(is_anchor, log_den - log_num, 0.0)), jnp.sum(is_anchor)
+
+
+def simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: jax.Array, *,
+                temperature: float = 0.5, separation: int = 1) -> tuple[jax.Array, jax.Array]:
+  """Multi-positive SimCLR loss over one batch (see the module docstring).
+
+  Args:
+    z: f32[N, d] L2-normalised projections.
+    wave_id: i32[N]; frame_idx: i32[N]; valid: bool[N].
+    temperature: tau (the paper's 0.5).
+    separation: frame offset that makes two views of one wave positives (>= 1).
+
+  Returns:
+    (loss f32[], n_anchors i32[]); loss is 0 when there is no anchor.
+  """
+  _check(temperature, separation)
+  total, count = _anchor_losses(z, wave_id, frame_idx, valid, z, wave_id, frame_idx, valid,
+                                temperature, separation)
+  return total / jnp.maximum(count, 1), count
+
+
+def sharded_simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array,
+                        valid: jax.Array, *, axis_name: str = 'data', temperature: float = 0.5,
+                        separation: int = 1) -> tuple[jax.Array, jax.Array]:
+  """`simclr_loss` of the global batch, called per device inside `jax.shard_map`.
+
+  Args: as `simclr_loss`, with the device's local views (wave ids unique across devices).
+
+  Returns:
+    (loss f32[], n_anchors i32[]) of the global batch, the same on every device. Its gradient
+    w.r.t. the local z is that of the global loss (all_gather's transpose sums the candidates'
+    cotangents over devices).
+  """
+  _check(temperature, separation)
+  gather = lambda x: jax.lax.all_gather(x, axis_name, tiled=True)
+  total, count = _anchor_losses(z, wave_id, frame_idx, valid, gather(z), gather(wave_id),
+                                gather(frame_idx), gather(valid), temperature, separation)
+  count = jax.lax.psum(count, axis_name)
+  return jax.lax.psum(total, axis_name) / jnp.maximum(count, 1), count

@@ -1,0 +1,136 @@
+"""Positive pairs of wave frames, sampled in-jit from a per-device frame buffer.
+
+Pairing is the paper's 'chop' mode: a view at frame t of a wave is paired with the frame
+`separation` frames later of the same wave. The paper's controls destroy structure before pairing
+and are selected with `shuffle`:
+
+  shuffle='none'            -> the paper's 'chop' (no control; there is no other pairing mode)
+  shuffle='temporal'        -> 'temporal_shuffle': each wave's frames are put in a random order
+                               (a fresh permutation per step), then chopped, so a view's partner is
+                               a random other frame of its wave
+  shuffle='spatial'         -> 'spatial_shuffle': one fixed pixel permutation `perm` (from
+                               `make_pixel_perm`, the same for the whole run) is applied to every
+                               frame; chop pairs
+  shuffle='spatiotemporal'  -> both
+
+A wave is a label value within one buffer row (one retina); labels < 0 mean no wave.
+
+Wave id encoding: wave_id = id_offset + r * T + t0, where r is the buffer row, T the buffer length
+and t0 the first frame of row r carrying the wave's label. Ids are unique within a buffer; pass
+id_offset = device_index * R * T to make them unique across devices. frame_idx is the frame's
+position in the (shuffled, for the temporal controls) movie, so the loss's rule "same wave and
+|frame_idx difference| == separation" marks exactly the chopped partners as positives.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from rwjax.errors import InputError
+
+SHUFFLES = ('none', 'temporal', 'spatial', 'spatiotemporal')
+
+
+def make_pixel_perm(key: jax.Array, height: int, width: int) -> jax.Array:
+  """A random permutation i32[height * width] of flattened pixel positions (spatial control)."""
+  return jax.random.permutation(key, height * width).astype(jnp.int32)
+
+
+def _first_frame(labels: jax.Array) -> jax.Array:
+  """i32[R, T]: the first frame of each frame's row that carries the same label."""
+  return jnp.argmax(labels[:, :, None] == labels[:, None, :], axis=2)
+
+
+def wave_ids(labels: jax.Array, id_offset: int | jax.Array = 0) -> jax.Array:
+  """Global wave ids i32[R, T] of frames with labels i32[R, T] (see the module docstring).
+
+  Frames without a wave (label < 0) get -1.
+  """
+  labels = jnp.asarray(labels)
+  r, t = labels.shape
+  ids = id_offset + jnp.arange(r)[:, None] * t + _first_frame(labels)
+  return jnp.where(labels >= 0, ids, -1).astype(jnp.int32)
+
+
+def _within_wave_order(key: jax.Array, labels: jax.Array) -> jax.Array:
+  """i32[R, T]: for each position, the buffer frame shown there after shuffling within waves.
+
+  Positions keep their wave; frames without a wave stay in place.
+  """
+  r, t = labels.shape
+  group = jnp.where(labels >= 0, _first_frame(labels), t + jnp.arange(t))
+  # Both orders list the frames group by group: `shuffled` in random order within each group,
+  # `in_order` in time order. Position in_order[k] then shows frame shuffled[k] of its own group.
+  random_order = jnp.argsort(jax.random.uniform(key, (r, t)), axis=1)
+  by_group = jnp.argsort(jnp.take_along_axis(group, random_order, axis=1), axis=1, stable=True)
+  shuffled = jnp.take_along_axis(random_order, by_group, axis=1)
+  in_order = jnp.argsort(group, axis=1, stable=True)
+  rows = jnp.arange(r)[:, None]
+  return jnp.zeros((r, t), jnp.int32).at[rows, in_order].set(shuffled.astype(jnp.int32))
+
+
+def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: int, *,
+                 separation: int = 1, shuffle: str = 'none', perm: jax.Array | None = None,
+                 id_offset: int | jax.Array = 0) -> dict[str, jax.Array]:
+  """Samples `n_pairs` chopped positive pairs from a frame buffer (jit-able).
+
+  Pair positions (r, t) are drawn uniformly without replacement among those where
+  labels[r, t] >= 0 and labels[r, t + separation] == labels[r, t]. When fewer than n_pairs exist,
+  the remaining pairs are returned with valid=False (never an error, so a quiet buffer just
+  contributes nothing to the loss).
+
+  Args:
+    key: PRNG key u32[2].
+    frames: f32[R, T, H, W] or f32[R, T, H, W, C] frame buffer.
+    labels: i32[R, T] per-frame wave labels, -1 = no wave.
+    n_pairs: number of pairs (static); at most R * (T - separation).
+    separation: frames between the two views of a pair (>= 1, < T).
+    shuffle: the control, one of SHUFFLES (see the module docstring).
+    perm: i32[H * W] pixel permutation, required for the spatial controls.
+    id_offset: added to every wave id (see the module docstring).
+
+  Returns:
+    dict with 'views' f32[2 * n_pairs, H, W(, C)] (first the n_pairs anchors, then their
+    partners in the same order), 'wave_id' i32[2n], 'frame_idx' i32[2n], 'valid' bool[2n].
+  """
+  if shuffle not in SHUFFLES:
+    raise InputError(f'shuffle {shuffle!r} is unknown; use one of {SHUFFLES}')
+  if labels.ndim != 2 or frames.shape[:2] != labels.shape or frames.ndim not in (4, 5):
+    raise InputError(f'frames {frames.shape} and labels {labels.shape} must be [R, T, H, W(, C)] '
+                     'and [R, T]')
+  r, t = labels.shape
+  if isinstance(separation, bool) or not isinstance(separation, int) or not 1 <= separation < t:
+    raise InputError(f'frame separation {separation!r} must be an integer in [1, {t - 1}] for a '
+                     f'buffer of {t} frames')
+  n_pos = r * (t - separation)
+  if not 1 <= n_pairs <= n_pos:
+    raise InputError(f'n_pairs={n_pairs} must be in [1, {n_pos}] for a buffer of {r} rows x {t} '
+                     f'frames at separation {separation}; use fewer pairs or a longer buffer')
+  spatial = shuffle in ('spatial', 'spatiotemporal')
+  h, w = frames.shape[2:4]
+  if spatial and (perm is None or perm.shape != (h * w,)):
+    raise InputError(f'shuffle {shuffle!r} needs perm i32[{h * w}] from make_pixel_perm')
+
+  key_pos, key_time = jax.random.split(key)
+  frames, labels = jnp.asarray(frames), jnp.asarray(labels, jnp.int32)
+  ok = (labels[:, :-separation] >= 0) & (labels[:, separation:] == labels[:, :-separation])
+  ok = ok.reshape(-1)
+  # Gumbel top-k = uniform sampling without replacement among the allowed positions.
+  scores = jnp.where(ok, jax.random.gumbel(key_pos, ok.shape), -jnp.inf)
+  _, flat = jax.lax.top_k(scores, n_pairs)
+  valid = ok[flat]
+  row, t0 = flat // (t - separation), flat % (t - separation)
+  row = jnp.concatenate([row, row])
+  pos = jnp.concatenate([t0, t0 + separation])
+
+  if shuffle in ('temporal', 'spatiotemporal'):
+    source = _within_wave_order(key_time, labels)[row, pos]
+  else:
+    source = pos
+  views = frames[row, source]
+  if spatial:
+    flat_views = views.reshape((2 * n_pairs, h * w) + views.shape[3:])
+    views = flat_views[:, perm].reshape(views.shape)
+  return {'views': views,
+          'wave_id': wave_ids(labels, id_offset)[row, pos],
+          'frame_idx': pos.astype(jnp.int32),
+          'valid': jnp.concatenate([valid, valid])}

@@ -1,0 +1,167 @@
+"""Frame sources for pre-training; they run per device inside the jitted step.
+
+A source is a pair of pure per-device functions (called under `shard_map`):
+
+  init(key) -> state                       once, before training
+  advance(state) -> (state, frames, labels)  every step
+    frames: f32[R, T, h, w] in [0, 1] at network resolution (no channel axis)
+    labels: i32[R, T] wave id of each frame, -1 = no wave; ids are unique across
+            retinas and devices, so positives and negatives are decided by id.
+
+`sim`: each device simulates its own R retinas (its own PRNG streams: the key is
+folded with the device index) and keeps a ring buffer of the last T frames; every
+step advances all retinas by `frames_per_step` frames. The paper's transform (per-
+pixel z-score over time, global min-max, block mean-pool) is fixed per retina
+from a calibration stretch of simulation after the warm-up, because a stream has
+no "whole movie" to normalise over.
+
+`file`: a movie (already transformed, on device once) that is sampled in place.
+Its state holds the movie; `checkpoint_view` drops it from checkpoints.
+
+Wave labels inside the stream: a frame belongs to a wave when at least
+`active_fraction` of its pixels are above threshold; consecutive such frames of a
+retina are one wave. (Host-side analysis, rwjax.waves.stats, separates waves in
+space-time; the stream uses this cheaper rule, which it can evaluate in-jit.)
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rwjax.waves import frames as frames_lib
+
+# Wave ids: (global retina index << _COUNT_BITS) | (wave count mod 2**_COUNT_BITS).
+_COUNT_BITS = 12
+
+
+class Source(NamedTuple):
+  init: Callable[[jax.Array], Any]
+  advance: Callable[[Any], tuple[Any, jax.Array, jax.Array]]
+  checkpoint_view: Callable[[Any], Any]  # the part of the state worth saving
+  restore_view: Callable[[Any, Any], Any]  # (fresh state, saved view) -> state
+
+
+class SimState(NamedTuple):
+  """Per-device state of the simulator source (R retinas, T buffered frames)."""
+  sim: Any           # the simulator's State (fields f32[R, H, W], key u32[R, 2])
+  buffer: jax.Array  # f32[R, T, h, w] recent frames, network resolution, [0, 1]
+  labels: jax.Array  # i32[R, T]
+  count: jax.Array   # i32[R] waves begun so far
+  active: jax.Array  # bool[R] whether the last frame was part of a wave
+  shift: jax.Array   # f32[R, H, W] per-pixel mean
+  scale: jax.Array   # f32[R, H, W] per-pixel 1 / std
+  lo: jax.Array      # f32[R] min of the z-scored calibration movie
+  hi: jax.Array      # f32[R] max of the z-scored calibration movie
+
+
+def _device_index() -> jax.Array:
+  return jax.lax.axis_index('data')
+
+
+def calibrate(model, sim, params, n_frames: int, chunk: int = 10):
+  """Per-pixel mean/std and global z range over `n_frames` simulated frames.
+
+  Streams the frames (nothing of size T is kept). Returns
+  (sim, shift f32[R, H, W], scale f32[R, H, W], lo f32[R], hi f32[R]).
+  """
+  n_chunks = max(1, -(-n_frames // chunk))
+  sim, first = model.advance(sim, 1, params)
+  ref = first[:, 0]  # shift before summing squares: keeps float32 accurate
+
+  def body(carry, _):
+    sim, s1, s2, vmin, vmax = carry
+    sim, movie = model.advance(sim, chunk, params)
+    d = movie - ref[:, None]
+    return (sim, s1 + d.sum(1), s2 + (d * d).sum(1),
+            jnp.minimum(vmin, movie.min(1)), jnp.maximum(vmax, movie.max(1))), None
+
+  zeros = jnp.zeros_like(ref)
+  (sim, s1, s2, vmin, vmax), _ = jax.lax.scan(
+      body, (sim, zeros, zeros, ref, ref), None, length=n_chunks)
+  n = n_chunks * chunk
+  mean_d = s1 / n
+  std = jnp.sqrt(jnp.maximum(s2 / n - mean_d * mean_d, 0.0))
+  # A pixel that no wave crossed has ~zero variance; floor its std so it cannot
+  # dominate the retina's min-max range.
+  std = jnp.maximum(std, 0.1 * std.mean((1, 2), keepdims=True) + 1e-6)
+  mean = ref + mean_d
+  scale = 1.0 / std
+  lo = ((vmin - mean) * scale).min((1, 2))
+  hi = ((vmax - mean) * scale).max((1, 2))
+  return sim, mean, scale, lo, hi
+
+
+def make_sim_source(*, model, params, input_size: int, retinas: int,
+                    frames_per_step: int, buffer_frames: int, warmup_s: float,
+                    calibration_s: float, threshold: float,
+                    active_fraction: float) -> Source:
+  """The on-device simulator source (see module docstring). `model` is a
+  rwjax.waves simulator module, `params` its Params."""
+  n_cal = max(1, round(calibration_s / params.frame_dt))
+
+  def transform(state: SimState, movie):  # f32[R, F, H, W] -> f32[R, F, h, w]
+    z = (movie - state.shift[:, None]) * state.scale[:, None]
+    x = (z - state.lo[:, None, None, None]) / (state.hi - state.lo)[:, None, None, None]
+    return frames_lib.block_pool(jnp.clip(x, 0.0, 1.0), input_size)
+
+  def label(state: SimState, movie):  # -> (count, active, labels i32[R, F])
+    gid = _device_index() * retinas + jnp.arange(retinas, dtype=jnp.int32)
+
+    def one(carry, frame):  # frame: f32[R, H, W]
+      count, was_active = carry
+      is_active = (frame > threshold).mean((1, 2)) >= active_fraction
+      count = count + (is_active & ~was_active).astype(jnp.int32)
+      wave = (gid << _COUNT_BITS) | (count & ((1 << _COUNT_BITS) - 1))
+      return (count, is_active), jnp.where(is_active, wave, -1)
+
+    (count, active), labels = jax.lax.scan(
+        one, (state.count, state.active), jnp.moveaxis(movie, 1, 0))
+    return count, active, jnp.moveaxis(labels, 0, 1)
+
+  def push(state: SimState, n: int) -> SimState:
+    sim, movie = model.advance(state.sim, n, params)
+    count, active, labels = label(state, movie)
+    buffer = jnp.concatenate([state.buffer[:, n:], transform(state, movie)], axis=1)
+    labels = jnp.concatenate([state.labels[:, n:], labels], axis=1)
+    return state._replace(sim=sim, buffer=buffer, labels=labels, count=count,
+                          active=active)
+
+  def init(key) -> SimState:
+    key = jax.random.fold_in(key, _device_index())
+    sim = model.init(key, retinas, params)
+    sim = model.warmup(sim, warmup_s, params)
+    sim, shift, scale, lo, hi = calibrate(model, sim, params, n_cal)
+    state = SimState(
+        sim=sim,
+        buffer=jnp.zeros((retinas, buffer_frames, input_size, input_size), jnp.float32),
+        labels=jnp.full((retinas, buffer_frames), -1, jnp.int32),
+        count=jnp.zeros((retinas,), jnp.int32),
+        active=jnp.zeros((retinas,), bool),
+        shift=shift, scale=scale, lo=lo, hi=hi)
+    return push(state, buffer_frames)
+
+  def advance(state: SimState):
+    state = push(state, frames_per_step)
+    return state, state.buffer, state.labels
+
+  return Source(init=init, advance=advance, checkpoint_view=lambda s: s,
+                restore_view=lambda fresh, saved: saved)
+
+
+class FileState(NamedTuple):
+  movie: jax.Array   # f32[B, T, h, w]
+  labels: jax.Array  # i32[B, T]
+
+
+def make_file_source(movie, labels) -> Source:
+  """A fixed movie f32[B, T, h, w] (already network input) with labels i32[B, T].
+
+  Every device holds the whole movie; nothing of it is checkpointed.
+  """
+  def init(key) -> FileState:
+    del key
+    return FileState(jnp.asarray(movie, jnp.float32), jnp.asarray(labels, jnp.int32))
+
+  return Source(init=init, advance=lambda s: (s, s.movie, s.labels),
+                checkpoint_view=lambda s: {}, restore_view=lambda fresh, saved: fresh)

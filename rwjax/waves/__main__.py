@@ -1,0 +1,178 @@
+"""Command line for the retinal-wave simulators and wave statistics.
+
+  python -m rwjax.waves simulate --model=lansdell --size=64 --seconds=60 --batch=4 --out=out/waves
+  python -m rwjax.waves stats --movie=out/waves/movie.npy --json
+
+`simulate` warms the retinas up, records `--seconds` of frames in chunks (progress
+and ETA on stderr), labels the waves and writes movie.npy, labels.npy, meta.json
+and preview.gif into --out, then prints the wave statistics. `stats` reads a
+movie (its meta.json, if present, supplies threshold, frame_dt and pixel size).
+Bad input prints one `error: ...` line and exits with code 2.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from rwjax import waves
+from rwjax.errors import InputError, cli_main
+from rwjax.waves import movie as movie_io
+from rwjax.waves import stats as wave_stats
+
+CHUNK_S = 10.0  # simulated seconds per jitted call (one compile, then progress)
+GIF_FPS = 20
+GIF_SPEEDUP = 4  # preview plays at 4x real time
+GIF_MAX_PIXELS = 256  # small retinas are upscaled to about this width
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog='python -m rwjax.waves', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest='command', required=True)
+  sim = sub.add_parser('simulate', help='simulate retinal waves and save a movie')
+  sim.add_argument('--model', default='lansdell', help='lansdell | godfrey')
+  sim.add_argument('--size', type=int, default=64, help='lattice side (cells)')
+  sim.add_argument('--seconds', type=float, default=60.0, help='simulated seconds recorded')
+  sim.add_argument('--batch', type=int, default=1, help='independent retinas')
+  sim.add_argument('--warmup', type=float, default=300.0,
+                   help='simulated seconds discarded before recording')
+  sim.add_argument('--seed', type=int, default=0)
+  sim.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
+                   help='smallest wave (pixel-frames) for the labels and statistics')
+  sim.add_argument('--gif-seconds', type=float, default=60.0,
+                   help='simulated seconds shown in preview.gif (0: no GIF)')
+  sim.add_argument('--out', required=True, help='output directory')
+  st = sub.add_parser('stats', help='wave statistics of a movie')
+  st.add_argument('--movie', required=True, help='movie .npy file or a simulate --out directory')
+  st.add_argument('--model', default=None,
+                  help='model whose threshold/pixel size apply (default: meta.json, else lansdell)')
+  st.add_argument('--threshold', type=float, default=None, help='activity threshold')
+  st.add_argument('--frame-dt', type=float, default=None, help='seconds per frame')
+  st.add_argument('--pixel-mm', type=float, default=None, help='pixel spacing (mm)')
+  st.add_argument('--min-size', type=int, default=None, help='smallest wave (pixel-frames)')
+  st.add_argument('--json', action='store_true', help='print one JSON object')
+  return parser.parse_args(argv)
+
+
+def _progress(done: float, total: float, start: float, last: list[float]) -> None:
+  """One stderr line per ~2 s of wall time (and at the end): % done and ETA."""
+  now = time.time()
+  if done < total and now - last[0] < 2.0:
+    return
+  last[0] = now
+  elapsed = now - start
+  eta = elapsed * (total - done) / done if done else float('nan')
+  print(f'simulate: {100 * done / total:5.1f}% ({done:.0f}/{total:.0f} simulated s), '
+        f'{elapsed:.0f} s elapsed, ETA {eta:.0f} s', file=sys.stderr, flush=True)
+
+
+def simulate(model: str, size: int, seconds: float, batch: int, warmup: float,
+             seed: int) -> tuple[np.ndarray, Any, Any]:
+  """Simulates `batch` retinas; returns (frames f32[B, T, H, W], module, params)."""
+  mod = waves.get_model(model)
+  if size <= 0 or seconds <= 0 or batch <= 0 or warmup < 0:
+    raise InputError(f'need size, seconds and batch > 0 and warmup >= 0, got size={size}, '
+                     f'seconds={seconds}, batch={batch}, warmup={warmup}')
+  params = mod.Params(size=size)
+  n_frames = round(seconds / params.frame_dt)
+  if n_frames < 1:
+    raise InputError(f'seconds={seconds} is less than one frame ({params.frame_dt} s)')
+  state = mod.init(jax.random.PRNGKey(seed), batch, params)
+  start = time.time()
+  last = [start]
+  total = warmup + n_frames * params.frame_dt
+  # Warm-up: whole chunks (one compiled program) and one remainder.
+  n_chunks, rest = divmod(warmup, CHUNK_S)
+  for i in range(int(n_chunks)):
+    state = jax.block_until_ready(mod.warmup(state, CHUNK_S, params))
+    _progress((i + 1) * CHUNK_S, total, start, last)
+  if rest > 0:
+    state = mod.warmup(state, rest, params)
+  # Recording: equal chunks (one compile); the last one's surplus frames are dropped.
+  chunk = min(n_frames, round(CHUNK_S / params.frame_dt))
+  movie = []
+  for i in range(math.ceil(n_frames / chunk)):
+    state, frames = mod.advance(state, chunk, params)
+    movie.append(np.asarray(frames))
+    _progress(warmup + min((i + 1) * chunk, n_frames) * params.frame_dt, total, start, last)
+  return np.concatenate(movie, axis=1)[:, :n_frames], mod, params
+
+
+def _table(summary: dict[str, Any]) -> str:
+  """Human-readable statistics."""
+  fmt = lambda v: '     n/a' if v is None else f'{v:8.3f}'
+  lines = [f"{summary['n_waves']} waves in {summary['n_retinas']} retina(s) x "
+           f"{summary['seconds']:.1f} s ({summary['waves_per_min']:.1f} per retina-minute)",
+           f"{'':16}{'p10':>8}{'median':>9}{'p90':>9}"]
+  for key, name in (('speed_mm_s', 'speed (mm/s)'), ('iwi_s', 'interval (s)'),
+                    ('duration_s', 'duration (s)'), ('area_mm2', 'area (mm^2)')):
+    lines.append(f'{name:16}' + ' '.join(fmt(summary[f'{key}_{q}'])
+                                         for q in ('p10', 'median', 'p90')))
+  lines.append(f"coverage {summary['coverage']:.3f} (min {summary['coverage_min']:.3f}), "
+               f"mean active fraction {summary['active_fraction_mean']:.3f}, "
+               f"frames in a wave {summary['frames_with_wave']:.3f}")
+  return '\n'.join(lines)
+
+
+def run_simulate(args: argparse.Namespace) -> None:
+  if args.min_size < 1:  # checked before a possibly long simulation
+    raise InputError(f'--min-size must be at least 1 pixel-frame, got {args.min_size}')
+  frames, mod, params = simulate(args.model, args.size, args.seconds, args.batch,
+                                 args.warmup, args.seed)
+  threshold, pixel_mm = float(mod.THRESHOLD), float(mod.pixel_mm(params))
+  result = wave_stats.wave_stats(frames, threshold=threshold, frame_dt=params.frame_dt,
+                                 pixel_mm=pixel_mm, min_size=args.min_size)
+  summary = wave_stats.summary(result)
+  meta = dict(model=args.model, params=params._asdict(), seed=args.seed, batch=args.batch,
+              seconds=args.seconds, warmup_s=args.warmup, frame_dt=params.frame_dt,
+              pixel_mm=pixel_mm, threshold=threshold, min_size=args.min_size,
+              shape=list(frames.shape),
+              labels='per-frame wave id, unique across the batch; -1 = no wave',
+              summary=summary)
+  movie_io.save_movie(args.out, frames, result.frame_labels, meta)
+  if args.gif_seconds > 0:
+    stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * params.frame_dt)))
+    shown = frames[:16, :round(args.gif_seconds / params.frame_dt):stride]
+    width = movie_io.tile(shown[:, :1]).shape[-1]
+    movie_io.write_gif(os.path.join(args.out, 'preview.gif'), shown, fps=GIF_FPS,
+                       scale=max(1, GIF_MAX_PIXELS // width))
+  print(f'wrote {args.out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},'
+        f'{movie_io.META_FILE}{",preview.gif" if args.gif_seconds > 0 else ""}}} '
+        f'(movie {frames.shape})')
+  print(_table(summary))
+
+
+def run_stats(args: argparse.Namespace) -> None:
+  frames = movie_io.load_movie(args.movie)
+  meta = movie_io.load_meta(args.movie)
+  # Flags first, then the movie's meta.json, then the model's defaults for its size.
+  mod = waves.get_model(args.model or meta.get('model', 'lansdell'))
+  params = mod.Params(size=frames.shape[-1])
+  settings = dict(threshold=mod.THRESHOLD, frame_dt=params.frame_dt,
+                  pixel_mm=mod.pixel_mm(params), min_size=wave_stats.DEFAULT_MIN_SIZE)
+  for k in settings:
+    flag = getattr(args, k)
+    settings[k] = flag if flag is not None else meta.get(k, settings[k])
+  if not math.isfinite(settings['threshold']):
+    raise InputError(f"threshold must be a finite number, got {settings['threshold']}")
+  summary = wave_stats.summary(wave_stats.wave_stats(frames, **settings))
+  if args.json:
+    print(json.dumps(summary, allow_nan=False))
+  else:
+    print(_table(summary))
+
+
+def main(argv: list[str] | None = None) -> None:
+  args = _parse(argv)
+  {'simulate': run_simulate, 'stats': run_stats}[args.command](args)
+
+
+if __name__ == '__main__':
+  cli_main(main)

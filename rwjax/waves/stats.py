@@ -1,0 +1,225 @@
+"""Wave statistics of a movie (host-side NumPy/SciPy).
+
+A *wave* is a 3-D connected component, in space-time (t, y, x) with face
+connectivity, of the pixels above a threshold, keeping components of at least
+`min_size` pixel-frames (smaller ones are initiation attempts that did not
+propagate, or noise; see DEFAULT_MIN_SIZE). Per wave:
+
+- area (mm^2): the pixels it covered at any time (their union) times pixel_mm^2;
+- duration (s): the number of frames it spans times frame_dt;
+- speed (mm/s): each pixel's recruitment time is the first frame it belongs to
+  the wave; its distance is the Euclidean distance (mm) to the wave's initial
+  footprint (its pixels in the wave's first frame). The speed is the
+  least-squares slope of distance against recruitment time over the wave's
+  pixels: exact for an expanding disk (distance = speed * time) and for a
+  planar front, and insensitive to a constant lag. NaN when the wave recruits
+  pixels in fewer than 3 distinct frames (no front to follow).
+
+A wave stays one component only if its active band overlaps between successive
+frames, i.e. it travels less than its band width per frame (Lansdell waves move
+~0.02 mm per 0.1 s frame; a pixel stays active ~1 s, a band ~0.2 mm wide).
+
+Per pixel, the inter-wave intervals (s) are the differences between the
+recruitment times of the successive waves that cover it (one onset per wave, so a
+pixel that flickers around the threshold within a wave counts once).
+
+Per frame: the fraction of the retina inside a wave, and the frame's wave label:
+the wave with the most pixels in that frame, -1 if none. For a batch of movies
+f32[B, T, H, W] the retinas are analysed one by one and wave ids are globally
+unique across the batch (retina 0 has ids 0..n0-1, retina 1 continues at n0,
+...), so two frames of a batch show the same wave iff their labels are equal
+and not -1.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from rwjax.errors import InputError
+
+# Smallest wave, in pixel-frames. In the Lansdell model at its defaults, component
+# sizes are bimodal: failed initiations (the driven cell, often with its 4
+# neighbours, for <= 0.6 s: 1 to ~45 pixel-frames) and propagating waves (~200 to
+# 10^5 pixel-frames), with almost nothing in between; 50 separates the two.
+DEFAULT_MIN_SIZE = 50
+
+# Face neighbours in (t, y, x): a wave continues in time only where it overlaps.
+_STRUCTURE = ndimage.generate_binary_structure(3, 1)
+_MIN_FRONT_FRAMES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveStats:
+  """Statistics of one movie f32[T, H, W] or a batch f32[B, T, H, W].
+
+  Frame arrays keep the movie's leading shape ([T] or [B, T]); per-wave arrays
+  have one entry per wave, ordered by retina then onset; wave `i` has label `i`.
+  """
+  frame_labels: np.ndarray  # i32[T] or [B, T]; -1 = no wave
+  active_fraction: np.ndarray  # f32[T] or [B, T]
+  coverage: np.ndarray  # f64[B]: fraction of pixels in some wave (B = 1 for [T, H, W])
+  retina: np.ndarray  # i32[N]
+  start_s: np.ndarray  # f64[N]: onset time in the movie
+  duration_s: np.ndarray  # f64[N]
+  area_mm2: np.ndarray  # f64[N]
+  speed_mm_s: np.ndarray  # f64[N], NaN where undefined
+  iwi_s: np.ndarray  # f64[M]: inter-wave intervals of all pixels, pooled
+  n_frames: int
+  frame_dt: float
+  pixel_mm: float
+  threshold: float
+  min_size: int
+
+
+def label_waves(frames: np.ndarray, threshold: float,
+                min_size: int = DEFAULT_MIN_SIZE) -> tuple[np.ndarray, int]:
+  """Labels the waves of one movie.
+
+  Args:
+    frames: f32[T, H, W].
+    threshold: a pixel is active where frames > threshold.
+    min_size: smallest wave, in pixel-frames.
+
+  Returns:
+    (labels i32[T, H, W], n): 0 = no wave, k in 1..n = wave k, numbered by onset
+    frame (ties broken by raster position).
+  """
+  labels, n = ndimage.label(np.asarray(frames) > threshold, structure=_STRUCTURE)
+  if n == 0:
+    return labels.astype(np.int32), 0
+  sizes = np.bincount(labels.ravel(), minlength=n + 1)
+  keep = sizes >= min_size
+  keep[0] = False
+  # ndimage numbers components in raster order over (t, y, x): already by onset.
+  relabel = (np.cumsum(keep) * keep).astype(np.int32)
+  return relabel[labels], int(keep.sum())
+
+
+def _front_speed(mask: np.ndarray, frame_dt: float, pixel_mm: float) -> float:
+  """Speed (mm/s) of one wave from its mask bool[t, y, x] in its bounding box."""
+  covered = mask.any(0)
+  t_rec = np.argmax(mask, axis=0)[covered] * frame_dt
+  if np.unique(t_rec).size < _MIN_FRONT_FRAMES:
+    return math.nan
+  dist = ndimage.distance_transform_edt(~mask[0], sampling=pixel_mm)[covered]
+  t_c = t_rec - t_rec.mean()
+  return float(np.dot(t_c, dist - dist.mean()) / np.dot(t_c, t_c))
+
+
+def _one_retina(frames: np.ndarray, threshold: float, min_size: int,
+                frame_dt: float, pixel_mm: float) -> dict[str, Any]:
+  """Statistics of one movie f32[T, H, W]; wave labels start at 0."""
+  n_t, h, w = frames.shape
+  labels, n = label_waves(frames, threshold, min_size)
+  inside = labels > 0
+  starts, durations, areas, speeds = [], [], [], []
+  onset_pixel, onset_frame = [], []
+  for k, box in enumerate(ndimage.find_objects(labels), start=1):
+    mask = labels[box] == k
+    covered = mask.any(0)
+    starts.append(box[0].start * frame_dt)
+    durations.append(mask.shape[0] * frame_dt)
+    areas.append(covered.sum() * pixel_mm**2)
+    speeds.append(_front_speed(mask, frame_dt, pixel_mm))
+    ys, xs = np.nonzero(covered)
+    onset_pixel.append((ys + box[1].start) * w + xs + box[2].start)
+    onset_frame.append(box[0].start + np.argmax(mask, axis=0)[covered])
+  if n:
+    pix, frm = np.concatenate(onset_pixel), np.concatenate(onset_frame)
+    order = np.lexsort((frm, pix))
+    pix, frm = pix[order], frm[order]
+    same = pix[1:] == pix[:-1]
+    iwi = (frm[1:] - frm[:-1])[same] * frame_dt
+    # Pixels of the wave with the most pixels in each frame (label 0 excluded).
+    counts = np.bincount((np.arange(n_t)[:, None, None] * (n + 1) + labels)[inside],
+                         minlength=n_t * (n + 1)).reshape(n_t, n + 1)
+    frame_labels = np.where(counts.max(1) > 0, counts.argmax(1) - 1, -1)
+  else:
+    iwi = np.zeros(0)
+    frame_labels = np.full(n_t, -1)
+  return dict(
+      n=n,
+      frame_labels=frame_labels.astype(np.int32),
+      active_fraction=inside.mean((1, 2), dtype=np.float64).astype(np.float32),
+      coverage=float(inside.any(0).mean()),
+      start_s=np.asarray(starts, np.float64),
+      duration_s=np.asarray(durations, np.float64),
+      area_mm2=np.asarray(areas, np.float64),
+      speed_mm_s=np.asarray(speeds, np.float64),
+      iwi_s=np.asarray(iwi, np.float64))
+
+
+def wave_stats(frames: np.ndarray, *, threshold: float, frame_dt: float = 0.1,
+               pixel_mm: float, min_size: int = DEFAULT_MIN_SIZE) -> WaveStats:
+  """Finds the waves of a movie and measures them (see the module docstring).
+
+  Args:
+    frames: f32[T, H, W] (one retina) or f32[B, T, H, W] (a batch); any array-like.
+    threshold: activity threshold in the frames' units (e.g. `lansdell.THRESHOLD`).
+    frame_dt: seconds between frames.
+    pixel_mm: pixel spacing in mm (e.g. `lansdell.pixel_mm(params)`).
+    min_size: smallest wave in pixel-frames.
+  """
+  frames = np.asarray(frames)
+  if frames.ndim not in (3, 4) or 0 in frames.shape:
+    raise InputError(f'a movie must be [T, H, W] or [B, T, H, W] with no empty axis, '
+                     f'got shape {frames.shape}; pass frames from a simulator or load_movie')
+  if not (frame_dt > 0 and pixel_mm > 0):
+    raise InputError(f'frame_dt and pixel_mm must be positive, got {frame_dt}, {pixel_mm}')
+  if min_size < 1:
+    raise InputError(f'min_size must be at least 1 pixel-frame, got {min_size}')
+  batch = frames if frames.ndim == 4 else frames[None]
+  per = [_one_retina(f, threshold, min_size, frame_dt, pixel_mm) for f in batch]
+  offsets = np.cumsum([0] + [p['n'] for p in per])
+  frame_labels = np.stack([np.where(p['frame_labels'] >= 0, p['frame_labels'] + o, -1)
+                           for p, o in zip(per, offsets)]).astype(np.int32)
+  active = np.stack([p['active_fraction'] for p in per])
+  cat = lambda key: np.concatenate([p[key] for p in per])
+  return WaveStats(
+      frame_labels=frame_labels if frames.ndim == 4 else frame_labels[0],
+      active_fraction=active if frames.ndim == 4 else active[0],
+      coverage=np.asarray([p['coverage'] for p in per]),
+      retina=np.repeat(np.arange(len(per), dtype=np.int32), [p['n'] for p in per]),
+      start_s=cat('start_s'), duration_s=cat('duration_s'), area_mm2=cat('area_mm2'),
+      speed_mm_s=cat('speed_mm_s'), iwi_s=cat('iwi_s'),
+      n_frames=batch.shape[1], frame_dt=float(frame_dt), pixel_mm=float(pixel_mm),
+      threshold=float(threshold), min_size=int(min_size))
+
+
+def _describe(name: str, values: np.ndarray) -> dict[str, float | None]:
+  """p10, median, p90 and mean of the finite values; None (JSON null) if there are none."""
+  x = values[np.isfinite(values)]
+  out = {f'{name}_{tag}': float(np.quantile(x, q)) if x.size else None
+         for tag, q in (('p10', 0.1), ('median', 0.5), ('p90', 0.9))}
+  out[f'{name}_mean'] = float(x.mean()) if x.size else None
+  return out
+
+
+def summary(stats: WaveStats) -> dict[str, Any]:
+  """Flat JSON-able dict of the statistics (None where a value is undefined)."""
+  n_retinas = stats.coverage.size
+  seconds = stats.n_frames * stats.frame_dt
+  out: dict[str, Any] = dict(
+      n_retinas=n_retinas,
+      n_frames=stats.n_frames,
+      seconds=seconds,
+      n_waves=int(stats.area_mm2.size),
+      waves_per_min=stats.area_mm2.size / n_retinas / (seconds / 60),
+      n_waves_with_speed=int(np.isfinite(stats.speed_mm_s).sum()),
+  )
+  for name in ('speed_mm_s', 'iwi_s', 'duration_s', 'area_mm2'):
+    out.update(_describe(name, getattr(stats, name)))
+  out.update(
+      coverage=float(stats.coverage.mean()),
+      coverage_min=float(stats.coverage.min()),
+      active_fraction_mean=float(stats.active_fraction.mean()),
+      frames_with_wave=float((stats.frame_labels >= 0).mean()),
+      threshold=stats.threshold,
+      frame_dt=stats.frame_dt,
+      pixel_mm=stats.pixel_mm,
+      min_size=stats.min_size,
+  )
+  return out

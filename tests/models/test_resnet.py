@@ -1,0 +1,124 @@
+"""ResNet-18 + projector: size, shapes, dtypes, config validation, BatchNorm synced over devices."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, PartitionSpec as P
+
+from rwjax.errors import InputError
+from rwjax.models import ResNet18, create_model, init_variables
+
+KEY = jax.random.PRNGKey(0)
+
+
+def n_params(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize('channels,want', [(3, 11_176_512), (1, 11_176_512 - 2 * 64 * 7 * 7)])
+def test_backbone_has_resnet18_parameter_count(channels, want):
+  # torchvision's resnet18 has 11,689,512 parameters, 513,000 of them in the classifier.
+  model = create_model(channels=channels, dtype='float32')
+  variables = jax.eval_shape(lambda k: init_variables(model, k, 32), KEY)
+  assert n_params(variables['params']['backbone']) == want
+  proj = variables['params']['projector']
+  assert n_params(proj) == 512 * 512 + 2 * 512 + 512 * 128 + 128
+  assert 'bias' not in proj['hidden0']
+
+
+@pytest.mark.parametrize('stem,size,maps', [
+    ('imagenet', 32, [8, 8, 4, 2, 1]),
+    ('cifar', 32, [32, 32, 16, 8, 4]),
+    ('imagenet', 64, [16, 16, 8, 4, 2]),
+])
+def test_stage_shapes(stem, size, maps):
+  net = ResNet18(stem=stem, width=4)
+  x = jnp.zeros((2, size, size, 3))
+  variables = jax.eval_shape(lambda k: net.init(k, x, train=False), KEY)
+  out = jax.eval_shape(lambda v: net.apply(v, x, train=False, return_stages=True), variables)
+  names = ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+  channels = [4, 4, 8, 16, 32]
+  for name, m, c in zip(names, maps, channels):
+    assert out[name].shape == (2, m, m, c), name
+    assert out[name].dtype == jnp.float32
+  assert out['pooled'].shape == (2, 32)
+
+
+@pytest.mark.parametrize('dtype', ['bfloat16', 'auto'])
+def test_compute_dtype_params_and_outputs(dtype):
+  model = create_model(width=4, projector=(16, 8), dtype=dtype, channels=1)
+  assert model.dtype == (jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)  # auto: CPU
+  x = jnp.zeros((2, 16, 16, 1))
+  variables = jax.eval_shape(lambda k: model.init(k, x, train=False), KEY)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  z, h = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
+  assert (z.shape, z.dtype, h.shape, h.dtype) == ((2, 8), jnp.float32, (2, 32), jnp.float32)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'stem': 'vgg'}, 'stem'), ({'width': 0}, 'width'), ({'width': 3.5}, 'width'),
+    ({'dtype': 'float16'}, 'dtype'), ({'channels': 2}, 'channels'),
+    ({'projector': ()}, 'projector'),
+    ({'projector': (512, -1)}, 'projector'),
+])
+def test_create_model_rejects_bad_values(kwargs, match):
+  with pytest.raises(InputError, match=match):
+    create_model(**kwargs)
+
+
+def test_wrong_input_channels_raise():
+  model = create_model(width=4, projector=(8,), channels=1)
+  with pytest.raises(InputError, match='channels'):
+    jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, 16, 16, 3)), train=False), KEY)
+
+
+def test_batchnorm_statistics_same_on_1_and_8_devices():
+  model = create_model(width=4, projector=(8, 4), dtype='float32', axis_name='data')
+  x = jax.random.uniform(jax.random.PRNGKey(1), (16, 16, 16, 3))
+  variables = jax.jit(init_variables, static_argnums=(0, 2))(model, KEY, 16)
+
+  def forward(v, x):
+    (z, h), new = model.apply(v, x, train=True, mutable=['batch_stats'])
+    return z, h, new['batch_stats']
+
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:8]):
+    mesh = Mesh(np.array(devices), ('data',))
+    fn = jax.shard_map(forward, mesh=mesh, in_specs=(P(), P('data')),
+                       out_specs=(P('data'), P('data'), P()))
+    results.append(jax.jit(fn)(variables, x))
+  (z1, h1, s1), (z8, h8, s8) = results
+  moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
+                       s1, variables['batch_stats'])
+  assert min(jax.tree.leaves(moved)) > 0  # the running statistics were updated
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s8)
+  np.testing.assert_allclose(h1, h8, rtol=1e-3, atol=1e-4)
+  np.testing.assert_allclose(z1, z8, rtol=1e-3, atol=1e-4)
+  np.testing.assert_allclose(np.linalg.norm(z1, axis=1), 1, rtol=1e-5)
+
+
+def test_init_variables_draws_torchvision_initialisation():
+  model = create_model(dtype='float32', projector=(512, 128))
+  variables = jax.jit(init_variables, static_argnums=(0, 2))(model, KEY, 32)
+  reference = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False), KEY)
+  assert jax.tree.structure(variables) == jax.tree.structure(reference)
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), variables) == jax.tree.map(
+      lambda a: (a.shape, a.dtype), reference)
+  block = variables['params']['backbone']['layer3_block0']
+  kernel = np.asarray(block['conv2']['kernel'])  # [3, 3, 256, 256]: fan_out = 9 * 256
+  np.testing.assert_allclose(kernel.std(), (2 / (9 * 256)) ** 0.5, rtol=0.01)
+  assert abs(kernel.mean()) < 1e-3
+  np.testing.assert_array_equal(block['bn1']['scale'], 1)
+  np.testing.assert_array_equal(block['bn1']['bias'], 0)
+  out = variables['params']['projector']['out']
+  for leaf in (out['kernel'], out['bias']):
+    assert np.abs(leaf).max() <= 512 ** -0.5
+    assert np.abs(leaf).max() > 0.9 * 512 ** -0.5
+  np.testing.assert_allclose(np.asarray(out['kernel']).std(), (1 / (3 * 512)) ** 0.5, rtol=0.02)
+  stats = variables['batch_stats']['backbone']['stem_bn']
+  np.testing.assert_array_equal(stats['mean'], 0)
+  np.testing.assert_array_equal(stats['var'], 1)
+  # The conv kernels are not copies of each other (one draw, sliced).
+  assert not np.allclose(block['conv2']['kernel'],
+                         variables['params']['backbone']['layer3_block1']['conv1']['kernel'])

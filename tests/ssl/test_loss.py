@@ -1,0 +1,128 @@
+"""The multi-positive SimCLR loss against a plain NumPy version, and sharded == single-device."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, PartitionSpec as P
+
+from rwjax.errors import InputError
+from rwjax.ssl.loss import sharded_simclr_loss, simclr_loss
+
+
+def numpy_loss(z, wave, frame, valid, tau, sep):
+  """The formula, anchor by anchor, in float64."""
+  z = np.asarray(z, np.float64)
+  losses = []
+  for i in range(len(z)):
+    if not valid[i]:
+      continue
+    pos = [j for j in range(len(z)) if j != i and valid[j] and wave[j] == wave[i]
+           and abs(frame[j] - frame[i]) == sep]
+    neg = [k for k in range(len(z)) if valid[k] and wave[k] != wave[i]]
+    if not pos:
+      continue
+    s = z @ z[i] / tau
+    losses.append(-np.log(np.exp(s[pos]).sum() / np.exp(s[pos + neg]).sum()))
+  return np.mean(losses), len(losses)
+
+
+def random_batch(seed, n=32, d=8, n_waves=5, n_frames=6):
+  rng = np.random.default_rng(seed)
+  z = rng.normal(size=(n, d))
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  wave = rng.integers(0, n_waves, n).astype(np.int32)
+  frame = rng.integers(0, n_frames, n).astype(np.int32)
+  valid = rng.random(n) > 0.2
+  return z.astype(np.float32), wave, frame, valid
+
+
+@pytest.mark.parametrize('sep,tau', [(1, 0.5), (2, 0.1)])
+def test_matches_numpy_formula(sep, tau):
+  z, wave, frame, valid = random_batch(sep)
+  want, n_want = numpy_loss(z, wave, frame, valid, tau, sep)
+  got, n_got = jax.jit(simclr_loss, static_argnames=('temperature', 'separation'))(
+      z, wave, frame, valid, temperature=tau, separation=sep)
+  assert n_got == n_want > 5
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_one_positive_per_view_is_two_view_nt_xent():
+  rng = np.random.default_rng(0)
+  n, tau = 8, 0.5
+  z = rng.normal(size=(2 * n, 16))
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  # Views i and i + n are frames 3 and 4 of wave i: each view's only positive is its partner.
+  wave = np.tile(np.arange(n), 2).astype(np.int32) * 7
+  frame = np.repeat([3, 4], n).astype(np.int32)
+  s = z @ z.T / tau
+  partner = (np.arange(2 * n) + n) % (2 * n)
+  off_diag = ~np.eye(2 * n, dtype=bool)
+  nt_xent = np.mean([np.log(np.exp(s[i][off_diag[i]]).sum()) - s[i, partner[i]]
+                     for i in range(2 * n)])
+  got, count = simclr_loss(jnp.asarray(z, jnp.float32), wave, frame, np.ones(2 * n, bool),
+                           temperature=tau)
+  assert count == 2 * n
+  np.testing.assert_allclose(got, nt_xent, rtol=1e-5)
+
+
+def test_invalid_views_are_neither_anchors_nor_candidates():
+  z, wave, frame, valid = random_batch(3)
+  base, n_base = simclr_loss(z, wave, frame, valid)
+  # Changing an invalid view's embedding changes nothing.
+  z2 = z.copy()
+  z2[~valid] = -z2[~valid]
+  got, n_got = simclr_loss(z2, wave, frame, valid)
+  assert n_got == n_base
+  np.testing.assert_allclose(got, base, rtol=1e-6)
+  # No positives anywhere: zero loss and zero anchors, finite gradient.
+  loss, count = simclr_loss(z, np.arange(len(z), dtype=np.int32), frame, valid)
+  assert count == 0 and loss == 0
+  grad = jax.grad(lambda z: simclr_loss(z, wave, frame, valid & False)[0])(jnp.asarray(z))
+  assert np.all(np.isfinite(grad)) and np.all(grad == 0)
+
+
+def test_bad_settings_raise():
+  z, wave, frame, valid = random_batch(0)
+  with pytest.raises(InputError, match='separation'):
+    simclr_loss(z, wave, frame, valid, separation=0)
+  with pytest.raises(InputError, match='temperature'):
+    simclr_loss(z, wave, frame, valid, temperature=0.0)
+
+
+def _sharded_loss_and_grads(devices, w, x, wave, frame, valid):
+  """Loss and grads (w.r.t. replicated w and sharded x) computed per device, like the train step."""
+  mesh = Mesh(np.array(devices), ('data',))
+
+  def per_device(w, x, wave, frame, valid):
+    def f(w, x):
+      z = x @ w
+      z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+      return sharded_simclr_loss(z, wave, frame, valid, temperature=0.5)[0]
+    loss, (gw, gx) = jax.value_and_grad(f, argnums=(0, 1))(w, x)
+    return loss, gw, gx
+
+  fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P('data'), P('data'), P('data'),
+                                                      P('data')),
+                     out_specs=(P(), P(), P('data')))
+  return jax.jit(fn)(w, x, wave, frame, valid)
+
+
+def test_sharded_loss_and_gradients_match_single_device():
+  rng = np.random.default_rng(1)
+  n, d = 32, 6
+  x = rng.normal(size=(n, d)).astype(np.float32)
+  w = rng.normal(size=(d, 4)).astype(np.float32)
+  _, wave, frame, valid = random_batch(2, n=n)
+
+  def reference(w, x):
+    z = x @ w
+    return simclr_loss(z / jnp.linalg.norm(z, axis=1, keepdims=True), wave, frame, valid)[0]
+  want_loss, (want_gw, want_gx) = jax.value_and_grad(reference, argnums=(0, 1))(w, x)
+
+  for devices in (jax.devices()[:1], jax.devices()[:8]):
+    loss, gw, gx = _sharded_loss_and_grads(devices, w, x, wave, frame, valid)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    # A gradient counted once per device would be 8x too large here.
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-4, atol=1e-6)

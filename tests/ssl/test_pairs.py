@@ -1,0 +1,139 @@
+"""Positive pairs: same wave, right separation, the shuffle controls, quiet buffers."""
+
+import functools
+from functools import partial
+
+import jax
+import numpy as np
+import pytest
+
+from rwjax.errors import InputError
+from rwjax.ssl.pairs import make_pixel_perm, sample_pairs, wave_ids
+
+R, T, H, W = 4, 10, 4, 4
+LABELS = np.array([
+    [-1, -1, 0, 0, 0, 0, -1, 1, 1, 1],
+    [-1] * 10,
+    [2] * 10,
+    [5, 5, 5, -1, 5, 5, 6, 6, 6, 6],  # wave 5 pauses for a frame: still one wave
+], np.int32)
+# Pixel p of frame (r, t) holds r * T + t + p / 100: the integer part names the frame, the
+# fraction the pixel.
+FRAMES = (np.arange(R * T, dtype=np.float32).reshape(R, T, 1, 1)
+          + np.arange(H * W, dtype=np.float32).reshape(1, 1, H, W) / 100)
+
+
+def n_chop_positions(sep):
+  return int(np.sum((LABELS[:, :-sep] >= 0) & (LABELS[:, sep:] == LABELS[:, :-sep])))
+
+
+@functools.cache
+def compiled(n_pairs, separation, shuffle, id_offset):
+  return jax.jit(lambda key, perm: sample_pairs(
+      key, FRAMES, LABELS, n_pairs, separation=separation, shuffle=shuffle, perm=perm,
+      id_offset=id_offset))
+
+
+def sample(key, n_pairs, separation=1, shuffle='none', perm=None, id_offset=0):
+  out = compiled(n_pairs, separation, shuffle, id_offset)(jax.random.PRNGKey(key), perm)
+  return {k: np.asarray(v) for k, v in out.items()}
+
+
+def source_frames(views):
+  """(row, t) of the buffer frame each view shows."""
+  ident = np.floor(views.reshape(len(views), -1).min(axis=1) + 1e-3).astype(int)
+  return ident // T, ident % T
+
+
+@pytest.mark.parametrize('sep', [1, 2])
+def test_chop_pairs_are_same_wave_at_separation(sep):
+  n = n_chop_positions(sep)
+  out = sample(0, n, separation=sep, id_offset=1000)
+  assert out['valid'].all() and out['views'].shape == (2 * n, H, W)
+  rows, ts = source_frames(out['views'])
+  a, b = slice(0, n), slice(n, 2 * n)
+  np.testing.assert_array_equal(rows[a], rows[b])
+  np.testing.assert_array_equal(ts[b] - ts[a], sep)
+  assert (LABELS[rows[a], ts[a]] >= 0).all()
+  np.testing.assert_array_equal(LABELS[rows[a], ts[a]], LABELS[rows[b], ts[b]])
+  np.testing.assert_array_equal(out['frame_idx'], ts)
+  # Without replacement: with n = #positions, every position exactly once.
+  assert len(set(zip(rows[a], ts[a]))) == n
+  # Wave id = offset + row * T + first frame of the label in the row.
+  first = np.array([np.argmax(LABELS[r] == LABELS[r, t]) for r, t in zip(rows, ts)])
+  np.testing.assert_array_equal(out['wave_id'], 1000 + rows * T + first)
+  np.testing.assert_array_equal(out['wave_id'][a], out['wave_id'][b])
+
+
+def test_wave_ids_distinguish_waves_and_rows():
+  ids = np.asarray(wave_ids(LABELS, 7))
+  assert (ids[LABELS < 0] == -1).all()
+  assert ids[3, 0] == ids[3, 5] == 7 + 3 * T  # the paused wave keeps its id
+  assert len({ids[0, 2], ids[0, 7], ids[2, 0], ids[3, 0], ids[3, 6]}) == 5
+
+
+def test_more_pairs_than_positions_marks_extra_invalid():
+  n = n_chop_positions(1) + 5
+  out = sample(1, n)
+  assert out['valid'].sum() == 2 * (n - 5)
+  np.testing.assert_array_equal(out['valid'][:n], out['valid'][n:])
+
+
+def test_quiet_buffer_gives_invalid_views():
+  fn = jax.jit(partial(sample_pairs, n_pairs=6, shuffle='temporal'))
+  out = fn(jax.random.PRNGKey(0), FRAMES, np.full((R, T), -1, np.int32))
+  assert not np.asarray(out['valid']).any()
+  assert np.isfinite(np.asarray(out['views'])).all()
+
+
+def test_temporal_shuffle_pairs_random_frames_of_the_same_wave():
+  n = n_chop_positions(1)
+  offsets = []
+  for key in range(5):
+    out = sample(key, n, shuffle='temporal')
+    rows, ts = source_frames(out['views'])
+    a, b = slice(0, n), slice(n, 2 * n)
+    np.testing.assert_array_equal(rows[a], rows[b])
+    np.testing.assert_array_equal(LABELS[rows[a], ts[a]], LABELS[rows[b], ts[b]])
+    assert (ts[a] != ts[b]).all()
+    np.testing.assert_array_equal(out['frame_idx'][b] - out['frame_idx'][a], 1)
+    # One permutation per step: a (row, position) always shows the same frame.
+    shown = {}
+    for r, p, t in zip(rows, out['frame_idx'], ts):
+      assert shown.setdefault((r, p), t) == t
+    offsets.extend(ts[b] - ts[a])
+  assert len(set(offsets)) > 3  # not the chopped +1 neighbour
+
+
+@pytest.mark.parametrize('shuffle', ['spatial', 'spatiotemporal'])
+def test_spatial_shuffle_applies_one_pixel_permutation(shuffle):
+  perm = make_pixel_perm(jax.random.PRNGKey(3), H, W)
+  n = 8
+  out = sample(2, n, shuffle=shuffle, perm=perm)
+  rows, ts = source_frames(out['views'])
+  want = FRAMES[rows, ts].reshape(2 * n, -1)[:, np.asarray(perm)].reshape(2 * n, H, W)
+  np.testing.assert_array_equal(out['views'], want)
+  assert not np.array_equal(np.asarray(perm), np.arange(H * W))
+  np.testing.assert_array_equal(LABELS[rows[:n], ts[:n]], LABELS[rows[n:], ts[n:]])
+  if shuffle == 'spatial':
+    np.testing.assert_array_equal(ts[n:] - ts[:n], 1)
+  else:
+    assert (ts[n:] != ts[:n]).all()
+
+
+def test_channel_axis_is_carried():
+  frames = np.repeat(FRAMES[..., None], 3, axis=-1)
+  out = jax.jit(partial(sample_pairs, n_pairs=4))(jax.random.PRNGKey(0), frames, LABELS)
+  assert out['views'].shape == (8, H, W, 3)
+
+
+def test_bad_arguments_raise():
+  key = jax.random.PRNGKey(0)
+  with pytest.raises(InputError, match='shuffle'):
+    sample_pairs(key, FRAMES, LABELS, 4, shuffle='chop')
+  with pytest.raises(InputError, match='separation'):
+    sample_pairs(key, FRAMES, LABELS, 4, separation=T)
+  with pytest.raises(InputError, match='perm'):
+    sample_pairs(key, FRAMES, LABELS, 4, shuffle='spatial')
+  with pytest.raises(InputError, match='n_pairs'):
+    sample_pairs(key, FRAMES, LABELS, R * T)

@@ -1,0 +1,148 @@
+"""The train binary: resumption, the random-init checkpoint, bad input, non-finite loss."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from rwjax import defaults
+from rwjax import train
+from rwjax.errors import InputError
+from rwjax.ssl import checkpoint
+
+
+def tiny_config():
+  """8 devices x 2 retinas of 32x32 Lansdell cells, 16x16 inputs, a 4-wide ResNet-18."""
+  c = defaults.pretrain_config()
+  c.model.width = 4
+  c.model.projector = (16, 8)
+  c.model.dtype = 'float32'
+  c.data.sim_size = 32
+  c.data.input_size = 16
+  c.data.retinas_per_device = 2
+  c.data.buffer_frames = 4
+  c.data.warmup_s = 3.0
+  c.data.calibration_s = 2.0
+  c.data.sim_params.spont_prob = 0.01  # frequent waves: every buffer has pairs
+  c.train.batch_pairs = 16
+  c.train.steps = 6
+  c.train.log_every = 2
+  c.train.checkpoint_every = 3
+  return c
+
+
+def params_of(state):
+  return jax.tree.map(np.asarray, state.params)
+
+
+def test_resume_gives_identical_parameters(tmp_path):
+  c = tiny_config()
+  straight = train.train(c, str(tmp_path / 'straight'))
+  assert int(straight.step) == 6
+  c_half = tiny_config()
+  c_half.train.steps = 3
+  train.train(c_half, str(tmp_path / 'resumed'))
+  assert checkpoint.latest_step(str(tmp_path / 'resumed')) == 3
+  resumed = train.train(c, str(tmp_path / 'resumed'))
+  assert int(resumed.step) == 6
+  jax.tree.map(np.testing.assert_array_equal, params_of(straight), params_of(resumed))
+  lines = open(tmp_path / 'straight' / 'metrics.jsonl').read().splitlines()
+  assert len(lines) == 3 and '"views_per_s"' in lines[0] and '"sim_share"' in lines[0]
+  # The loss is real: anchors had positives.
+  import json
+  assert all(json.loads(l)['n_anchors'] > 0 for l in lines)
+
+
+def test_zero_steps_writes_the_random_init_network(tmp_path):
+  c = tiny_config()
+  c.train.steps = 0
+  state = train.train(c, str(tmp_path))
+  config, variables = checkpoint.load_for_eval(str(tmp_path))
+  assert config.model.width == 4
+  jax.tree.map(np.testing.assert_array_equal, params_of(state), variables['params'])
+  assert set(variables) == {'params', 'batch_stats'}
+
+
+@pytest.mark.parametrize('override, message', [
+    (('train', 'batch_pairs', 12), 'not divisible by the 8 devices'),
+    (('train', 'batch_pairs', -8), 'must be a positive integer'),
+    (('model', 'stem', 'vgg'), 'stem'),
+    (('data', 'frame_separation', 4), 'smaller than config.data.buffer_frames'),
+    (('data', 'simulator', 'nope'), 'nope'),
+    (('data', 'shuffle', 'pixels'), 'shuffle'),
+])
+def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message):
+  c = tiny_config()
+  group, key, value = override
+  c[group][key] = value
+  with pytest.raises(InputError, match=message):
+    train.train(c, str(tmp_path / 'w'))
+  assert not os.path.exists(tmp_path / 'w' / 'checkpoints')
+
+
+def test_incompatible_checkpoint_is_refused_and_kept(tmp_path):
+  c = tiny_config()
+  c.train.steps = 0
+  train.train(c, str(tmp_path))
+  c.model.width = 8
+  with pytest.raises(InputError, match='incompatible config.*model.width'):
+    train.train(c, str(tmp_path))
+  assert checkpoint.latest_step(str(tmp_path)) == 0
+  assert checkpoint.read_config(str(tmp_path)).model.width == 4
+
+
+def test_unwritable_workdir(tmp_path):
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(InputError, match='not writable'):
+    train.train(tiny_config(), str(tmp_path / 'file' / 'sub'))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  c = tiny_config()
+  c.optim.lr = 1e30
+  c.train.steps = 50
+  c.train.checkpoint_every = 1
+  c.train.log_every = 1
+  with pytest.raises(train.NonFiniteLoss, match=r'not finite at step (\d+).*last good checkpoint'):
+    train.train(c, str(tmp_path))
+  last = checkpoint.latest_step(str(tmp_path))
+  assert last is not None and last < 50
+  _, variables = checkpoint.load_for_eval(str(tmp_path))
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
+
+
+def _cli(args, **kw):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+             JAX_PLATFORMS='cpu')
+  return subprocess.Popen([sys.executable, '-m', 'rwjax.train', *args], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_cli_bad_value_is_one_line_exit_2(tmp_path):
+  p = _cli(['--config=configs/pretrain_smoke.py', f'--workdir={tmp_path}',
+            '--config.train.batch_pairs=12'])
+  out, err = p.communicate(timeout=120)
+  assert p.returncode == 2, err
+  assert err.strip().splitlines()[-1].startswith('error: config.train.batch_pairs=12')
+  assert 'Traceback' not in err
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+  p = _cli(['--config=configs/pretrain_smoke.py', f'--workdir={tmp_path}',
+            '--config.train.steps=100000', '--config.train.checkpoint_every=100000',
+            '--config.data.warmup_s=2', '--config.data.calibration_s=2'])
+  deadline = time.time() + 240
+  metrics = tmp_path / 'metrics.jsonl'
+  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+    time.sleep(0.5)
+  p.send_signal(signal.SIGTERM)
+  out, err = p.communicate(timeout=120)
+  assert p.returncode == 0, err
+  assert 'preempted: saved step' in out
+  step = checkpoint.latest_step(str(tmp_path))
+  assert step is not None and step >= 10

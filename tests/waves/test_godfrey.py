@@ -1,0 +1,67 @@
+"""Godfrey & Swindale (2007) simulator: coupling kernel, presets, state contract, waves."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rwjax.errors import InputError
+from rwjax.waves import godfrey as G
+
+SMALL = G.Params(size=32)
+
+
+def test_coupling_kernel_is_the_disk_overlap():
+  w = G.coupling_kernel()
+  k = w.shape[0] // 2
+  assert w.shape == (19, 19) and w[k, k] == 0.0           # d < 2R = 10 spacings; no self
+  np.testing.assert_array_equal(w, w.T)
+  np.testing.assert_array_equal(w, w[::-1])
+  # One spacing: d / 2R = 0.1 -> 2 [acos(0.1) - 0.1 sqrt(1 - 0.01)] / pi.
+  assert w[k, k + 1] == pytest.approx(2 * (math.acos(0.1) - 0.1 * math.sqrt(0.99)) / math.pi,
+                                      rel=1e-5)
+  assert np.all(np.diff(w[k, k + 1:]) < 0)                 # decreasing with distance
+  assert w[k, -1] > 0 and w[0, 0] == 0.0                  # (0, 9) inside, (9, 9) outside 2R
+  # Sum over the lattice ~ pi R^2 / spacing^2 - 1 (the overlap integrates to (pi R^2)^2).
+  assert w.sum() == pytest.approx(math.pi * 25 - 1, rel=0.01)
+
+
+def test_presets_and_neighbour_fraction():
+  assert sorted(G.PRESETS) == ['chick', 'default', 'ferret', 'mouse', 'rabbit', 'turtle']
+  m = G.preset('mouse', size=32)
+  assert (m.h1, m.h2, m.p_d, m.p, m.t_k, m.size) == (4.0, 0.75, 2.30, 32.0, 0.35, 32)
+  assert G.PRESETS['default'] == G.Params()
+  assert G.PRESETS['chick'].t_k == 0.025
+  with pytest.raises(InputError, match='mouse'):
+    G.preset('human')
+  frac = G.neighbour_fraction(SMALL)
+  assert frac.max() == pytest.approx(1.0) and 0.25 < frac[0, 0] < 0.3   # corner: ~ a quarter
+
+
+def test_state_contract_and_determinism():
+  st = G.init(jax.random.PRNGKey(0), 2, SMALL)
+  for field in st[:5]:
+    assert field.shape == (2, 32, 32) and field.dtype == jnp.float32
+  assert st.key.shape == (2, 2) and st.key.dtype == jnp.uint32
+  assert 0.5 <= float(st.theta.min()) and float(st.theta.max()) <= 5.0
+  assert float(st.rho.min()) > 0
+  st1, f1 = G.advance(st, 4, SMALL)
+  st2, f2 = G.advance(st1, 4, SMALL)
+  _, f = G.advance(st, 8, SMALL)
+  assert f.shape == (2, 8, 32, 32)
+  np.testing.assert_array_equal(np.concatenate([f1, f2], axis=1), f)
+  np.testing.assert_array_equal(G.warmup(st, 0.4, SMALL).theta, st1.theta)
+
+
+def test_waves_occur_and_frames_are_calcium_in_unit_range():
+  st = G.init(jax.random.PRNGKey(1), 2, SMALL)
+  st, frames = G.advance(st, 100, SMALL)
+  frames = np.asarray(frames)
+  assert frames.min() >= 0.0 and frames.max() <= 1.0
+  active = (frames > G.THRESHOLD).mean(axis=(2, 3))        # [B, T]
+  # Thresholds decay to 0 within 10 s, the first cells fire and recruit their neighbours.
+  assert (active.max(axis=1) > 0.3).all()
+  assert not np.array_equal(frames[0], frames[1])
+  assert float(st.theta.max()) > 5.0                       # refractory after the wave

@@ -1,0 +1,128 @@
+"""`python -m rwjax.waves`: simulate -> files -> stats, and bad input -> one error line, exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rwjax.errors import cli_main
+from rwjax.waves import godfrey, stats
+from rwjax.waves.__main__ import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cli(*args):
+  return subprocess.run([sys.executable, '-m', 'rwjax.waves', *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def simulated(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('sim'))
+  # 12 s: two 10 s chunks, the surplus dropped; 0.5 s warm-up: a remainder chunk.
+  proc = cli('simulate', '--model=lansdell', '--size=16', '--seconds=12', '--batch=2',
+             '--warmup=0.5', '--seed=1', f'--out={out}')
+  assert proc.returncode == 0, proc.stderr
+  return out, proc
+
+
+def test_simulate_writes_movie_labels_meta_gif(simulated):
+  out, proc = simulated
+  frames = np.load(os.path.join(out, 'movie.npy'))
+  labels = np.load(os.path.join(out, 'labels.npy'))
+  assert frames.dtype == np.float32 and frames.shape == (2, 120, 16, 16)
+  assert labels.dtype == np.int32 and labels.shape == (2, 120)
+  meta = json.load(open(os.path.join(out, 'meta.json')))
+  assert meta['model'] == 'lansdell' and meta['threshold'] == -60.0
+  assert meta['params']['size'] == 16 and meta['shape'] == [2, 120, 16, 16]
+  want = stats.wave_stats(frames, threshold=meta['threshold'], frame_dt=meta['frame_dt'],
+                          pixel_mm=meta['pixel_mm'], min_size=meta['min_size'])
+  np.testing.assert_array_equal(labels, want.frame_labels)
+  with Image.open(os.path.join(out, 'preview.gif')) as gif:
+    durations = []  # Pillow merges identical successive frames, adding their durations
+    for i in range(gif.n_frames):
+      gif.seek(i)
+      durations.append(gif.info['duration'])
+  assert sum(durations) == 60 * 50  # 120 frames at stride 2, 20 fps: 4x real time
+  assert 'coverage' in proc.stdout and 'simulate: 100.0% (12/12 simulated s)' in proc.stderr
+
+
+def test_simulate_godfrey(tmp_path):
+  proc = cli('simulate', '--model=godfrey', '--size=16', '--seconds=1', '--warmup=0',
+             f'--out={tmp_path}')
+  assert proc.returncode == 0, proc.stderr
+  assert np.load(tmp_path / 'movie.npy').shape == (1, 10, 16, 16)
+  meta = json.loads((tmp_path / 'meta.json').read_text())
+  assert meta['model'] == 'godfrey' and meta['threshold'] == godfrey.THRESHOLD
+
+
+def test_stats_json_and_table(simulated, capsys):
+  out, _ = simulated
+  proc = cli('stats', f'--movie={out}/movie.npy', '--json')
+  assert proc.returncode == 0, proc.stderr
+  summary = json.loads(proc.stdout)
+  for key in ('speed_mm_s_median', 'iwi_s_median', 'duration_s_median', 'area_mm2_median',
+              'coverage', 'n_waves'):
+    assert key in summary
+  assert summary['threshold'] == -60.0 and summary['n_frames'] == 120
+  main(['stats', f'--movie={out}', '--threshold=-1000'])  # everything is "active"
+  table = capsys.readouterr().out
+  assert '2 waves in 2 retina(s)' in table and 'coverage 1.000' in table
+
+
+BAD_MOVIES = {'BAD_DTYPE': np.zeros((3, 4, 4), np.int16),
+              'BAD_SHAPE': np.zeros((4, 4), np.float32)}
+BAD_INPUT = [
+    (['simulate', '--model=nope', '--out=OUT'], 'nope'),
+    (['simulate', '--size=0', '--out=OUT'], 'size'),
+    (['simulate', '--seconds=-1', '--out=OUT'], 'seconds'),
+    (['simulate', '--seconds=0.01', '--out=OUT'], 'one frame'),
+    (['simulate', '--batch=0', '--out=OUT'], 'batch'),
+    (['simulate', '--min-size=0', '--out=OUT'], 'min-size'),
+    (['stats', '--movie=/does/not/exist.npy'], 'does not exist'),
+    (['stats', '--movie=BAD_DTYPE'], 'dtype int16'),
+    (['stats', '--movie=BAD_SHAPE'], 'shape'),
+    (['stats', '--movie=BAD_SHAPE', '--model=nope'], 'shape'),
+]
+
+
+def _fill(args, tmp_path):
+  """Replaces BAD_* by bad movie files and OUT by an output directory in tmp_path."""
+  for name, array in BAD_MOVIES.items():
+    np.save(tmp_path / f'{name}.npy', array)
+    args = [a.replace(name, str(tmp_path / f'{name}.npy')) for a in args]
+  return [a.replace('OUT', str(tmp_path / 'out')) for a in args]
+
+
+@pytest.mark.parametrize('args, match', BAD_INPUT)
+def test_bad_input_is_one_error_line(tmp_path, capsys, args, match):
+  # In-process (a subprocess per case would spend seconds importing jax); the
+  # subprocess tests below check the same path end to end.
+  with pytest.raises(SystemExit) as exit_info:
+    cli_main(lambda: main(_fill(args, tmp_path)))
+  err = capsys.readouterr().err
+  assert exit_info.value.code == 2
+  assert err.startswith('error: ') and err.count('\n') == 1 and match in err, err
+  assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, match', [
+    (['simulate', '--model=nope', '--out=OUT'], 'nope'),
+    (['stats', '--movie=BAD_DTYPE'], 'dtype int16'),
+])
+def test_bad_input_in_a_subprocess(tmp_path, args, match):
+  proc = cli(*_fill(args, tmp_path))
+  assert proc.returncode == 2
+  assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
+  assert match in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_argparse_errors_exit_2(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    main(['simulate', '--size=big', '--out=x'])
+  assert exit_info.value.code == 2 and 'invalid int value' in capsys.readouterr().err
