@@ -33,7 +33,8 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data.retinas_per_device = 256  # independent retinas each device simulates
   c.data.frames_per_step = 1  # fresh frames per retina per training step
   c.data.buffer_frames = 8  # recent frames per retina that pairs are drawn from
-  c.data.warmup_s = 300.0  # simulated seconds before any frame is used
+  c.data.warmup_s = 300.0  # simulated seconds before frames are used (from rest, the
+  # first wave leaves every retina refractory for ~2 minutes)
   c.data.calibration_s = 300.0  # simulated seconds that fix the z-score/min-max transform
   c.data.threshold = ml_collections.config_dict.placeholder(float)  # None = model default
   c.data.active_fraction = 0.01  # a frame is part of a wave when this share of pixels is active
@@ -73,7 +74,9 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   c.model.dtype = 'float32'
   c.data.retinas_per_device = 8
   c.data.buffer_frames = 8
-  c.data.warmup_s = 60.0
+  # From rest, the first wave leaves every retina refractory for ~2 minutes: the
+  # warm-up must outlast that lull or the buffer holds no waves.
+  c.data.warmup_s = 150.0
   c.data.calibration_s = 30.0
   c.train.batch_pairs = 32
   c.train.steps = 60

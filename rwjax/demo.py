@@ -2,11 +2,12 @@
 
   python -m rwjax.demo --workdir=out/demo      (what `make demo` runs)
 
-1. simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 60 s
+1. simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 150 s
    warm-up), prints their statistics and writes DIR/waves/preview.gif;
 2. pre-trains configs/pretrain_smoke.py (the on-device simulator inside the sharded
-   SimCLR step) into DIR/pretrain, and writes its random-init twin into DIR/random;
-3. evaluates both on scikit-learn's 8x8 digits (linear probes per layer) into DIR/eval.
+   SimCLR step) into DIR/pretrain;
+3. evaluates that network against random-init networks of the same architecture on
+   scikit-learn's 8x8 digits (configs/evaluate.py:digits) into DIR/pretrain/eval.
 """
 
 import os
@@ -15,6 +16,7 @@ from absl import app
 from absl import flags
 
 from rwjax import defaults
+from rwjax import evaluate
 from rwjax import train
 from rwjax.errors import cli_main
 from rwjax.waves import __main__ as waves_cli
@@ -23,14 +25,19 @@ _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes eve
 
 
 def run(workdir: str) -> None:
+  from configs import evaluate as evaluate_configs  # noqa: the repo's config file
+
   print('== 1/3 simulating retinal waves (Lansdell et al. 2014) ==', flush=True)
-  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=60',
+  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=150',
                   f'--out={os.path.join(workdir, "waves")}'])
-  print('\n== 2/3 SimCLR pre-training on simulated waves (smoke config) ==', flush=True)
-  config = defaults.smoke_pretrain_config()
-  train.train(config, os.path.join(workdir, 'pretrain'))
-  config.train.steps = 0
-  train.train(config, os.path.join(workdir, 'random'))
+  print('\n== 2/3 SimCLR pre-training on simulated waves (configs/pretrain_smoke.py) ==',
+        flush=True)
+  pretrain_dir = os.path.join(workdir, 'pretrain')
+  train.train(defaults.smoke_pretrain_config(), pretrain_dir)
+  print('\n== 3/3 evaluation: pre-trained vs random init on digits ==', flush=True)
+  config = evaluate_configs.get_config('digits')
+  config.workdir = pretrain_dir
+  evaluate.run(config)
   print(f'\ndone: everything is in {workdir}/', flush=True)
 
 

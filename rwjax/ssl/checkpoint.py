@@ -143,5 +143,7 @@ def load_for_eval(workdir: str):
                         dict(shapes))
   path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
   with ocp.CheckpointManager(path) as m:
-    variables = m.restore(step, args=ocp.args.PyTreeRestore(item=target, partial_restore=True))
+    variables = m.restore(step, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True))
   return config, variables

@@ -1,0 +1,101 @@
+"""Benchmark: frozen features of every layer plus their linear probes, CIFAR-10 sized.
+
+  python bench/evaluate.py [--source=random|digits|tfds:cifar10|folder:PATH] [--flags]
+
+Target (issue 4): on one H100, feature extraction (stem, layer1..4, pooled) and all probes
+on CIFAR-10 (50k train / 10k test) in at most 60 s after compilation. The default source
+is random uint8 images of CIFAR-10's shapes (timings do not depend on pixel values; the
+network is a random-init ResNet-18). The pipeline runs twice: the first run compiles, the
+second is timed. Prints one JSON object.
+"""
+
+import json
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from rwjax import models
+from rwjax.data import load_images, to_network_input
+from rwjax.eval import features as features_lib
+from rwjax.eval import probes
+
+_SOURCE = flags.DEFINE_string('source', 'random', "'random' or an image source spec")
+_TRAIN = flags.DEFINE_integer('train', 50_000, 'train images (random source; cap otherwise)')
+_TEST = flags.DEFINE_integer('test', 10_000, 'test images (random source; cap otherwise)')
+_SIZE = flags.DEFINE_integer('image_size', 32, 'network input size')
+_STEM = flags.DEFINE_string('stem', 'imagenet', 'ResNet-18 stem')
+_WIDTH = flags.DEFINE_integer('width', 64, 'ResNet-18 width')
+_DTYPE = flags.DEFINE_string('dtype', 'auto', "'auto' | 'float32' | 'bfloat16'")
+_BATCH = flags.DEFINE_integer('batch_size', 1024, 'images per feature-extraction step')
+_STEPS = flags.DEFINE_integer('steps', 300, 'gradient steps per probe fit')
+
+
+def _images():
+  if _SOURCE.value == 'random':
+    rng = np.random.default_rng(0)
+    make = lambda n: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                      rng.integers(0, 10, n).astype(np.int32))
+    return make(_TRAIN.value), make(_TEST.value), 10
+  train = load_images(_SOURCE.value, 'train', max_examples=_TRAIN.value)
+  test = load_images(_SOURCE.value, 'test', max_examples=_TEST.value)
+  return train[:2], test[:2], len(train[2])
+
+
+def main(argv):
+  del argv
+  t = time.perf_counter()
+  (x_train, y_train), (x_test, y_test), classes = _images()
+  load_s = time.perf_counter() - t
+  model = models.create_model(stem=_STEM.value, width=_WIDTH.value, dtype=_DTYPE.value)
+  size = _SIZE.value
+  variables = jax.jit(lambda k: models.init_variables(model, k, size))(jax.random.PRNGKey(0))
+  prep = jax.jit(to_network_input, static_argnums=(1, 2))
+
+  def pipeline():
+    times = {}
+    t = time.perf_counter()
+    train, test = prep(x_train, size, 3), prep(x_test, size, 3)
+    jax.block_until_ready((train, test))
+    times['preprocess_s'] = time.perf_counter() - t
+    t = time.perf_counter()
+    f_train = features_lib.extract_features(model, variables, train, batch_size=_BATCH.value)
+    f_test = features_lib.extract_features(model, variables, test, batch_size=_BATCH.value)
+    times['features_s'] = time.perf_counter() - t
+    t = time.perf_counter()
+    accuracy = {}
+    for layer in features_lib.LAYERS:  # All six, pooled too (no reuse of layer4's probe).
+      result = probes.linear_probe(jax.random.PRNGKey(1), f_train[layer], y_train,
+                                   f_test[layer], y_test, num_classes=classes,
+                                   steps=_STEPS.value)
+      accuracy[layer] = round(result.test_accuracy, 4)
+    times['probes_s'] = time.perf_counter() - t
+    times['total_s'] = sum(times.values())
+    return times, accuracy, {l: list(f.shape) for l, f in f_train.items()}
+
+  first, _, _ = pipeline()
+  timed, accuracy, shapes = pipeline()
+  print(json.dumps({
+      'bench': 'evaluate',
+      'jax': jax.__version__,
+      'device': jax.devices()[0].device_kind,
+      'n_devices': jax.device_count(),
+      'settings': {'source': _SOURCE.value, 'train': len(y_train), 'test': len(y_test),
+                   'image_size': size, 'stem': _STEM.value, 'width': _WIDTH.value,
+                   'dtype': np.dtype(model.dtype).name,
+                   'batch_size': _BATCH.value, 'probe_steps': _STEPS.value,
+                   'l2_grid': list(probes.L2_GRID)},
+      'feature_shapes': shapes,
+      'load_s': round(load_s, 3),
+      'first_run_s (with compilation)': round(first['total_s'], 3),
+      'timed_s': {k: round(v, 3) for k, v in timed.items()},
+      'target_s': 60.0,
+      'meets_target': timed['total_s'] <= 60.0,
+      'test_accuracy': accuracy,
+  }))
+
+
+if __name__ == '__main__':
+  app.run(main)

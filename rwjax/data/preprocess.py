@@ -1,0 +1,46 @@
+"""The one function that brings natural images to the network's input format.
+
+Network input (shared with wave frames): f32[N, size, size, channels] in [0, 1].
+"""
+
+import jax
+import jax.numpy as jnp
+
+from rwjax.errors import InputError
+
+# ITU-R BT.601 luma weights: the usual RGB -> grey conversion.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_network_input(images: jax.Array, size: int, channels: int) -> jax.Array:
+  """Scales, resizes and converts the channels of images for the network.
+
+  Args:
+    images: u8[N, H, W, C] in 0..255, or float[N, H, W, C] already in [0, 1]; C is 1 or 3.
+    size: output height and width (static under jit). Resizing is bilinear with
+      antialiasing (jax.image.resize); square inputs keep their aspect ratio.
+    channels: output channels, 1 or 3 (static). Grey -> RGB replicates the grey level;
+      RGB -> grey takes the BT.601 luminance.
+
+  Returns:
+    f32[N, size, size, channels] in [0, 1].
+  """
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise InputError(f'images must be [N, H, W, C] with C = 1 or 3, got shape {images.shape}; '
+                     'decode grey or RGB images')
+  if channels not in (1, 3):
+    raise InputError(f'channels must be 1 or 3, got {channels}')
+  if size < 1:
+    raise InputError(f'size must be >= 1, got {size}')
+  is_int = jnp.issubdtype(images.dtype, jnp.integer)
+  x = jnp.asarray(images, jnp.float32)
+  if is_int:
+    x = x / 255.0
+  if x.shape[-1] == 3 and channels == 1:
+    x = x @ jnp.asarray(_LUMA, jnp.float32)[:, None]
+  n, h, w, _ = x.shape
+  if (h, w) != (size, size):
+    x = jax.image.resize(x, (n, size, size, x.shape[-1]), method='linear', antialias=True)
+  if x.shape[-1] == 1 and channels == 3:
+    x = jnp.broadcast_to(x, (n, size, size, 3))
+  return jnp.clip(x, 0.0, 1.0)

@@ -1,0 +1,180 @@
+"""Natural-image sources for evaluation: TFDS array_record datasets, image folders, digits.
+
+`load_images(spec, split)` returns `(images u8[N, H, W, C], labels i32[N], class_names)` for
+
+- `tfds:<name>`: a TFDS dataset prepared in the array_record format, read with
+  `tfds.data_source` (random access, no TensorFlow needed to read): mnist, cifar10,
+  cifar100 or any image-classification dataset with 'image' and 'label' features.
+  `split` is any TFDS split string ('train', 'test', 'train[:10%]').
+- `folder:<path>`: images laid out `<path>/<split>/<class>/*.png|jpg|jpeg`, decoded with
+  Pillow. Labels index the class folders, sorted by name, over all splits (so train and
+  test agree even when a split lacks a class). Grey images give C = 1, others C = 3.
+- `digits`: scikit-learn's 8x8 handwritten digits (1,797 real images, grey levels 0..16
+  scaled to 0..255), split deterministically into 1,297 'train' and 500 'test' images.
+
+`max_examples` keeps an evenly spaced subset (every k-th example), which keeps all classes
+of a class-sorted folder. Missing or malformed data raise one `InputError` that says how
+to get or prepare the data.
+"""
+
+import concurrent.futures
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from rwjax.errors import InputError
+
+_IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+_DIGITS_TEST = 500
+_DIGITS_SEED = 0
+
+ImageSet = tuple[np.ndarray, np.ndarray, list[str]]
+
+
+def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
+                download: bool = False, max_examples: Optional[int] = None) -> ImageSet:
+  """Loads one split of an image-classification source.
+
+  Args:
+    spec: 'tfds:<name>', 'folder:<path>' or 'digits'.
+    split: split name ('train', 'test'; TFDS also takes slices such as 'train[:10%]').
+    data_dir: TFDS data directory (tfds: only; None is TFDS's default, ~/tensorflow_datasets).
+    download: let TFDS download and prepare a missing dataset (tfds: only).
+    max_examples: keep at most this many examples (an evenly spaced subset).
+
+  Returns:
+    images u8[N, H, W, C], labels i32[N], class names (label i is class_names[i]).
+  """
+  if max_examples is not None and max_examples < 1:
+    raise InputError(f'max_examples must be >= 1, got {max_examples}; '
+                     'pass None to keep every example')
+  if spec.startswith('tfds:') and spec[len('tfds:'):]:
+    return _load_tfds(spec[len('tfds:'):], split, data_dir, download, max_examples)
+  if spec.startswith('folder:') and spec[len('folder:'):]:
+    return _load_folder(spec[len('folder:'):], split, max_examples)
+  if spec == 'digits':
+    return _load_digits(split, max_examples)
+  raise InputError(f'unknown image source {spec!r}; use tfds:<name> (e.g. tfds:cifar10), '
+                   'folder:<path> (layout <path>/<split>/<class>/*.png|jpg) or digits')
+
+
+def _subset(n: int, max_examples: Optional[int]) -> np.ndarray:
+  """Indices of an evenly spaced subset of at most `max_examples` of `n` examples."""
+  if max_examples is None or max_examples >= n:
+    return np.arange(n)
+  return np.linspace(0, n - 1, max_examples).round().astype(np.int64)
+
+
+def _prepare_hint(name: str, data_dir: Optional[str]) -> str:
+  where = f' --data_dir={data_dir}' if data_dir else ''
+  return (f'prepare it with `tfds build {name} --file_format=array_record{where}` '
+          '(building needs TensorFlow once; reading does not), or pass download=True')
+
+
+def _load_tfds(name: str, split: str, data_dir: Optional[str], download: bool,
+               max_examples: Optional[int]) -> ImageSet:
+  import tensorflow_datasets as tfds  # Heavy import, only for this source.
+  if not download:
+    try:
+      builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+      raise InputError(f'TFDS dataset {name!r} is neither registered nor found in data_dir '
+                       f'{data_dir or "(default)"}; ' + _prepare_hint(name, data_dir)) from None
+    if not builder.is_prepared():
+      raise InputError(f'TFDS dataset {name!r} is not prepared in {builder.data_dir}; '
+                       + _prepare_hint(name, data_dir))
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise InputError(f'TFDS has no dataset {name!r}; check the name (`tfds build --help`) '
+                     'or prepare your own in data_dir') from None
+  except NotImplementedError as e:  # Prepared, but as TFRecord: no random access.
+    raise InputError(f'TFDS dataset {name!r} is not in the array_record format ({e}); '
+                     + _prepare_hint(name, data_dir)) from None
+  except ValueError as e:  # Unknown split, or an unknown dataset when downloading.
+    raise InputError(f'cannot read split {split!r} of TFDS dataset {name!r}: {e}') from None
+  features = source.dataset_info.features
+  if 'image' not in features or 'label' not in features:
+    raise InputError(f'TFDS dataset {name!r} has features {list(features)}; an image '
+                     "classification dataset with 'image' and 'label' features is needed")
+  index = _subset(len(source), max_examples)
+  if not len(index):
+    raise InputError(f'split {split!r} of TFDS dataset {name!r} is empty; choose another split')
+  images, labels = [], []
+  for start in range(0, len(index), 1024):
+    for example in source.__getitems__(index[start:start + 1024].tolist()):
+      images.append(example['image'])
+      labels.append(example['label'])
+  return (_stack(images, f'tfds:{name}'), np.asarray(labels, np.int32),
+          list(features['label'].names))
+
+
+def _stack(images: Sequence[np.ndarray], what: str) -> np.ndarray:
+  shapes = {image.shape for image in images}
+  if len(shapes) != 1:
+    raise InputError(f'images of {what} differ in shape ({sorted(shapes)[:3]}...); '
+                     'resize them to one shape first')
+  return np.stack(images).astype(np.uint8)
+
+
+def _list_folder(root: str, split: str) -> tuple[list[str], np.ndarray, list[str]]:
+  """Files, labels and class names of `root/split/<class>/*` (classes over all splits)."""
+  layout = 'expected layout <path>/<split>/<class>/*.png|jpg (e.g. cifar10/train/cat/0001.jpg)'
+  if not os.path.isdir(root):
+    raise InputError(f'image folder {root!r} does not exist; {layout}')
+  split_dir = os.path.join(root, split)
+  if not os.path.isdir(split_dir):
+    splits = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    raise InputError(f'image folder {root!r} has no split {split!r} (found {splits}); {layout}')
+  class_names = sorted({c for s in os.listdir(root) if os.path.isdir(os.path.join(root, s))
+                        for c in os.listdir(os.path.join(root, s))
+                        if os.path.isdir(os.path.join(root, s, c))})
+  files, labels = [], []
+  for label, name in enumerate(class_names):
+    class_dir = os.path.join(split_dir, name)
+    if not os.path.isdir(class_dir):
+      continue
+    for f in sorted(os.listdir(class_dir)):
+      if f.lower().endswith(_IMAGE_EXTENSIONS):
+        files.append(os.path.join(class_dir, f))
+        labels.append(label)
+  if not files:
+    raise InputError(f'image folder {split_dir!r} holds no .png/.jpg images; {layout}')
+  return files, np.asarray(labels, np.int32), class_names
+
+
+def _decode(path: str) -> np.ndarray:
+  from PIL import Image
+  try:
+    with Image.open(path) as image:
+      image = image.convert('L' if image.mode in ('1', 'L', 'I', 'I;16', 'F') else 'RGB')
+      array = np.asarray(image, np.uint8)
+  except OSError as e:
+    raise InputError(f'cannot decode image {path!r} ({e}); remove or replace the file') from None
+  return array[..., None] if array.ndim == 2 else array
+
+
+def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet:
+  files, labels, class_names = _list_folder(root, split)
+  index = _subset(len(files), max_examples)
+  # Pillow releases the GIL while decoding, so threads decode in parallel.
+  with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+    images = list(pool.map(_decode, [files[i] for i in index], chunksize=256))
+  return _stack(images, f'folder:{root}'), labels[index], class_names
+
+
+def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
+  try:
+    from sklearn.datasets import load_digits
+  except ImportError:
+    raise InputError('the digits source needs scikit-learn; install it with '
+                     '`pip install scikit-learn` (or `pip install rwjax[test]`)') from None
+  if split not in ('train', 'test'):
+    raise InputError(f"the digits source has splits 'train' and 'test', not {split!r}")
+  digits = load_digits()
+  images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+  order = np.random.default_rng(_DIGITS_SEED).permutation(len(images))
+  order = order[:-_DIGITS_TEST] if split == 'train' else order[-_DIGITS_TEST:]
+  order = order[_subset(len(order), max_examples)]
+  return images[order], digits.target[order].astype(np.int32), [str(d) for d in range(10)]

@@ -1,0 +1,144 @@
+"""The evaluation report: DIR/eval/report.json, PNG plots and the printed table.
+
+A report is a dict whose task results map layer -> `rwjax.eval.stats.compare` output:
+  report['classification'][layer]
+  report['exemplar'][transform][layer]
+  report['shift'][str(pixels)][layer]
+"""
+
+import json
+import os
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use('Agg')  # Files only; no display on TPU VMs or CI.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+_ARMS = (('pretrained', 'pre-trained (waves)', 'tab:blue'),
+         ('random_init', 'random init', 'tab:gray'))
+
+
+def tasks_of(report: dict) -> dict[str, dict]:
+  """Task name -> {layer: comparison} for the per-layer tasks in a report."""
+  tasks = {}
+  if report.get('classification'):
+    tasks['classification'] = report['classification']
+  for transform, layers in (report.get('exemplar') or {}).items():
+    tasks[f'exemplar {transform}'] = layers
+  return tasks
+
+
+def _stars(p: Optional[float]) -> str:
+  if p is None:
+    return ''
+  return '***' if p < 0.001 else '**' if p < 0.01 else '*' if p < 0.05 else 'n.s.'
+
+
+def _layer_panel(ax, layers: dict, title: str) -> None:
+  names = list(layers)
+  for arm, label, colour in _ARMS:
+    means = [layers[l][arm]['mean'] for l in names]
+    stds = [layers[l][arm]['std'] or 0.0 for l in names]
+    ax.errorbar(range(len(names)), means, yerr=stds, marker='o', capsize=3, label=label,
+                color=colour)
+  ax.set_xticks(range(len(names)), names, rotation=30)
+  ax.set_title(title)
+  ax.set_ylabel('top-1 accuracy')
+  ax.grid(alpha=0.3)
+
+
+def plot_layers(report: dict, path: str) -> None:
+  """Accuracy per layer, pre-trained vs random init, one panel per task."""
+  tasks = tasks_of(report)
+  fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+  for ax, (name, layers) in zip(axes[0], tasks.items()):
+    _layer_panel(ax, layers, name)
+  axes[0][0].legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_shift(report: dict, path: str) -> None:
+  """Accuracy vs translation of the test images, one panel per layer."""
+  shift = report['shift']
+  pixels = sorted(shift, key=int)
+  layers = list(shift[pixels[0]])
+  fig, axes = plt.subplots(1, len(layers), figsize=(3 * len(layers), 3), squeeze=False,
+                           sharey=True)
+  for ax, layer in zip(axes[0], layers):
+    for arm, label, colour in _ARMS:
+      means = [shift[k][layer][arm]['mean'] for k in pixels]
+      stds = [shift[k][layer][arm]['std'] or 0.0 for k in pixels]
+      ax.errorbar([int(k) for k in pixels], means, yerr=stds, marker='o', capsize=3,
+                  label=label, color=colour)
+    ax.set_title(layer)
+    ax.set_xlabel('shift (pixels)')
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel('top-1 accuracy')
+  axes[0][0].legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_summary(report: dict, path: str) -> None:
+  """Pre-trained minus random-init accuracy per layer and task, with significance marks."""
+  tasks = tasks_of(report)
+  if report.get('shift'):
+    largest = max(report['shift'], key=int)
+    tasks[f'shift {largest} px'] = report['shift'][largest]
+  layers = list(next(iter(tasks.values())))
+  width = 0.8 / len(tasks)
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(layers) * len(tasks) + 2), 4))
+  for i, (name, results) in enumerate(tasks.items()):
+    x = [j + (i - (len(tasks) - 1) / 2) * width for j in range(len(layers))]
+    diffs = [results[l]['difference'] for l in layers]
+    ax.bar(x, diffs, width, label=name)
+    for xi, d, l in zip(x, diffs, layers):
+      ax.annotate(_stars(results[l]['p']), (xi, d), ha='center', fontsize=7,
+                  va='bottom' if d >= 0 else 'top')
+  ax.axhline(0, color='black', linewidth=0.8)
+  ax.set_xticks(range(len(layers)), layers)
+  ax.set_ylabel('accuracy: pre-trained - random init')
+  ax.set_title(f"pre-trained vs random init over {report['seeds']} seeds "
+               '(* p<.05, ** p<.01, *** p<.001)')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def table(report: dict) -> str:
+  """A short text table: per task and layer, both arms' mean +- std, difference, p."""
+  rows = [f"{'task':<22}{'layer':<8}{'pre-trained':>15}{'random init':>15}{'diff':>8}{'p':>9}"]
+  tasks = tasks_of(report)
+  for k, layers in sorted((report.get('shift') or {}).items(), key=lambda kv: int(kv[0])):
+    tasks[f'shift {k} px'] = layers
+  fmt = lambda s: f"{s['mean']:.3f}" + (f"+-{s['std']:.3f}" if s['std'] is not None else '')
+  for name, layers in tasks.items():
+    for layer, c in layers.items():
+      p = f"{c['p']:.2g}" if c['p'] is not None else '-'
+      rows.append(f"{name:<22}{layer:<8}{fmt(c['pretrained']):>15}{fmt(c['random_init']):>15}"
+                  f"{c['difference']:>+8.3f}{p:>9}")
+  return '\n'.join(rows)
+
+
+def write(report: dict, out_dir: str) -> list[str]:
+  """Writes report.json and the plots into out_dir; returns the written paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, 'report.json')]
+  with open(paths[0] + '.tmp', 'w') as f:
+    json.dump(report, f, indent=2, allow_nan=False)
+  os.replace(paths[0] + '.tmp', paths[0])
+  if tasks_of(report):
+    paths.append(os.path.join(out_dir, 'accuracy_per_layer.png'))
+    plot_layers(report, paths[-1])
+  if report.get('shift'):
+    paths.append(os.path.join(out_dir, 'accuracy_vs_shift.png'))
+    plot_shift(report, paths[-1])
+  if tasks_of(report) or report.get('shift'):
+    paths.append(os.path.join(out_dir, 'summary.png'))
+    plot_summary(report, paths[-1])
+  return paths

@@ -1,0 +1,57 @@
+"""Seed statistics: a pre-trained network's numbers beside the random-init network's.
+
+`compare(pretrained, random_init)` summarises per-seed values (mean, sample std), their
+difference and a two-sided t-test from scipy.stats: paired (`ttest_rel`) when seed i of both
+arms shares everything but the pre-training (same probe split, same task draw), Welch's
+(`ttest_ind`, unequal variances) otherwise. Undefined numbers (a std or a test from fewer than
+two seeds, or from values with no spread) are None, so the result is strict JSON.
+"""
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.stats
+
+from rwjax.errors import InputError
+
+
+def _number(x: float) -> Optional[float]:
+  return float(x) if math.isfinite(x) else None
+
+
+def summarise(values: Sequence[float]) -> dict:
+  """{'n', 'mean', 'std' (ddof=1; None for one value), 'values'} of per-seed values."""
+  v = np.asarray(values, np.float64)
+  if v.ndim != 1 or not len(v):
+    raise InputError(f'need a non-empty list of per-seed values, got {values!r}')
+  return {'n': len(v), 'mean': float(v.mean()),
+          'std': _number(v.std(ddof=1)) if len(v) > 1 else None, 'values': v.tolist()}
+
+
+def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
+            paired: bool = True) -> dict:
+  """Pre-trained vs random-init per-seed values.
+
+  Args:
+    pretrained: values over seeds for the pre-trained network.
+    random_init: values over seeds for the random-init network.
+    paired: pair seed i of both arms (needs equal counts); False for Welch's test.
+
+  Returns:
+    {'pretrained': summary, 'random_init': summary, 'difference' (mean of pretrained minus
+    mean of random_init), 'test' ('paired t' | 'welch t'), 't', 'p'} (t and p None when
+    undefined).
+  """
+  a, b = summarise(pretrained), summarise(random_init)
+  if paired and a['n'] != b['n']:
+    raise InputError(f'a paired test needs as many pre-trained as random-init seeds, got '
+                     f"{a['n']} and {b['n']}; use paired=False for Welch's test")
+  t = p = None
+  if min(a['n'], b['n']) > 1:
+    with np.errstate(all='ignore'):
+      result = (scipy.stats.ttest_rel(a['values'], b['values']) if paired
+                else scipy.stats.ttest_ind(a['values'], b['values'], equal_var=False))
+    t, p = _number(result.statistic), _number(result.pvalue)
+  return {'pretrained': a, 'random_init': b, 'difference': a['mean'] - b['mean'],
+          'test': 'paired t' if paired else 'welch t', 't': t, 'p': p}

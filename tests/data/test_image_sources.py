@@ -1,0 +1,130 @@
+"""Image sources: folder and TFDS (array_record, built here with TFDS's builder) agree; errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from rwjax.data.sources import load_images
+from rwjax.errors import InputError
+
+_CLASSES = ('cat', 'dog', 'frog')
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+  """root/<split>/<class>/<i>.png with random 6x5 RGB images ('test' lacks 'frog')."""
+  root = tmp_path_factory.mktemp('folder')
+  rng = np.random.default_rng(0)
+  for split, classes in (('train', _CLASSES), ('test', _CLASSES[:2])):
+    for name in classes:
+      os.makedirs(root / split / name)
+      for i in range(3):
+        image = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / split / name / f'{i}.png')
+  return str(root)
+
+
+class PngFolderImages(tfds.core.GeneratorBasedBuilder):
+  """A TFDS image-classification dataset made from the PNG files of an image folder."""
+  VERSION = tfds.core.Version('1.0.0')
+  root = None  # Set before building.
+  # No download checksums: TFDS would look for them beside this module, which it cannot
+  # locate under pytest's importlib import mode without the optional importlib_resources.
+  code_path = None
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, disable_shuffling=True,
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(6, 5, 3)),
+            'label': tfds.features.ClassLabel(names=list(_CLASSES))}))
+
+  def _split_generators(self, dl_manager):
+    return {split: self._generate_examples(split) for split in ('train', 'test')}
+
+  def _generate_examples(self, split):
+    for name in sorted(os.listdir(os.path.join(self.root, split))):
+      for f in sorted(os.listdir(os.path.join(self.root, split, name))):
+        # A path: TFDS stores the PNG bytes as they are (encoding arrays would need TensorFlow).
+        yield f'{name}/{f}', {'image': os.path.join(self.root, split, name, f), 'label': name}
+
+
+@pytest.fixture(scope='module')
+def tfds_dir(image_folder, tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  PngFolderImages.root = image_folder
+  PngFolderImages(data_dir=data_dir, file_format='array_record').download_and_prepare()
+  return data_dir
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_folder_and_tfds_sources_return_identical_arrays(image_folder, tfds_dir, split):
+  images, labels, names = load_images(f'folder:{image_folder}', split)
+  t_images, t_labels, t_names = load_images('tfds:png_folder_images', split, data_dir=tfds_dir)
+  assert images.dtype == t_images.dtype == np.uint8
+  assert images.shape == (9 if split == 'train' else 6, 6, 5, 3)
+  np.testing.assert_array_equal(images, t_images)
+  np.testing.assert_array_equal(labels, t_labels)
+  assert names == t_names == list(_CLASSES)
+  # Labels follow the sorted class folders of all splits.
+  assert labels.tolist() == sorted(labels.tolist())
+  assert set(labels.tolist()) == set(range(3 if split == 'train' else 2))
+
+
+def test_max_examples_keeps_an_evenly_spaced_subset(image_folder, tfds_dir):
+  images, labels, _ = load_images(f'folder:{image_folder}', 'train')
+  sub_images, sub_labels, _ = load_images(f'folder:{image_folder}', 'train', max_examples=3)
+  np.testing.assert_array_equal(sub_images, images[[0, 4, 8]])
+  assert sub_labels.tolist() == [0, 1, 2]
+  t_images, _, _ = load_images('tfds:png_folder_images', 'train', data_dir=tfds_dir, max_examples=3)
+  np.testing.assert_array_equal(t_images, sub_images)
+
+
+def test_grey_folder_images_have_one_channel(tmp_path):
+  os.makedirs(tmp_path / 'train' / 'a')
+  Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / 'train/a/0.png')
+  images, labels, names = load_images(f'folder:{tmp_path}', 'train')
+  assert images.shape == (1, 3, 4, 1) and labels.tolist() == [0] and names == ['a']
+  np.testing.assert_array_equal(images[0, :, :, 0], np.arange(12).reshape(3, 4))
+
+
+def test_digits_are_real_and_split_deterministically():
+  train, train_labels, names = load_images('digits', 'train')
+  test, test_labels, _ = load_images('digits', 'test')
+  assert train.shape == (1297, 8, 8, 1) and test.shape == (500, 8, 8, 1)
+  assert train.dtype == np.uint8 and train.max() == 255
+  assert names == [str(d) for d in range(10)]
+  assert set(test_labels.tolist()) == set(range(10))
+  # Disjoint splits (by content), identical on reload.
+  assert not {x.tobytes() for x in train} >= {x.tobytes() for x in test}
+  np.testing.assert_array_equal(load_images('digits', 'test')[0], test)
+
+
+@pytest.mark.parametrize('spec, split, message', [
+    ('nonsense', 'train', 'unknown image source'),
+    ('folder:/no/such/dir', 'train', 'does not exist'),
+    ('digits', 'validation', "splits 'train' and 'test'"),
+])
+def test_bad_specs_raise_input_error(spec, split, message):
+  with pytest.raises(InputError, match=message):
+    load_images(spec, split)
+
+
+def test_missing_or_empty_folder_split_says_the_layout(tmp_path):
+  os.makedirs(tmp_path / 'train' / 'a')
+  with pytest.raises(InputError, match='no .png/.jpg images.*<split>/<class>'):
+    load_images(f'folder:{tmp_path}', 'train')
+  with pytest.raises(InputError, match="no split 'test'.*<split>/<class>"):
+    load_images(f'folder:{tmp_path}', 'test')
+
+
+def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path, tfds_dir):
+  with pytest.raises(InputError, match='not prepared.*tfds build mnist --file_format=array_record'):
+    load_images('tfds:mnist', 'train', data_dir=str(tmp_path))
+  with pytest.raises(InputError, match='tfds build no_such_dataset'):
+    load_images('tfds:no_such_dataset', 'train', data_dir=str(tmp_path))
+  with pytest.raises(InputError, match="split 'validation'"):
+    load_images('tfds:png_folder_images', 'validation', data_dir=tfds_dir)

@@ -1,0 +1,46 @@
+"""The shared image preprocessing: range, resolution, channels."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rwjax.data.preprocess import to_network_input
+from rwjax.errors import InputError
+
+
+def test_uint8_scales_to_unit_range_without_resizing():
+  images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3) * 2
+  x = to_network_input(images, 4, 3)
+  assert x.dtype == jnp.float32 and x.shape == (2, 4, 4, 3)
+  np.testing.assert_allclose(x, images / 255.0, rtol=1e-6)
+
+
+def test_grey_to_rgb_replicates_and_rgb_to_grey_takes_luminance():
+  grey = np.random.default_rng(0).integers(0, 256, (3, 5, 5, 1), dtype=np.uint8)
+  rgb = to_network_input(grey, 5, 3)
+  np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+  np.testing.assert_allclose(rgb[..., 1], grey[..., 0] / 255.0, rtol=1e-6)
+  # Luminance weights sum to 1: a grey RGB image keeps its level.
+  np.testing.assert_allclose(to_network_input(rgb, 5, 1)[..., 0], grey[..., 0] / 255.0,
+                             atol=1e-6)
+  red = np.zeros((1, 2, 2, 3), np.float32)
+  red[..., 0] = 1.0
+  np.testing.assert_allclose(to_network_input(red, 2, 1), 0.299, rtol=1e-6)
+
+
+def test_resize_keeps_constant_images_and_the_mean_when_downsampling():
+  flat = np.full((1, 8, 8, 1), 0.25, np.float32)
+  np.testing.assert_allclose(to_network_input(flat, 32, 1), 0.25, rtol=1e-6)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 3))
+  small = jax.jit(to_network_input, static_argnums=(1, 2))(x, 8, 3)
+  assert small.shape == (2, 8, 8, 3)
+  # Antialiased 2x bilinear downsampling averages 2x2 blocks (up to the border).
+  np.testing.assert_allclose(small.mean(axis=(1, 2)), x.mean(axis=(1, 2)), atol=0.02)
+  assert 0.0 <= float(small.min()) and float(small.max()) <= 1.0
+
+
+@pytest.mark.parametrize('shape, channels', [((2, 4, 4), 3), ((2, 4, 4, 2), 3), ((2, 4, 4, 3), 2)])
+def test_bad_shapes_and_channels_raise_input_error(shape, channels):
+  with pytest.raises(InputError):
+    to_network_input(np.zeros(shape, np.uint8), 4, channels)
