@@ -31,6 +31,9 @@ def _flags():
   ap.add_argument('--numpy_frames', type=int, default=1,
                   help='frames per timed NumPy reference call (0: skip it)')
   ap.add_argument('--numpy_dtype', default='float32', choices=['float32', 'float64'])
+  ap.add_argument('--host_devices', type=int, default=0,
+                  help='CPU: split the batch over this many host devices, one thread each '
+                       '(0: one per core; XLA:CPU runs a fused loop on one thread)')
   ap.add_argument('--unroll', type=int, default=0,
                   help='override the accelerator scan unroll of the inner loop (0: default)')
   return ap.parse_args()
@@ -46,6 +49,10 @@ def _timed(fn):
 def main():
   args = _flags()
   os.environ['JAX_PLATFORMS'] = args.platform if args.platform != 'gpu' else 'cuda'
+  if args.platform == 'cpu':
+    n_host = args.host_devices or os.cpu_count() or 1
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                               + f' --xla_force_host_platform_device_count={n_host}')
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
   import jax
@@ -58,7 +65,13 @@ def main():
   p = lansdell.Params(size=args.size)
   steps = lansdell.steps_per_frame(p)
   state = lansdell.init(jax.random.PRNGKey(0), args.batch, p)
-  advance = jax.jit(lambda s: lansdell.advance(s, args.frames, p))
+  # Retinas are independent: shard the batch over the devices (on CPU, one per core).
+  n_dev = max(n for n in range(1, jax.device_count() + 1) if args.batch % n == 0)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:n_dev]), ('batch',))
+  spec = jax.sharding.PartitionSpec('batch')
+  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, spec))
+  advance = jax.jit(jax.shard_map(lambda s: lansdell.advance(s, args.frames, p), mesh=mesh,
+                                  in_specs=spec, out_specs=spec))
   t0 = time.perf_counter()
   state, frames = advance(state)
   jax.block_until_ready(frames)
@@ -90,7 +103,7 @@ def main():
   peak = next((bw for name, bw in _PEAK_BANDWIDTH.items() if name in kind), None)
   out = {
       'bench': 'simulator', 'model': 'lansdell', 'jax_version': jax.__version__,
-      'platform': args.platform, 'device_kind': kind, 'batch': args.batch,
+      'platform': args.platform, 'device_kind': kind, 'devices': n_dev, 'batch': args.batch,
       'size': args.size, 'dt_s': p.dt, 'steps_per_frame': steps,
       'frames_per_call': args.frames, 'repeats': args.repeats,
       'scan_unroll': 1 if jax.default_backend() == 'cpu' else lansdell._ACCEL_UNROLL,

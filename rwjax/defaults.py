@@ -30,9 +30,13 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data.sim_params = ml_collections.ConfigDict()  # overrides of the simulator's Params
   c.data.sim_size = 64  # lattice cells per side
   c.data.input_size = 32  # network input pixels per side (block mean-pooled)
-  c.data.retinas_per_device = 256  # independent retinas each device simulates
+  # Independent retinas each device simulates: 128 keeps the simulator at ~1/7 of the
+  # step on an H100 (bench/train_step.py) while the buffer still turns over every step.
+  c.data.retinas_per_device = 128
   c.data.frames_per_step = 1  # fresh frames per retina per training step
-  c.data.buffer_frames = 8  # recent frames per retina that pairs are drawn from
+  # Recent frames per retina that pairs are drawn from: about a fifth of frames belong to
+  # a wave, so 128 x 32 frames give enough valid pairs for 512 per step.
+  c.data.buffer_frames = 32
   c.data.warmup_s = 300.0  # simulated seconds before frames are used (from rest, the
   # first wave leaves every retina refractory for ~2 minutes)
   c.data.calibration_s = 300.0  # simulated seconds that fix the z-score/min-max transform
@@ -73,7 +77,7 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   c.model.projector = (64, 32)
   c.model.dtype = 'float32'
   c.data.retinas_per_device = 8
-  c.data.buffer_frames = 8
+  c.data.buffer_frames = 16
   # From rest, the first wave leaves every retina refractory for ~2 minutes: the
   # warm-up must outlast that lull or the buffer holds no waves.
   c.data.warmup_s = 150.0
