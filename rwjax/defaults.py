@@ -7,6 +7,10 @@ binary reads them in one place and passes plain values down.
 
 import ml_collections
 
+from rwjax.errors import InputError
+from rwjax.eval.features import LAYERS
+from rwjax.eval.probes import L2_GRID
+
 
 def pretrain_config() -> ml_collections.ConfigDict:
   """SimCLR pre-training on simulated retinal waves (arXiv:2312.02791 settings)."""
@@ -86,4 +90,78 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   c.train.steps = 60
   c.train.log_every = 10
   c.train.checkpoint_every = 30
+  return c
+
+
+def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
+  """Evaluation against random-init networks (configs/evaluate.py and its presets)."""
+  c = ml_collections.ConfigDict()
+  c.workdir = ''  # The pre-training workdir (config.json + checkpoints/); required.
+  c.out = ''  # '' = <workdir>/eval.
+  c.seeds = 3  # Random-init networks and probe / task draws per arm.
+  c.batch_size = 512  # Images per feature-extraction step.
+  c.layers = LAYERS
+
+  # Natural images for the classification probes (and the translated test sets).
+  c.data = ml_collections.ConfigDict()
+  c.data.source = 'tfds:cifar10'  # tfds:<name> | folder:<path> | digits
+  c.data.data_dir = ''  # TFDS data_dir ('' = TFDS's default).
+  c.data.download = False  # Let TFDS download and prepare a missing dataset.
+  c.data.train_split = 'train'
+  c.data.test_split = 'test'
+  c.data.max_train = 0  # 0 = all (otherwise an evenly spaced subset).
+  c.data.max_test = 0
+
+  c.probe = ml_collections.ConfigDict()
+  c.probe.l2_grid = L2_GRID
+  c.probe.val_fraction = 0.2
+  c.probe.steps = 300  # Accelerated gradient steps per fit.
+
+  # (b) Translated test sets: probes trained on centred images, tested on shifted ones.
+  c.shift = ml_collections.ConfigDict()
+  c.shift.enabled = True
+  c.shift.pixels = (0, 1, 2, 4, 8)  # Horizontal shifts (to the right); uncovered pixels = 0.
+
+  # (a) Exemplar tasks: P images, each a class; samples are transforms of it.
+  c.exemplar = ml_collections.ConfigDict()
+  c.exemplar.enabled = True
+  c.exemplar.source = 'tfds:cifar100'
+  c.exemplar.split = 'test'
+  c.exemplar.images = 50  # P, drawn per seed.
+  c.exemplar.n_train = 20  # Transforms per image to train on...
+  c.exemplar.n_test = 10  # ...and held-out transforms to test on.
+  c.exemplar.transforms = ('translate', 'rotate', 'color')
+  c.exemplar.max_shift = 0.5  # Fraction of the image size, in y and x.
+  c.exemplar.max_degrees = 180.0
+  c.exemplar.fill = 0.0  # Value of uncovered pixels.
+
+  # Mean-field manifold capacity (rwjax.eval.capacity) of every layer's full (flattened)
+  # representation. Exemplar manifolds: P images of exemplar.source / exemplar.split, M
+  # transforms each (exemplar.max_shift / max_degrees / fill); class manifolds: P classes x
+  # M images of the data.test_split. The paper's sizes.
+  c.capacity = ml_collections.ConfigDict()
+  c.capacity.enabled = True
+  c.capacity.kinds = ('translate', 'rotate', 'color', 'class')
+  c.capacity.P = 10  # Manifolds.
+  c.capacity.M = 100  # Points per manifold.
+  c.capacity.n_t = 500  # Gaussian draws per manifold.
+  c.capacity.kappa = 0.0  # Margin.
+  c.capacity.project_dims = 5000  # Wider layers are randomly projected to this many dims.
+
+  if preset == 'cifar10_folder':
+    c.data.source = 'folder:data/cifar10'
+    c.exemplar.source = 'folder:data/cifar10'
+  elif preset == 'digits':
+    c.seeds = 2
+    c.batch_size = 256
+    c.data.source = 'digits'
+    c.exemplar.source = 'digits'
+    c.exemplar.images = 20
+    c.exemplar.n_train = 10
+    c.exemplar.n_test = 5
+    c.shift.pixels = (0, 2, 4, 8)
+    c.capacity.P, c.capacity.M, c.capacity.n_t = 5, 20, 50
+    c.capacity.project_dims = 512
+  elif preset != 'cifar10':
+    raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder' or 'digits'")
   return c

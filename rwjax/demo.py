@@ -25,8 +25,6 @@ _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes eve
 
 
 def run(workdir: str) -> None:
-  from configs import evaluate as evaluate_configs  # noqa: the repo's config file
-
   print('== 1/3 simulating retinal waves (Lansdell et al. 2014) ==', flush=True)
   waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=150',
                   f'--out={os.path.join(workdir, "waves")}'])
@@ -35,7 +33,7 @@ def run(workdir: str) -> None:
   pretrain_dir = os.path.join(workdir, 'pretrain')
   train.train(defaults.smoke_pretrain_config(), pretrain_dir)
   print('\n== 3/3 evaluation: pre-trained vs random init on digits ==', flush=True)
-  config = evaluate_configs.get_config('digits')
+  config = defaults.evaluate_config('digits')
   config.workdir = pretrain_dir
   evaluate.run(config)
   print(f'\ndone: everything is in {workdir}/', flush=True)

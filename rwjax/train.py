@@ -31,12 +31,6 @@ from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
 from rwjax.waves import frames as frames_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Pre-training config file (configs/pretrain_*.py).', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints, config.json and metrics go here.')
-
-SHUFFLES = ('none', 'temporal', 'spatial', 'spatiotemporal')
-
 
 def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   """Every config value the trainer reads, checked once; InputError on the first bad one."""
@@ -57,8 +51,8 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
     raise InputError(f'config.train.batch_pairs={t.batch_pairs} is not divisible by the '
                      f'{n_devices} devices; use a multiple of {n_devices}')
   positive('loss.temperature', config.loss.temperature, integer=False)
-  if d.shuffle not in SHUFFLES:
-    raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {SHUFFLES}')
+  if d.shuffle not in pairs.SHUFFLES:
+    raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {pairs.SHUFFLES}')
   if d.source == 'sim':
     waves.get_model(d.simulator)
     for name in ('sim_size', 'retinas_per_device', 'frames_per_step', 'buffer_frames'):
@@ -276,13 +270,21 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   return state
 
 
+def define_flags() -> None:
+  """The binary's flags; defined only when run as a program, so that importing the
+  module (tests, the demo, benches) does not claim --config beside other binaries."""
+  config_flags.DEFINE_config_file(
+      'config', None, 'Pre-training config file (configs/pretrain_*.py).', lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Checkpoints, config.json and metrics go here.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments {argv[1:]}')
 
   def run():
     try:
-      train(_CONFIG.value, _WORKDIR.value)
+      train(flags.FLAGS.config, flags.FLAGS.workdir)
     except NonFiniteLoss as e:
       raise InputError(str(e)) from None
 
@@ -290,4 +292,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

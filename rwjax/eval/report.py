@@ -4,6 +4,8 @@ A report is a dict whose task results map layer -> `rwjax.eval.stats.compare` ou
   report['classification'][layer]
   report['exemplar'][transform][layer]
   report['shift'][str(pixels)][layer]
+  report['capacity'][metric][kind][layer]  (metric: alpha, radius, dimension, center_corr;
+                                            beside the settings P, M, n_t, kappa, ...)
 """
 
 import json
@@ -110,6 +112,46 @@ def plot_summary(report: dict, path: str) -> None:
   plt.close(fig)
 
 
+_GEOMETRY = (('alpha', 'capacity alpha'), ('radius', 'radius R_M'),
+             ('dimension', 'dimension D_M'), ('center_corr', 'center correlation rho_c'))
+
+
+def plot_capacity(report: dict, path: str) -> None:
+  """Manifold capacity, radius, dimension and center correlation per layer, pre-trained vs
+  random init: one row per quantity, one column per manifold kind."""
+  cap = report['capacity']
+  kinds = cap['kinds']
+  fig, axes = plt.subplots(len(_GEOMETRY), len(kinds), figsize=(4 * len(kinds), 3 * 4),
+                           squeeze=False, sharex=True)
+  for row, (metric, label) in enumerate(_GEOMETRY):
+    for col, kind in enumerate(kinds):
+      ax = axes[row][col]
+      _layer_panel(ax, cap[metric][kind], kind if row == 0 else '')
+      ax.set_ylabel(label if col == 0 else '')
+  axes[0][0].legend(fontsize=8)
+  fig.suptitle(f"manifold geometry per layer (P={cap['P']}, M={cap['M']}, n_t={cap['n_t']}, "
+               f"kappa={cap['kappa']:g}; {report['seeds']} seeds)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def capacity_table(report: dict) -> str:
+  """Per manifold kind and layer: both arms' capacity, radius and dimension (seed means)
+  and the p of the capacity difference."""
+  cap = report['capacity']
+  rows = [f"{'capacity':<22}{'layer':<8}{'alpha pre / rand':>18}{'p':>9}"
+          f"{'R_M pre / rand':>17}{'D_M pre / rand':>17}"]
+  pair = lambda c, f: f"{c['pretrained']['mean']:{f}} / {c['random_init']['mean']:{f}}"
+  for kind in cap['kinds']:
+    for layer, c in cap['alpha'][kind].items():
+      p = f"{c['p']:.2g}" if c['p'] is not None else '-'
+      rows.append(f"{kind:<22}{layer:<8}{pair(c, '.3f'):>18}{p:>9}"
+                  f"{pair(cap['radius'][kind][layer], '.3f'):>17}"
+                  f"{pair(cap['dimension'][kind][layer], '.1f'):>17}")
+  return '\n'.join(rows)
+
+
 def table(report: dict) -> str:
   """A short text table: per task and layer, both arms' mean +- std, difference, p."""
   rows = [f"{'task':<22}{'layer':<8}{'pre-trained':>15}{'random init':>15}{'diff':>8}{'p':>9}"]
@@ -122,6 +164,8 @@ def table(report: dict) -> str:
       p = f"{c['p']:.2g}" if c['p'] is not None else '-'
       rows.append(f"{name:<22}{layer:<8}{fmt(c['pretrained']):>15}{fmt(c['random_init']):>15}"
                   f"{c['difference']:>+8.3f}{p:>9}")
+  if report.get('capacity'):
+    rows += ['', capacity_table(report)]
   return '\n'.join(rows)
 
 
@@ -141,4 +185,7 @@ def write(report: dict, out_dir: str) -> list[str]:
   if tasks_of(report) or report.get('shift'):
     paths.append(os.path.join(out_dir, 'summary.png'))
     plot_summary(report, paths[-1])
+  if report.get('capacity'):
+    paths.append(os.path.join(out_dir, 'capacity_per_layer.png'))
+    plot_capacity(report, paths[-1])
   return paths

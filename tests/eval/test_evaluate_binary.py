@@ -13,6 +13,7 @@ import pytest
 from rwjax import defaults
 from rwjax import evaluate
 from rwjax import models
+from rwjax.errors import InputError
 from rwjax.ssl import checkpoint
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +50,9 @@ def _config(workdir, out):
   config.shift.pixels = (0, 2)
   config.exemplar.images, config.exemplar.n_train, config.exemplar.n_test = 4, 3, 2
   config.exemplar.transforms = ('translate', 'rotate')
+  config.capacity.kinds = ('translate', 'class')
+  config.capacity.P, config.capacity.M, config.capacity.n_t = 3, 4, 20
+  config.capacity.project_dims = 64  # layer1 (8x8x4 = 256 wide) is projected.
   return config
 
 
@@ -75,11 +79,30 @@ def test_report_has_every_number_configs_and_plots(workdir, tmp_path, capsys):
   assert saved['shift']['0'] == saved['classification']
   # Digits are easy even through a tiny random ResNet: well above chance (0.1).
   assert saved['classification']['layer1']['random_init']['mean'] > 0.3
-  for name in ('accuracy_per_layer.png', 'accuracy_vs_shift.png', 'summary.png'):
+  cap = saved['capacity']
+  assert (cap['P'], cap['M'], cap['n_t'], cap['kinds']) == (3, 4, 20, ['translate', 'class'])
+  assert cap['width'] == {'layer1': 256, 'pooled': 32} and cap['dims'] == {'layer1': 64,
+                                                                           'pooled': 32}
+  for metric in ('alpha', 'radius', 'dimension', 'center_corr'):
+    assert set(cap[metric]) == {'translate', 'class'}
+    for layers in cap[metric].values():
+      assert set(layers) == {'layer1', 'pooled'}
+      for c in layers.values():
+        for arm in ('pretrained', 'random_init'):
+          assert len(c[arm]['values']) == 2 and all(v >= 0 for v in c[arm]['values'])
+  # At kappa = 0 no manifold beats the capacity of points (2); these are far from lines.
+  for layers in cap['alpha'].values():
+    for c in layers.values():
+      assert all(0.3 < v <= 2.0 + 1e-3 for arm in ('pretrained', 'random_init')
+                 for v in c[arm]['values'])
+  assert cap['solver_residual'] < 1e-3
+  for name in ('accuracy_per_layer.png', 'accuracy_vs_shift.png', 'summary.png',
+               'capacity_per_layer.png'):
     with open(os.path.join(out, name), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   table = capsys.readouterr().out
   assert 'classification' in table and 'shift 2 px' in table and 'exemplar rotate' in table
+  assert 'alpha pre / rand' in table and 'translate' in table
 
 
 def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
@@ -92,3 +115,23 @@ def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert lines[-1].startswith('error: ') and 'config.json' in lines[-1]
   assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('kinds', ('translate', 'shear'), 'choose distinct kinds from'),
+    ('kinds', ('class', 'class'), 'choose distinct kinds from'),
+    ('kinds', (), 'choose distinct kinds from'),
+    ('P', 1, 'config.capacity.P=1 must be an integer >= 2'),
+    ('M', 0, 'config.capacity.M=0 must be an integer >= 1'),
+    ('n_t', 0, 'config.capacity.n_t=0'),
+    ('project_dims', 0, 'config.capacity.project_dims=0'),
+    ('kappa', -0.5, 'config.capacity.kappa=-0.5 must be a finite number >= 0'),
+    ('kappa', float('inf'), 'must be a finite number'),
+])
+def test_bad_capacity_settings_are_input_errors(tmp_path, field, value, message):
+  config = _config(str(tmp_path), '')
+  config.capacity[field] = value
+  with pytest.raises(InputError, match=message):
+    evaluate.validate(config)
+  config.capacity.enabled = False  # Unused settings are not checked.
+  evaluate.validate(config)
