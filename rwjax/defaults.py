@@ -82,9 +82,9 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   c.model.dtype = 'float32'
   c.data.retinas_per_device = 8
   c.data.buffer_frames = 16
-  # From rest, the first wave leaves every retina refractory for ~2 minutes: the
-  # warm-up must outlast that lull or the buffer holds no waves.
-  c.data.warmup_s = 150.0
+  # From rest, the first wave leaves every retina refractory for ~2 minutes and the
+  # recovery is synchronised for a while: before ~300 s the buffer can hold no waves.
+  c.data.warmup_s = 300.0
   c.data.calibration_s = 30.0
   c.train.batch_pairs = 32
   c.train.steps = 60
@@ -147,6 +147,9 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
   c.capacity.n_t = 500  # Gaussian draws per manifold.
   c.capacity.kappa = 0.0  # Margin.
   c.capacity.project_dims = 5000  # Wider layers are randomly projected to this many dims.
+  # 'relus': every ReLU output of the ResNet-18 (the stem's and two per block, 17) and the
+  # projector's hidden ReLUs and output, as in the paper; 'stages': config.layers.
+  c.capacity.layers = 'relus'
 
   if preset == 'cifar10_folder':
     c.data.source = 'folder:data/cifar10'
@@ -162,6 +165,7 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
     c.shift.pixels = (0, 2, 4, 8)
     c.capacity.P, c.capacity.M, c.capacity.n_t = 5, 20, 50
     c.capacity.project_dims = 512
+    c.capacity.layers = 'stages'  # Keeps the CPU demo fast.
   elif preset != 'cifar10':
     raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder' or 'digits'")
   return c

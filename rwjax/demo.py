@@ -2,7 +2,7 @@
 
   python -m rwjax.demo --workdir=out/demo      (what `make demo` runs)
 
-1. simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 150 s
+1. simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 300 s
    warm-up), prints their statistics and writes DIR/waves/preview.gif;
 2. pre-trains configs/pretrain_smoke.py (the on-device simulator inside the sharded
    SimCLR step) into DIR/pretrain;
@@ -26,7 +26,7 @@ _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes eve
 
 def run(workdir: str) -> None:
   print('== 1/3 simulating retinal waves (Lansdell et al. 2014) ==', flush=True)
-  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=150',
+  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=300',
                   f'--out={os.path.join(workdir, "waves")}'])
   print('\n== 2/3 SimCLR pre-training on simulated waves (configs/pretrain_smoke.py) ==',
         flush=True)

@@ -14,7 +14,14 @@ class InputError(ValueError):
 
 
 def cli_main(main: Callable[[], object]) -> None:
-  """Runs `main()`; an `InputError` becomes one `error: ...` line and exit code 2."""
+  """Runs `main()`; an `InputError` becomes one `error: ...` line and exit code 2.
+
+  Under absl, library INFO logs (orbax's per-save lines, backend probing) are hidden
+  unless --verbosity is given on the command line.
+  """
+  from absl import flags, logging  # pylint: disable=g-import-not-at-top
+  if flags.FLAGS.is_parsed() and not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
   try:
     main()
   except InputError as e:

@@ -146,3 +146,44 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   assert 'preempted: saved step' in out
   step = checkpoint.latest_step(str(tmp_path))
   assert step is not None and step >= 10
+
+
+def test_devices_simulate_different_retinas(tmp_path):
+  c = tiny_config()
+  c.train.steps = 0
+  state = train.train(c, str(tmp_path))
+  v = np.asarray(state.source.sim.v)  # 8 devices x 2 retinas
+  assert v.shape == (16, 32, 32)
+  assert len({row.tobytes() for row in v}) == 16
+
+
+def _disk_movie():
+  """Two retinas, each with two expanding disks of V = 0 mV on a -70 mV rest."""
+  t, size = 24, 32
+  yy, xx = np.mgrid[:size, :size]
+  movie = np.full((2, t, size, size), -70.0, np.float32)
+  for b, (cy, cx) in enumerate([(10, 12), (20, 18)]):
+    for start in (2, 13):
+      for k in range(8):
+        movie[b, start + k][(yy - cy) ** 2 + (xx - cx) ** 2 <= (2 + k) ** 2] = 0.0
+  return movie
+
+
+def test_file_source_trains_on_a_saved_movie(tmp_path):
+  path = tmp_path / 'movie.npy'
+  np.save(path, _disk_movie())
+  c = tiny_config()
+  c.data.source = 'file'
+  c.data.movie = str(path)
+  c.train.steps = 2
+  c.train.log_every = 1
+  train.train(c, str(tmp_path / 'w'))
+  import json
+  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  assert [r['step'] for r in rows] == [1, 2] and all(r['n_anchors'] > 0 for r in rows)
+  # The movie is not checkpointed; resuming rebuilds it from the file.
+  c.train.steps = 3
+  assert int(train.train(c, str(tmp_path / 'w')).step) == 3
+  c.data.frame_separation = 24
+  with pytest.raises(InputError, match='larger than the movie'):
+    train.train(c, str(tmp_path / 'other'))
