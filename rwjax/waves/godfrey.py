@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rwjax.errors import InputError
+from rwjax.waves import lattice
 
 # Calcium level taken as "in a wave": one frame inside a wave front already gives
 # ~0.05-0.15 and the trace saturates near 1 in the wave's interior, while isolated
@@ -135,19 +136,6 @@ def neighbour_fraction(params: Params = Params()) -> np.ndarray:
   return (count / k.sum()).astype(np.float32)
 
 
-def _check(params: Params) -> int:
-  """Validates params; returns the number of steps per frame."""
-  if params.size < 2:
-    raise InputError(f'size={params.size} must be >= 2; use e.g. size=64')
-  if params.dt <= 0 or params.frame_dt <= 0:
-    raise InputError(f'dt={params.dt} and frame_dt={params.frame_dt} must be > 0')
-  n = round(params.frame_dt / params.dt)
-  if n < 1 or abs(n * params.dt - params.frame_dt) > 1e-9 * max(1.0, params.frame_dt):
-    raise InputError(f'frame_dt={params.frame_dt} must be a whole multiple of '
-                     f'dt={params.dt}; e.g. dt=0.025, frame_dt=0.1')
-  return n
-
-
 def _rho(normal: jax.Array, params: Params) -> jax.Array:
   """Post-activity decay rate for Normal(0, 1) draws f32[B, H, W]."""
   scale = params.h1 / params.p * jnp.asarray(neighbour_fraction(params))
@@ -159,7 +147,7 @@ def init(key: jax.Array, batch: int, params: Params = Params()) -> State:
   """Quiet retinas with random thresholds; `key` u32[2] is split per retina."""
   if batch < 1:
     raise InputError(f'batch={batch} must be >= 1')
-  _check(params)
+  lattice.steps_per_frame(params)
   shape = (batch, params.size, params.size)
   k_theta, k_rho, k_ret = jax.random.split(key, 3)
   theta = jax.random.uniform(k_theta, shape, jnp.float32, params.theta0_lo, params.theta0_hi)
@@ -188,7 +176,7 @@ def step(state: State, normal: jax.Array, params: Params) -> State:
 
 def _frame(state: State, params: Params) -> State:
   """Advances one frame: the dt steps, then the calcium trace."""
-  n = _check(params)
+  n = lattice.steps_per_frame(params)
   keys = jax.vmap(jax.random.split)(state.key)            # [B, 2, 2]
   # One rho draw per frame suffices: a cell ends activity at most once per frame
   # (P_D >= frame_dt for every preset).

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from rwjax.errors import InputError
+from rwjax.waves import lattice
 
 # Default activity threshold (mV) for V frames: a pixel is "in a wave" above it.
 THRESHOLD = -60.0
@@ -91,17 +92,7 @@ def pixel_mm(params: Params = Params()) -> float:
   return params.extent_mm / (params.size - 1)
 
 
-def steps_per_frame(params: Params) -> int:
-  """Number of Euler steps in one frame; raises InputError on a bad params combo."""
-  if params.size < 2:
-    raise InputError(f'size={params.size} must be >= 2; use e.g. size=64')
-  if params.dt <= 0 or params.frame_dt <= 0:
-    raise InputError(f'dt={params.dt} and frame_dt={params.frame_dt} must be > 0')
-  n = round(params.frame_dt / params.dt)
-  if n < 1 or abs(n * params.dt - params.frame_dt) > 1e-9 * max(1.0, params.frame_dt):
-    raise InputError(f'frame_dt={params.frame_dt} must be a whole multiple of '
-                     f'dt={params.dt}; e.g. dt=0.001, frame_dt=0.1')
-  return n
+steps_per_frame = lattice.steps_per_frame
 
 
 @functools.partial(jax.jit, static_argnames=('batch', 'params'))
