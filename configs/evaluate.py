@@ -7,7 +7,9 @@
 
 Presets: 'cifar10' (default: tfds:cifar10 probes, exemplar tasks from tfds:cifar100),
 'cifar10_folder' (the same from image folders), 'digits' (scikit-learn's 8x8 digits for
-everything; minutes on a CPU, with small manifold-capacity sizes). Results go to DIR/eval
+everything; minutes on a CPU, with small manifold-capacity sizes, on the stage outputs).
+Manifold capacity covers every ReLU output and the projector by default
+(--config.capacity.layers=stages for the stage outputs only). Results go to DIR/eval
 (report.json, PNG plots).
 """
 

@@ -14,13 +14,16 @@ On natural images the networks never saw, per layer (stem, layer1..4, pooled):
     P manifolds (M translations / rotations / colour jitters of one image, or M images of
     one class) in each layer's full, flattened representation (randomly projected when
     wider than capacity.project_dims); seed s draws the same manifolds, projections and
-    Gaussian draws for both arms.
+    Gaussian draws for both arms. capacity.layers='relus' (the paper's analysis) measures
+    every ReLU output of the ResNet-18 (17) and the projector's hidden ReLUs and output,
+    in network order, instead of the layers above ('stages').
 Writes DIR/eval/report.json (every number and the configs behind it) and PNG plots, and
 prints a table.
 """
 
 import functools
 import os
+import sys
 import time
 from typing import Callable
 
@@ -46,6 +49,7 @@ from rwjax.eval import stats
 from rwjax.ssl import checkpoint
 
 ARMS = ('pretrained', 'random_init')
+CAPACITY_LAYERS = ('stages', 'relus')  # config.capacity.layers
 CAPACITY_METRICS = ('alpha', 'radius', 'dimension', 'center_corr')
 
 
@@ -93,6 +97,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     count('capacity.M', c.M)
     count('capacity.n_t', c.n_t)
     count('capacity.project_dims', c.project_dims)
+    if c.layers not in CAPACITY_LAYERS:
+      raise InputError(f'config.capacity.layers={c.layers!r}: use one of {CAPACITY_LAYERS} '
+                       "('stages': config.layers; 'relus': every ReLU output and the projector)")
     if (isinstance(c.kappa, bool) or not isinstance(c.kappa, (int, float))
         or not 0 <= c.kappa < float('inf')):
       raise InputError(f'config.capacity.kappa={c.kappa!r} must be a finite number >= 0')
@@ -155,6 +162,13 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
       'transform', 'n_train', 'n_test', 'max_shift', 'max_degrees', 'fill'))
   extract = functools.partial(features_lib.extract_features, model,
                               batch_size=config.batch_size, layers=layers)
+  if cap.layers == 'relus':
+    cap_all = features_lib.relu_layers(model)
+    cap_layers, cap_extract = cap_all, functools.partial(
+        features_lib.extract_relus, model, batch_size=config.batch_size)
+  else:
+    cap_all, cap_layers = features_lib.LAYERS, layers
+    cap_extract = functools.partial(extract, pool=False)
   fit = functools.partial(probes.fit_probe, l2_grid=tuple(p.l2_grid),
                           val_fraction=p.val_fraction, steps=p.steps)
   timing = {'features_s': 0.0, 'probes_s': 0.0, 'capacity_s': 0.0}
@@ -171,7 +185,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                'shift': {k: {l: [] for l in layers} for k in shifts},
                'exemplar': {t: {l: [] for l in layers} for t in e.transforms}}
          for arm in ARMS}
-  geometry = {arm: {g: {kind: {l: [] for l in layers} for kind in cap_kinds}
+  geometry = {arm: {g: {kind: {l: [] for l in cap_layers} for kind in cap_kinds}
                     for g in CAPACITY_METRICS} for arm in ARMS}
   solver_residual, capacity_dims = 0.0, {}
   for arm in ARMS:
@@ -193,8 +207,9 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
         for k in shifts:
           acc[arm]['shift'][k][l].append(probes.probe_accuracy(probe, fixed[k][l], y_test))
       if cap_kinds:
-        results = timed('capacity_s', _manifold_geometry, extract, variables,
-                        manifold_images[seed], cap_kinds, layers, cap, cap_key(seed, 4))
+        results = timed('capacity_s', _manifold_geometry, cap_extract, variables,
+                        manifold_images[seed], cap_kinds, cap_layers, cap_all, cap,
+                        cap_key(seed, 4))
         for (kind, l), result in results.items():
           capacity_dims[l] = result['dims']
           solver_residual = max(solver_residual, result['solver_residual'])
@@ -230,9 +245,11 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                'classes': class_names, 'image_size': size, 'channels': channels},
       'classification': compare(lambda arm: acc[arm]['classification']),
       'shift': {str(k): compare(lambda arm: acc[arm]['shift'][k]) for k in shifts},
-      'exemplar': {t: compare(lambda arm: acc[arm]['exemplar'][t]) for t in e.transforms},
-      'capacity': _capacity_report(config, model, pre_variables, size, channels, geometry,
-                                   capacity_dims, solver_residual) if cap_kinds else {},
+      'exemplar': {t: compare(lambda arm: acc[arm]['exemplar'][t])
+                   for t in (e.transforms if e.enabled else ())},
+      'capacity': _capacity_report(config, model, pre_variables, size, channels, cap_layers,
+                                   geometry, capacity_dims, solver_residual)
+                  if cap_kinds else {},
       'timing': timing,
       'jax': {'version': jax.__version__, 'devices': [str(x) for x in jax.local_devices()]},
       'configs': {'evaluate': config.to_dict(), 'pretrain': pre_config.to_dict()},
@@ -241,14 +258,19 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
 
 def _manifold_geometry(extract: Callable[..., dict], variables: dict, images: jax.Array,
                        kinds: tuple[str, ...], layers: tuple[str, ...],
-                       cap: ml_collections.ConfigDict, key: jax.Array) -> dict:
+                       all_layers: tuple[str, ...], cap: ml_collections.ConfigDict,
+                       key: jax.Array) -> dict:
   """Manifold analysis of every kind of manifold in every layer of one network.
 
   Args:
-    extract: extract_features of the network (model, batch size and layers bound).
+    extract: flattened features of the network, (variables, images, project_dims=,
+      project_key=) -> {layer: f32[N, width]} for `layers` (extract_features with pool=False
+      or extract_relus, model and batch size bound).
     variables: the network's variables.
     images: f32[kinds, P, M, H, W, C] manifold images.
     kinds, layers: names of the kinds (images' first axis) and layers to analyse.
+    all_layers: the layer list whose indices key each layer's Gaussian draws
+      (features_lib.LAYERS or relu_layers).
     cap: config.capacity.
     key: raw PRNG key of the random projections and the analyses' Gaussian draws.
 
@@ -256,7 +278,7 @@ def _manifold_geometry(extract: Callable[..., dict], variables: dict, images: ja
     {(kind, layer): manifold_analysis output plus 'dims' (the analysed width)}.
   """
   k_project, k_analysis = jax.random.split(key)
-  flat = extract(variables, images.reshape(-1, *images.shape[3:]), pool=False,
+  flat = extract(variables, images.reshape(-1, *images.shape[3:]),
                  project_dims=cap.project_dims, project_key=k_project)
   width = max(f.shape[1] for f in flat.values())
   # A 1 x 1 layer4 map is the pooled representation: analyse it once.
@@ -272,26 +294,31 @@ def _manifold_geometry(extract: Callable[..., dict], variables: dict, images: ja
       result = capacity_lib.manifold_analysis(
           manifolds_lib.pad_features(points, width), kappa=float(cap.kappa), n_t=cap.n_t,
           key=jax.random.fold_in(jax.random.fold_in(k_analysis, manifolds_lib.KINDS.index(kind)),
-                                 features_lib.LAYERS.index(l)))
+                                 all_layers.index(l)))
       bad = [g for g in CAPACITY_METRICS if not np.isfinite(result[g])]
-      if bad:  # e.g. a layer whose activations are all zero on some manifold.
-        raise InputError(f'the manifold analysis of {kind} manifolds in {l} gave non-finite '
-                         f'{bad} (degenerate features); drop {l} from config.layers')
+      if bad:  # e.g. a layer whose activations are all zero on some manifold: reported as null.
+        print(f'warning: the manifold analysis of {kind} manifolds in {l} gave non-finite '
+              f'{bad} (degenerate features); they are null in report.json', file=sys.stderr)
       results[kind, l] = {**result, 'dims': points.shape[-1]}
   return results
 
 
 def _capacity_report(config: ml_collections.ConfigDict, model: models.SimCLRModel,
-                     variables: dict, size: int, channels: int, geometry: dict, dims: dict,
-                     solver_residual: float) -> dict:
-  """report['capacity']: settings, layer widths and metric -> kind -> layer -> comparison."""
-  cap, layers = config.capacity, tuple(config.layers)
-  backbone, variables = features_lib.backbone_of(model, variables)
-  shapes = jax.eval_shape(
-      lambda v, x: backbone.apply(v, x, train=False, return_stages=True), variables,
-      jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32))
-  out = {'kinds': list(cap.kinds), 'P': cap.P, 'M': cap.M, 'n_t': cap.n_t,
-         'kappa': float(cap.kappa), 'project_dims': cap.project_dims,
+                     variables: dict, size: int, channels: int, layers: tuple[str, ...],
+                     geometry: dict, dims: dict, solver_residual: float) -> dict:
+  """report['capacity']: settings, layer widths and metric -> kind -> layer -> comparison,
+  layers in network order."""
+  cap = config.capacity
+  x = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
+  if cap.layers == 'relus':
+    shapes = jax.eval_shape(functools.partial(features_lib.relu_activations, model), variables,
+                            x)
+  else:
+    backbone, variables = features_lib.backbone_of(model, variables)
+    shapes = jax.eval_shape(
+        lambda v, x: backbone.apply(v, x, train=False, return_stages=True), variables, x)
+  out = {'kinds': list(cap.kinds), 'layers': cap.layers, 'P': cap.P, 'M': cap.M,
+         'n_t': cap.n_t, 'kappa': float(cap.kappa), 'project_dims': cap.project_dims,
          'width': {l: int(np.prod(shapes[l].shape[1:])) for l in layers},
          'dims': {l: int(dims[l]) for l in layers},
          'solver_residual': float(solver_residual)}

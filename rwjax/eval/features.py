@@ -1,15 +1,16 @@
-"""Frozen features: every ResNet-18 stage of a (pre-trained or random) network.
+"""Frozen features: every ResNet-18 stage, or every ReLU output, of a network.
 
-Stages are average-pooled over space (the probes' features) or flattened whole (the
-manifold-capacity analysis, which measures a layer's full representation), optionally
-projected to fewer random Gaussian dimensions on device. The backbone runs in eval mode
-(BatchNorm running statistics) in jitted, fixed-size batches (the last one padded, so one
-compiled program serves any N), split over the local devices when the batch divides evenly
-among them.
+Stages (`extract_features`) are average-pooled over space (the probes' features) or flattened
+whole (the manifold-capacity analysis, which measures a layer's full representation); ReLU
+outputs (`extract_relus`: the backbone's 17 and the projector's, as the paper analysed
+capacity) are flattened. Both are optionally projected to fewer random Gaussian dimensions on
+device. The network runs in eval mode (BatchNorm running statistics) in jitted, fixed-size
+batches (the last one padded, so one compiled program serves any N), split over the local
+devices when the batch divides evenly among them.
 """
 
 import functools
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import numpy as np
 
 from rwjax.errors import InputError
 from rwjax.models import ResNet18, SimCLRModel
+from rwjax.models.resnet import BACKBONE_RELUS, relu_names, relu_outputs
 
 LAYERS = ('stem', 'layer1', 'layer2', 'layer3', 'layer4', 'pooled')
 
@@ -72,6 +74,15 @@ def random_projection(x: jax.Array, key: jax.Array, dims: int, *,
   return out / jnp.sqrt(jnp.asarray(dims, x.dtype))
 
 
+def _project(f: jax.Array, project_dims: int, project_key: Optional[jax.Array],
+             index: int) -> jax.Array:
+  """f f32[B, N] randomly projected to project_dims when wider; one projection per layer
+  (keyed by its `index` in its layer list), the same for every batch."""
+  if project_dims and f.shape[1] > project_dims:
+    return random_projection(f, jax.random.fold_in(project_key, index), project_dims)
+  return f
+
+
 @functools.partial(jax.jit, static_argnames=('backbone', 'layers', 'pool', 'project_dims'))
 def _batch_features(backbone: ResNet18, variables: dict, x: jax.Array,
                     layers: tuple[str, ...], pool: bool = True, project_dims: int = 0,
@@ -82,11 +93,42 @@ def _batch_features(backbone: ResNet18, variables: dict, x: jax.Array,
     f = stages[k]
     if f.ndim == 4:
       f = f.mean(axis=(1, 2)) if pool else f.reshape(len(f), -1)
-    if project_dims and f.shape[1] > project_dims:
-      # One projection per layer (keyed by its place in LAYERS), the same for every batch.
-      f = random_projection(f, jax.random.fold_in(project_key, LAYERS.index(k)), project_dims)
-    out[k] = f
+    out[k] = _project(f, project_dims, project_key, LAYERS.index(k))
   return out
+
+
+def _check_inputs(images, batch_size: int, project_dims: int,
+                  project_key: Optional[jax.Array]) -> None:
+  if batch_size < 1:
+    raise InputError(f'batch_size must be >= 1, got {batch_size}')
+  if project_dims < 0 or (project_dims and project_key is None):
+    raise InputError(f'project_dims={project_dims} must be >= 0, and > 0 needs a project_key')
+  if images.ndim != 4 or not len(images):
+    raise InputError(f'images must be a non-empty [N, H, W, C] array, got shape {images.shape}')
+
+
+def _in_batches(step: Callable[[dict, jax.Array], dict[str, jax.Array]], variables: dict,
+                images: Union[np.ndarray, jax.Array], batch_size: int,
+                layers: Sequence[str]) -> dict[str, np.ndarray]:
+  """{layer: step(variables, x)[layer]} over padded batches x f32[batch_size, H, W, C] of
+  images, concatenated as host arrays [N, ...], in the order of `layers`."""
+  devices = jax.local_devices()
+  if batch_size % len(devices):
+    devices = devices[:1]
+  mesh = jax.sharding.Mesh(np.asarray(devices), ('data',))
+  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  variables = jax.device_put(variables, jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec()))
+  n = len(images)
+  outputs = []
+  for start in range(0, n, batch_size):
+    x = jnp.asarray(images[start:start + batch_size], jnp.float32)
+    x = jax.device_put(jnp.pad(x, ((0, batch_size - len(x)), (0, 0), (0, 0), (0, 0))),
+                       batch_sharding)
+    outputs.append(step(variables, x))
+  # One device-to-host copy at the end lets the device run ahead of the host loop.
+  outputs = jax.device_get(outputs)
+  return {l: np.concatenate([o[l] for o in outputs])[:n] for l in layers}
 
 
 def extract_features(model: Union[SimCLRModel, ResNet18], variables: dict,
@@ -115,28 +157,79 @@ def extract_features(model: Union[SimCLRModel, ResNet18], variables: dict,
   unknown = [l for l in layers if l not in LAYERS]
   if unknown:
     raise InputError(f'unknown feature layers {unknown}; choose from {LAYERS}')
-  if batch_size < 1:
-    raise InputError(f'batch_size must be >= 1, got {batch_size}')
-  if project_dims < 0 or (project_dims and project_key is None):
-    raise InputError(f'project_dims={project_dims} must be >= 0, and > 0 needs a project_key')
-  if images.ndim != 4 or not len(images):
-    raise InputError(f'images must be a non-empty [N, H, W, C] array, got shape {images.shape}')
+  _check_inputs(images, batch_size, project_dims, project_key)
   backbone, variables = backbone_of(model, variables)
-  devices = jax.local_devices()
-  if batch_size % len(devices):
-    devices = devices[:1]
-  mesh = jax.sharding.Mesh(np.asarray(devices), ('data',))
-  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  variables = jax.device_put(variables, jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec()))
-  n = len(images)
-  outputs = []
-  for start in range(0, n, batch_size):
-    x = jnp.asarray(images[start:start + batch_size], jnp.float32)
-    x = jax.device_put(jnp.pad(x, ((0, batch_size - len(x)), (0, 0), (0, 0), (0, 0))),
-                       batch_sharding)
-    outputs.append(_batch_features(backbone, variables, x, tuple(layers), pool, project_dims,
-                                   project_key))
-  # One device-to-host copy at the end lets the device run ahead of the host loop.
-  outputs = jax.device_get(outputs)
-  return {l: np.concatenate([o[l] for o in outputs])[:n] for l in layers}
+  step = lambda v, x: _batch_features(backbone, v, x, tuple(layers), pool, project_dims,
+                                      project_key)
+  return _in_batches(step, variables, images, batch_size, layers)
+
+
+def relu_layers(model: Union[SimCLRModel, ResNet18]) -> tuple[str, ...]:
+  """The ReLU outputs of `model` in network order (rwjax.models.resnet.relu_names): the
+  backbone's 17, then for a SimCLRModel the projector's hidden ReLUs and its output."""
+  if isinstance(model, SimCLRModel):
+    return relu_names(tuple(model.projector))
+  if isinstance(model, ResNet18):
+    return BACKBONE_RELUS
+  raise InputError(f'cannot extract features from a {type(model).__name__}; pass a SimCLRModel '
+                   'or a ResNet18')
+
+
+def relu_activations(model: Union[SimCLRModel, ResNet18], variables: dict,
+                     x: jax.Array) -> dict[str, jax.Array]:
+  """Every ReLU output of the network in eval mode (pure, jit-compatible).
+
+  Args:
+    model: SimCLRModel (the whole network, projector included) or ResNet18.
+    variables: the model's {'params', 'batch_stats'}.
+    x: f32[B, H, W, C] network input.
+
+  Returns:
+    {name: f32[B, h, w, c] (backbone) or f32[B, d] (projector)} in `relu_layers(model)` order.
+  """
+  relu_layers(model)  # InputError for other modules.
+  _, state = model.clone(axis_name=None).apply(variables, x, train=False,
+                                               mutable=['intermediates'])
+  return {k: v.astype(jnp.float32) for k, v in relu_outputs(state['intermediates']).items()}
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'layers', 'project_dims'))
+def _batch_relus(model: Union[SimCLRModel, ResNet18], variables: dict, x: jax.Array,
+                 layers: tuple[str, ...], project_dims: int = 0,
+                 project_key: Optional[jax.Array] = None) -> dict[str, jax.Array]:
+  acts = relu_activations(model, variables, x)
+  names = tuple(acts)
+  return {k: _project(acts[k].reshape(len(x), -1), project_dims, project_key, names.index(k))
+          for k in layers}
+
+
+def extract_relus(model: Union[SimCLRModel, ResNet18], variables: dict,
+                  images: Union[np.ndarray, jax.Array], *, batch_size: int,
+                  layers: Optional[Sequence[str]] = None, project_dims: int = 0,
+                  project_key: Optional[jax.Array] = None) -> dict[str, np.ndarray]:
+  """Flattened (unpooled) ReLU outputs, for the manifold-capacity analysis.
+
+  Args:
+    model: SimCLRModel (backbone and projector ReLUs) or ResNet18 (backbone only).
+    variables: the model's {'params', 'batch_stats'}.
+    images: f32[N, H, W, C] network input in [0, 1].
+    batch_size: images per jitted step.
+    layers: names from `relu_layers(model)` (None: all of them).
+    project_dims: if > 0, layers wider than this are mapped to this many dimensions by
+      `random_projection` on device (0: never).
+    project_key: raw PRNG key of the projections (needed with project_dims); layer l uses
+      fold_in(project_key, relu_layers(model).index(l)).
+
+  Returns:
+    {layer: f32[N, width]} as host arrays in network order; width = h * w * c (backbone),
+    d (projector) or project_dims (projected).
+  """
+  names = relu_layers(model)
+  layers = names if layers is None else tuple(layers)
+  unknown = [l for l in layers if l not in names]
+  if unknown:
+    raise InputError(f'unknown ReLU layers {unknown}; choose from {names}')
+  _check_inputs(images, batch_size, project_dims, project_key)
+  layers = tuple(sorted(layers, key=names.index))
+  step = lambda v, x: _batch_relus(model, v, x, layers, project_dims, project_key)
+  return _in_batches(step, variables, images, batch_size, layers)

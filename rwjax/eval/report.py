@@ -5,7 +5,9 @@ A report is a dict whose task results map layer -> `rwjax.eval.stats.compare` ou
   report['exemplar'][transform][layer]
   report['shift'][str(pixels)][layer]
   report['capacity'][metric][kind][layer]  (metric: alpha, radius, dimension, center_corr;
-                                            beside the settings P, M, n_t, kappa, ...)
+                                            beside the settings P, M, n_t, kappa, ...;
+                                            layers in network order: config.layers, or
+                                            every ReLU output with capacity.layers='relus')
 """
 
 import json
@@ -37,14 +39,43 @@ def _stars(p: Optional[float]) -> str:
   return '***' if p < 0.001 else '**' if p < 0.01 else '*' if p < 0.05 else 'n.s.'
 
 
+def short_layer_name(name: str) -> str:
+  """A tick label: 'layer2_block1_relu1' -> '2.1 relu1', 'layer2_block1_out' -> '2.1 out',
+  'stem_relu' -> 'stem', 'projector_hidden0_relu' -> 'proj h0', 'projector_output' ->
+  'proj out'; stage names ('layer2', 'pooled') are kept."""
+  parts = name.split('_')
+  if name == 'stem_relu':
+    return 'stem'
+  if len(parts) == 3 and parts[0].startswith('layer') and parts[1].startswith('block'):
+    return f"{parts[0][len('layer'):]}.{parts[1][len('block'):]} {parts[2]}"
+  if name == 'projector_output':
+    return 'proj out'
+  if parts[0] == 'projector':
+    return f"proj h{parts[1][len('hidden'):]}"
+  return name
+
+
+def _nan(x) -> float:
+  """None (an undefined number in the report) as NaN, which plots leave out."""
+  return float('nan') if x is None else x
+
+
+def _text(x, spec: str) -> str:
+  return 'n/a' if x is None else format(x, spec)
+
+
 def _layer_panel(ax, layers: dict, title: str) -> None:
   names = list(layers)
   for arm, label, colour in _ARMS:
-    means = [layers[l][arm]['mean'] for l in names]
+    means = [_nan(layers[l][arm]['mean']) for l in names]
     stds = [layers[l][arm]['std'] or 0.0 for l in names]
     ax.errorbar(range(len(names)), means, yerr=stds, marker='o', capsize=3, label=label,
-                color=colour)
-  ax.set_xticks(range(len(names)), names, rotation=30)
+                color=colour, markersize=4 if len(names) > 8 else 6)
+  if len(names) > 8:  # e.g. every ReLU output: short labels, upright text
+    ax.set_xticks(range(len(names)), [short_layer_name(l) for l in names], rotation=90,
+                  fontsize=7)
+  else:
+    ax.set_xticks(range(len(names)), names, rotation=30)
   ax.set_title(title)
   ax.set_ylabel('top-1 accuracy')
   ax.grid(alpha=0.3)
@@ -71,7 +102,7 @@ def plot_shift(report: dict, path: str) -> None:
                            sharey=True)
   for ax, layer in zip(axes[0], layers):
     for arm, label, colour in _ARMS:
-      means = [shift[k][layer][arm]['mean'] for k in pixels]
+      means = [_nan(shift[k][layer][arm]['mean']) for k in pixels]
       stds = [shift[k][layer][arm]['std'] or 0.0 for k in pixels]
       ax.errorbar([int(k) for k in pixels], means, yerr=stds, marker='o', capsize=3,
                   label=label, color=colour)
@@ -121,13 +152,17 @@ def plot_capacity(report: dict, path: str) -> None:
   random init: one row per quantity, one column per manifold kind."""
   cap = report['capacity']
   kinds = cap['kinds']
-  fig, axes = plt.subplots(len(_GEOMETRY), len(kinds), figsize=(4 * len(kinds), 3 * 4),
+  n_layers = len(cap['alpha'][kinds[0]])
+  fig, axes = plt.subplots(len(_GEOMETRY), len(kinds),
+                           figsize=(max(4.0, 0.3 * n_layers + 1) * len(kinds), 3 * 4),
                            squeeze=False, sharex=True)
   for row, (metric, label) in enumerate(_GEOMETRY):
     for col, kind in enumerate(kinds):
       ax = axes[row][col]
       _layer_panel(ax, cap[metric][kind], kind if row == 0 else '')
       ax.set_ylabel(label if col == 0 else '')
+  for ax in axes[-1]:
+    ax.set_xlabel('layer (network order)')
   axes[0][0].legend(fontsize=8)
   fig.suptitle(f"manifold geometry per layer (P={cap['P']}, M={cap['M']}, n_t={cap['n_t']}, "
                f"kappa={cap['kappa']:g}; {report['seeds']} seeds)")
@@ -140,13 +175,15 @@ def capacity_table(report: dict) -> str:
   """Per manifold kind and layer: both arms' capacity, radius and dimension (seed means)
   and the p of the capacity difference."""
   cap = report['capacity']
-  rows = [f"{'capacity':<22}{'layer':<8}{'alpha pre / rand':>18}{'p':>9}"
+  w = max([8] + [len(l) + 2 for layers in cap['alpha'].values() for l in layers])
+  rows = [f"{'capacity':<22}{'layer':<{w}}{'alpha pre / rand':>18}{'p':>9}"
           f"{'R_M pre / rand':>17}{'D_M pre / rand':>17}"]
-  pair = lambda c, f: f"{c['pretrained']['mean']:{f}} / {c['random_init']['mean']:{f}}"
+  pair = lambda c, f: (f"{_text(c['pretrained']['mean'], f)} / "
+                       f"{_text(c['random_init']['mean'], f)}")
   for kind in cap['kinds']:
     for layer, c in cap['alpha'][kind].items():
       p = f"{c['p']:.2g}" if c['p'] is not None else '-'
-      rows.append(f"{kind:<22}{layer:<8}{pair(c, '.3f'):>18}{p:>9}"
+      rows.append(f"{kind:<22}{layer:<{w}}{pair(c, '.3f'):>18}{p:>9}"
                   f"{pair(cap['radius'][kind][layer], '.3f'):>17}"
                   f"{pair(cap['dimension'][kind][layer], '.1f'):>17}")
   return '\n'.join(rows)
@@ -158,12 +195,12 @@ def table(report: dict) -> str:
   tasks = tasks_of(report)
   for k, layers in sorted((report.get('shift') or {}).items(), key=lambda kv: int(kv[0])):
     tasks[f'shift {k} px'] = layers
-  fmt = lambda s: f"{s['mean']:.3f}" + (f"+-{s['std']:.3f}" if s['std'] is not None else '')
+  fmt = lambda s: _text(s['mean'], '.3f') + (f"+-{s['std']:.3f}" if s['std'] is not None else '')
   for name, layers in tasks.items():
     for layer, c in layers.items():
       p = f"{c['p']:.2g}" if c['p'] is not None else '-'
       rows.append(f"{name:<22}{layer:<8}{fmt(c['pretrained']):>15}{fmt(c['random_init']):>15}"
-                  f"{c['difference']:>+8.3f}{p:>9}")
+                  f"{_text(c['difference'], '+.3f'):>8}{p:>9}")
   if report.get('capacity'):
     rows += ['', capacity_table(report)]
   return '\n'.join(rows)

@@ -4,7 +4,8 @@
 difference and a two-sided t-test from scipy.stats: paired (`ttest_rel`) when seed i of both
 arms shares everything but the pre-training (same probe split, same task draw), Welch's
 (`ttest_ind`, unequal variances) otherwise. Undefined numbers (a std or a test from fewer than
-two seeds, or from values with no spread) are None, so the result is strict JSON.
+two seeds, values with no spread, a non-finite value such as the capacity of a dead
+layer) are None, so the result is strict JSON.
 """
 
 import math
@@ -25,8 +26,10 @@ def summarise(values: Sequence[float]) -> dict:
   v = np.asarray(values, np.float64)
   if v.ndim != 1 or not len(v):
     raise InputError(f'need a non-empty list of per-seed values, got {values!r}')
-  return {'n': len(v), 'mean': float(v.mean()),
-          'std': _number(v.std(ddof=1)) if len(v) > 1 else None, 'values': v.tolist()}
+  with np.errstate(all='ignore'):
+    return {'n': len(v), 'mean': _number(v.mean()),
+            'std': _number(v.std(ddof=1)) if len(v) > 1 else None,
+            'values': [_number(x) for x in v]}
 
 
 def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
@@ -50,8 +53,11 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
   t = p = None
   if min(a['n'], b['n']) > 1:
     with np.errstate(all='ignore'):
-      result = (scipy.stats.ttest_rel(a['values'], b['values']) if paired
-                else scipy.stats.ttest_ind(a['values'], b['values'], equal_var=False))
+      x, y = np.asarray(pretrained, np.float64), np.asarray(random_init, np.float64)
+      result = (scipy.stats.ttest_rel(x, y) if paired
+                else scipy.stats.ttest_ind(x, y, equal_var=False))
     t, p = _number(result.statistic), _number(result.pvalue)
-  return {'pretrained': a, 'random_init': b, 'difference': a['mean'] - b['mean'],
+  defined = a['mean'] is not None and b['mean'] is not None
+  return {'pretrained': a, 'random_init': b,
+          'difference': a['mean'] - b['mean'] if defined else None,
           'test': 'paired t' if paired else 'welch t', 't': t, 'p': p}

@@ -12,6 +12,10 @@ BatchNorm statistics are averaged over `axis_name` (e.g. 'data' inside `jax.shar
 training mode, so every device normalises with the statistics of the global batch. Computation
 runs in `dtype` (bfloat16 on accelerators), parameters and BatchNorm statistics in float32, and
 all outputs are float32.
+
+Every ReLU output (and the projector's output) is recorded with `sow` in the 'intermediates'
+collection, a no-op unless that collection is mutable: apply with mutable=['intermediates']
+and read them with `relu_outputs`, in the network order of `relu_names`.
 """
 
 from typing import Any, Sequence
@@ -23,6 +27,49 @@ import jax.numpy as jnp
 from rwjax.errors import InputError
 
 STEMS = ('imagenet', 'cifar')
+
+# The backbone's 17 ReLU outputs in network order: the stem's (before the max-pool), then per
+# BasicBlock the one after bn1 ('relu1') and the block output ('out').
+BACKBONE_RELUS = ('stem_relu',) + tuple(
+    f'layer{i}_block{b}_{r}' for i in range(1, 5) for b in range(2) for r in ('relu1', 'out'))
+
+
+def relu_names(projector: Sequence[int] = ()) -> tuple[str, ...]:
+  """Names of the sown activations in network order: BACKBONE_RELUS, then for a projector of
+  widths `projector` its hidden ReLUs 'projector_hidden{i}_relu' and its output
+  'projector_output' (before the L2 normalisation); () = backbone only.
+
+  (The projector's sow names cannot be 'hidden{i}' / 'out': those are its Dense layers.)
+  """
+  if not projector:
+    return BACKBONE_RELUS
+  hidden = tuple(f'projector_hidden{i}_relu' for i in range(len(projector) - 1))
+  return BACKBONE_RELUS + hidden + ('projector_output',)
+
+
+def relu_outputs(intermediates: dict) -> dict[str, jax.Array]:
+  """The sown activations by `relu_names` name, in the compute dtype.
+
+  Args:
+    intermediates: the 'intermediates' collection of one apply of a SimCLRModel (activations
+      under 'backbone' and 'projector') or of a ResNet18.
+
+  Returns:
+    {name: f32/bf16[B, h, w, c] (backbone) or [B, d] (projector)}, in network order (also
+    when `intermediates` went through a jit boundary, which sorts dict keys).
+  """
+  found = {}
+
+  def visit(tree, prefix):
+    for k, v in tree.items():
+      if isinstance(v, tuple):  # sow's default: a tuple of the values of each call
+        found['_'.join(prefix + (k,))] = v[-1]
+      else:
+        visit(v, prefix + (k,) if k != 'backbone' else prefix)
+
+  visit(intermediates, ())
+  n_projector = sum(k.startswith('projector_') for k in found)
+  return {k: found[k] for k in relu_names((1,) * n_projector)}  # widths do not matter here
 
 
 # torchvision: kaiming_normal_(mode='fan_out', nonlinearity='relu') for convs, and nn.Linear's
@@ -61,12 +108,15 @@ class BasicBlock(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     y = _conv(self.features, 3, self.stride, self.dtype, name='conv1')(x)
     y = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='bn1')(y))
+    self.sow('intermediates', 'relu1', y)
     y = _conv(self.features, 3, 1, self.dtype, name='conv2')(y)
     y = _batch_norm(train, self.axis_name, self.dtype, name='bn2')(y)
     if x.shape[-1] != self.features or self.stride != 1:
       x = _conv(self.features, 1, self.stride, self.dtype, name='downsample_conv')(x)
       x = _batch_norm(train, self.axis_name, self.dtype, name='downsample_bn')(x)
-    return nn.relu(x + y)
+    out = nn.relu(x + y)
+    self.sow('intermediates', 'out', out)
+    return out
 
 
 class ResNet18(nn.Module):
@@ -101,13 +151,12 @@ class ResNet18(nn.Module):
     """
     stages = {}
     x = x.astype(self.dtype)
+    kernel, stride = (7, 2) if self.stem == 'imagenet' else (3, 1)
+    x = _conv(self.width, kernel, stride, self.dtype, name='stem_conv')(x)
+    x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
+    self.sow('intermediates', 'stem_relu', x)
     if self.stem == 'imagenet':
-      x = _conv(self.width, 7, 2, self.dtype, name='stem_conv')(x)
-      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    else:
-      x = _conv(self.width, 3, 1, self.dtype, name='stem_conv')(x)
-      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
     stages['stem'] = x
     for i, mult in enumerate((1, 2, 4, 8)):
       stride = 1 if i == 0 else 2
@@ -142,9 +191,11 @@ class Projector(nn.Module):
       x = nn.Dense(f, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
                    kernel_init=DENSE_INIT, name=f'hidden{i}')(x)
       x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name=f'hidden{i}_bn')(x))
+      self.sow('intermediates', f'hidden{i}_relu', x)
     x = nn.Dense(self.features[-1], dtype=self.dtype, param_dtype=jnp.float32,
                  kernel_init=DENSE_INIT, bias_init=dense_bias_init(x.shape[-1]), name='out')(x)
     x = x.astype(jnp.float32)
+    self.sow('intermediates', 'output', x)  # Before the L2 normalisation (which the loss applies).
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 

@@ -14,6 +14,7 @@ from rwjax import defaults
 from rwjax import evaluate
 from rwjax import models
 from rwjax.errors import InputError
+from rwjax.models.resnet import relu_names
 from rwjax.ssl import checkpoint
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -105,6 +106,36 @@ def test_report_has_every_number_configs_and_plots(workdir, tmp_path, capsys):
   assert 'alpha pre / rand' in table and 'translate' in table
 
 
+def test_capacity_of_every_relu_output_and_the_projector(workdir, tmp_path, capsys):
+  out = str(tmp_path / 'eval')
+  config = _config(workdir, out)
+  config.seeds, config.layers = 1, ('pooled',)  # The probes stay per stage.
+  config.shift.enabled = config.exemplar.enabled = False
+  config.capacity.kinds = ('translate',)
+  config.capacity.layers = 'relus'
+  config.capacity.project_dims = 128  # The stem and layer1 ReLUs (8x8x4 = 256) are projected.
+  evaluate.run(config)
+  with open(os.path.join(out, 'report.json')) as f:
+    cap = json.load(f)['capacity']
+  names = list(relu_names((8, 4)))  # The workdir's projector: one hidden ReLU, then the output.
+  assert len(names) == 19 and cap['layers'] == 'relus'
+  assert list(cap['width']) == names and list(cap['dims']) == names
+  assert cap['width']['stem_relu'] == 256 and cap['dims']['stem_relu'] == 128
+  assert cap['width']['layer2_block0_relu1'] == cap['dims']['layer2_block0_relu1'] == 4 * 4 * 8
+  assert cap['dims']['projector_hidden0_relu'] == 8 and cap['dims']['projector_output'] == 4
+  for metric in ('alpha', 'radius', 'dimension', 'center_corr'):
+    assert list(cap[metric]['translate']) == names  # Network order.
+    for c in cap[metric]['translate'].values():
+      for arm in ('pretrained', 'random_init'):
+        assert len(c[arm]['values']) == 1 and np.isfinite(c[arm]['values'][0])
+  for c in cap['alpha']['translate'].values():
+    assert all(0.3 < c[arm]['values'][0] <= 2.0 + 1e-3 for arm in ('pretrained', 'random_init'))
+  with open(os.path.join(out, 'capacity_per_layer.png'), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  table = capsys.readouterr().out
+  assert 'layer3_block0_relu1' in table and 'projector_output' in table
+
+
 def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'rwjax.evaluate', f'--config={_REPO}/configs/evaluate.py:digits',
@@ -127,6 +158,7 @@ def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
     ('project_dims', 0, 'config.capacity.project_dims=0'),
     ('kappa', -0.5, 'config.capacity.kappa=-0.5 must be a finite number >= 0'),
     ('kappa', float('inf'), 'must be a finite number'),
+    ('layers', 'relu', "config.capacity.layers='relu': use one of"),
 ])
 def test_bad_capacity_settings_are_input_errors(tmp_path, field, value, message):
   config = _config(str(tmp_path), '')

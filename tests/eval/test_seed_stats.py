@@ -38,3 +38,10 @@ def test_bad_inputs_raise_input_error():
     summarise([])
   with pytest.raises(InputError, match='paired'):
     compare([0.1, 0.2], [0.3])
+
+
+def test_non_finite_values_become_null_and_the_report_stays_strict_json():
+  c = compare([float('nan'), 1.0], [0.5, 0.5])
+  assert c['pretrained']['mean'] is None and c['difference'] is None
+  assert c['pretrained']['values'] == [None, 1.0]
+  json.dumps(c, allow_nan=False)
