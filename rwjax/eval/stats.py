@@ -9,6 +9,7 @@ layer) are None, so the result is strict JSON.
 """
 
 import math
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -52,7 +53,10 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
                      f"{a['n']} and {b['n']}; use paired=False for Welch's test")
   t = p = None
   if min(a['n'], b['n']) > 1:
-    with np.errstate(all='ignore'):
+    # Nearly identical values (the pre-trained arm's features are the same for every seed)
+    # make scipy warn about lost precision; the statistics are reported as computed.
+    with np.errstate(all='ignore'), warnings.catch_warnings():
+      warnings.simplefilter('ignore', RuntimeWarning)
       x, y = np.asarray(pretrained, np.float64), np.asarray(random_init, np.float64)
       result = (scipy.stats.ttest_rel(x, y) if paired
                 else scipy.stats.ttest_ind(x, y, equal_var=False))
