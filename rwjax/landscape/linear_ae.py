@@ -34,10 +34,6 @@ def unpack(theta: jax.Array, k: int, p: int) -> tuple[jax.Array, jax.Array]:
   return theta[:p * k].reshape(p, k), theta[p * k:].reshape(k, p)
 
 
-def pack(w1: jax.Array, w2: jax.Array) -> jax.Array:
-  return jnp.concatenate([w1.ravel(), w2.ravel()])
-
-
 def loss(theta: jax.Array, s: jax.Array, p: int) -> jax.Array:
   """Mean squared reconstruction error through S (f[k, k]); equals `loss_from_data`."""
   k = s.shape[0]
