@@ -1,5 +1,6 @@
 """The train binary: resumption, the random-init checkpoint, bad input, non-finite loss."""
 
+import json
 import os
 import signal
 import subprocess
@@ -54,7 +55,6 @@ def test_resume_gives_identical_parameters(tmp_path):
   lines = open(tmp_path / 'straight' / 'metrics.jsonl').read().splitlines()
   assert len(lines) == 3 and '"views_per_s"' in lines[0] and '"sim_share"' in lines[0]
   # The loss is real: anchors had positives.
-  import json
   assert all(json.loads(l)['n_anchors'] > 0 for l in lines)
 
 
@@ -178,7 +178,6 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   train.train(c, str(tmp_path / 'w'))
-  import json
   rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
   assert [r['step'] for r in rows] == [1, 2] and all(r['n_anchors'] > 0 for r in rows)
   # The movie is not checkpointed; resuming rebuilds it from the file.
@@ -203,9 +202,22 @@ def test_godfrey_simulator_feeds_training(tmp_path):
   c.train.checkpoint_every = 2
   state = train.train(c, str(tmp_path))
   assert int(state.step) == 2
-  import json
   rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
   # Calcium frames: the buffer holds network input in [0, 1] with some activity.
   buffer = np.asarray(state.source.buffer)
   assert buffer.min() >= 0.0 and buffer.max() <= 1.0 and buffer.max() > 0.0
+
+
+def test_controls_and_augmentations_run_in_the_step(tmp_path):
+  c = tiny_config()
+  c.data.shuffle = 'spatiotemporal'
+  c.data.augment.translate = 2
+  c.data.augment.flip = True
+  c.data.augment.noise_std = 0.05
+  c.train.steps = 2
+  c.train.log_every = 1
+  c.train.checkpoint_every = 2
+  train.train(c, str(tmp_path))
+  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert len(rows) == 2 and all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
