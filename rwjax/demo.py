@@ -18,7 +18,7 @@ from absl import flags
 from rwjax import defaults
 from rwjax import evaluate
 from rwjax import train
-from rwjax.errors import cli_main
+from rwjax.errors import cli_main, parse_flags
 from rwjax.waves import __main__ as waves_cli
 
 _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes everything.')
@@ -45,4 +45,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -27,3 +27,23 @@ def cli_main(main: Callable[[], object]) -> None:
   except InputError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parser for `app.run(main, flags_parser=parse_flags)`.
+
+  A bad flag value or an unknown `--config.x.y=` key becomes one `error: ...` line and
+  exit code 2 (absl would print a usage dump, and an unknown config key a traceback).
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e}', file=sys.stderr)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override of a missing key
+    key = str(e).strip('"\'')
+    bad = [a.split('=')[0] for a in argv if a.startswith('--config.') and
+           key in a.split('=')[0].split('.')[1:]]
+    print(f"error: {bad[0] if bad else key} is not a key of the config; see the config "
+          'file for the keys there are', file=sys.stderr)
+  sys.exit(2)

@@ -39,7 +39,7 @@ from rwjax import models
 from rwjax.data import sources
 from rwjax.data import tasks
 from rwjax.data.preprocess import to_network_input
-from rwjax.errors import InputError, cli_main
+from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.eval import capacity as capacity_lib
 from rwjax.eval import features as features_lib
 from rwjax.eval import manifolds as manifolds_lib
@@ -355,4 +355,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

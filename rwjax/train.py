@@ -22,7 +22,7 @@ import numpy as np
 from rwjax import metrics as metrics_lib
 from rwjax import models
 from rwjax import waves
-from rwjax.errors import InputError, cli_main
+from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.ssl import augment as augment_lib
 from rwjax.ssl import checkpoint
 from rwjax.ssl import optim
@@ -293,4 +293,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -221,3 +221,14 @@ def test_controls_and_augmentations_run_in_the_step(tmp_path):
   train.train(c, str(tmp_path))
   rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert len(rows) == 2 and all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.train.foo=1', 'error: --config.train.foo is not a key of the config'),
+    ('--config.train.steps=abc', 'error: flag --config.train.steps=abc'),
+])
+def test_cli_unknown_key_or_bad_type_is_one_line_exit_2(tmp_path, override, message):
+  p = _cli(['--config=configs/pretrain_smoke.py', f'--workdir={tmp_path}', override])
+  _, err = p.communicate(timeout=120)
+  assert p.returncode == 2 and len(err.strip().splitlines()) == 1
+  assert err.startswith(message)

@@ -16,7 +16,7 @@ import jax
 from ml_collections import config_flags
 
 from rwjax.errors import InputError
-from rwjax.errors import cli_main
+from rwjax.errors import cli_main, parse_flags
 from rwjax.landscape import benchmark
 from rwjax.landscape import plot
 
@@ -58,4 +58,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
