@@ -46,19 +46,13 @@ def _fixed(source: sources.Source) -> sources.Source:
   return source._replace(advance=advance)
 
 
-def _measure(config, source, steps):
-  P = jax.sharding.PartitionSpec
-  n_dev = jax.device_count()
-  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+def _measure(config, source, mesh, steps):
   model = models.create_model(**config.model)
   tx = optim.make_optimizer(name='adam', lr=1e-3)
-  init = jax.jit(jax.shard_map(source.init, mesh=mesh, in_specs=P(), out_specs=P('data'),
-                               check_vma=False))
-  state = train_step_lib.create_train_state(model, tx, jax.random.PRNGKey(0),
-                                            config.data.input_size, source=None)
-  state = train._replicate(state, mesh).replace(source=init(jax.random.PRNGKey(1)))
+  state = train.init_state(model, tx, source, mesh, config.seed, config.data.input_size)
   step = train_step_lib.make_train_step(
-      model, tx, mesh, train.make_batch_fn(source, config, config.train.batch_pairs // n_dev))
+      model, tx, mesh, train.make_batch_fn(source, config,
+                                           config.train.batch_pairs // mesh.size))
   t0 = time.perf_counter()
   state, m = step(state)
   jax.block_until_ready(m)
@@ -87,13 +81,10 @@ def main():
   config = _config(args)
   train.validate(config, jax.device_count())
   source = train.build_source(config)
-  state, dt, first, anchors = _measure(config, source, args.steps)
-  _, dt_fixed, _, _ = _measure(config, _fixed(source), args.steps)
-  P = jax.sharding.PartitionSpec
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
-  sim_only = jax.jit(jax.shard_map(lambda s: source.advance(s)[0], mesh=mesh,
-                                   in_specs=P('data'), out_specs=P('data')))
-  sim_s = train._time_call(sim_only, state.source, repeats=20)
+  state, dt, first, anchors = _measure(config, source, mesh, args.steps)
+  _, dt_fixed, _, _ = _measure(config, _fixed(source), mesh, args.steps)
+  sim_s = train.time_call(train.source_step(source, mesh), state.source, repeats=20)
   views = 2 * args.batch_pairs
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(

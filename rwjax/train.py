@@ -148,11 +148,28 @@ def _check_finite(pending: list) -> None:
                           f'grad_norm={grad_norm})')
 
 
-def _replicate(tree, mesh):
-  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+def init_state(model, tx, source: sources.Source, mesh, seed: int,
+               image_size: int) -> train_step_lib.TrainState:
+  """Fresh state: the source initialised on every device (its own retinas and RNG
+  stream), the replicated parts placed beside it."""
+  P = jax.sharding.PartitionSpec
+  key_source, key_state = jax.random.split(jax.random.PRNGKey(seed))
+  init_source = jax.jit(jax.shard_map(source.init, mesh=mesh, in_specs=P(),
+                                      out_specs=P('data'), check_vma=False))
+  state = train_step_lib.create_train_state(model, tx, key_state, image_size, source=None)
+  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, P()))
+  return state.replace(source=init_source(key_source))
 
 
-def _time_call(fn, arg, repeats: int = 3) -> float:
+def source_step(source: sources.Source, mesh):
+  """The source's per-step advance alone, jitted over the mesh (to time the simulator)."""
+  P = jax.sharding.PartitionSpec
+  return jax.jit(jax.shard_map(lambda s: source.advance(s)[0], mesh=mesh,
+                               in_specs=P('data'), out_specs=P('data')))
+
+
+def time_call(fn, arg, repeats: int = 3) -> float:
+  """Seconds per call of fn(arg) after a compiling call."""
   jax.block_until_ready(fn(arg))  # compile
   t0 = time.perf_counter()
   for _ in range(repeats):
@@ -182,17 +199,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
   source = build_source(config)
 
-  # Fresh state: the source is initialised on every device (its own retinas and RNG
-  # stream), then the replicated parts are placed beside it.
-  key_source, key_state = jax.random.split(jax.random.PRNGKey(config.seed))
-  P = jax.sharding.PartitionSpec
-  init_source = jax.jit(jax.shard_map(source.init, mesh=mesh, in_specs=P(),
-                                      out_specs=P('data'), check_vma=False))
   t0 = time.perf_counter()
-  state = train_step_lib.create_train_state(model, tx, key_state, config.data.input_size,
-                                            source=None)
-  state = _replicate(state, mesh).replace(source=init_source(key_source))
-  jax.block_until_ready(state)
+  state = jax.block_until_ready(
+      init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
 
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
@@ -217,14 +226,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       model, tx, mesh, batch_fn, temperature=config.loss.temperature,
       separation=config.data.frame_separation,
       learning_rate_fn=optim.make_schedule(**schedule_args))
-  source_only = jax.jit(jax.shard_map(lambda s: source.advance(s)[0], mesh=mesh,
-                                      in_specs=P('data'), out_specs=P('data')))
-  sim_s = _time_call(source_only, state.source)
+  sim_s = time_call(source_step(source, mesh), state.source)
 
   stop = {'signal': False}
   previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
   writer = metrics_lib.MetricWriter(workdir, enabled=lead)
-  progress = metrics_lib.Progress(t.steps, start, enabled=lead)
   pending, last_good = [], start if restored is not None else None
   t_first = time.perf_counter()
   try:
@@ -235,7 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       if step == start:
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t_first
-        progress = metrics_lib.Progress(t.steps, done, enabled=lead)
+        progress = metrics_lib.Progress(t.steps, done, enabled=lead)  # rates exclude compilation
         if lead:
           print(f'first step (compilation) {compile_s:.1f}s', flush=True)
       preempted = stop['signal'] or (config.multihost and mngr.reached_preemption(done))
