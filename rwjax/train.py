@@ -7,7 +7,6 @@ A workdir that holds a checkpoint is resumed; `--config.train.steps=0` writes th
 freshly initialised network (the random-init baseline of the evaluation).
 """
 
-import os
 import signal
 import time
 
@@ -19,6 +18,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from rwjax import distributed
 from rwjax import metrics as metrics_lib
 from rwjax import models
 from rwjax import waves
@@ -183,12 +183,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   if not workdir:
     raise InputError('--workdir is required: the directory for checkpoints and metrics')
   if config.multihost:
-    jax.distributed.initialize()
+    distributed.initialize()
   n_devices = jax.device_count()
   validate(config, n_devices)
   lead = jax.process_index() == 0
   checkpoint.check_workdir(workdir)
-  checkpoint.write_config(workdir, config, n_devices)
+  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**config.model)
@@ -228,8 +228,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       learning_rate_fn=optim.make_schedule(**schedule_args))
   sim_s = time_call(source_step(source, mesh), state.source)
 
+  # One process: our SIGTERM handler. Several: JAX's preemption sync (started by
+  # jax.distributed.initialize) agrees on a step at which every process saves and
+  # stops; a handler here would replace its own and let one process stop alone.
   stop = {'signal': False}
-  previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+  previous = None if config.multihost else signal.signal(
+      signal.SIGTERM, lambda *_: stop.update(signal=True))
   writer = metrics_lib.MetricWriter(workdir, enabled=lead)
   pending, last_good = [], start if restored is not None else None
   t_first = time.perf_counter()
@@ -269,7 +273,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
     raise NonFiniteLoss(f'{e}; {kept} in {mngr.directory}. Lower --config.optim.lr or check '
                         'the data') from None
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
     writer.close()
   mngr.wait_until_finished()
   mngr.close()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -11,30 +12,17 @@ import jax
 import numpy as np
 import pytest
 
-from rwjax import defaults
 from rwjax import train
 from rwjax.errors import InputError
 from rwjax.ssl import checkpoint
 
 
+TINY = os.path.join(os.path.dirname(__file__), 'configs', 'tiny_pretrain.py')
+
+
 def tiny_config():
   """8 devices x 2 retinas of 32x32 Lansdell cells, 16x16 inputs, a 4-wide ResNet-18."""
-  c = defaults.pretrain_config()
-  c.model.width = 4
-  c.model.projector = (16, 8)
-  c.model.dtype = 'float32'
-  c.data.sim_size = 32
-  c.data.input_size = 16
-  c.data.retinas_per_device = 2
-  c.data.buffer_frames = 4
-  c.data.warmup_s = 3.0
-  c.data.calibration_s = 2.0
-  c.data.sim_params.spont_prob = 0.01  # frequent waves: every buffer has pairs
-  c.train.batch_pairs = 16
-  c.train.steps = 6
-  c.train.log_every = 2
-  c.train.checkpoint_every = 3
-  return c
+  return runpy.run_path(TINY)['get_config']()
 
 
 def params_of(state):

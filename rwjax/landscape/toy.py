@@ -10,7 +10,6 @@ Both take theta: f[2].
 """
 
 import jax
-import jax.numpy as jnp
 
 CRITICAL_POINT = (-3.0, 0.0)
 GRADIENT_FLAT_POINTS = ((2.0**0.5, 0.0), (-(2.0**0.5), 0.0))

@@ -11,6 +11,7 @@ would give a differently shaped state is refused before anything is written.
 
 import json
 import os
+import tempfile
 
 import flax.serialization
 import jax
@@ -43,17 +44,20 @@ def check_workdir(workdir: str) -> None:
   """Creates `workdir` if needed; InputError if it cannot be written."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
+    # A private probe file: the processes of a multi-host run check at once.
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix='.write_test'):
+      pass
   except OSError as e:
     raise InputError(f'workdir {workdir!r} is not writable ({e.strerror}); '
                      'pass a --workdir you can write to') from None
 
 
-def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int) -> None:
-  """Saves the config; refuses one that is incompatible with the workdir's checkpoint."""
+def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int,
+                 write: bool = True) -> None:
+  """Saves the config; refuses one that is incompatible with the workdir's checkpoint.
+
+  Every process checks; only one (write=True) writes, as they share the workdir.
+  """
   new = json.loads(config.to_json())
   new['n_devices'] = n_devices
   path = os.path.join(workdir, CONFIG_FILE)
@@ -66,6 +70,8 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
       raise InputError(
           f'workdir {workdir!r} holds a checkpoint from an incompatible config ({changes}); '
           'use a new --workdir, or the config the checkpoint was made with')
+  if not write:
+    return
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(new, f, indent=2, sort_keys=True)

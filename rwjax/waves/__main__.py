@@ -44,6 +44,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   sim.add_argument('--warmup', type=float, default=300.0,
                    help='simulated seconds discarded before recording')
   sim.add_argument('--seed', type=int, default=0)
+  sim.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                   help='override a model parameter, e.g. --param diff=0.005 (repeatable)')
   sim.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
                    help='smallest wave (pixel-frames) for the labels and statistics')
   sim.add_argument('--gif-seconds', type=float, default=60.0,
@@ -73,14 +75,35 @@ def _progress(done: float, total: float, start: float, last: list[float]) -> Non
         f'{elapsed:.0f} s elapsed, ETA {eta:.0f} s', file=sys.stderr, flush=True)
 
 
+def parse_params(mod, pairs: list[str]) -> dict[str, Any]:
+  """`NAME=VALUE` strings -> Params overrides of the model module `mod`."""
+  defaults = mod.Params()._asdict()
+  out = {}
+  for pair in pairs:
+    name, sep, value = pair.partition('=')
+    if not sep or name not in defaults or name == 'size':
+      raise InputError(f'--param {pair!r}: need NAME=VALUE with NAME one of '
+                       f'{[k for k in defaults if k != "size"]} (--size sets the size)')
+    kind = type(defaults[name])
+    try:
+      out[name] = kind(value)
+    except ValueError:
+      raise InputError(f'--param {pair!r}: {value!r} is not a {kind.__name__}') from None
+  return out
+
+
 def simulate(model: str, size: int, seconds: float, batch: int, warmup: float,
-             seed: int) -> tuple[np.ndarray, Any, Any]:
-  """Simulates `batch` retinas; returns (frames f32[B, T, H, W], module, params)."""
+             seed: int, overrides: dict[str, Any] | None = None
+             ) -> tuple[np.ndarray, Any, Any]:
+  """Simulates `batch` retinas; returns (frames f32[B, T, H, W], module, params).
+
+  `overrides`: Params fields to change from the model's defaults.
+  """
   mod = waves.get_model(model)
   if size <= 0 or seconds <= 0 or batch <= 0 or warmup < 0:
     raise InputError(f'need size, seconds and batch > 0 and warmup >= 0, got size={size}, '
                      f'seconds={seconds}, batch={batch}, warmup={warmup}')
-  params = mod.Params(size=size)
+  params = mod.Params(size=size, **(overrides or {}))
   n_frames = round(seconds / params.frame_dt)
   if n_frames < 1:
     raise InputError(f'seconds={seconds} is less than one frame ({params.frame_dt} s)')
@@ -124,8 +147,9 @@ def _table(summary: dict[str, Any]) -> str:
 def run_simulate(args: argparse.Namespace) -> None:
   if args.min_size < 1:  # checked before a possibly long simulation
     raise InputError(f'--min-size must be at least 1 pixel-frame, got {args.min_size}')
+  overrides = parse_params(waves.get_model(args.model), args.param)
   frames, mod, params = simulate(args.model, args.size, args.seconds, args.batch,
-                                 args.warmup, args.seed)
+                                 args.warmup, args.seed, overrides)
   threshold, pixel_mm = float(mod.THRESHOLD), float(mod.pixel_mm(params))
   result = wave_stats.wave_stats(frames, threshold=threshold, frame_dt=params.frame_dt,
                                  pixel_mm=pixel_mm, min_size=args.min_size)

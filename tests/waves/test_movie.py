@@ -1,7 +1,6 @@
 """Movie files: round trip, validation of bad files, GIF previews."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -61,6 +61,14 @@ def test_simulate_godfrey(tmp_path):
   assert meta['model'] == 'godfrey' and meta['threshold'] == godfrey.THRESHOLD
 
 
+def test_simulate_with_parameter_overrides(tmp_path, capsys):
+  main(['simulate', '--size=16', '--seconds=1', '--warmup=0', '--gif-seconds=0',
+        '--param', 'diff=0.005', '--param=b=4', f'--out={tmp_path}'])
+  params = json.loads((tmp_path / 'meta.json').read_text())['params']
+  assert (params['diff'], params['b'], params['tau_ach']) == (0.005, 4.0, 0.2)
+  assert 'movie (1, 10, 16, 16)' in capsys.readouterr().out
+
+
 def test_stats_json_and_table(simulated, capsys):
   out, _ = simulated
   proc = cli('stats', f'--movie={out}/movie.npy', '--json')
@@ -84,6 +92,9 @@ BAD_INPUT = [
     (['simulate', '--seconds=0.01', '--out=OUT'], 'one frame'),
     (['simulate', '--batch=0', '--out=OUT'], 'batch'),
     (['simulate', '--min-size=0', '--out=OUT'], 'min-size'),
+    (['simulate', '--param=nope=1', '--out=OUT'], "'nope=1': need NAME=VALUE"),
+    (['simulate', '--param=size=8', '--out=OUT'], '--size sets the size'),
+    (['simulate', '--param=diff=fast', '--out=OUT'], "'fast' is not a float"),
     (['stats', '--movie=/does/not/exist.npy'], 'does not exist'),
     (['stats', '--movie=BAD_DTYPE'], 'dtype int16'),
     (['stats', '--movie=BAD_SHAPE'], 'shape'),

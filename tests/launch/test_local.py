@@ -1,0 +1,94 @@
+"""launch/local.py: N cooperating JAX processes on one machine, and the multi-process
+training path they exercise (2 processes x 4 CPU devices against 1 x 8)."""
+
+import importlib.util
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from rwjax import train
+from rwjax.ssl import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCHER = os.path.join(ROOT, 'launch', 'local.py')
+TINY = os.path.join(ROOT, 'tests', 'configs', 'tiny_pretrain.py')
+
+
+def _launcher_module():
+  spec = importlib.util.spec_from_file_location('launch_local', LAUNCHER)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _launch(*command, processes=2, cpu_devices=4):
+  return subprocess.Popen(
+      [sys.executable, LAUNCHER, f'--processes={processes}', f'--cpu_devices={cpu_devices}',
+       '--', *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _train_command(workdir, *overrides):
+  return (sys.executable, '-m', 'rwjax.train', f'--config={TINY}', f'--workdir={workdir}',
+          '--config.multihost=True', *overrides)
+
+
+def test_process_env_sets_the_cluster_and_the_devices():
+  local = _launcher_module()
+  env = local.process_env({'XLA_FLAGS': '--xla_force_host_platform_device_count=8 --foo'},
+                          1, 2, 1234, cpu_devices=4, gpus_per_process=0)
+  assert env['JAX_COORDINATOR_ADDRESS'] == 'localhost:1234'
+  assert (env['JAX_NUM_PROCESSES'], env['JAX_PROCESS_ID']) == ('2', '1')
+  assert env['XLA_FLAGS'] == '--foo --xla_force_host_platform_device_count=4'
+  gpu = local.process_env({}, 1, 2, 1234, cpu_devices=0, gpus_per_process=2)
+  assert gpu['JAX_LOCAL_DEVICE_IDS'] == '2,3' and 'XLA_FLAGS' not in gpu
+
+
+def test_a_failing_process_stops_the_others():
+  t0 = time.time()
+  p = _launch(sys.executable, '-c', 'import os, sys, time\n'
+              'if os.environ["JAX_PROCESS_ID"] == "1": sys.exit(3)\n'
+              'time.sleep(120)', processes=3)
+  out, _ = p.communicate(timeout=60)
+  assert p.returncode == 3, out
+  assert time.time() - t0 < 60
+
+
+def test_two_processes_train_like_one(tmp_path):
+  p = _launch(*_train_command(tmp_path / 'two'))
+  out, _ = p.communicate(timeout=600)
+  assert p.returncode == 0, out
+  assert 'starting: 8 device(s)' in out
+  one = train.train(runpy.run_path(TINY)['get_config'](), str(tmp_path / 'one'))
+  _, two = checkpoint.load_for_eval(str(tmp_path / 'two'))
+  # Same global batch and RNG streams; only the all-reduce order differs (gloo).
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               jax.tree.map(np.asarray, one.params), two['params'])
+  losses = lambda w: [json.loads(l)['loss'] for l in open(tmp_path / w / 'metrics.jsonl')]
+  np.testing.assert_allclose(losses('one'), losses('two'), rtol=1e-4)
+
+
+def test_preemption_saves_on_every_process_then_resumes(tmp_path):
+  p = _launch(*_train_command(tmp_path, '--config.train.steps=100000',
+                              '--config.train.checkpoint_every=100000'))
+  metrics = tmp_path / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+    time.sleep(0.5)
+  p.send_signal(signal.SIGTERM)  # the launcher passes it to both processes
+  out, _ = p.communicate(timeout=300)
+  assert p.returncode == 0, out
+  assert 'preempted: saved step' in out
+  step = checkpoint.latest_step(str(tmp_path))
+  assert step is not None and step >= 2
+  p = _launch(*_train_command(tmp_path, f'--config.train.steps={step + 2}'))
+  out, _ = p.communicate(timeout=300)
+  assert p.returncode == 0, out
+  assert f'resuming from step {step}' in out
+  assert checkpoint.latest_step(str(tmp_path)) == step + 2
