@@ -1,7 +1,8 @@
 """Throughput of the pre-training step with the simulator inside it; prints one JSON.
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
-                             [--frames_per_step=1] [--steps=50] [--dtype=auto]
+                             [--frames_per_step=1] [--sim_groups=1] [--steps=50]
+                             [--dtype=auto]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -32,6 +33,7 @@ def _config(args):
   c.model.dtype = args.dtype
   c.data.retinas_per_device = args.retinas
   c.data.frames_per_step = args.frames_per_step
+  c.data.sim_groups = args.sim_groups
   c.data.buffer_frames = args.buffer_frames
   c.data.warmup_s = 200.0  # past the refractory lull after the first wave
   c.data.calibration_s = 60.0
@@ -75,6 +77,8 @@ def main():
   p.add_argument('--batch_pairs', type=int, default=512)
   p.add_argument('--retinas', type=int, default=128)
   p.add_argument('--frames_per_step', type=int, default=1)
+  p.add_argument('--sim_groups', type=int, default=1,
+                 help='retinas advance in turns, 1/sim_groups of them per step')
   p.add_argument('--buffer_frames', type=int, default=32)
   p.add_argument('--steps', type=int, default=50)
   args = p.parse_args()
@@ -86,19 +90,18 @@ def main():
   _, dt_fixed, _, _ = _measure(config, _fixed(source), mesh, args.steps)
   sim_s = train.time_call(train.source_step(source, mesh), state.source, repeats=20)
   views = 2 * args.batch_pairs
+  fresh = args.retinas * args.frames_per_step * jax.device_count() // args.sim_groups
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(
       bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
       n_devices=jax.device_count(), stem=args.stem,
       dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
-      frames_per_step=args.frames_per_step, buffer_frames=args.buffer_frames,
-      step_ms=dt * 1e3, views_per_s=views / dt,
+      frames_per_step=args.frames_per_step, sim_groups=args.sim_groups,
+      buffer_frames=args.buffer_frames, step_ms=dt * 1e3, views_per_s=views / dt,
       fixed_buffer_step_ms=dt_fixed * 1e3, fixed_buffer_views_per_s=views / dt_fixed,
       sim_ms=sim_s * 1e3, sim_share=sim_s / dt,
-      fresh_frames_per_step=args.retinas * args.frames_per_step * jax.device_count(),
-      views_per_step=views,
-      reuse_ratio=views / (args.retinas * args.frames_per_step * jax.device_count()),
+      fresh_frames_per_step=fresh, views_per_step=views, reuse_ratio=views / fresh,
       anchors_last_step=anchors, first_step_s=first,
       peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30)))
 

@@ -7,6 +7,7 @@ binary reads them in one place and passes plain values down.
 
 import ml_collections
 
+from rwjax import waves
 from rwjax.errors import InputError
 from rwjax.eval.features import LAYERS
 from rwjax.eval.probes import L2_GRID
@@ -31,13 +32,20 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = 'sim'  # 'sim' (on-device simulator) | 'file' (a movie .npy)
   c.data.simulator = 'lansdell'  # 'lansdell' | 'godfrey'
-  c.data.sim_params = ml_collections.ConfigDict()  # overrides of the simulator's Params
+  # Every simulator's parameters (the defaults), e.g.
+  # --config.data.sim_params.lansdell.diff=0.005; the lattice side is data.sim_size.
+  c.data.sim_params = ml_collections.ConfigDict({
+      name: {k: v for k, v in model.Params()._asdict().items() if k != 'size'}
+      for name, model in waves.MODELS.items()})
   c.data.sim_size = 64  # lattice cells per side
   c.data.input_size = 32  # network input pixels per side (block mean-pooled)
   # Independent retinas each device simulates: 128 keeps the simulator at ~1/7 of the
   # step on an H100 (bench/train_step.py) while the buffer still turns over every step.
   c.data.retinas_per_device = 128
   c.data.frames_per_step = 1  # fresh frames per retina per training step
+  # Retinas take turns in this many groups, one group advancing per step: the simulator
+  # costs 1/sim_groups per step, and each buffered frame is drawn sim_groups times longer.
+  c.data.sim_groups = 1
   # Recent frames per retina that pairs are drawn from: about a fifth of frames belong to
   # a wave, so 128 x 32 frames give enough valid pairs for 512 per step.
   c.data.buffer_frames = 32

@@ -55,8 +55,12 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
     raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {pairs.SHUFFLES}')
   if d.source == 'sim':
     waves.get_model(d.simulator)
-    for name in ('sim_size', 'retinas_per_device', 'frames_per_step', 'buffer_frames'):
+    for name in ('sim_size', 'retinas_per_device', 'frames_per_step', 'buffer_frames',
+                 'sim_groups'):
       positive('data.' + name, d[name])
+    if d.retinas_per_device % d.sim_groups:
+      raise InputError(f'config.data.sim_groups={d.sim_groups} must divide '
+                       f'config.data.retinas_per_device={d.retinas_per_device}')
     if d.sim_size % d.input_size:
       raise InputError(f'config.data.sim_size={d.sim_size} must be a multiple of '
                        f'config.data.input_size={d.input_size} (frames are block-pooled)')
@@ -94,16 +98,17 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
     return sources.make_file_source(np.asarray(x), labels)
   model = waves.get_model(d.simulator)
-  fields = model.Params._fields
-  unknown = [k for k in d.sim_params if k not in fields]
+  given = dict(d.sim_params.get(d.simulator, {}))
+  fields = [f for f in model.Params._fields if f != 'size']
+  unknown = [k for k in given if k not in fields]
   if unknown:
-    raise InputError(f'config.data.sim_params has unknown keys {unknown}; '
-                     f'{d.simulator} parameters are {fields}')
-  params = model.Params(size=d.sim_size, **dict(d.sim_params))
+    raise InputError(f'config.data.sim_params.{d.simulator} has unknown keys {unknown}; '
+                     f'{d.simulator} parameters are {fields} (data.sim_size sets the size)')
+  params = model.Params(size=d.sim_size, **given)
   return sources.make_sim_source(
       model=model, params=params, input_size=d.input_size, retinas=d.retinas_per_device,
       frames_per_step=d.frames_per_step, buffer_frames=d.buffer_frames,
-      warmup_s=d.warmup_s, calibration_s=d.calibration_s,
+      groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
       threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
       active_fraction=d.active_fraction)
 

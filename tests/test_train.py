@@ -63,6 +63,7 @@ def test_zero_steps_writes_the_random_init_network(tmp_path):
     (('data', 'frame_separation', 4), 'smaller than config.data.buffer_frames'),
     (('data', 'simulator', 'nope'), 'nope'),
     (('data', 'shuffle', 'pixels'), 'shuffle'),
+    (('data', 'sim_groups', 3), 'sim_groups=3 must divide'),
 ])
 def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message):
   c = tiny_config()
@@ -179,7 +180,6 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
 def test_godfrey_simulator_feeds_training(tmp_path):
   c = tiny_config()
   c.data.simulator = 'godfrey'
-  c.data.sim_params = {}
   # From rest the first Godfrey waves sweep the lattice at 2-6 s: calibrate over them and
   # fill the buffer inside them.
   c.data.warmup_s = 0.0
@@ -197,8 +197,9 @@ def test_godfrey_simulator_feeds_training(tmp_path):
   assert buffer.min() >= 0.0 and buffer.max() <= 1.0 and buffer.max() > 0.0
 
 
-def test_controls_and_augmentations_run_in_the_step(tmp_path):
+def test_controls_augmentations_and_sim_groups_run_in_the_step(tmp_path):
   c = tiny_config()
+  c.data.sim_groups = 2  # the two retinas of a device advance in turn
   c.data.shuffle = 'spatiotemporal'
   c.data.augment.translate = 2
   c.data.augment.flip = True
@@ -220,3 +221,16 @@ def test_cli_unknown_key_or_bad_type_is_one_line_exit_2(tmp_path, override, mess
   _, err = p.communicate(timeout=120)
   assert p.returncode == 2 and len(err.strip().splitlines()) == 1
   assert err.startswith(message)
+
+
+def test_simulator_parameters_come_from_the_config(tmp_path):
+  c = tiny_config()
+  c.data.sim_params.lansdell.nope = 1.0
+  with pytest.raises(InputError, match=r"sim_params.lansdell has unknown keys \['nope'\]"):
+    train.train(c, str(tmp_path / 'bad'))
+  c = tiny_config()
+  c.train.steps = 0
+  c.data.sim_params.lansdell.spont_prob = 0.0  # no cell is ever driven: no waves
+  quiet = train.train(c, str(tmp_path / 'quiet'))
+  assert (np.asarray(quiet.source.labels) == -1).all()
+  assert np.asarray(quiet.source.sim.v).max() < -60.0

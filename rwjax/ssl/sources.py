@@ -10,7 +10,10 @@ A source is a pair of pure per-device functions (called under `shard_map`):
 
 `sim`: each device simulates its own R retinas (its own PRNG streams: the key is
 folded with the device index) and keeps a ring buffer of the last T frames; every
-step advances all retinas by `frames_per_step` frames. The paper's transform (per-
+step advances the retinas by `frames_per_step` frames. With `groups` > 1 the retinas
+take turns, one group of R / groups per step: the simulator then costs 1 / groups per
+step while the buffer still holds frames of all R retinas (each frame is drawn from
+for `groups` times more steps). The paper's transform (per-
 pixel z-score over time, global min-max, block mean-pool) is fixed per retina
 from a calibration stretch of simulation after the warm-up, because a stream has
 no "whole movie" to normalise over.
@@ -53,6 +56,7 @@ class SimState(NamedTuple):
   scale: jax.Array   # f32[R, H, W] per-pixel 1 / std
   lo: jax.Array      # f32[R] min of the z-scored calibration movie
   hi: jax.Array      # f32[R] max of the z-scored calibration movie
+  turn: jax.Array    # i32[1] steps taken mod groups: the group that advances next
 
 
 def _device_index() -> jax.Array:
@@ -95,18 +99,22 @@ def calibrate(model, sim, params, n_frames: int, chunk: int = 10):
 def make_sim_source(*, model, params, input_size: int, retinas: int,
                     frames_per_step: int, buffer_frames: int, warmup_s: float,
                     calibration_s: float, threshold: float,
-                    active_fraction: float) -> Source:
+                    active_fraction: float, groups: int = 1) -> Source:
   """The on-device simulator source (see module docstring). `model` is a
-  rwjax.waves simulator module, `params` its Params."""
+  rwjax.waves simulator module, `params` its Params; `groups` divides `retinas`."""
+  if retinas % groups:
+    raise ValueError(f'groups={groups} must divide retinas={retinas}')
   n_cal = max(1, round(calibration_s / params.frame_dt))
+  size = retinas // groups
 
   def transform(state: SimState, movie):  # f32[R, F, H, W] -> f32[R, F, h, w]
     z = (movie - state.shift[:, None]) * state.scale[:, None]
     x = (z - state.lo[:, None, None, None]) / (state.hi - state.lo)[:, None, None, None]
     return frames_lib.block_pool(jnp.clip(x, 0.0, 1.0), input_size)
 
-  def label(state: SimState, movie):  # -> (count, active, labels i32[R, F])
-    gid = _device_index() * retinas + jnp.arange(retinas, dtype=jnp.int32)
+  def label(state: SimState, movie, first):  # -> (count, active, labels i32[r, F])
+    n = movie.shape[0]  # retinas first .. first + n - 1 of this device
+    gid = _device_index() * retinas + first + jnp.arange(n, dtype=jnp.int32)
 
     def one(carry, frame):  # frame: f32[R, H, W]
       count, was_active = carry
@@ -119,13 +127,24 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
         one, (state.count, state.active), jnp.moveaxis(movie, 1, 0))
     return count, active, jnp.moveaxis(labels, 0, 1)
 
-  def push(state: SimState, n: int) -> SimState:
+  def push(state: SimState, n: int, first=0) -> SimState:
+    """Advances the retinas of `state` (those from `first` on) by n frames."""
     sim, movie = model.advance(state.sim, n, params)
-    count, active, labels = label(state, movie)
+    count, active, labels = label(state, movie, first)
     buffer = jnp.concatenate([state.buffer[:, n:], transform(state, movie)], axis=1)
     labels = jnp.concatenate([state.labels[:, n:], labels], axis=1)
     return state._replace(sim=sim, buffer=buffer, labels=labels, count=count,
                           active=active)
+
+  def push_group(state: SimState, n: int) -> SimState:
+    """Advances the group whose turn it is (rows first .. first + size - 1)."""
+    first = state.turn[0] * size
+    rows = state._replace(turn=None)  # every other leaf has a leading retina axis
+    part = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, first, size), rows)
+    part = push(part, n, first)
+    rows = jax.tree.map(lambda x, y: jax.lax.dynamic_update_slice_in_dim(x, y, first, 0),
+                        rows, part)
+    return rows._replace(turn=(state.turn + 1) % groups)
 
   def init(key) -> SimState:
     key = jax.random.fold_in(key, _device_index())
@@ -138,11 +157,11 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
         labels=jnp.full((retinas, buffer_frames), -1, jnp.int32),
         count=jnp.zeros((retinas,), jnp.int32),
         active=jnp.zeros((retinas,), bool),
-        shift=shift, scale=scale, lo=lo, hi=hi)
+        shift=shift, scale=scale, lo=lo, hi=hi, turn=jnp.zeros((1,), jnp.int32))
     return push(state, buffer_frames)
 
   def advance(state: SimState):
-    state = push(state, frames_per_step)
+    state = push(state, frames_per_step) if groups == 1 else push_group(state, frames_per_step)
     return state, state.buffer, state.labels
 
   return Source(init=init, advance=advance, checkpoint_view=lambda s: s,

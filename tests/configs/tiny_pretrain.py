@@ -19,7 +19,7 @@ def get_config():
   c.data.buffer_frames = 4
   c.data.warmup_s = 3.0
   c.data.calibration_s = 2.0
-  c.data.sim_params.spont_prob = 0.01  # frequent waves: every buffer has pairs
+  c.data.sim_params.lansdell.spont_prob = 0.01  # frequent waves: every buffer has pairs
   c.train.batch_pairs = 16
   c.train.steps = 6
   c.train.log_every = 2
