@@ -94,7 +94,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       labels = labels.reshape(movie.shape[:2])
     else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
       threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
-      labels = stats.wave_stats(movie, threshold=threshold, pixel_mm=1.0).frame_labels
+      labels = stats.frame_labels(movie, threshold)
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
     return sources.make_file_source(np.asarray(x), labels)
   model = waves.get_model(d.simulator)

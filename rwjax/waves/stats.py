@@ -98,6 +98,40 @@ def label_waves(frames: np.ndarray, threshold: float,
   return relabel[labels], int(keep.sum())
 
 
+def _frame_labels(labels: np.ndarray, n: int) -> np.ndarray:
+  """i32[T]: per frame, the wave (0-based) with the most pixels in it; -1 if none."""
+  n_t = labels.shape[0]
+  inside = labels > 0
+  counts = np.bincount((np.arange(n_t)[:, None, None] * (n + 1) + labels)[inside],
+                       minlength=n_t * (n + 1)).reshape(n_t, n + 1)
+  return np.where(counts.max(1) > 0, counts.argmax(1) - 1, -1).astype(np.int32)
+
+
+def _movie(frames) -> np.ndarray:
+  frames = np.asarray(frames)
+  if frames.ndim not in (3, 4) or 0 in frames.shape:
+    raise InputError(f'a movie must be [T, H, W] or [B, T, H, W] with no empty axis, '
+                     f'got shape {frames.shape}; pass frames from a simulator or load_movie')
+  return frames
+
+
+def frame_labels(frames: np.ndarray, threshold: float,
+                 min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+  """Per-frame wave labels alone (what `wave_stats(...).frame_labels` holds, without
+  measuring the waves): frames f32[T, H, W] -> i32[T], f32[B, T, H, W] -> i32[B, T],
+  ids unique across the batch, -1 = no wave."""
+  frames = _movie(frames)
+  batch = frames if frames.ndim == 4 else frames[None]
+  out, offset = [], 0
+  for movie in batch:
+    labels, n = label_waves(movie, threshold, min_size)
+    f = _frame_labels(labels, n)
+    out.append(np.where(f >= 0, f + offset, -1))
+    offset += n
+  out = np.stack(out).astype(np.int32)
+  return out if frames.ndim == 4 else out[0]
+
+
 def _front_speed(mask: np.ndarray, frame_dt: float, pixel_mm: float) -> float:
   """Speed (mm/s) of one wave from its mask bool[t, y, x] in its bounding box."""
   covered = mask.any(0)
@@ -112,7 +146,7 @@ def _front_speed(mask: np.ndarray, frame_dt: float, pixel_mm: float) -> float:
 def _one_retina(frames: np.ndarray, threshold: float, min_size: int,
                 frame_dt: float, pixel_mm: float) -> dict[str, Any]:
   """Statistics of one movie f32[T, H, W]; wave labels start at 0."""
-  n_t, h, w = frames.shape
+  _, h, w = frames.shape
   labels, n = label_waves(frames, threshold, min_size)
   inside = labels > 0
   starts, durations, areas, speeds = [], [], [], []
@@ -133,16 +167,11 @@ def _one_retina(frames: np.ndarray, threshold: float, min_size: int,
     pix, frm = pix[order], frm[order]
     same = pix[1:] == pix[:-1]
     iwi = (frm[1:] - frm[:-1])[same] * frame_dt
-    # Pixels of the wave with the most pixels in each frame (label 0 excluded).
-    counts = np.bincount((np.arange(n_t)[:, None, None] * (n + 1) + labels)[inside],
-                         minlength=n_t * (n + 1)).reshape(n_t, n + 1)
-    frame_labels = np.where(counts.max(1) > 0, counts.argmax(1) - 1, -1)
   else:
     iwi = np.zeros(0)
-    frame_labels = np.full(n_t, -1)
   return dict(
       n=n,
-      frame_labels=frame_labels.astype(np.int32),
+      frame_labels=_frame_labels(labels, n),
       active_fraction=inside.mean((1, 2), dtype=np.float64).astype(np.float32),
       coverage=float(inside.any(0).mean()),
       start_s=np.asarray(starts, np.float64),
@@ -163,10 +192,7 @@ def wave_stats(frames: np.ndarray, *, threshold: float, frame_dt: float = 0.1,
     pixel_mm: pixel spacing in mm (e.g. `lansdell.pixel_mm(params)`).
     min_size: smallest wave in pixel-frames.
   """
-  frames = np.asarray(frames)
-  if frames.ndim not in (3, 4) or 0 in frames.shape:
-    raise InputError(f'a movie must be [T, H, W] or [B, T, H, W] with no empty axis, '
-                     f'got shape {frames.shape}; pass frames from a simulator or load_movie')
+  frames = _movie(frames)
   if not (frame_dt > 0 and pixel_mm > 0):
     raise InputError(f'frame_dt and pixel_mm must be positive, got {frame_dt}, {pixel_mm}')
   if min_size < 1:

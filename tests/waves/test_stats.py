@@ -130,6 +130,9 @@ def test_batch_ids_are_globally_unique_and_summary_is_json():
   assert set(np.unique(s.frame_labels[1])) == {-1, 2}
   single = stats.wave_stats(b, threshold=THR, frame_dt=DT, pixel_mm=PX)
   np.testing.assert_array_equal(single.frame_labels, np.where(s.frame_labels[1] >= 0, 0, -1))
+  # The labels-only entry point agrees, for a batch and for one movie.
+  np.testing.assert_array_equal(stats.frame_labels(np.stack([a, b]), THR), s.frame_labels)
+  np.testing.assert_array_equal(stats.frame_labels(b, THR), single.frame_labels)
   out = stats.summary(s)
   json.dumps(out, allow_nan=False)
   for key in ('speed_mm_s_median', 'iwi_s_median', 'duration_s_median', 'area_mm2_median',
