@@ -32,7 +32,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = 'sim'  # 'sim' (on-device simulator) | 'file' (a movie .npy)
   c.data.simulator = 'lansdell'  # 'lansdell' | 'godfrey'
-  # Every simulator's parameters (the issue's defaults), e.g.
+  # Every simulator's parameters (the models' defaults), e.g.
   # --config.data.sim_params.lansdell.diff=0.005; the lattice side is data.sim_size.
   c.data.sim_params = ml_collections.ConfigDict({
       name: {k: v for k, v in model.Params()._asdict().items() if k != 'size'}
@@ -44,7 +44,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data.retinas_per_device = 128
   c.data.frames_per_step = 1  # fresh frames per retina per training step
   # Retinas take turns in this many groups, one group advancing per step: the simulator
-  # costs 1/sim_groups per step, and each buffered frame is drawn sim_groups times longer.
+  # costs 1/sim_groups per step; each frame stays buffered sim_groups times as many steps.
   c.data.sim_groups = 1
   # Recent frames per retina that pairs are drawn from: about a fifth of frames belong to
   # a wave, so 128 x 32 frames give enough valid pairs for 512 per step.

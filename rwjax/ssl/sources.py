@@ -12,11 +12,10 @@ A source is a pair of pure per-device functions (called under `shard_map`):
 folded with the device index) and keeps a ring buffer of the last T frames; every
 step advances the retinas by `frames_per_step` frames. With `groups` > 1 the retinas
 take turns, one group of R / groups per step: the simulator then costs 1 / groups per
-step while the buffer still holds frames of all R retinas (each frame is drawn from
-for `groups` times more steps). The paper's transform (per-
-pixel z-score over time, global min-max, block mean-pool) is fixed per retina
-from a calibration stretch of simulation after the warm-up, because a stream has
-no "whole movie" to normalise over.
+step while the buffer still holds frames of all R retinas (each frame stays in it
+`groups` times as many steps). The paper's transform (per-pixel z-score over time,
+global min-max, block mean-pool) is fixed per retina from a calibration stretch of
+simulation after the warm-up, because a stream has no "whole movie" to normalise over.
 
 `file`: a movie (already transformed, on device once) that is sampled in place.
 Its state holds the movie; `checkpoint_view` drops it from checkpoints.
@@ -128,7 +127,8 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
     return count, active, jnp.moveaxis(labels, 0, 1)
 
   def push(state: SimState, n: int, first=0) -> SimState:
-    """Advances the retinas of `state` (those from `first` on) by n frames."""
+    """Advances every retina of `state` by n frames; `state` holds the device's
+    retinas first, first + 1, ... (their wave ids depend on it)."""
     sim, movie = model.advance(state.sim, n, params)
     count, active, labels = label(state, movie, first)
     buffer = jnp.concatenate([state.buffer[:, n:], transform(state, movie)], axis=1)
