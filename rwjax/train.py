@@ -153,17 +153,24 @@ def _check_finite(pending: list) -> None:
                           f'grad_norm={grad_norm})')
 
 
+def source_init(source: sources.Source, mesh):
+  """source.init over the mesh: f(key, *inputs) -> every device's state (P('data'))."""
+  P = jax.sharding.PartitionSpec
+  return jax.jit(jax.shard_map(source.init, mesh=mesh,
+                               in_specs=(P(),) * (1 + len(source.inputs)),
+                               out_specs=P('data'), check_vma=False))
+
+
 def init_state(model, tx, source: sources.Source, mesh, seed: int,
                image_size: int) -> train_step_lib.TrainState:
   """Fresh state: the source initialised on every device (its own retinas and RNG
   stream), the replicated parts placed beside it."""
-  P = jax.sharding.PartitionSpec
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   key_source, key_state = jax.random.split(jax.random.PRNGKey(seed))
-  init_source = jax.jit(jax.shard_map(source.init, mesh=mesh, in_specs=P(),
-                                      out_specs=P('data'), check_vma=False))
   state = train_step_lib.create_train_state(model, tx, key_state, image_size, source=None)
-  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, P()))
-  return state.replace(source=init_source(key_source))
+  state = jax.device_put(state, replicated)
+  inputs = [jax.device_put(x, replicated) for x in source.inputs]
+  return state.replace(source=source_init(source, mesh)(key_source, *inputs))
 
 
 def source_step(source: sources.Source, mesh):

@@ -2,7 +2,7 @@
 
 A source is a pair of pure per-device functions (called under `shard_map`):
 
-  init(key) -> state                       once, before training
+  init(key, *inputs) -> state              once, before training
   advance(state) -> (state, frames, labels)  every step
     frames: f32[R, T, h, w] in [0, 1] at network resolution (no channel axis)
     labels: i32[R, T] wave id of each frame, -1 = no wave; ids are unique across
@@ -18,7 +18,9 @@ global min-max, block mean-pool) is fixed per retina from a calibration stretch 
 simulation after the warm-up, because a stream has no "whole movie" to normalise over.
 
 `file`: a movie (already transformed, on device once) that is sampled in place.
-Its state holds the movie; `checkpoint_view` drops it from checkpoints.
+Its state holds the movie; `checkpoint_view` drops it from checkpoints. The movie is
+one of the source's `inputs`: host arrays that `init` receives as arguments, each
+device a copy, so that they are not compiled into the program as constants.
 
 Wave labels inside the stream: a frame belongs to a wave when at least
 `active_fraction` of its pixels are above threshold; consecutive such frames of a
@@ -30,6 +32,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rwjax.waves import frames as frames_lib
 
@@ -38,10 +41,11 @@ _COUNT_BITS = 12
 
 
 class Source(NamedTuple):
-  init: Callable[[jax.Array], Any]
+  init: Callable[..., Any]  # (key, *inputs) -> state
   advance: Callable[[Any], tuple[Any, jax.Array, jax.Array]]
   checkpoint_view: Callable[[Any], Any]  # the part of the state worth saving
   restore_view: Callable[[Any, Any], Any]  # (fresh state, saved view) -> state
+  inputs: tuple = ()  # host arrays passed to init, replicated on every device
 
 
 class SimState(NamedTuple):
@@ -178,9 +182,10 @@ def make_file_source(movie, labels) -> Source:
 
   Every device holds the whole movie; nothing of it is checkpointed.
   """
-  def init(key) -> FileState:
+  def init(key, movie, labels) -> FileState:
     del key
-    return FileState(jnp.asarray(movie, jnp.float32), jnp.asarray(labels, jnp.int32))
+    return FileState(movie, labels)
 
   return Source(init=init, advance=lambda s: (s, s.movie, s.labels),
-                checkpoint_view=lambda s: {}, restore_view=lambda fresh, saved: fresh)
+                checkpoint_view=lambda s: {}, restore_view=lambda fresh, saved: fresh,
+                inputs=(np.asarray(movie, np.float32), np.asarray(labels, np.int32)))

@@ -7,7 +7,6 @@ from rwjax import train
 from rwjax.ssl import sources
 from rwjax.waves import lansdell
 
-P = jax.sharding.PartitionSpec
 
 
 def _source(groups):
@@ -20,8 +19,7 @@ def _source(groups):
 
 def test_groups_take_turns_and_match_advancing_all_at_once():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  init = lambda s: jax.jit(jax.shard_map(s.init, mesh=mesh, in_specs=P(),
-                                         out_specs=P('data'), check_vma=False))
+  init = lambda s: train.source_init(s, mesh)
   whole, halves = _source(1), _source(2)
   key = jax.random.PRNGKey(0)
   state = init(halves)(key)
@@ -42,3 +40,16 @@ def test_groups_take_turns_and_match_advancing_all_at_once():
     np.testing.assert_array_equal(getattr(twice, field), getattr(together, field), field)
   jax.tree.map(np.testing.assert_array_equal, twice.sim, together.sim)
   assert (np.asarray(together.labels) >= 0).any()  # waves were labelled, ids compared
+
+
+def test_a_file_movie_is_an_argument_of_the_init_program_not_a_constant():
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  key = jax.random.PRNGKey(0)
+
+  def program_chars(n_frames):
+    movie = np.random.default_rng(0).random((2, n_frames, 16, 16), np.float32)
+    source = sources.make_file_source(movie, np.zeros((2, n_frames), np.int32))
+    return len(train.source_init(source, mesh).lower(key, *source.inputs).as_text())
+
+  small, large = program_chars(4), program_chars(400)  # 8 KB and 800 KB of frames
+  assert large < small + 1000, (small, large)
