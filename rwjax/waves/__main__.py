@@ -2,11 +2,13 @@
 
   python -m rwjax.waves simulate --model=lansdell --size=64 --seconds=60 --batch=4 --out=out/waves
   python -m rwjax.waves stats --movie=out/waves/movie.npy --json
+  python -m rwjax.waves convert --mea=RECORDING.h5 --out=out/recorded
 
 `simulate` warms the retinas up, records `--seconds` of frames in chunks (progress
 and ETA on stderr), labels the waves and writes movie.npy, labels.npy, meta.json
-and preview.gif into --out, then prints the wave statistics. `stats` reads a
-movie (its meta.json, if present, supplies threshold, frame_dt and pixel size).
+and preview.gif into --out, then prints the wave statistics. `convert` does the same
+for a recorded multi-electrode-array spike file (rwjax.waves.recorded). `stats` reads
+a movie (its meta.json, if present, supplies threshold, frame_dt and pixel size).
 Bad input prints one `error: ...` line and exits with code 2.
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 from rwjax import waves
 from rwjax.errors import InputError, cli_main
 from rwjax.waves import movie as movie_io
+from rwjax.waves import recorded
 from rwjax.waves import stats as wave_stats
 
 CHUNK_S = 10.0  # simulated seconds per jitted call (one compile, then progress)
@@ -51,10 +54,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   sim.add_argument('--gif-seconds', type=float, default=60.0,
                    help='simulated seconds shown in preview.gif (0: no GIF)')
   sim.add_argument('--out', required=True, help='output directory')
+  conv = sub.add_parser('convert', help='bin a recorded MEA spike file into a movie')
+  conv.add_argument('--mea', required=True, help='HDF5 spike file (Maccione et al. 2014 layout)')
+  conv.add_argument('--frame-dt', type=float, default=0.1, help='seconds per frame')
+  conv.add_argument('--smooth', type=int, default=recorded.DEFAULT_SMOOTH,
+                    help='box average over this many frames x electrodes x electrodes')
+  conv.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
+                    help='smallest wave (pixel-frames) for the labels and statistics')
+  conv.add_argument('--gif-seconds', type=float, default=60.0,
+                    help='seconds shown in preview.gif (0: no GIF)')
+  conv.add_argument('--out', required=True, help='output directory')
   st = sub.add_parser('stats', help='wave statistics of a movie')
   st.add_argument('--movie', required=True, help='movie .npy file or a simulate --out directory')
   st.add_argument('--model', default=None,
-                  help='model whose threshold/pixel size apply (default: meta.json, else lansdell)')
+                  help='lansdell | godfrey | recorded: whose threshold/pixel size apply '
+                  '(default: meta.json, else lansdell)')
   st.add_argument('--threshold', type=float, default=None, help='activity threshold')
   st.add_argument('--frame-dt', type=float, default=None, help='seconds per frame')
   st.add_argument('--pixel-mm', type=float, default=None, help='pixel spacing (mm)')
@@ -160,16 +174,40 @@ def run_simulate(args: argparse.Namespace) -> None:
               shape=list(frames.shape),
               labels='per-frame wave id, unique across the batch; -1 = no wave',
               summary=summary)
-  movie_io.save_movie(args.out, frames, result.frame_labels, meta)
-  if args.gif_seconds > 0:
-    stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * params.frame_dt)))
-    shown = frames[:16, :round(args.gif_seconds / params.frame_dt):stride]
+  _write(args.out, frames, result.frame_labels, meta, params.frame_dt, args.gif_seconds)
+  print(_table(summary))
+
+
+def _write(out: str, frames: np.ndarray, labels: np.ndarray, meta: dict[str, Any],
+           frame_dt: float, gif_seconds: float) -> None:
+  """The movie directory (movie, labels, meta, optional preview.gif) and a line saying so."""
+  movie_io.save_movie(out, frames, labels, meta)
+  if gif_seconds > 0:
+    stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * frame_dt)))
+    shown = frames[:16, :round(gif_seconds / frame_dt):stride]
     width = movie_io.tile(shown[:, :1]).shape[-1]
-    movie_io.write_gif(os.path.join(args.out, 'preview.gif'), shown, fps=GIF_FPS,
+    movie_io.write_gif(os.path.join(out, 'preview.gif'), shown, fps=GIF_FPS,
                        scale=max(1, GIF_MAX_PIXELS // width))
-  print(f'wrote {args.out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},'
-        f'{movie_io.META_FILE}{",preview.gif" if args.gif_seconds > 0 else ""}}} '
+  print(f'wrote {out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},'
+        f'{movie_io.META_FILE}{",preview.gif" if gif_seconds > 0 else ""}}} '
         f'(movie {frames.shape})')
+
+
+def run_convert(args: argparse.Namespace) -> None:
+  if args.min_size < 1:
+    raise InputError(f'--min-size must be at least 1 pixel-frame, got {args.min_size}')
+  rec = recorded.load_mea(args.mea)
+  frames = recorded.activity_movie(rec, args.frame_dt, args.smooth)[None]
+  result = wave_stats.wave_stats(frames, threshold=recorded.THRESHOLD, frame_dt=args.frame_dt,
+                                 pixel_mm=recorded.PITCH_MM, min_size=args.min_size)
+  summary = wave_stats.summary(result)
+  meta = dict(model='recorded', source=rec.source, age_days=rec.age_days,
+              duration_s=rec.duration_s, smooth=args.smooth, frame_dt=args.frame_dt,
+              pixel_mm=recorded.PITCH_MM, threshold=recorded.THRESHOLD,
+              min_size=args.min_size, shape=list(frames.shape),
+              units='spikes per electrode and frame, box-averaged (rwjax.waves.recorded)',
+              labels='per-frame wave id; -1 = no wave', summary=summary)
+  _write(args.out, frames, result.frame_labels, meta, args.frame_dt, args.gif_seconds)
   print(_table(summary))
 
 
@@ -177,10 +215,15 @@ def run_stats(args: argparse.Namespace) -> None:
   frames = movie_io.load_movie(args.movie)
   meta = movie_io.load_meta(args.movie)
   # Flags first, then the movie's meta.json, then the model's defaults for its size.
-  mod = waves.get_model(args.model or meta.get('model', 'lansdell'))
-  params = mod.Params(size=frames.shape[-1])
-  settings = dict(threshold=mod.THRESHOLD, frame_dt=params.frame_dt,
-                  pixel_mm=mod.pixel_mm(params), min_size=wave_stats.DEFAULT_MIN_SIZE)
+  name = args.model or meta.get('model', 'lansdell')
+  if name == 'recorded':
+    settings = dict(threshold=recorded.THRESHOLD, frame_dt=0.1, pixel_mm=recorded.PITCH_MM)
+  else:
+    mod = waves.get_model(name)
+    params = mod.Params(size=frames.shape[-1])
+    settings = dict(threshold=mod.THRESHOLD, frame_dt=params.frame_dt,
+                    pixel_mm=mod.pixel_mm(params))
+  settings['min_size'] = wave_stats.DEFAULT_MIN_SIZE
   for k in settings:
     flag = getattr(args, k)
     settings[k] = flag if flag is not None else meta.get(k, settings[k])
@@ -195,7 +238,7 @@ def run_stats(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
   args = _parse(argv)
-  {'simulate': run_simulate, 'stats': run_stats}[args.command](args)
+  {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats}[args.command](args)
 
 
 if __name__ == '__main__':

@@ -96,6 +96,8 @@ BAD_INPUT = [
     (['simulate', '--param=size=8', '--out=OUT'], '--size sets the size'),
     (['simulate', '--param=diff=fast', '--out=OUT'], "'fast' is not a float"),
     (['stats', '--movie=/does/not/exist.npy'], 'does not exist'),
+    (['convert', '--mea=/does/not/exist.h5', '--out=OUT'], 'does not exist'),
+    (['convert', '--mea=BAD_SHAPE', '--out=OUT'], 'not a readable HDF5 file'),
     (['stats', '--movie=BAD_DTYPE'], 'dtype int16'),
     (['stats', '--movie=BAD_SHAPE'], 'shape'),
     (['stats', '--movie=BAD_SHAPE', '--model=nope'], 'shape'),
