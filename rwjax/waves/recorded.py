@@ -65,9 +65,14 @@ def _read(path: str) -> dict:
 def load_mea(path: str) -> Recording:
   """Reads an MEA spike file (see the module docstring); InputError if malformed."""
   d = _read(path)
-  epos = np.asarray(d['epos'], np.float64)
-  counts = np.asarray(d['sCount']).astype(np.int64).ravel()
-  times = np.asarray(d['spikes'], np.float64).ravel()
+  try:
+    epos = np.asarray(d['epos'], np.float64)
+    counts = np.asarray(d['sCount']).astype(np.int64).ravel()
+    times = np.asarray(d['spikes'], np.float64).ravel()
+  except (TypeError, ValueError):
+    raise InputError(f'{path}: epos, sCount and spikes must be numeric arrays') from None
+  if counts.size == 0:
+    raise InputError(f'{path} has no channels (sCount is empty)')
   if epos.ndim != 2 or epos.shape != (2, counts.size):
     raise InputError(f'{path}: epos has shape {epos.shape}, expected (2, {counts.size}) '
                      '(one row and column per channel of sCount)')

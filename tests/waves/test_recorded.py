@@ -76,6 +76,8 @@ def _rewrite(path, **changes):
     (dict(epos=np.zeros((2, 3))), r'epos has shape \(2, 3\)'),
     (dict(epos=np.full((2, 4096), 65 * PITCH_UM)), 'not on the 64x64 grid'),
     (dict(epos=np.full((2, 4096), 10.0)), 'not on the 64x64 grid'),
+    (dict(sCount=np.zeros(0, np.int32)), 'no channels'),
+    (dict(spikes=np.array([b'x'] * 24576)), 'must be numeric arrays'),
 ])
 def test_malformed_files_are_input_errors(tmp_path, change, message):
   path = planar_wave_file(tmp_path / 'w.h5')
