@@ -35,6 +35,15 @@ GIF_SPEEDUP = 4  # preview plays at 4x real time
 GIF_MAX_PIXELS = 256  # small retinas are upscaled to about this width
 
 
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+  """Flags of the subcommands that write a movie directory."""
+  parser.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
+                      help='smallest wave (pixel-frames) for the labels and statistics')
+  parser.add_argument('--gif-seconds', type=float, default=60.0,
+                      help='seconds of the movie shown in preview.gif (0: no GIF)')
+  parser.add_argument('--out', required=True, help='output directory')
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog='python -m rwjax.waves', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,21 +58,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   sim.add_argument('--seed', type=int, default=0)
   sim.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                    help='override a model parameter, e.g. --param diff=0.005 (repeatable)')
-  sim.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
-                   help='smallest wave (pixel-frames) for the labels and statistics')
-  sim.add_argument('--gif-seconds', type=float, default=60.0,
-                   help='simulated seconds shown in preview.gif (0: no GIF)')
-  sim.add_argument('--out', required=True, help='output directory')
+  _add_output_args(sim)
   conv = sub.add_parser('convert', help='bin a recorded MEA spike file into a movie')
   conv.add_argument('--mea', required=True, help='HDF5 spike file (Maccione et al. 2014 layout)')
-  conv.add_argument('--frame-dt', type=float, default=0.1, help='seconds per frame')
+  conv.add_argument('--frame-dt', type=float, default=recorded.FRAME_DT,
+                    help='seconds per frame')
   conv.add_argument('--smooth', type=int, default=recorded.DEFAULT_SMOOTH,
                     help='box average over this many frames x electrodes x electrodes')
-  conv.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
-                    help='smallest wave (pixel-frames) for the labels and statistics')
-  conv.add_argument('--gif-seconds', type=float, default=60.0,
-                    help='seconds shown in preview.gif (0: no GIF)')
-  conv.add_argument('--out', required=True, help='output directory')
+  _add_output_args(conv)
   st = sub.add_parser('stats', help='wave statistics of a movie')
   st.add_argument('--movie', required=True, help='movie .npy file or a simulate --out directory')
   st.add_argument('--model', default=None,
@@ -158,30 +160,25 @@ def _table(summary: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def run_simulate(args: argparse.Namespace) -> None:
-  if args.min_size < 1:  # checked before a possibly long simulation
+def _check_min_size(args: argparse.Namespace) -> None:
+  if args.min_size < 1:  # checked before a possibly long simulation or conversion
     raise InputError(f'--min-size must be at least 1 pixel-frame, got {args.min_size}')
-  overrides = parse_params(waves.get_model(args.model), args.param)
-  frames, mod, params = simulate(args.model, args.size, args.seconds, args.batch,
-                                 args.warmup, args.seed, overrides)
-  threshold, pixel_mm = float(mod.THRESHOLD), float(mod.pixel_mm(params))
-  result = wave_stats.wave_stats(frames, threshold=threshold, frame_dt=params.frame_dt,
+
+
+def _measure_and_write(args: argparse.Namespace, frames: np.ndarray, meta: dict[str, Any], *,
+                       threshold: float, frame_dt: float, pixel_mm: float) -> None:
+  """Labels and measures the waves of frames f32[B, T, H, W], writes the movie directory
+  (movie, labels, meta.json with these settings and the statistics, optional preview.gif)
+  into args.out and prints the statistics."""
+  result = wave_stats.wave_stats(frames, threshold=threshold, frame_dt=frame_dt,
                                  pixel_mm=pixel_mm, min_size=args.min_size)
   summary = wave_stats.summary(result)
-  meta = dict(model=args.model, params=params._asdict(), seed=args.seed, batch=args.batch,
-              seconds=args.seconds, warmup_s=args.warmup, frame_dt=params.frame_dt,
-              pixel_mm=pixel_mm, threshold=threshold, min_size=args.min_size,
-              shape=list(frames.shape),
+  meta = dict(meta, frame_dt=frame_dt, pixel_mm=pixel_mm, threshold=threshold,
+              min_size=args.min_size, shape=list(frames.shape),
               labels='per-frame wave id, unique across the batch; -1 = no wave',
               summary=summary)
-  _write(args.out, frames, result.frame_labels, meta, params.frame_dt, args.gif_seconds)
-  print(_table(summary))
-
-
-def _write(out: str, frames: np.ndarray, labels: np.ndarray, meta: dict[str, Any],
-           frame_dt: float, gif_seconds: float) -> None:
-  """The movie directory (movie, labels, meta, optional preview.gif) and a line saying so."""
-  movie_io.save_movie(out, frames, labels, meta)
+  out, gif_seconds = args.out, args.gif_seconds
+  movie_io.save_movie(out, frames, result.frame_labels, meta)
   if gif_seconds > 0:
     stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * frame_dt)))
     shown = frames[:16, :round(gif_seconds / frame_dt):stride]
@@ -191,24 +188,29 @@ def _write(out: str, frames: np.ndarray, labels: np.ndarray, meta: dict[str, Any
   print(f'wrote {out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},'
         f'{movie_io.META_FILE}{",preview.gif" if gif_seconds > 0 else ""}}} '
         f'(movie {frames.shape})')
+  print(_table(summary))
+
+
+def run_simulate(args: argparse.Namespace) -> None:
+  _check_min_size(args)
+  overrides = parse_params(waves.get_model(args.model), args.param)
+  frames, mod, params = simulate(args.model, args.size, args.seconds, args.batch,
+                                 args.warmup, args.seed, overrides)
+  meta = dict(model=args.model, params=params._asdict(), seed=args.seed, batch=args.batch,
+              seconds=args.seconds, warmup_s=args.warmup)
+  _measure_and_write(args, frames, meta, threshold=float(mod.THRESHOLD),
+                     frame_dt=params.frame_dt, pixel_mm=float(mod.pixel_mm(params)))
 
 
 def run_convert(args: argparse.Namespace) -> None:
-  if args.min_size < 1:
-    raise InputError(f'--min-size must be at least 1 pixel-frame, got {args.min_size}')
+  _check_min_size(args)
   rec = recorded.load_mea(args.mea)
   frames = recorded.activity_movie(rec, args.frame_dt, args.smooth)[None]
-  result = wave_stats.wave_stats(frames, threshold=recorded.THRESHOLD, frame_dt=args.frame_dt,
-                                 pixel_mm=recorded.PITCH_MM, min_size=args.min_size)
-  summary = wave_stats.summary(result)
   meta = dict(model='recorded', source=rec.source, age_days=rec.age_days,
-              duration_s=rec.duration_s, smooth=args.smooth, frame_dt=args.frame_dt,
-              pixel_mm=recorded.PITCH_MM, threshold=recorded.THRESHOLD,
-              min_size=args.min_size, shape=list(frames.shape),
-              units='spikes per electrode and frame, box-averaged (rwjax.waves.recorded)',
-              labels='per-frame wave id; -1 = no wave', summary=summary)
-  _write(args.out, frames, result.frame_labels, meta, args.frame_dt, args.gif_seconds)
-  print(_table(summary))
+              duration_s=rec.duration_s, smooth=args.smooth,
+              units='spikes per electrode and frame, box-averaged (rwjax.waves.recorded)')
+  _measure_and_write(args, frames, meta, threshold=recorded.THRESHOLD,
+                     frame_dt=args.frame_dt, pixel_mm=recorded.PITCH_MM)
 
 
 def run_stats(args: argparse.Namespace) -> None:
@@ -217,7 +219,8 @@ def run_stats(args: argparse.Namespace) -> None:
   # Flags first, then the movie's meta.json, then the model's defaults for its size.
   name = args.model or meta.get('model', 'lansdell')
   if name == 'recorded':
-    settings = dict(threshold=recorded.THRESHOLD, frame_dt=0.1, pixel_mm=recorded.PITCH_MM)
+    settings = dict(threshold=recorded.THRESHOLD, frame_dt=recorded.FRAME_DT,
+                    pixel_mm=recorded.PITCH_MM)
   else:
     mod = waves.get_model(name)
     params = mod.Params(size=frames.shape[-1])

@@ -26,6 +26,7 @@ from rwjax.errors import InputError
 
 GRID = 64
 PITCH_MM = 0.042
+FRAME_DT = 0.1  # s
 THRESHOLD = 0.15
 DEFAULT_SMOOTH = 3
 
@@ -79,11 +80,12 @@ def load_mea(path: str) -> Recording:
   if counts.sum() != times.size or (counts < 0).any():
     raise InputError(f'{path}: sCount sums to {counts.sum()} but there are {times.size} '
                      'spikes; the file is inconsistent')
-  grid = np.round(epos / (PITCH_MM * 1000)).astype(np.int64)
+  pitches = epos / (PITCH_MM * 1000)
+  off_um = np.abs(pitches - np.round(pitches)).max() * PITCH_MM * 1000
+  grid = np.round(pitches).astype(np.int64)
   if grid.min() >= 1 and grid.max() == GRID:  # 1-based positions
     grid -= 1
-  off = np.abs(epos - np.round(epos / (PITCH_MM * 1000)) * PITCH_MM * 1000).max(initial=0.0)
-  if grid.min(initial=0) < 0 or grid.max(initial=0) >= GRID or off > 1.0:
+  if grid.min() < 0 or grid.max() >= GRID or off_um > 1.0:
     raise InputError(f'{path}: electrode positions are not on the {GRID}x{GRID} grid of '
                      f'{PITCH_MM * 1000:g} um pitch')
   if not np.isfinite(times).all() or (times < 0).any():
@@ -94,7 +96,7 @@ def load_mea(path: str) -> Recording:
                    duration_s=duration, age_days=d['age'], source=os.path.abspath(path))
 
 
-def spike_counts(rec: Recording, frame_dt: float = 0.1) -> np.ndarray:
+def spike_counts(rec: Recording, frame_dt: float = FRAME_DT) -> np.ndarray:
   """f32[T, 64, 64]: spikes of each electrode in each frame (T = ceil(duration / frame_dt))."""
   if not frame_dt > 0:
     raise InputError(f'frame_dt must be positive, got {frame_dt}')
@@ -105,7 +107,7 @@ def spike_counts(rec: Recording, frame_dt: float = 0.1) -> np.ndarray:
   return movie
 
 
-def activity_movie(rec: Recording, frame_dt: float = 0.1,
+def activity_movie(rec: Recording, frame_dt: float = FRAME_DT,
                    smooth: int = DEFAULT_SMOOTH) -> np.ndarray:
   """f32[T, 64, 64]: spike density (spikes per electrode and frame, box-averaged over
   `smooth` frames x electrodes x electrodes); waves are where it exceeds THRESHOLD."""
