@@ -7,8 +7,9 @@ with the imagenet stem, projector 512-128, temperature 0.5, Adam lr 1e-3 (wd 1e-
 Run:
   python -m rwjax.train --config=configs/pretrain_waves.py --workdir=workdirs/waves
 
-Simulator parameters are config values too, e.g. a slower wave front:
-  ... --config.data.sim_params.lansdell.diff=0.005
+Simulator parameters are config values too, e.g. the published ACh diffusion constant
+(faster, larger waves than the default D = 0.005 mm^2/s; see rwjax/waves/lansdell.py):
+  ... --config.data.sim_params.lansdell.diff=0.01
 
 Random-init baseline for the evaluation (same architecture, no training):
   python -m rwjax.train --config=configs/pretrain_waves.py --workdir=workdirs/random \

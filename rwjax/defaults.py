@@ -32,8 +32,9 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = 'sim'  # 'sim' (on-device simulator) | 'file' (a movie .npy)
   c.data.simulator = 'lansdell'  # 'lansdell' | 'godfrey'
-  # Every simulator's parameters (the models' defaults), e.g.
-  # --config.data.sim_params.lansdell.diff=0.005; the lattice side is data.sim_size.
+  # Every simulator's parameters (the models' defaults), e.g. the published ACh
+  # diffusion constant: --config.data.sim_params.lansdell.diff=0.01. The lattice side
+  # is data.sim_size.
   c.data.sim_params = ml_collections.ConfigDict({
       name: {k: v for k, v in model.Params()._asdict().items() if k != 'size'}
       for name, model in waves.MODELS.items()})

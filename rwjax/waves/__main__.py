@@ -57,7 +57,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help='simulated seconds discarded before recording')
   sim.add_argument('--seed', type=int, default=0)
   sim.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
-                   help='override a model parameter, e.g. --param diff=0.005 (repeatable)')
+                   help='override a model parameter, e.g. --param diff=0.01 (repeatable)')
   _add_output_args(sim)
   conv = sub.add_parser('convert', help='bin a recorded MEA spike file into a movie')
   conv.add_argument('--mea', required=True, help='HDF5 spike file (Maccione et al. 2014 layout)')

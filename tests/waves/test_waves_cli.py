@@ -63,9 +63,9 @@ def test_simulate_godfrey(tmp_path):
 
 def test_simulate_with_parameter_overrides(tmp_path, capsys):
   main(['simulate', '--size=16', '--seconds=1', '--warmup=0', '--gif-seconds=0',
-        '--param', 'diff=0.005', '--param=b=4', f'--out={tmp_path}'])
+        '--param', 'diff=0.01', '--param=b=4', f'--out={tmp_path}'])
   params = json.loads((tmp_path / 'meta.json').read_text())['params']
-  assert (params['diff'], params['b'], params['tau_ach']) == (0.005, 4.0, 0.2)
+  assert (params['diff'], params['b'], params['tau_ach']) == (0.01, 4.0, 0.2)
   assert 'movie (1, 10, 16, 16)' in capsys.readouterr().out
 
 
