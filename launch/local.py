@@ -13,7 +13,8 @@ with several GPUs normally needs no launcher: one process drives them all).
 
 Output lines of process i > 0 are prefixed with `[i]`. If one process fails the others
 are stopped (they would wait forever at the next collective) and its exit code is
-returned. SIGTERM and SIGINT are passed on to every process (a preemption).
+returned. SIGTERM, SIGINT and SIGHUP are passed on to every process, once: the processes
+run in their own session, so a terminal's Ctrl-C reaches them only through the launcher.
 """
 
 import argparse
@@ -60,7 +61,9 @@ def run(command: list[str], processes: int, cpu_devices: int = 0,
   procs, relays = [], []
   for i in range(processes):
     env = process_env(os.environ, i, processes, port, cpu_devices, gpus_per_process)
-    p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Own session: signals for the launcher's process group (Ctrl-C) stay with it.
+    p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
     t = threading.Thread(target=_relay, args=(p.stdout, f'[{i}] ' if i else ''), daemon=True)
     t.start()
     procs.append(p)
@@ -71,7 +74,8 @@ def run(command: list[str], processes: int, cpu_devices: int = 0,
       if p.poll() is None:
         p.send_signal(signum)
 
-  previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+  previous = {s: signal.signal(s, forward)
+              for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
   code = 0
   try:
     pending = list(procs)

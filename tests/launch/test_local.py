@@ -60,6 +60,35 @@ def test_a_failing_process_stops_the_others():
   assert time.time() - t0 < 60
 
 
+_COUNT_SIGINTS = (
+    'import signal, time\n'
+    'n = 0\n'
+    'def on_sigint(*_):\n'
+    '  global n\n'
+    '  n += 1\n'
+    'signal.signal(signal.SIGINT, on_sigint)\n'
+    'print("ready", flush=True)\n'
+    'end = time.time() + 3\n'
+    'while time.time() < end:\n'
+    '  time.sleep(0.05)\n'
+    'print("sigints", n, flush=True)\n')
+
+
+def test_ctrl_c_reaches_every_process_once():
+  # A terminal's Ctrl-C signals its whole foreground process group; the launcher
+  # passes SIGINT on, so a process in the same group would get it twice.
+  p = subprocess.Popen(
+      [sys.executable, LAUNCHER, '--processes=2', '--', sys.executable, '-c', _COUNT_SIGINTS],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      start_new_session=True)
+  lines = [p.stdout.readline(), p.stdout.readline()]
+  assert all(line.strip().endswith('ready') for line in lines), lines
+  os.killpg(p.pid, signal.SIGINT)
+  out, _ = p.communicate(timeout=60)
+  assert p.returncode == 0, out
+  assert sorted(out.split('\n')[:2]) == ['[1] sigints 1', 'sigints 1'], out
+
+
 def test_two_processes_train_like_one(tmp_path):
   p = _launch(*_train_command(tmp_path / 'two'))
   out, _ = p.communicate(timeout=600)
