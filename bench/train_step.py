@@ -1,8 +1,8 @@
 """Throughput of the pre-training step with the simulator inside it; prints one JSON.
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
-                             [--frames_per_step=1] [--sim_groups=1] [--steps=50]
-                             [--dtype=auto]
+                             [--frames_per_step=1] [--sim_groups=1] [--sim_dt=0.001]
+                             [--steps=50] [--dtype=auto]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -34,6 +34,8 @@ def _config(args):
   c.data.retinas_per_device = args.retinas
   c.data.frames_per_step = args.frames_per_step
   c.data.sim_groups = args.sim_groups
+  if args.sim_dt:
+    c.data.sim_params[c.data.simulator].dt = args.sim_dt
   c.data.buffer_frames = args.buffer_frames
   c.data.warmup_s = 200.0  # past the refractory lull after the first wave
   c.data.calibration_s = 60.0
@@ -79,6 +81,8 @@ def main():
   p.add_argument('--frames_per_step', type=int, default=1)
   p.add_argument('--sim_groups', type=int, default=1,
                  help='retinas advance in turns, 1/sim_groups of them per step')
+  p.add_argument('--sim_dt', type=float, default=None,
+                 help="simulator Euler step (s); default: the model's (1 ms)")
   p.add_argument('--buffer_frames', type=int, default=32)
   p.add_argument('--steps', type=int, default=50)
   args = p.parse_args()
@@ -98,6 +102,7 @@ def main():
       dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
       frames_per_step=args.frames_per_step, sim_groups=args.sim_groups,
+      sim_dt=config.data.sim_params[config.data.simulator].dt,
       buffer_frames=args.buffer_frames, step_ms=dt * 1e3, views_per_s=views / dt,
       fixed_buffer_step_ms=dt_fixed * 1e3, fixed_buffer_views_per_s=views / dt_fixed,
       sim_ms=sim_s * 1e3, sim_share=sim_s / dt,
