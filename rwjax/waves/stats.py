@@ -107,6 +107,15 @@ def _frame_labels(labels: np.ndarray, n: int) -> np.ndarray:
   return np.where(counts.max(1) > 0, counts.argmax(1) - 1, -1).astype(np.int32)
 
 
+def _batch_ids(frame_labels: list[np.ndarray], counts: list[int]) -> np.ndarray:
+  """Per-retina frame labels i32[T] (ids from 0, -1 = none) of retinas with counts[b]
+  waves -> i32[B, T] with ids unique across the batch (retina b's shifted by the waves
+  of retinas 0..b-1)."""
+  offsets = np.cumsum([0] + list(counts[:-1]))
+  return np.stack([np.where(f >= 0, f + o, -1)
+                   for f, o in zip(frame_labels, offsets)]).astype(np.int32)
+
+
 def _movie(frames) -> np.ndarray:
   frames = np.asarray(frames)
   if frames.ndim not in (3, 4) or 0 in frames.shape:
@@ -122,13 +131,8 @@ def frame_labels(frames: np.ndarray, threshold: float,
   ids unique across the batch, -1 = no wave."""
   frames = _movie(frames)
   batch = frames if frames.ndim == 4 else frames[None]
-  out, offset = [], 0
-  for movie in batch:
-    labels, n = label_waves(movie, threshold, min_size)
-    f = _frame_labels(labels, n)
-    out.append(np.where(f >= 0, f + offset, -1))
-    offset += n
-  out = np.stack(out).astype(np.int32)
+  found = [label_waves(movie, threshold, min_size) for movie in batch]
+  out = _batch_ids([_frame_labels(labels, n) for labels, n in found], [n for _, n in found])
   return out if frames.ndim == 4 else out[0]
 
 
@@ -199,9 +203,7 @@ def wave_stats(frames: np.ndarray, *, threshold: float, frame_dt: float = 0.1,
     raise InputError(f'min_size must be at least 1 pixel-frame, got {min_size}')
   batch = frames if frames.ndim == 4 else frames[None]
   per = [_one_retina(f, threshold, min_size, frame_dt, pixel_mm) for f in batch]
-  offsets = np.cumsum([0] + [p['n'] for p in per])
-  frame_labels = np.stack([np.where(p['frame_labels'] >= 0, p['frame_labels'] + o, -1)
-                           for p, o in zip(per, offsets)]).astype(np.int32)
+  frame_labels = _batch_ids([p['frame_labels'] for p in per], [p['n'] for p in per])
   active = np.stack([p['active_fraction'] for p in per])
   cat = lambda key: np.concatenate([p[key] for p in per])
   return WaveStats(
