@@ -39,7 +39,11 @@ def test_resume_gives_identical_parameters(tmp_path):
   assert checkpoint.latest_step(str(tmp_path / 'resumed')) == 3
   resumed = train.train(c, str(tmp_path / 'resumed'))
   assert int(resumed.step) == 6
-  jax.tree.map(np.testing.assert_array_equal, params_of(straight), params_of(resumed))
+  # The resumed run recompiles its step; on some CPUs two compilations need not give
+  # bit-identical floats, so equality is to float32 rounding. Losing the optimizer state,
+  # the source state or a step changes them at the order of the learning rate.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               params_of(straight), params_of(resumed))
   lines = open(tmp_path / 'straight' / 'metrics.jsonl').read().splitlines()
   assert len(lines) == 3 and '"views_per_s"' in lines[0] and '"sim_share"' in lines[0]
   # The loss is real: anchors had positives.

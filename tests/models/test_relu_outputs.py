@@ -1,6 +1,8 @@
 """Every ReLU output (and the projector's output) is sown under 'intermediates', named in
 network order, without changing the network's outputs or variables."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -46,15 +48,18 @@ def test_sown_relus_are_the_stage_maps_and_lead_to_the_outputs():
 
   plain, (z, h), acts, stages = forward(variables, x)
   assert order == [relu_names((8, 6, 4))]
-  np.testing.assert_array_equal(plain[0], z)  # Sowing changes nothing.
-  np.testing.assert_array_equal(plain[1], h)
+  # Sowing changes nothing. Two forward passes in one program need not be bit-identical (XLA
+  # may fuse them differently, by CPU): equal to float32 rounding.
+  same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6)
+  same(plain[0], z)
+  same(plain[1], h)
   for name in relu_names((8, 6, 4))[:-1]:  # ReLUs; the projector's output is not one.
     assert acts[name].min() >= 0, name
   pooled_stem = nn.max_pool(acts['stem_relu'], (3, 3), strides=(2, 2),
                             padding=((1, 1), (1, 1))) if stem == 'imagenet' else acts['stem_relu']
-  np.testing.assert_array_equal(pooled_stem, stages['stem'])
+  same(pooled_stem, stages['stem'])
   for k in range(1, 5):
-    np.testing.assert_array_equal(acts[f'layer{k}_block1_out'], stages[f'layer{k}'])
+    same(acts[f'layer{k}_block1_out'], stages[f'layer{k}'])
     assert acts[f'layer{k}_block0_relu1'].shape == stages[f'layer{k}'].shape
   assert acts['stem_relu'].shape == ((3, 8, 8, 4) if stem == 'imagenet' else (3, 16, 16, 4))
   assert acts['projector_hidden0_relu'].shape == (3, 8)

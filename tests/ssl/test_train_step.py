@@ -79,13 +79,29 @@ def test_one_step_same_on_1_and_8_devices(steps):
   np.testing.assert_array_equal(s8.source['key'], np.stack(want))
 
 
-def test_loss_decreases_on_an_easy_task(steps):
-  mesh, step = steps[N_DEV]
-  state = fresh_state(mesh, N_DEV)
+def test_loss_decreases_on_an_easy_task():
+  """The loss falls clearly and stays down on 8 easy waves (each a fixed pattern plus noise).
+
+  A verdict on one value of a trajectory depends on float details that differ between CPUs
+  (XLA follows the host's vector instructions): with SGD + momentum 0.9 the first ~10 steps
+  oscillate by +-0.4. Adam at lr 1e-3 descends steadily (here 2.24 -> 0.89 in 30 steps, every
+  step lower than the last), and the property compares averages over steps, with room for
+  any such detail: the mean of the last 5 steps is under 60% of the first loss, and none of
+  them is above 70% of it. A step whose gradient does not reach the parameters (e.g. a
+  stop_gradient on z) keeps the loss at its first value and fails this.
+  """
+  mesh = Mesh(np.array(jax.devices()[:N_DEV]), ('data',))
+  tx = optax.adam(1e-3)
+  step = make_train_step(MODEL, tx, mesh, batch_fn, temperature=0.5, separation=1)
+  state = create_train_state(MODEL, tx, jax.random.PRNGKey(42), SIZE, global_source(N_DEV))
+  state = place_state(state, mesh)
   losses = []
-  for _ in range(8):
+  for _ in range(30):
     state, metrics = step(state)
     losses.append(float(metrics['loss']))
   assert np.all(np.isfinite(losses))
-  assert losses[-1] < 0.8 * losses[0], losses
-  assert int(state.step) == 8
+  first, last = losses[0], np.array(losses[-5:])
+  assert last.mean() < 0.6 * first, losses
+  assert last.max() < 0.7 * first, losses
+  assert np.mean(losses[-10:]) < np.mean(losses[:10]), losses
+  assert int(state.step) == 30

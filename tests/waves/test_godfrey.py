@@ -51,8 +51,11 @@ def test_state_contract_and_determinism():
   st2, f2 = G.advance(st1, 4, SMALL)
   _, f = G.advance(st, 8, SMALL)
   assert f.shape == (2, 8, 32, 32)
-  np.testing.assert_array_equal(np.concatenate([f1, f2], axis=1), f)
-  np.testing.assert_array_equal(G.warmup(st, 0.4, SMALL).theta, st1.theta)
+  # Same draws and updates, but scans of other lengths are other programs, which need not be
+  # bit-identical on every CPU: equal to float32 rounding (a wrong key split or a skipped
+  # step changes the frames at order 1).
+  np.testing.assert_allclose(np.concatenate([f1, f2], axis=1), f, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(G.warmup(st, 0.4, SMALL).theta, st1.theta, rtol=1e-5, atol=1e-6)
 
 
 def test_waves_occur_and_frames_are_calcium_in_unit_range():
