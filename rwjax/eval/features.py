@@ -12,6 +12,7 @@ each BatchNorm batch of `bn_batch` images normalised by its own statistics (the 
 rwjax.eval.batchnorm.batch_order; several groups per jitted step).
 """
 
+import dataclasses
 import functools
 from typing import Callable, Optional, Sequence, Union
 
@@ -287,3 +288,45 @@ def extract_relus(model: Union[SimCLRModel, ResNet18], variables: dict,
   batch_size, group, order = _bn_plan(batchnorm, bn_batch, batch_size, len(images))
   step = lambda v, x: _batch_relus(model, v, x, layers, project_dims, project_key, group)
   return _in_batches(step, variables, images, batch_size, layers, order)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extractor:
+  """One network's frozen features under one BatchNorm mode: `extract_features` (stages) and
+  `extract_relus` (relus) with the model, variables, batching and mode bound; built by
+  `extractor` ('adapt': variables already adapted, extracted in eval mode)."""
+  model: Union[SimCLRModel, ResNet18]
+  variables: dict
+  batchnorm: str  # 'running' or 'batch'
+  batch_size: int
+  bn_batch: int = 0
+
+  def stages(self, images, **kwargs) -> dict[str, np.ndarray]:
+    return extract_features(self.model, self.variables, images, batch_size=self.batch_size,
+                            batchnorm=self.batchnorm, bn_batch=self.bn_batch, **kwargs)
+
+  def relus(self, images, **kwargs) -> dict[str, np.ndarray]:
+    return extract_relus(self.model, self.variables, images, batch_size=self.batch_size,
+                         batchnorm=self.batchnorm, bn_batch=self.bn_batch, **kwargs)
+
+
+def extractor(model: Union[SimCLRModel, ResNet18], variables: dict, batchnorm: str, *,
+              batch_size: int, bn_batch: int = 0,
+              adapt_images: Optional[Union[np.ndarray, jax.Array]] = None) -> Extractor:
+  """An `Extractor` honouring a BatchNorm mode (rwjax.eval.batchnorm.MODES).
+
+  Args:
+    model, variables: the network (SimCLRModel or ResNet18) and its stored variables.
+    batchnorm: 'running', 'batch' or 'adapt'.
+    batch_size: images per jitted step.
+    bn_batch: 'batch' mode: images per BatchNorm group (0: batch_size).
+    adapt_images: 'adapt' mode: f32[N, H, W, C] images whose statistics replace the running
+      ones (bn_lib.adapt), once; ignored otherwise.
+  """
+  bn_lib.check_mode(batchnorm, 'batchnorm')
+  if batchnorm == 'adapt':
+    if adapt_images is None:
+      raise InputError("batchnorm='adapt' needs adapt_images (the probe's training images)")
+    variables = bn_lib.adapt(model, variables, adapt_images, batch_size=batch_size)
+    batchnorm = 'running'
+  return Extractor(model, variables, batchnorm, batch_size, bn_batch)
