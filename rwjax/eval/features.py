@@ -172,6 +172,27 @@ def _in_batches(step: Callable[[dict, jax.Array], dict[str, jax.Array]], variabl
   return {l: np.concatenate([o[l] for o in outputs])[inverse] for l in layers}
 
 
+def run_in_batches(step: Callable[[dict, jax.Array, int], dict[str, jax.Array]],
+                   variables: dict, images: Union[np.ndarray, jax.Array], *, batch_size: int,
+                   layers: Sequence[str], batchnorm: str = 'running',
+                   bn_batch: int = 0) -> dict[str, np.ndarray]:
+  """Any jitted per-batch feature function over all images, honouring a BatchNorm mode.
+
+  Args:
+    step: (variables, x f32[B, H, W, C], bn_group) -> {layer: f32[B, ...]}; bn_group 0 means
+      eval mode, > 0 train-mode BatchNorm per group of bn_group images (pass it to
+      `relu_activations` or bn_lib.apply_batch_mode).
+    variables, images, batch_size, layers: as in `extract_features`.
+    batchnorm, bn_batch: 'running' or 'batch' and its group size (see `extract_features`).
+
+  Returns:
+    {layer: host array [N, ...]} in image order.
+  """
+  batch_size, group, order = _bn_plan(batchnorm, bn_batch, batch_size, len(images))
+  return _in_batches(lambda v, x: step(v, x, group), variables, images, batch_size, layers,
+                     order)
+
+
 def extract_features(model: Union[SimCLRModel, ResNet18], variables: dict,
                      images: Union[np.ndarray, jax.Array], *, batch_size: int,
                      layers: Sequence[str] = LAYERS, pool: bool = True,
