@@ -197,18 +197,19 @@ class Network(NamedTuple):
 
 def load_pretrained(workdirs: list[str]) -> tuple[list[ml_collections.ConfigDict], list[dict]]:
   """(config, variables) of each workdir's latest checkpoint; InputError when the workdirs'
-  networks differ in architecture (config.model or data.input_size): one arm, one network
-  shape."""
+  networks differ in architecture (config.model but its compute dtype, or data.input_size):
+  one arm, one network shape (the first workdir's config builds the model)."""
   configs = [checkpoint.read_config(d) for d in workdirs]
-  shape = lambda c: {**c.model.to_dict(), 'input_size': c.data.input_size}
+  shape = lambda c: {**{k: v for k, v in c.model.to_dict().items() if k != 'dtype'},
+                     'input_size': c.data.input_size}
+  first = shape(configs[0])
   for d, c in zip(workdirs[1:], configs[1:]):
-    diff = sorted(k for k in set(shape(c)) | set(shape(configs[0]))
-                  if shape(c).get(k) != shape(configs[0]).get(k))
+    diff = sorted(k for k in set(shape(c)) | set(first) if shape(c).get(k) != first.get(k))
     if diff:
-      raise InputError(
-          f'the pre-training workdirs {workdirs[0]!r} and {d!r} hold different architectures '
-          f'({", ".join(f"{k}: {shape(configs[0]).get(k)!r} vs {shape(c).get(k)!r}" for k in diff)}); '
-          'one arm needs networks of one architecture: evaluate them separately')
+      what = ', '.join(f'{k}: {first.get(k)!r} vs {shape(c).get(k)!r}' for k in diff)
+      raise InputError(f'the pre-training workdirs {workdirs[0]!r} and {d!r} hold different '
+                       f'architectures ({what}); one arm needs networks of one architecture: '
+                       'evaluate them separately')
   return configs, [checkpoint.load_for_eval(d)[1] for d in workdirs]
 
 
@@ -433,17 +434,17 @@ def _statistics(config: ml_collections.ConfigDict, networks: dict, paired: bool,
 def _batchnorm_report(config: ml_collections.ConfigDict, mode: str, cap_mode: str,
                       n_adapt: int) -> dict:
   """report['batchnorm']: the modes and how their statistics were formed."""
+  group = config.batchnorm_batch or config.batch_size
   how = {
       'running': 'eval mode, the stored running statistics (pre-training / initial 0 and 1)',
-      'batch': (f'train-mode statistics of each group of {config.batchnorm_batch or config.batch_size} '
-                'images (at most the set): a fixed permutation (PRNGKey(0)) of each image set '
-                'cut into groups, the last topped up with the first images'),
+      'batch': (f'train-mode statistics of each group of {group} images (at most the set): a '
+                'fixed permutation (PRNGKey(0)) of each image set cut into groups, the last '
+                'topped up with the first images'),
       'adapt': f'running statistics recomputed once on {n_adapt} probe training images, then '
                'eval mode',
   }
   return {'mode': mode, 'capacity_mode': cap_mode,
-          'batch': (config.batchnorm_batch or config.batch_size) if 'batch' in (
-              mode, cap_mode) else None,
+          'batch': group if 'batch' in (mode, cap_mode) else None,
           'adapt_images': n_adapt if 'adapt' in (mode, cap_mode) else None,
           'how': {m: how[m] for m in dict.fromkeys((mode, cap_mode))}}
 
