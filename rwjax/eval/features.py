@@ -225,10 +225,10 @@ def extract_features(model: Union[SimCLRModel, ResNet18], variables: dict,
     raise InputError(f'unknown feature layers {unknown}; choose from {LAYERS}')
   _check_inputs(images, batch_size, project_dims, project_key)
   backbone, variables = backbone_of(model, variables)
-  batch_size, group, order = _bn_plan(batchnorm, bn_batch, batch_size, len(images))
-  step = lambda v, x: _batch_features(backbone, v, x, tuple(layers), pool, project_dims,
-                                      project_key, group)
-  return _in_batches(step, variables, images, batch_size, layers, order)
+  step = lambda v, x, group: _batch_features(backbone, v, x, tuple(layers), pool,
+                                             project_dims, project_key, group)
+  return run_in_batches(step, variables, images, batch_size=batch_size, layers=layers,
+                        batchnorm=batchnorm, bn_batch=bn_batch)
 
 
 def relu_layers(model: Union[SimCLRModel, ResNet18]) -> tuple[str, ...]:
@@ -306,9 +306,9 @@ def extract_relus(model: Union[SimCLRModel, ResNet18], variables: dict,
     raise InputError(f'unknown ReLU layers {unknown}; choose from {names}')
   _check_inputs(images, batch_size, project_dims, project_key)
   layers = tuple(sorted(layers, key=names.index))
-  batch_size, group, order = _bn_plan(batchnorm, bn_batch, batch_size, len(images))
-  step = lambda v, x: _batch_relus(model, v, x, layers, project_dims, project_key, group)
-  return _in_batches(step, variables, images, batch_size, layers, order)
+  step = lambda v, x, group: _batch_relus(model, v, x, layers, project_dims, project_key, group)
+  return run_in_batches(step, variables, images, batch_size=batch_size, layers=layers,
+                        batchnorm=batchnorm, bn_batch=bn_batch)
 
 
 @dataclasses.dataclass(frozen=True)
