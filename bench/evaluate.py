@@ -1,6 +1,14 @@
 """Benchmark: frozen features of every layer plus their linear probes, CIFAR-10 sized.
 
   python bench/evaluate.py [--source=random|digits|tfds:cifar10|folder:PATH] [--flags]
+  python bench/evaluate.py --preset=paper --source=folder:PATH [--train=N --test=N ...]
+
+--preset=paper times the whole evaluator (rwjax.evaluate.evaluate) under
+configs/evaluate.py:paper, with 3 pre-training workdirs (step-0 checkpoints of the given
+architecture, written to a temporary directory: timings do not depend on the weights) against
+3 random inits, on --train / --test images of --source (also the exemplar source; capacity
+sizes from --capacity_P / --capacity_M), every layer. It runs once (compilation included) and
+reports the evaluator's own timing split.
 
 Target (issue 4): on one H100, feature extraction (stem, layer1..4, pooled) and all probes
 on CIFAR-10 (50k train / 10k test) in at most 60 s after compilation. The default source
@@ -10,6 +18,7 @@ second is timed. Prints one JSON object.
 """
 
 import json
+import os
 import time
 
 from absl import app
@@ -31,6 +40,10 @@ _WIDTH = flags.DEFINE_integer('width', 64, 'ResNet-18 width')
 _DTYPE = flags.DEFINE_string('dtype', 'auto', "'auto' | 'float32' | 'bfloat16'")
 _BATCH = flags.DEFINE_integer('batch_size', 1024, 'images per feature-extraction step')
 _STEPS = flags.DEFINE_integer('steps', 300, 'gradient steps per probe fit')
+_PRESET = flags.DEFINE_string('preset', '', "'' (features and probes only) or 'paper'")
+_NETWORKS = flags.DEFINE_integer('networks', 3, '--preset: networks per arm')
+_CAP_P = flags.DEFINE_integer('capacity_P', 0, '--preset: manifolds (0: the preset\'s)')
+_CAP_M = flags.DEFINE_integer('capacity_M', 0, '--preset: points per manifold (0: the preset\'s)')
 
 
 def _images():
@@ -44,8 +57,63 @@ def _images():
   return train[:2], test[:2], len(train[2])
 
 
+def _preset_main() -> None:
+  """The whole evaluator under a preset, 3 + 3 networks; prints one JSON object."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from rwjax import defaults, evaluate  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
+  pre = defaults.pretrain_config()
+  pre.model.stem, pre.model.width, pre.model.dtype = _STEM.value, _WIDTH.value, _DTYPE.value
+  pre.data.input_size = _SIZE.value
+  model = models.create_model(**pre.model)
+  init = jax.jit(lambda k: models.init_variables(model, k, _SIZE.value))
+  with tempfile.TemporaryDirectory() as root:
+    workdirs = []
+    for seed in range(42, 42 + _NETWORKS.value):
+      workdir = f'{root}/seed{seed}'
+      os.makedirs(workdir)
+      pre.seed = seed
+      checkpoint.write_config(workdir, pre, n_devices=1)
+      mngr = checkpoint.manager(workdir)
+      checkpoint.save(mngr, 0, {'step': np.int32(0), **init(jax.random.PRNGKey(seed))})
+      mngr.wait_until_finished()
+      mngr.close()
+      workdirs.append(workdir)
+    config = defaults.evaluate_config(_PRESET.value)
+    config.workdirs, config.out, config.seeds = ','.join(workdirs), f'{root}/eval', len(workdirs)
+    config.batch_size = _BATCH.value
+    config.data.source = config.exemplar.source = _SOURCE.value
+    config.data.max_train, config.data.max_test = _TRAIN.value, _TEST.value
+    config.probe.steps = _STEPS.value
+    if _CAP_P.value:
+      config.capacity.P = _CAP_P.value
+    if _CAP_M.value:
+      config.capacity.M = _CAP_M.value
+    t = time.perf_counter()
+    report = evaluate.evaluate(config)
+    wall = time.perf_counter() - t
+  print(json.dumps({
+      'bench': 'evaluate', 'preset': _PRESET.value, 'jax': jax.__version__,
+      'device': jax.devices()[0].device_kind, 'n_devices': jax.device_count(),
+      'settings': {'source': _SOURCE.value, 'train': report['data']['train'],
+                   'test': report['data']['test'], 'networks_per_arm': len(workdirs),
+                   'image_size': _SIZE.value, 'stem': _STEM.value, 'width': _WIDTH.value,
+                   'dtype': np.dtype(model.dtype).name, 'batch_size': _BATCH.value,
+                   'probe_steps': _STEPS.value, 'batchnorm': report['batchnorm'],
+                   'layers': list(config.layers), 'shift_pixels': list(config.shift.pixels),
+                   'exemplar': {k: config.exemplar[k] for k in ('images', 'n_train', 'n_test')},
+                   'capacity': {k: report['capacity'].get(k) for k in ('kinds', 'layers', 'P',
+                                                                       'M', 'n_t')}},
+      'wall_s (with compilation)': round(wall, 1),
+      'timing_s': {k: round(v, 1) for k, v in report['timing'].items()},
+  }))
+
+
 def main(argv):
   del argv
+  if _PRESET.value:
+    _preset_main()
+    return
   t = time.perf_counter()
   (x_train, y_train), (x_test, y_test), classes = _images()
   load_s = time.perf_counter() - t

@@ -105,11 +105,26 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
 def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
   """Evaluation against random-init networks (configs/evaluate.py and its presets)."""
   c = ml_collections.ConfigDict()
-  c.workdir = ''  # The pre-training workdir (config.json + checkpoints/); required.
-  c.out = ''  # '' = <workdir>/eval.
-  c.seeds = 3  # Random-init networks and probe / task draws per arm.
+  c.workdir = ''  # The pre-training workdir (config.json + checkpoints/); this or workdirs.
+  # Several pre-training runs for the pre-trained arm, one value per network: 'DIR1,DIR2,DIR3'
+  # and / or globs ('runs/seed*'); the paper pre-trained with seeds 42, 43, 44.
+  c.workdirs = ''
+  c.out = ''  # '' = <workdir>/eval (required with several workdirs).
+  # Random-init networks and probe / task draws per arm; with several workdirs, their count
+  # (seed s pairs workdir s with random-init network s).
+  c.seeds = 3
+  # Test between the arms: 'auto' = paired over seeds with one workdir (rwjax's original),
+  # Welch's t across networks with several (rwjax.eval.stats says why); 'welch' | 'paired'.
+  c.test = 'auto'
   c.batch_size = 512  # Images per feature-extraction step.
   c.layers = LAYERS
+  # BatchNorm statistics of the frozen networks on natural images, both arms alike
+  # (rwjax.eval.batchnorm): 'running' (the stored ones; rwjax's original), 'batch' (each
+  # feature-extraction batch's; the paper's probes), 'adapt' (recomputed once on the probe's
+  # training images, then fixed).
+  c.batchnorm = 'running'
+  c.batchnorm_batch = 0  # 'batch': images per BatchNorm batch (0 = batch_size); paper: 50.
+  c.batchnorm_adapt_images = 0  # 'adapt': training images to adapt on (0 = all).
 
   # Natural images for the classification probes (and the translated test sets).
   c.data = ml_collections.ConfigDict()
@@ -159,11 +174,14 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
   # 'relus': every ReLU output of the ResNet-18 (the stem's and two per block, 17) and the
   # projector's hidden ReLUs and output, as in the paper; 'stages': config.layers.
   c.capacity.layers = 'relus'
+  # BatchNorm mode of the manifold analysis ('' = config.batchnorm); the paper's
+  # (src/mftma_analysis.py: model.eval()) is 'running'.
+  c.capacity.batchnorm = ''
 
   if preset == 'cifar10_folder':
     c.data.source = 'folder:data/cifar10'
     c.exemplar.source = 'folder:data/cifar10'
-  elif preset == 'digits':
+  elif preset in ('digits', 'paper_digits'):
     c.seeds = 2
     c.batch_size = 256
     c.data.source = 'digits'
@@ -175,6 +193,24 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
     c.capacity.P, c.capacity.M, c.capacity.n_t = 5, 20, 50
     c.capacity.project_dims = 512
     c.capacity.layers = 'stages'  # Keeps the CPU demo fast.
-  elif preset != 'cifar10':
-    raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder' or 'digits'")
+  elif preset not in ('cifar10', 'paper'):
+    raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder', 'digits', "
+                     "'paper' or 'paper_digits'")
+  if preset in ('paper', 'paper_digits'):
+    _paper_protocol(c, digits=preset == 'paper_digits')
   return c
+
+
+def _paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
+  """The paper's evaluation protocol on top of an evaluate config (issue 13): its BatchNorm
+  handling and its statistics over pre-training seeds here; its tasks, probes and manifolds
+  (eval-tasks-manifolds) beside them. digits: the CPU-test sizes (scikit-learn digits)."""
+  c.seeds = 3  # The paper: pre-training seeds 42, 43, 44 (pass 3 workdirs).
+  c.test = 'auto'  # Welch's t across networks with several workdirs.
+  c.batchnorm = 'batch'  # src/test.py trains its probes with the encoder in train mode...
+  c.batchnorm_batch = 50  # ...on batches of 50 (its probe's batch size).
+  c.capacity.batchnorm = 'running'  # src/mftma_analysis.py: model.eval().
+  if digits:
+    c.batchnorm_batch = 32
+    c.data.max_train, c.data.max_test = 300, 100
+    c.probe.steps = 100

@@ -8,6 +8,10 @@ A report is a dict whose task results map layer -> `rwjax.eval.stats.compare` ou
                                             beside the settings P, M, n_t, kappa, ...;
                                             layers in network order: config.layers, or
                                             every ReLU output with capacity.layers='relus')
+Every row also names its 'protocol' (a key of report['protocols']: 'rwjax' for rwjax's own
+probes and tasks, 'paper' for the paper's) and its 'batchnorm' mode; report['statistics'] says
+what one value is (a seed of one pre-trained network, or a network) and which test was used,
+report['batchnorm'] how the BatchNorm statistics were formed. The table prints both.
 """
 
 import json
@@ -31,6 +35,12 @@ def tasks_of(report: dict) -> dict[str, dict]:
   for transform, layers in (report.get('exemplar') or {}).items():
     tasks[f'exemplar {transform}'] = layers
   return tasks
+
+
+def _units(report: dict) -> str:
+  """'3 networks' (one value per pre-training run) or '3 seeds' (one pre-trained network)."""
+  unit = (report.get('statistics') or {}).get('unit', 'seed')
+  return f"{report['seeds']} {unit}s"
 
 
 def _stars(p: Optional[float]) -> str:
@@ -135,9 +145,36 @@ def plot_summary(report: dict, path: str) -> None:
   ax.axhline(0, color='black', linewidth=0.8)
   ax.set_xticks(range(len(layers)), layers)
   ax.set_ylabel('accuracy: pre-trained - random init')
-  ax.set_title(f"pre-trained vs random init over {report['seeds']} seeds "
+  bn = (report.get('batchnorm') or {}).get('mode', 'running')
+  ax.set_title(f"pre-trained vs random init over {_units(report)}, BatchNorm {bn} "
                '(* p<.05, ** p<.01, *** p<.001)')
   ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_networks(report: dict, path: str) -> None:
+  """Every network's value per layer and task (one dot per network, both arms): the spread
+  between pre-training runs that the test across networks measures."""
+  tasks = tasks_of(report)
+  fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+  for ax, (name, layers) in zip(axes[0], tasks.items()):
+    names = list(layers)
+    for offset, (arm, label, colour) in zip((-0.12, 0.12), _ARMS):
+      for j, l in enumerate(names):
+        values = [_nan(v) for v in layers[l][arm]['values']]
+        ax.scatter([j + offset] * len(values), values, s=14, color=colour,
+                   label=label if j == 0 else None)
+    ax.set_xticks(range(len(names)), [short_layer_name(l) for l in names], rotation=30)
+    p = [layers[l]['p'] for l in names]
+    ax.set_title(f"{name}  ({', '.join(_stars(x) or '-' for x in p)})", fontsize=9)
+    ax.set_ylabel('top-1 accuracy')
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=8)
+  st = report.get('statistics') or {}
+  fig.suptitle(f"one dot per network ({_units(report)} per arm; {st.get('test', '')})",
+               fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -165,7 +202,7 @@ def plot_capacity(report: dict, path: str) -> None:
     ax.set_xlabel('layer (network order)')
   axes[0][0].legend(fontsize=8)
   fig.suptitle(f"manifold geometry per layer (P={cap['P']}, M={cap['M']}, n_t={cap['n_t']}, "
-               f"kappa={cap['kappa']:g}; {report['seeds']} seeds)")
+               f"kappa={cap['kappa']:g}; {_units(report)})")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -189,9 +226,26 @@ def capacity_table(report: dict) -> str:
   return '\n'.join(rows)
 
 
+def header(report: dict) -> str:
+  """What the numbers are: the unit and test, the BatchNorm mode, the protocols."""
+  st, bn = report.get('statistics') or {}, report.get('batchnorm') or {}
+  lines = [f"values: {_units(report)} per arm; test: {st.get('test', 'paired t')}, effect "
+           f"size: {st.get('effect_size', 'cohen d_z')}; BatchNorm: {bn.get('mode', 'running')}"
+           + (f" (capacity: {bn['capacity_mode']})"
+              if bn.get('capacity_mode', bn.get('mode')) != bn.get('mode') else '')]
+  if st.get('note'):
+    lines.append(f"note: {st['note']}")
+  for name, text in (report.get('protocols') or {}).items():
+    lines.append(f'protocol {name}: {text}')
+  return '\n'.join(lines)
+
+
 def table(report: dict) -> str:
-  """A short text table: per task and layer, both arms' mean +- std, difference, p."""
-  rows = [f"{'task':<22}{'layer':<8}{'pre-trained':>15}{'random init':>15}{'diff':>8}{'p':>9}"]
+  """A short text table: per task and layer, the protocol the row follows, both arms' mean
+  +- std, difference, p and effect size; under a header saying what the values are."""
+  rows = [header(report), '',
+          f"{'task':<22}{'layer':<8}{'protocol':>9}{'pre-trained':>15}{'random init':>15}"
+          f"{'diff':>8}{'p':>9}{'effect':>8}"]
   tasks = tasks_of(report)
   for k, layers in sorted((report.get('shift') or {}).items(), key=lambda kv: int(kv[0])):
     tasks[f'shift {k} px'] = layers
@@ -199,8 +253,10 @@ def table(report: dict) -> str:
   for name, layers in tasks.items():
     for layer, c in layers.items():
       p = f"{c['p']:.2g}" if c['p'] is not None else '-'
-      rows.append(f"{name:<22}{layer:<8}{fmt(c['pretrained']):>15}{fmt(c['random_init']):>15}"
-                  f"{_text(c['difference'], '+.3f'):>8}{p:>9}")
+      rows.append(f"{name:<22}{layer:<8}{c.get('protocol', 'rwjax'):>9}"
+                  f"{fmt(c['pretrained']):>15}{fmt(c['random_init']):>15}"
+                  f"{_text(c['difference'], '+.3f'):>8}{p:>9}"
+                  f"{_text(c.get('effect_size'), '+.2f'):>8}")
   if report.get('capacity'):
     rows += ['', capacity_table(report)]
   return '\n'.join(rows)
@@ -222,6 +278,9 @@ def write(report: dict, out_dir: str) -> list[str]:
   if tasks_of(report) or report.get('shift'):
     paths.append(os.path.join(out_dir, 'summary.png'))
     plot_summary(report, paths[-1])
+  if tasks_of(report) and (report.get('statistics') or {}).get('unit') == 'network':
+    paths.append(os.path.join(out_dir, 'networks.png'))
+    plot_networks(report, paths[-1])
   if report.get('capacity'):
     paths.append(os.path.join(out_dir, 'capacity_per_layer.png'))
     plot_capacity(report, paths[-1])

@@ -1,11 +1,23 @@
 """Seed statistics: a pre-trained network's numbers beside the random-init network's.
 
 `compare(pretrained, random_init)` summarises per-seed values (mean, sample std), their
-difference and a two-sided t-test from scipy.stats: paired (`ttest_rel`) when seed i of both
-arms shares everything but the pre-training (same probe split, same task draw), Welch's
-(`ttest_ind`, unequal variances) otherwise. Undefined numbers (a std or a test from fewer than
-two seeds, values with no spread, a non-finite value such as the capacity of a dead
-layer) are None, so the result is strict JSON.
+difference, a two-sided t-test from scipy.stats and an effect size: paired (`ttest_rel`;
+Cohen's d_z = mean difference / std of the differences) when seed i of both arms shares
+everything but the pre-training (same probe split, same task draw), Welch's (`ttest_ind`,
+unequal variances; Hedges' g = difference / pooled std x (1 - 3 / (4 (n_a + n_b) - 9)))
+otherwise. Undefined numbers (a std or a test from fewer than two seeds, values with no
+spread, a non-finite value such as the capacity of a dead layer) are None, so the result is
+strict JSON.
+
+Which values are the samples decides what a p-value means. With one pre-trained network
+reused for every seed (rwjax's original protocol, `unit='seed'`), its values vary only with the
+probe split and task draws, so the test asks whether that one network differs from random
+inits, not whether pre-training does: an untrained network standing in for it comes out
+"significant" far more often than 5% (tests/eval/test_seed_stats.py). With one value per
+pre-training run (`unit='network'`, several workdirs) the test is across networks. Welch's is
+the default there: the pre-trained and random-init networks are independent draws, and pair i
+shares only the evaluation draw, whose variance is small beside the networks'; pairing would
+halve the degrees of freedom (2 instead of up to 4 for 3 + 3 networks) to remove it.
 """
 
 import math
@@ -44,14 +56,15 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
 
   Returns:
     {'pretrained': summary, 'random_init': summary, 'difference' (mean of pretrained minus
-    mean of random_init), 'test' ('paired t' | 'welch t'), 't', 'p'} (t and p None when
-    undefined).
+    mean of random_init), 'test' ('paired t' | 'welch t'), 't', 'p', 'effect_size'
+    (Cohen's d_z when paired, Hedges' g for Welch), 'effect_size_kind'} (t, p and the
+    effect size None when undefined).
   """
   a, b = summarise(pretrained), summarise(random_init)
   if paired and a['n'] != b['n']:
     raise InputError(f'a paired test needs as many pre-trained as random-init seeds, got '
                      f"{a['n']} and {b['n']}; use paired=False for Welch's test")
-  t = p = None
+  t = p = effect = None
   if min(a['n'], b['n']) > 1:
     # Nearly identical values (the pre-trained arm's features are the same for every seed)
     # make scipy warn about lost precision; the statistics are reported as computed.
@@ -61,7 +74,21 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
       result = (scipy.stats.ttest_rel(x, y) if paired
                 else scipy.stats.ttest_ind(x, y, equal_var=False))
     t, p = _number(result.statistic), _number(result.pvalue)
+    effect = _number(effect_size(x, y, paired=paired))
   defined = a['mean'] is not None and b['mean'] is not None
   return {'pretrained': a, 'random_init': b,
           'difference': a['mean'] - b['mean'] if defined else None,
-          'test': 'paired t' if paired else 'welch t', 't': t, 'p': p}
+          'test': 'paired t' if paired else 'welch t', 't': t, 'p': p,
+          'effect_size': effect, 'effect_size_kind': 'cohen d_z' if paired else 'hedges g'}
+
+
+def effect_size(x: np.ndarray, y: np.ndarray, *, paired: bool) -> float:
+  """Cohen's d_z (paired: mean(x - y) / std(x - y)) or Hedges' g (difference of means over
+  the pooled sample std, times 1 - 3 / (4 (n_x + n_y) - 9)); NaN when there is no spread."""
+  with np.errstate(all='ignore'):
+    if paired:
+      d = x - y
+      return float(d.mean() / d.std(ddof=1))
+    nx, ny = len(x), len(y)
+    pooled = np.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
+    return float((x.mean() - y.mean()) / pooled * (1 - 3 / (4 * (nx + ny) - 9)))

@@ -63,7 +63,10 @@ def test_report_has_every_number_configs_and_plots(workdir, tmp_path, capsys):
   with open(os.path.join(out, 'report.json')) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(report))
-  assert saved['step'] == 7 and saved['seeds'] == 2
+  assert saved['step'] == 7 and saved['seeds'] == 2 and saved['steps'] == [7]
+  # One workdir: rwjax's original protocol, one pre-trained network paired over seeds.
+  assert saved['statistics']['unit'] == 'seed' and saved['statistics']['test'] == 'paired t'
+  assert saved['batchnorm']['mode'] == 'running' and 'rwjax' in saved['protocols']
   assert saved['data']['train'] == 200 and saved['data']['classes'] == list('0123456789')
   assert saved['configs']['pretrain']['model']['width'] == 4
   assert saved['configs']['evaluate']['layers'] == ['layer1', 'pooled']
@@ -103,6 +106,7 @@ def test_report_has_every_number_configs_and_plots(workdir, tmp_path, capsys):
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   table = capsys.readouterr().out
   assert 'classification' in table and 'shift 2 px' in table and 'exemplar rotate' in table
+  assert '2 seeds per arm; test: paired t' in table and 'note: one pre-trained network' in table
   assert 'alpha pre / rand' in table and 'translate' in table
 
 

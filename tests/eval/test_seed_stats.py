@@ -45,3 +45,18 @@ def test_non_finite_values_become_null_and_the_report_stays_strict_json():
   assert c['pretrained']['mean'] is None and c['difference'] is None
   assert c['pretrained']['values'] == [None, 1.0]
   json.dumps(c, allow_nan=False)
+
+
+def test_effect_sizes_match_hand_computed_values():
+  a, b = [0.8, 0.82, 0.85, 0.81], [0.5, 0.55, 0.52, 0.49]
+  # By hand: means 0.82 and 0.515, sample variances 0.0014/3 and 0.0021/3; pooled std
+  # sqrt(0.0035/6) = 0.0241523; Hedges' correction 1 - 3/(4*8 - 9) = 20/23.
+  welch = compare(a, b, paired=False)
+  assert welch['effect_size_kind'] == 'hedges g'
+  assert welch['effect_size'] == pytest.approx(0.305 / 0.0241523 * 20 / 23, rel=1e-5)
+  # Differences 0.3, 0.27, 0.33, 0.32: mean 0.305, sample std sqrt(0.0021/3) = 0.0264575.
+  paired = compare(a, b)
+  assert paired['effect_size_kind'] == 'cohen d_z'
+  assert paired['effect_size'] == pytest.approx(0.305 / 0.0264575, rel=1e-5)
+  assert compare([0.7], [0.6])['effect_size'] is None
+  assert compare([0.5, 0.5], [0.5, 0.5], paired=False)['effect_size'] is None

@@ -1,0 +1,188 @@
+"""BatchNorm on natural images: which statistics a frozen network normalises with.
+
+A pre-trained network's running statistics describe the wave frames it was trained on, a
+random-init network's are the initial 0 / 1; neither describes the natural images it is
+probed on, and the choice can decide the verdict (issue 13). `config.batchnorm` (the same
+mode for both arms, recorded in the report):
+  'running': eval mode with the stored running statistics (rwjax's original protocol).
+  'batch':   every BatchNorm layer normalises with the statistics of the current batch (train
+             mode, nothing stored). Batches are `batch_order` groups: a fixed permutation
+             (PRNGKey(0), so both arms, every network and every task see the same groups for a
+             set of a given size) cut into groups of `group` images, the last group topped up
+             with the permutation's first images, so every group holds exactly `group`
+             distinct images of one set (train, test, a shifted test set, a task's images).
+             The permutation matters: image folders list images class by class, and
+             class-pure batches would leak the label into the features.
+  'adapt':   running statistics recomputed once on the probe's training images (`adapt`),
+             then fixed: eval mode, deterministic and independent of batch order.
+
+The paper's code (chung-neuroai-lab/retinal_waves_learning f39aa6d) ran its probes' training
+epochs in train mode (src/test.py: model.train(); the frozen encoder's BatchNorm uses the
+statistics of each shuffled training batch of 50, and PyTorch updates its running statistics
+with momentum 0.1 on the way), and tested in eval mode with those updated running statistics,
+an average over the last probe-training batches. 'batch' follows the training side (with
+fixed, not per-epoch, batches: features are extracted once) and normalises the test images by
+their own batches; 'adapt' is the exact, order-independent version of the test side (the
+population variance over all adaptation images, where PyTorch's running variance is an EMA of
+unbiased batch variances). Its manifold analysis (src/mftma_analysis.py) called model.eval():
+the pre-training running statistics, 'running' (the paper preset's capacity.batchnorm).
+"""
+
+import functools
+from typing import Any, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rwjax.errors import InputError
+
+MODES = ('running', 'batch', 'adapt')
+
+
+def check_mode(mode: str, name: str = 'config.batchnorm') -> None:
+  if mode not in MODES:
+    raise InputError(f'{name}={mode!r} is unknown: use one of {MODES} (running: the stored '
+                     'running statistics; batch: statistics of each feature-extraction batch, '
+                     "the paper's; adapt: running statistics recomputed on the probe's "
+                     'training images)')
+
+
+def batch_order(n: int, group: int) -> np.ndarray:
+  """Image indices in the order 'batch' mode feeds them, i64[ceil(n / group) * group].
+
+  A fixed permutation of range(n) (jax.random.permutation(PRNGKey(0), n)), topped up with its
+  own first images to a multiple of `group`: consecutive `group`-slices are the BatchNorm
+  batches. The first n entries are the permutation itself (every image once).
+  """
+  if group < 1 or n < 1:
+    raise InputError(f'batch_order needs n >= 1 and group >= 1, got n={n}, group={group}')
+  perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), n))
+  pad = (-n) % group
+  return np.concatenate([perm, np.resize(perm, pad)])
+
+
+def _is_bn_call(context) -> bool:
+  return isinstance(context.module, nn.BatchNorm) and context.method_name == '__call__'
+
+
+def bn_input_moments(model: nn.Module, variables: dict, x: jax.Array,
+                     mask: jax.Array) -> dict[tuple[str, ...], tuple[jax.Array, ...]]:
+  """Per-channel statistics of every BatchNorm layer's input, eval mode (pure, jittable).
+
+  Args:
+    model: a flax module whose BatchNorm layers are nn.BatchNorm (SimCLRModel, ResNet18),
+      applied as model.apply(variables, x, train=False).
+    variables: its {'params', 'batch_stats'}.
+    x: f32[B, H, W, C] network input.
+    mask: bool[B], the rows that count (False: batch padding).
+
+  Returns:
+    {module path: (count f32[], mean f32[c], m2 f32[c])}: count = sum of mask times the
+    positions per image, m2 = the sum of squared deviations from that batch mean.
+  """
+  found = {}
+
+  def record(next_fun, args, kwargs, context):
+    if _is_bn_call(context):
+      h = args[0].astype(jnp.float32)
+      w = mask.reshape((-1,) + (1,) * (h.ndim - 1)).astype(jnp.float32)
+      axes = tuple(range(h.ndim - 1))
+      count = jnp.sum(w) * (h.size // (h.shape[0] * h.shape[-1]))
+      mean = jnp.sum(h * w, axis=axes) / jnp.maximum(count, 1.0)
+      m2 = jnp.sum(w * jnp.square(h - mean), axis=axes)
+      found[context.module.path] = (count, mean, m2)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    model.apply(variables, x, train=False)
+  return found
+
+
+@functools.partial(jax.jit, static_argnames=('model',))
+def _batch_moments(model, variables, x, n_valid):
+  return bn_input_moments(model, variables, x, jnp.arange(len(x)) < n_valid)
+
+
+def _set(tree: dict, path: tuple[str, ...], value: dict) -> None:
+  for k in path[:-1]:
+    tree = tree[k]
+  tree[path[-1]] = value
+
+
+def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
+          max_passes: Optional[int] = None) -> dict:
+  """Variables whose running statistics are the exact BatchNorm input statistics on `images`.
+
+  Layer l's input depends on the statistics of the layers before it, so one pass cannot give
+  them all: each pass measures every layer's input mean and (population) variance over all
+  images in eval mode with the previous pass's statistics; after pass k the first k layers
+  in depth are exact, and the passes stop when a pass reproduces the previous statistics bit
+  for bit (the computation is deterministic), i.e. after depth + 1 passes (18 for the
+  ResNet-18 backbone, one more per projector hidden layer). The result equals train-mode
+  statistics of one batch holding all images (tests/eval/test_batchnorm.py).
+
+  Args:
+    model: SimCLRModel or ResNet18 (BatchNorm without axis_name).
+    variables: {'params', 'batch_stats'}.
+    images: f32[N, H, W, C] network input (the probe's training images).
+    batch_size: images per jitted step (the last one padded and masked).
+    max_passes: stop after this many passes (None: one per BatchNorm layer plus one).
+
+  Returns:
+    {'params', 'batch_stats'} with every 'mean' / 'var' replaced (float32).
+  """
+  if len(images) < 1 or batch_size < 1:
+    raise InputError(f'adapt needs images and batch_size >= 1, got {len(images)} images, '
+                     f'batch_size={batch_size}')
+  model = model.clone(axis_name=None) if hasattr(model, 'axis_name') else model
+  stats = flax.core.unfreeze(jax.device_get(variables['batch_stats']))
+  n_bn = len(jax.tree.leaves(stats)) // 2
+  previous = None
+  for _ in range(max_passes or n_bn + 1):
+    current = {'params': variables['params'], 'batch_stats': stats}
+    sums = {}
+    for start in range(0, len(images), batch_size):
+      x = jnp.asarray(images[start:start + batch_size], jnp.float32)
+      n_valid = len(x)
+      x = jnp.pad(x, ((0, batch_size - n_valid),) + ((0, 0),) * (x.ndim - 1))
+      for path, (c, m, m2) in jax.device_get(_batch_moments(model, current, x,
+                                                            n_valid)).items():
+        c, m, m2 = float(c), np.float64(m), np.float64(m2)
+        if path not in sums:
+          sums[path] = (c, m, m2)
+          continue
+        c0, m0, s0 = sums[path]  # Chan et al.'s pairwise combination of means and M2.
+        delta = m - m0
+        total = c0 + c
+        sums[path] = (total, m0 + delta * c / total, s0 + m2 + delta ** 2 * c0 * c / total)
+    stats = flax.core.unfreeze(jax.device_get(variables['batch_stats']))
+    for path, (c, m, m2) in sums.items():
+      _set(stats, path, {'mean': m.astype(np.float32), 'var': (m2 / c).astype(np.float32)})
+    flat = [np.asarray(v) for v in jax.tree.leaves(stats)]
+    if previous is not None and all(np.array_equal(a, b) for a, b in zip(flat, previous)):
+      break
+    previous = flat
+  return {'params': variables['params'], 'batch_stats': jax.tree.map(jnp.asarray, stats)}
+
+
+def apply_batch_mode(model: nn.Module, variables: dict, x: jax.Array, group: int,
+                     **kwargs) -> Any:
+  """model.apply in train mode with each `group` consecutive images of x f32[k * group, ...]
+  normalised by their own statistics (vmapped over the k groups); running statistics are
+  neither used nor updated. kwargs (e.g. return_stages=True, mutable=['intermediates']) go
+  to apply; outputs are concatenated back to [k * group, ...] in x's order.
+  """
+  k = x.shape[0] // group
+  xs = x.reshape((k, group) + x.shape[1:])
+  mutable = list(kwargs.pop('mutable', [])) + ['batch_stats']
+
+  def one(xg):
+    out, state = model.apply(variables, xg, train=True, mutable=mutable, **kwargs)
+    state = {c: v for c, v in state.items() if c != 'batch_stats'}
+    return (out, state) if len(mutable) > 1 else out
+
+  out = jax.vmap(one)(xs)
+  return jax.tree.map(lambda a: a.reshape((k * group,) + a.shape[2:]), out)

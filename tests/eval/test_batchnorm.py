@@ -1,0 +1,147 @@
+"""BatchNorm modes: 'adapt' normalises every BatchNorm input on the adaptation images, 'batch'
+normalises each group by its own statistics, and one group of all images is 'adapt'."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rwjax.errors import InputError
+from rwjax.eval import batchnorm as bn_lib
+from rwjax.eval.features import backbone_of, extract_features, extract_relus
+from rwjax.models import create_model, init_variables
+
+N, SIZE = 37, 8
+
+
+@pytest.fixture(scope='module')
+def model():
+  return create_model(stem='cifar', width=4, projector=(8, 4), dtype='float32', channels=1)
+
+
+def _perturbed(variables, key):
+  """A stand-in for a pre-trained network: every BatchNorm scale, offset and running statistic
+  moved away from the initial 1 / 0, so none of them is what 'adapt' sets."""
+  def move(path, leaf, k):
+    name = path[-1].key
+    if name in ('scale', 'var'):
+      return leaf * jax.random.uniform(k, leaf.shape, minval=0.5, maxval=2.0)
+    if name in ('bias', 'mean'):
+      return leaf + jax.random.normal(k, leaf.shape)
+    return leaf
+  flat, tree = jax.tree_util.tree_flatten_with_path(variables)
+  keys = jax.random.split(key, len(flat))
+  return jax.tree.unflatten(tree, [move(p, l, k) for (p, l), k in zip(flat, keys)])
+
+
+@pytest.fixture(scope='module')
+def arms(model):
+  init = jax.jit(lambda k: init_variables(model, k, SIZE))
+  return {'pretrained': _perturbed(init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)),
+          'random_init': init(jax.random.PRNGKey(3))}
+
+
+@pytest.fixture(scope='module')
+def images():
+  # Not zero-mean, not unit-variance, with a spatial structure.
+  base = jax.random.uniform(jax.random.PRNGKey(4), (N, SIZE, SIZE, 1))
+  ramp = jnp.linspace(0.0, 1.0, SIZE)[None, :, None, None]
+  return np.asarray(0.3 + 0.5 * base * ramp)
+
+
+def _bn_outputs(model, variables, x):
+  """{module path: output} of every BatchNorm layer, one eval-mode apply on all of x."""
+  _, state = model.apply(variables, x, train=False,
+                         capture_intermediates=lambda m, _: isinstance(m, nn.BatchNorm))
+  found = {}
+
+  def visit(tree, path):
+    for k, v in tree.items():
+      if k == '__call__':
+        found[path] = v[0]
+      elif isinstance(v, dict):  # (tuples: the model's own sown ReLU outputs)
+        visit(v, path + (k,))
+
+  visit(state['intermediates'], ())
+  return found
+
+
+def _param(tree, path):
+  for k in path:
+    tree = tree[k]
+  return tree
+
+
+@pytest.mark.parametrize('arm', ['pretrained', 'random_init'])
+def test_adapt_gives_every_batchnorm_input_zero_mean_unit_variance(model, arms, images, arm):
+  variables = arms[arm]
+  # 37 images in padded batches of 8: the padding must not count.
+  adapted = bn_lib.adapt(model, variables, images, batch_size=8)
+  outputs = _bn_outputs(model, adapted, jnp.asarray(images))
+  # stem, 2 per block (8 blocks), 3 downsample BNs, the projector's hidden one.
+  assert len(outputs) == 1 + 16 + 3 + 1
+  for path, y in outputs.items():
+    p = _param(variables['params'], path)
+    z = (np.asarray(y, np.float64) - np.asarray(p['bias'])) / np.asarray(p['scale'])
+    axes = tuple(range(z.ndim - 1))
+    np.testing.assert_allclose(z.mean(axis=axes), 0.0, atol=2e-3, err_msg=str(path))
+    np.testing.assert_allclose(z.var(axis=axes), 1.0, atol=2e-2, err_msg=str(path))
+  # Without adaptation the stored statistics do not normalise these images.
+  before = _bn_outputs(model, variables, jnp.asarray(images))
+  path = ('backbone', 'stem_bn')
+  p = _param(variables['params'], path)
+  z = (np.asarray(before[path]) - np.asarray(p['bias'])) / np.asarray(p['scale'])
+  assert np.abs(z.mean(axis=(0, 1, 2))).max() > 0.1 or np.abs(z.var(axis=(0, 1, 2)) - 1).max() > 0.1
+
+
+def test_batch_mode_with_one_batch_of_all_images_equals_adapt(model, arms, images):
+  for variables in arms.values():
+    adapted = bn_lib.adapt(model, variables, images, batch_size=16)
+    batch = extract_features(model, variables, images, batch_size=64, batchnorm='batch')
+    running = extract_features(model, adapted, images, batch_size=16)
+    for layer in batch:
+      np.testing.assert_allclose(batch[layer], running[layer], rtol=1e-3, atol=1e-4,
+                                 err_msg=layer)
+    # The projector's BatchNorm too.
+    batch = extract_relus(model, variables, images, batch_size=64, batchnorm='batch')
+    running = extract_relus(model, adapted, images, batch_size=16)
+    for layer in batch:
+      np.testing.assert_allclose(batch[layer], running[layer], rtol=1e-3, atol=1e-4,
+                                 err_msg=layer)
+
+
+def test_batch_mode_normalises_each_group_by_its_own_statistics(model, arms, images):
+  variables = arms['pretrained']
+  order = bn_lib.batch_order(N, 8)
+  assert len(order) == 40 and sorted(order[:N]) == list(range(N))
+  np.testing.assert_array_equal(order[N:], order[:3])  # topped up with the first images
+  assert not np.array_equal(order[:N], np.arange(N))  # a permutation, not dataset order
+  # 2 groups per step (16 images, sharded over the 8 test devices) or 1 (8): the same.
+  two = extract_features(model, variables, images, batch_size=16, batchnorm='batch',
+                         bn_batch=8, layers=('layer2', 'pooled'))
+  one = extract_features(model, variables, images, batch_size=8, batchnorm='batch',
+                         bn_batch=8, layers=('layer2', 'pooled'))
+  backbone, bvars = backbone_of(model, variables)
+  apply = jax.jit(lambda x: backbone.apply(bvars, x, train=True, return_stages=True,
+                                           mutable=['batch_stats'])[0])
+  for g in range(5):
+    members = order[8 * g:8 * (g + 1)]
+    reference = apply(jnp.asarray(images[members]))
+    first = [j for j, i in enumerate(members) if 8 * g + j < N]  # first occurrences
+    for layer, f in (('layer2', reference['layer2'].mean(axis=(1, 2))),
+                     ('pooled', reference['pooled'])):
+      for out in (two, one):
+        np.testing.assert_allclose(out[layer][members[first]], np.asarray(f)[first],
+                                   rtol=1e-3, atol=1e-4)
+  eval_mode = extract_features(model, variables, images, batch_size=8, layers=('pooled',))
+  assert np.abs(eval_mode['pooled'] - one['pooled']).max() > 1e-3
+
+
+def test_unknown_mode_is_one_input_error(model, arms, images):
+  with pytest.raises(InputError, match="config.batchnorm='train' is unknown"):
+    bn_lib.check_mode('train')
+  with pytest.raises(InputError, match="batchnorm='eval' is unknown"):
+    extract_features(model, arms['random_init'], images, batch_size=8, batchnorm='eval')
+  with pytest.raises(InputError, match='call rwjax.eval.batchnorm.adapt first'):
+    extract_relus(model, arms['random_init'], images, batch_size=8, batchnorm='adapt')
