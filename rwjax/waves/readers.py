@@ -42,6 +42,7 @@ import glob
 import io
 import logging
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -454,7 +455,9 @@ def read_intervals(path: str) -> np.ndarray:
     elif ext in ('.csv', '.txt'):
       with open(path) as f:
         text = f.read().replace(',', ' ')
-      x = np.loadtxt(io.StringIO(text), ndmin=2, comments='#')
+      with warnings.catch_warnings():  # an empty file is reported below
+        warnings.simplefilter('ignore', UserWarning)
+        x = np.loadtxt(io.StringIO(text), ndmin=2, comments='#')
     else:
       raise InputError(f'interval file {path!r}: use .npy, .csv or .txt, not {ext!r}')
   except InputError:
