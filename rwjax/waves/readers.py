@@ -441,6 +441,31 @@ def read_movie(path: str, **kwargs) -> np.ndarray:
   return frames
 
 
+def _npy_ndim(path: str) -> int | None:
+  try:
+    with open(path, 'rb') as f:
+      version = np.lib.format.read_magic(f)
+      header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+      return len(header(f)[0])
+  except (ValueError, OSError, EOFError):
+    return None  # read_movie reports what is wrong
+
+
+def load_any(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') -> np.ndarray:
+  """A movie for the wave tools (`python -m rwjax.waves stats / preview`).
+
+  A movie directory, or a .npy holding [B, T, H, W] (what `simulate` and `convert`
+  write), is read by rwjax.waves.movie.load_movie as before: f32[B, T, H, W]. Any other
+  supported file is one recording (read_movie): f32[T, H, W].
+  """
+  from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(path) or (os.path.isfile(path) and detect_format(path, fmt) == 'npy'
+                             and _npy_ndim(path) == 4):
+    return movie_io.load_movie(path)
+  return read_movie(path, fmt=fmt, key=key, axes=axes)
+
+
 def read_intervals(path: str) -> np.ndarray:
   """Wave intervals i64[N, 2] of [start, end) frames from .npy, .csv or .txt (see the
   module docstring); checked to be whole numbers with start < end, sorted by start."""
