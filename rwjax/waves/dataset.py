@@ -238,6 +238,18 @@ def _split_intervals(iv: np.ndarray, lengths: list[int], path: str) -> list[np.n
   return [iv[rec == r] - edges[r] for r in range(len(lengths))]
 
 
+def labels_from_intervals(iv_files: list[str], lengths: list[int]) -> list[np.ndarray]:
+  """Per-recording labels i32[T_i] from one interval file per recording of lengths[i]
+  frames, or one file counting frames over all of them in order."""
+  if len(iv_files) not in (1, len(lengths)):
+    raise InputError(f'{len(iv_files)} interval files for {len(lengths)} movies; give one per '
+                     'movie, or one for all of them')
+  ivs = [readers.read_intervals(p) for p in iv_files]
+  per = _split_intervals(ivs[0], lengths, iv_files[0]) if len(ivs) == 1 else ivs
+  names = iv_files * len(lengths) if len(iv_files) == 1 else iv_files
+  return [interval_labels(iv, n, name) for iv, n, name in zip(per, lengths, names)]
+
+
 def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
                  axes: str = 'THW', zscore: bool = True, minmax: str = 'dataset',
                  dff_window_s: float = 0.0, frame_dt: float = 0.0, pixel_mm: float = 0.0,
@@ -279,11 +291,7 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
   try:
     lengths = [m.shape[0] for m in movies]
     if iv_files:
-      ivs = [readers.read_intervals(p) for p in iv_files]
-      per = (_split_intervals(ivs[0], lengths, iv_files[0]) if len(ivs) == 1
-             else ivs)
-      names = iv_files * len(files) if len(iv_files) == 1 else iv_files
-      labels = [interval_labels(iv, n, name) for iv, n, name in zip(per, lengths, names)]
+      labels = labels_from_intervals(iv_files, lengths)
     with jax.default_device(jax.devices('cpu')[0]):  # host-side: leave accelerators free
       prepared = [prepare_recording(m, out_size, zscore=zscore, dff_window=dff_window,
                                     chunk_frames=chunk_frames) for m in movies]
