@@ -107,7 +107,11 @@ def _validate_recorded(config: ml_collections.ConfigDict) -> None:
   if not r.intervals and d.threshold is None:
     raise InputError('recorded movies need wave labels: set config.data.recorded.intervals '
                      '(interval files) or config.data.threshold (to find the waves)')
-  paths, lengths = readers.movie_paths(d.movie), []
+  if d.labels:
+    raise InputError('config.data.labels (per-frame labels of a saved movie) does not apply to '
+                     'recordings; give [start, end) interval files in '
+                     'config.data.recorded.intervals, or a threshold')
+  paths, lengths = readers.movie_paths(d.movie, d.movie_format), []
   for path in paths:
     with readers.open_movie(path, fmt=d.movie_format, key=r.key, axes=r.axes) as movie:
       t, h, w = movie.shape

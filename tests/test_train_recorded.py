@@ -11,6 +11,7 @@ import tifffile
 
 from rwjax import train
 from rwjax.errors import InputError
+from rwjax.ssl import checkpoint
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
                       'pretrain_recorded.py')
@@ -54,7 +55,18 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
   assert all(r['n_anchors'] > 0 and np.isfinite(r['loss']) for r in rows)
   # Every device holds the whole dataset (8 devices here).
   np.testing.assert_array_equal(np.asarray(state.source.labels), np.tile(data.labels, (8, 1)))
-  # Waves found with a threshold instead of interval files: the disks (z-score units).
+  # A recording damaged after the run started (found when the frames are read): one
+  # clear error, and the run's checkpoints stay.
+  bad = _recording(30, (20, 18), 1).astype(np.float32)
+  bad[7, 3, 3] = np.nan
+  tifffile.imwrite(tmp_path / 'r2.tif', bad)
+  c.train.steps = 4
+  with pytest.raises(InputError, match=r"r2.tif' contains NaN or infinite values \(first in "
+                     r'frame 7\)'):
+    train.train(c, str(tmp_path / 'w'))
+  assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
+  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
+  # Waves found with a threshold instead of interval files: the disks.
   c.data.recorded.intervals = ''
   c.data.threshold = 600.0
   found = train.recorded_dataset(c)
@@ -74,6 +86,7 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
     (lambda c, p: setattr(c.data, 'input_size', 12), 'cannot be block-pooled'),
     (lambda c, p: setattr(c.data.recorded, 'intervals', ''), 'need wave labels'),
     (lambda c, p: setattr(c.data.recorded, 'minmax', 'global'), 'minmax'),
+    (lambda c, p: setattr(c.data, 'labels', f'{p}/r1.npy'), 'does not apply to recordings'),
     (lambda c, p: setattr(c.data.recorded, 'rotations', (45,)), 'rotations has \\[45\\]'),
     (lambda c, p: setattr(c.data.recorded, 'dff_window_s', 30.0), 'set config.data.recorded.frame_dt'),
 ])

@@ -278,7 +278,7 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
     raise InputError(f'minmax={minmax!r} is unknown; use one of {MINMAX}')
   if chunk_frames < 1:
     raise InputError(f'chunk_frames={chunk_frames} must be >= 1')
-  files = readers.movie_paths(paths)
+  files = readers.movie_paths(paths, fmt)
   iv_files = readers.movie_paths(intervals) if intervals else []
   if len(iv_files) not in (0, 1, len(files)):
     raise InputError(f'{len(iv_files)} interval files for {len(files)} movies; give one per '

@@ -44,6 +44,7 @@ import logging
 import os
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -98,9 +99,11 @@ def detect_format(path: str, fmt: str = 'auto') -> str:
   return EXTENSIONS[ext]
 
 
-def movie_paths(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+def movie_paths(spec: str | list[str] | tuple[str, ...], fmt: str = 'auto') -> list[str]:
   """Movie files named by `spec`: a list, a comma-separated string, a folder (its files
-  with a movie extension, sorted by name) or a glob pattern, in that order."""
+  with a movie extension, sorted by name; only those of format `fmt` unless 'auto', e.g.
+  'tiff' to skip an interval .npy kept beside the stacks) or a glob pattern, in order."""
+  exts = [e for e, f in EXTENSIONS.items() if fmt in ('auto', f)]
   items = list(spec) if isinstance(spec, (list, tuple)) else [
       s.strip() for s in str(spec).split(',') if s.strip()]
   if not items:
@@ -110,9 +113,9 @@ def movie_paths(spec: str | list[str] | tuple[str, ...]) -> list[str]:
   for item in items:
     if os.path.isdir(item):
       found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                     if os.path.splitext(f)[1].lower() in EXTENSIONS)
+                     if os.path.splitext(f)[1].lower() in exts)
       if not found:
-        raise InputError(f'folder {item!r} holds no movie files ({sorted(EXTENSIONS)})')
+        raise InputError(f'folder {item!r} holds no movie files ({sorted(exts)})')
       out += found
     elif any(c in item for c in '*?['):
       found = sorted(glob.glob(item))
@@ -252,15 +255,10 @@ def _open_npz(path, key, axes):
       arr = z[key]
   except InputError:
     raise
-  except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib_error()) as e:
+  except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
     raise InputError(f'{path!r} is not a readable .npz archive ({type(e).__name__}: {e}); '
                      'the file is damaged or truncated') from None
   return Movie(path, 'npz', arr.shape, arr.dtype, axes, lambda index: arr[index])
-
-
-def zlib_error():
-  import zlib  # pylint: disable=g-import-not-at-top
-  return zlib.error
 
 
 def _h5_datasets(f) -> list[str]:

@@ -115,6 +115,7 @@ def test_movie_paths_lists_folders_globs_and_comma_lists(tmp_path):
     (tmp_path / name).write_bytes(b'x')
   want = [str(tmp_path / n) for n in ('a.npy', 'b.tif', 'c.mat')]
   assert readers.movie_paths(str(tmp_path)) == want
+  assert readers.movie_paths(str(tmp_path), 'tiff') == [want[1]]
   assert readers.movie_paths(f'{tmp_path}/*.tif,{tmp_path}/a.npy') == [want[1], want[0]]
   with pytest.raises(InputError, match='matches no file'):
     readers.movie_paths(f'{tmp_path}/*.h5')
