@@ -301,21 +301,22 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
             dff=detect_dff, smooth_s=smooth_s, smooth_mm=smooth_mm, path=m.path),
             threshold, min_size) for m in movies]
       los, his = [p[1] for p in prepared], [p[2] for p in prepared]
-      t_max = max(lengths)
-      movie = np.zeros((len(files), t_max, out_size, out_size), np.float32)
-      label = np.full((len(files), t_max), -1, np.int32)
-      for i, (p, lab) in enumerate(zip(prepared, labels)):
-        x = p[0]
+      t_max, n, copies = max(lengths), len(files), 1 + len(rotations)
+      # Row k * n + i: recording i rotated by (0, *rotations)[k]; filled one recording at a
+      # time, so the peak is the dataset plus one recording's copies.
+      movie = np.zeros((copies * n, t_max, out_size, out_size), np.float32)
+      label = np.full((n, t_max), -1, np.int32)
+      for i, lab in enumerate(labels):
+        x, prepared[i] = prepared[i][0], None
         if minmax != 'none':
           lo, hi = (min(los), max(his)) if minmax == 'dataset' else (los[i], his[i])
-          x = np.asarray(frames_lib.unit_range(jnp.asarray(x), lo, hi))
-        movie[i, :len(x)] = x
+          x = frames_lib.unit_range(jnp.asarray(x), lo, hi)
+        row = jnp.zeros((1, t_max, out_size, out_size), jnp.float32).at[0, :len(x)].set(x)
+        movie[i::n] = np.asarray(frames_lib.rotated_copies(row, tuple(rotations)))
         label[i, :len(x)] = lab
-      movie = np.asarray(frames_lib.rotated_copies(jnp.asarray(movie), tuple(rotations)))
   finally:
     for m in movies:
       m.close()
-  copies = 1 + len(rotations)
   return Dataset(movie=movie, labels=np.tile(label, (copies, 1)),
                  lengths=np.tile(np.asarray(lengths, np.int32), copies),
                  paths=[os.fspath(f) for f in files] * copies,

@@ -368,6 +368,7 @@ def _open_tiff(path, axes):
       tif = tifffile.TiffFile(counter)
       pages = tif.pages
       pages.useframes = True  # light-weight frames after the first page
+      pages.cache = True  # each page's tags are parsed once
       n = len(pages)
       first = pages.first
       shape, dtype = first.shape, first.dtype
