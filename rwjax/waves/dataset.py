@@ -139,11 +139,11 @@ def _moments(movie: readers.Movie, chunk: int, dff_window: int):
       raise InputError(f'{movie.path!r} contains NaN or infinite values (first in frame {t}); '
                        'replace them (e.g. interpolate dropped frames) before training')
     if ref is None:
-      ref = x[0].astype(np.float64)  # shift before summing squares: keeps precision
-      s1, s2 = np.zeros_like(ref), np.zeros_like(ref)
+      ref = x[0].copy()  # shift before summing squares: keeps float32 accurate
+      s1, s2 = np.zeros(ref.shape, np.float64), np.zeros(ref.shape, np.float64)
     d = x - ref
-    s1 += d.sum(0)
-    s2 += (d * d).sum(0)
+    s1 += d.sum(0, dtype=np.float64)
+    s2 += np.square(d, out=d).sum(0, dtype=np.float64)
     vmin, vmax = min(vmin, float(x.min())), max(vmax, float(x.max()))
   if vmax - vmin <= 0:
     raise InputError(f'{movie.path!r} is constant (every pixel of every frame is {vmin}); '
@@ -151,7 +151,7 @@ def _moments(movie: readers.Movie, chunk: int, dff_window: int):
   n = movie.shape[0]
   mean_d = s1 / n
   std = np.sqrt(np.maximum(s2 / n - mean_d * mean_d, 0.0))
-  return ref + mean_d, std
+  return ref.astype(np.float64) + mean_d, std
 
 
 def prepare_recording(movie: readers.Movie, out_size: int, *, zscore: bool = True,

@@ -397,9 +397,9 @@ def _open_tiff(path, axes):
       raise InputError(f'{path!r} is truncated: frame {i} of {n} needs bytes up to {end} but '
                        f'the file has {size}')
 
-  def read(index):
+  def read(index):  # the pages of frames t (tifffile reads runs of pages at once)
     t = index[0]
-    return np.stack([pages[i].asarray() for i in range(t.start, t.stop)])
+    return tif.asarray(key=range(t.start, t.stop)).reshape(t.stop - t.start, *shape)
 
   return Movie(path, 'tiff', (n, *shape), dtype, axes, read, close, counter)
 
