@@ -7,7 +7,8 @@ Writes (once, into --dir) synthetic uint16 TIFF stacks the size of the paper's
 (5 x 3,600 frames of 128x128, a growing disk every 12 s on camera-like noise) with one
 interval file each, then times rwjax.waves.dataset.load_dataset with the paper's
 preprocessing (per-pixel z-score, one min-max, 4x4 pooling to 32x32, 3 rotated copies)
-and reports the peak resident memory beside the size of the files, which are read in
+and reports wall and CPU seconds (user + system; the wall time depends on what else runs)
+and the peak resident memory beside the size of the files, which are read in
 chunks of 256 frames.
 """
 
@@ -59,15 +60,17 @@ def main():
   files = [os.path.join(args.dir, f'rec{i}.tif') for i in range(args.recordings)]
   kw = (dict(intervals=','.join(f[:-4] + '_waves.npy' for f in files))
         if args.labels == 'intervals' else dict(threshold=1100.0))
-  t0 = time.perf_counter()
+  cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # user + system
+  t0, c0 = time.perf_counter(), cpu()
   ds = dataset.load_dataset(','.join(files), out_size=32, dff_window_s=args.dff_window_s,
                             frame_dt=0.1, **kw)
-  seconds = time.perf_counter() - t0
+  seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(json.dumps(dict(
       bench='recorded_dataset', recordings=args.recordings, frames=args.frames,
       size=args.size, labels=args.labels, dff_window_s=args.dff_window_s,
-      seconds=round(seconds, 1), dataset_shape=list(ds.movie.shape),
+      seconds=round(seconds, 1), cpu_seconds=round(cpu_seconds, 1),
+      load_average=round(os.getloadavg()[0], 1), dataset_shape=list(ds.movie.shape),
       dataset_mb=round(ds.movie.nbytes / 2**20), frames_in_waves=float((ds.labels >= 0).mean()),
       files_mb=round(sum(os.path.getsize(f) for f in files) / 2**20),
       frames_as_float32_mb=round(args.recordings * args.frames * args.size**2 * 4 / 2**20),
