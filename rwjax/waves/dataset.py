@@ -204,7 +204,8 @@ def detection_movie(frames: np.ndarray, *, frame_dt: float = 0.0, pixel_mm: floa
 
 def interval_labels(intervals: np.ndarray, n_frames: int, path: str) -> np.ndarray:
   """i32[n_frames]: wave k (0-based, by start) on frames [start_k, end_k), -1 elsewhere."""
-  iv = np.asarray(intervals, np.int64)
+  iv = np.asarray(intervals, np.int64).reshape(-1, 2)
+  iv = iv[np.argsort(iv[:, 0], kind='stable')]
   out = np.nonzero((iv[:, 0] < 0) | (iv[:, 1] > n_frames))[0]
   if out.size:
     s, e = iv[out[0]]
@@ -226,8 +227,7 @@ def _split_intervals(iv: np.ndarray, lengths: list[int], path: str) -> list[np.n
   """One interval file over the recordings in order -> per-recording intervals."""
   edges = np.cumsum([0] + list(lengths))
   total = int(edges[-1])
-  labels = interval_labels(iv, total, path)  # range and overlap over the whole dataset
-  del labels
+  interval_labels(iv, total, path)  # checks range and overlaps over the whole dataset
   rec = np.searchsorted(edges, iv[:, 0], side='right') - 1
   cross = np.nonzero(iv[:, 1] > edges[rec + 1])[0]
   if cross.size:
