@@ -65,6 +65,7 @@ MINMAX = ('dataset', 'recording', 'none')
 # with the window, and this costs 1/stride of the exact rolling median.
 _ANCHORS_PER_WINDOW = 10
 _EPS = 1e-6
+_ANCHOR_BYTES = 256 * 2**20
 
 
 @dataclasses.dataclass
@@ -83,27 +84,48 @@ def _window(seconds: float, frame_dt: float, what: str) -> int:
   return max(1, round(seconds / frame_dt))
 
 
-def rolling_median(read, n_frames: int, t0: int, t1: int, window: int) -> np.ndarray:
+def _stride(window: int) -> int:
+  return max(1, window // _ANCHORS_PER_WINDOW)
+
+
+def median_anchors(read, n_frames: int, window: int, k0: int = 0, k1: int | None = None,
+                   group: int = 16):
+  """Anchors i64[K] (frames k * stride, k = k0..k1; default: all) and their medians
+  f32[K, H, W] over the `window` frames centred on each (truncated at the ends)."""
+  half, stride = window // 2, _stride(window)
+  k1 = (n_frames - 1) // stride if k1 is None else k1
+  anchors = np.arange(k0, k1 + 1) * stride
+  meds = []
+  for g in range(0, len(anchors), group):  # one read per group of anchors
+    a = anchors[g:g + group]
+    lo, hi = max(0, a[0] - half), min(n_frames, a[-1] + half + 1)
+    x = read(lo, hi)
+    meds += [np.median(x[max(0, b - half) - lo:min(n_frames, b + half + 1) - lo], axis=0)
+             for b in a]
+  return anchors, np.stack(meds).astype(np.float32)
+
+
+def rolling_median(read, n_frames: int, t0: int, t1: int, window: int,
+                   anchors=None) -> np.ndarray:
   """F0 f32[t1 - t0, H, W]: per pixel, the median over the `window` frames centred on
   each frame (truncated at the ends of the recording), frames t0..t1-1 of n_frames.
 
   `read(a, b)` returns frames a..b-1. Medians are taken at anchor frames (multiples of
   window // 10) and interpolated linearly; chunks of any size give the same values.
+  `anchors`: median_anchors(read, n_frames, window) of the whole recording, computed
+  once for many chunks (None: the chunk's own are computed).
   """
-  half = window // 2
-  stride = max(1, window // _ANCHORS_PER_WINDOW)
-  last = (n_frames - 1) // stride
-  k0, k1 = t0 // stride, min(-(-(t1 - 1) // stride), last)
-  anchors = np.arange(k0, k1 + 1) * stride
-  lo, hi = max(0, anchors[0] - half), min(n_frames, anchors[-1] + half + 1)
-  x = read(lo, hi)
-  med = np.stack([np.median(x[max(0, a - half) - lo:min(n_frames, a + half + 1) - lo], axis=0)
-                  for a in anchors]).astype(np.float32)
-  if len(anchors) == 1:
+  stride = _stride(window)
+  k0, k1 = t0 // stride, min(-(-(t1 - 1) // stride), (n_frames - 1) // stride)
+  if anchors is None:
+    a, med = median_anchors(read, n_frames, window, k0, k1)
+  else:
+    a, med = anchors[0][k0:k1 + 1], anchors[1][k0:k1 + 1]
+  if len(a) == 1:
     return np.broadcast_to(med[0], (t1 - t0, *med.shape[1:])).copy()
   t = np.arange(t0, t1)
-  i = np.clip(np.searchsorted(anchors, t, side='right') - 1, 0, len(anchors) - 2)
-  w = np.clip((t - anchors[i]) / stride, 0.0, 1.0).astype(np.float32)[:, None, None]
+  i = np.clip(np.searchsorted(a, t, side='right') - 1, 0, len(a) - 2)
+  w = np.clip((t - a[i]) / stride, 0.0, 1.0).astype(np.float32)[:, None, None]
   return med[i] * (1 - w) + med[i + 1] * w
 
 
@@ -117,22 +139,32 @@ def _dff(path: str, f: np.ndarray, f0: np.ndarray, t0: int) -> np.ndarray:
   return (f - f0) / f0
 
 
-def _chunks(movie: readers.Movie, chunk: int, dff_window: int):
+def _baseline_anchors(movie: readers.Movie, dff_window: int):
+  """The recording's median anchors for dF/F, computed once for both passes when they fit
+  in _ANCHOR_BYTES; None: each chunk computes its own (same values)."""
+  n, h, w = movie.shape
+  if not dff_window or ((n - 1) // _stride(dff_window) + 1) * h * w * 4 > _ANCHOR_BYTES:
+    return None
+  return median_anchors(movie.read, n, dff_window)
+
+
+def _chunks(movie: readers.Movie, chunk: int, dff_window: int, anchors=None):
   """(t0, frames f32[n, H, W]) over the recording, dF/F'd when dff_window > 0."""
   n = movie.shape[0]
   for t0 in range(0, n, chunk):
     t1 = min(n, t0 + chunk)
     x = movie.read(t0, t1)
     if dff_window:
-      x = _dff(movie.path, x, rolling_median(movie.read, n, t0, t1, dff_window), t0)
+      f0 = rolling_median(movie.read, n, t0, t1, dff_window, anchors)
+      x = _dff(movie.path, x, f0, t0)
     yield t0, x
 
 
-def _moments(movie: readers.Movie, chunk: int, dff_window: int):
+def _moments(movie: readers.Movie, chunk: int, dff_window: int, anchors=None):
   """Per-pixel mean and std f64[H, W] over time; InputError on NaN/inf or a constant movie."""
   ref = s1 = s2 = None
   vmin, vmax = math.inf, -math.inf
-  for t0, x in _chunks(movie, chunk, dff_window):
+  for t0, x in _chunks(movie, chunk, dff_window, anchors):
     bad = ~np.isfinite(x)
     if bad.any():
       t = t0 + int(np.argmax(bad.any(axis=(1, 2))))
@@ -166,11 +198,12 @@ def prepare_recording(movie: readers.Movie, out_size: int, *, zscore: bool = Tru
   if out_size < 1 or h % out_size or w % out_size:
     raise InputError(f'{movie.path!r}: frames of {h}x{w} cannot be block-pooled to '
                      f'{out_size}x{out_size}; choose an input size that divides both, or crop')
-  mean, std = _moments(movie, chunk_frames, dff_window)
+  anchors = _baseline_anchors(movie, dff_window)  # once for both passes
+  mean, std = _moments(movie, chunk_frames, dff_window, anchors)
   mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
   pooled = np.empty((t, out_size, out_size), np.float32)
   lo, hi = math.inf, -math.inf
-  for t0, x in _chunks(movie, chunk_frames, dff_window):
+  for t0, x in _chunks(movie, chunk_frames, dff_window, anchors):
     z = frames_lib.zscore(jnp.asarray(x), mean, std) if zscore else jnp.asarray(x)
     lo, hi = min(lo, float(z.min())), max(hi, float(z.max()))
     pooled[t0:t0 + len(x)] = np.asarray(frames_lib.block_pool(z, out_size))

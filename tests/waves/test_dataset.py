@@ -153,6 +153,11 @@ def test_rolling_median_is_exact_for_short_windows_and_follows_a_linear_drift():
   ramp = np.broadcast_to((5 + 0.1 * t)[:, None, None], (400, 2, 2)).copy()
   drift = dataset.rolling_median(lambda a, b: ramp[a:b], 400, 0, 400, 101)
   np.testing.assert_allclose(drift[60:-60], ramp[60:-60], rtol=1e-5)
+  # The anchors of the whole recording, computed once, give every chunk the same values.
+  anchors = dataset.median_anchors(lambda a, b: ramp[a:b], 400, 101)
+  for t0, t1 in ((0, 37), (37, 250), (250, 400)):
+    np.testing.assert_array_equal(
+        dataset.rolling_median(lambda a, b: ramp[a:b], 400, t0, t1, 101, anchors), drift[t0:t1])
 
 
 def test_dff_removes_a_slow_baseline(tmp_path):
