@@ -164,16 +164,19 @@ class Movie:
   def __init__(self, path, fmt, stored_shape, dtype, axes, read_stored, close=None,
                counter=None):
     self.path, self.format, self.dtype = path, fmt, np.dtype(dtype)
-    _check_dtype(path, self.dtype)
-    self._perm = _order(path, axes, len(stored_shape), tuple(stored_shape))
-    self._axes = axes
-    self._stored_shape = tuple(int(n) for n in stored_shape)
-    self.shape = tuple(self._stored_shape[i] for i in self._perm)
-    t, h, w = self.shape
-    if t < 1 or h < 2 or w < 2:
-      raise InputError(f'{path!r}: the movie has shape (T, H, W) = {self.shape}; need at least '
-                       '1 frame of at least 2x2 pixels')
     self._read_stored, self._close, self._counter = read_stored, close, counter
+    try:
+      _check_dtype(path, self.dtype)
+      self._perm = _order(path, axes, len(stored_shape), tuple(stored_shape))
+      self._axes = axes
+      self.shape = tuple(int(stored_shape[i]) for i in self._perm)
+      t, h, w = self.shape
+      if t < 1 or h < 2 or w < 2:
+        raise InputError(f'{path!r}: the movie has shape (T, H, W) = {self.shape}; need at '
+                         'least 1 frame of at least 2x2 pixels')
+    except InputError:
+      self.close()  # the file handles opened for this movie
+      raise
 
   @property
   def bytes_read(self):

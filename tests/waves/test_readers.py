@@ -184,6 +184,12 @@ def test_ambiguous_default_key_and_wrong_dimensions(tmp_path):
   np.save(tmp_path / 'c.npy', np.zeros((3, 4, 4), np.complex64))
   with pytest.raises(InputError, match='complex64; need real numbers'):
     readers.open_movie(str(tmp_path / 'c.npy'))
+  np.save(tmp_path / 'none.npy', np.zeros((0, 4, 4), np.float32))
+  with h5py.File(tmp_path / 'none.h5', 'w') as f:
+    f['m'] = np.zeros((0, 4, 4))
+  for name in ('none.npy', 'none.h5'):  # files holding a movie of no frames
+    with pytest.raises(InputError, match=r'\(T, H, W\) = \(0, 4, 4\); need at least 1 frame'):
+      readers.open_movie(str(tmp_path / name))
   with pytest.raises(InputError, match='does not exist'):
     readers.open_movie(str(tmp_path / 'nope.tif'))
   with pytest.raises(InputError, match='cannot tell the movie format'):
