@@ -57,6 +57,30 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.data.active_fraction = 0.01  # a frame is part of a wave when this share of pixels is active
   c.data.movie = ''  # source='file': float32[B, T, H, W] or [T, H, W] .npy
   c.data.labels = ''  # source='file': int32 per-frame wave labels .npy ('' = detect waves)
+  # source='file': 'saved' = data.movie is one .npy written by `python -m rwjax.waves
+  # simulate / convert`; any other value = recordings read by rwjax.waves.readers and
+  # prepared by rwjax.waves.dataset (data.movie: files, a comma-separated list, a folder or
+  # a glob): 'auto' (from the extension) | 'tiff' | 'npy' | 'npz' | 'hdf5' | 'mat'.
+  c.data.movie_format = 'saved'
+  c.data.recorded = ml_collections.ConfigDict()
+  r = c.data.recorded
+  r.key = ''  # .npz array / HDF5 dataset / MATLAB variable ('' = the only one; .mat: 'V')
+  r.axes = 'THW'  # stored axis order (MATLAB's size() order for .mat), e.g. 'HWT'
+  r.zscore = True  # per-pixel z-score over time, per recording (paper: over all at once)
+  r.minmax = 'dataset'  # 'dataset' (paper: one min-max over all) | 'recording' | 'none'
+  r.dff_window_s = 0.0  # dF/F against a rolling median over this many s (paper: off)
+  r.rotations = (90, 180, 270)  # rotated copies added (paper: all three)
+  r.frame_dt = 0.0  # seconds per frame: needed by the options given in seconds
+  r.pixel_mm = 0.0  # mm per pixel: needed by smooth_mm
+  # Wave labels: [start, end) interval files (paper: watershed_waves_labels.npy), one or one
+  # per movie; '' = find waves with data.threshold (movie units) after these options.
+  r.intervals = ''
+  r.background_s = 0.0  # subtract each pixel's rolling median over this many s (0 = off)
+  r.detect_dff = False  # detect on dF/F against that median instead
+  r.smooth_s = 0.0  # Gaussian smoothing before detection: sigma in time (s)...
+  r.smooth_mm = 0.0  # ...and in space (mm)
+  r.min_size = 50  # smallest wave in pixel-frames (rwjax.waves.stats.DEFAULT_MIN_SIZE)
+  r.chunk_frames = 256  # frames read at a time (recordings larger than memory stream)
   c.data.frame_separation = 1  # positive = frame of the same wave this many frames later
   c.data.shuffle = 'none'  # controls: 'none' | 'temporal' | 'spatial' | 'spatiotemporal'
   c.data.augment = ml_collections.ConfigDict()

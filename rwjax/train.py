@@ -72,13 +72,79 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   elif d.source == 'file':
     if not d.movie:
       raise InputError("config.data.source='file' needs --config.data.movie=PATH.npy")
+    if d.movie_format != 'saved':
+      _validate_recorded(config)
   else:
     raise InputError(f"config.data.source={d.source!r} is unknown; use 'sim' or 'file'")
+
+
+def _validate_recorded(config: ml_collections.ConfigDict) -> None:
+  """config.data.recorded (source='file' with recordings): values, and every movie's and
+  interval file's header, so that a bad file fails before the workdir is touched."""
+  from rwjax.waves import dataset, readers  # host-side only
+  d, r = config.data, config.data.recorded
+  if d.movie_format != 'auto' and d.movie_format not in readers.FORMATS:
+    raise InputError(f"config.data.movie_format={d.movie_format!r} is unknown; use 'saved', "
+                     f"'auto' or one of {readers.FORMATS}")
+  if r.minmax not in dataset.MINMAX:
+    raise InputError(f'config.data.recorded.minmax={r.minmax!r} is unknown; use one of '
+                     f'{dataset.MINMAX}')
+  bad_rot = [a for a in r.rotations if a not in (90, 180, 270)]
+  if bad_rot:
+    raise InputError(f'config.data.recorded.rotations has {bad_rot}; use 90, 180 and/or 270')
+  for name in ('dff_window_s', 'frame_dt', 'pixel_mm', 'background_s', 'smooth_s', 'smooth_mm'):
+    if not (isinstance(r[name], (int, float)) and r[name] >= 0):
+      raise InputError(f'config.data.recorded.{name}={r[name]!r} must be a number >= 0')
+  for name in ('min_size', 'chunk_frames'):
+    if not (isinstance(r[name], int) and r[name] >= 1):
+      raise InputError(f'config.data.recorded.{name}={r[name]!r} must be an integer >= 1')
+  needs_dt = [n for n in ('dff_window_s', 'background_s', 'smooth_s') if r[n] > 0]
+  if needs_dt and not r.frame_dt > 0:
+    raise InputError(f'config.data.recorded.{needs_dt[0]} is in seconds: set '
+                     'config.data.recorded.frame_dt (seconds per frame)')
+  if r.smooth_mm > 0 and not r.pixel_mm > 0:
+    raise InputError('config.data.recorded.smooth_mm is in mm: set config.data.recorded.pixel_mm')
+  if not r.intervals and d.threshold is None:
+    raise InputError('recorded movies need wave labels: set config.data.recorded.intervals '
+                     '(interval files) or config.data.threshold (to find the waves)')
+  if d.labels:
+    raise InputError('config.data.labels (per-frame labels of a saved movie) does not apply to '
+                     'recordings; give [start, end) interval files in '
+                     'config.data.recorded.intervals, or a threshold')
+  paths, lengths = readers.movie_paths(d.movie, d.movie_format), []
+  for path in paths:
+    with readers.open_movie(path, fmt=d.movie_format, key=r.key, axes=r.axes) as movie:
+      t, h, w = movie.shape
+    lengths.append(t)
+    if h % d.input_size or w % d.input_size:
+      raise InputError(f'{path!r}: frames of {h}x{w} cannot be block-pooled to '
+                       f'config.data.input_size={d.input_size}; choose a divisor of both')
+    if d.frame_separation >= t:
+      raise InputError(f'config.data.frame_separation={d.frame_separation} is not shorter than '
+                       f'{path!r} ({t} frames)')
+  if r.intervals:  # ranges and overlaps against the movies' lengths
+    dataset.labels_from_intervals(readers.movie_paths(r.intervals), lengths)
+
+
+def recorded_dataset(config: ml_collections.ConfigDict):
+  """The recordings of config.data as network input (rwjax.waves.dataset.Dataset)."""
+  from rwjax.waves import dataset  # host-side only
+  d, r = config.data, config.data.recorded
+  return dataset.load_dataset(
+      d.movie, out_size=d.input_size, fmt=d.movie_format, key=r.key, axes=r.axes,
+      zscore=r.zscore, minmax=r.minmax, dff_window_s=r.dff_window_s, frame_dt=r.frame_dt,
+      pixel_mm=r.pixel_mm, rotations=tuple(r.rotations), intervals=r.intervals,
+      threshold=d.threshold, background_s=r.background_s, detect_dff=r.detect_dff,
+      smooth_s=r.smooth_s, smooth_mm=r.smooth_mm, min_size=r.min_size,
+      chunk_frames=r.chunk_frames)
 
 
 def build_source(config: ml_collections.ConfigDict) -> sources.Source:
   """The frame source named by config.data (read here, once)."""
   d = config.data
+  if d.source == 'file' and d.movie_format != 'saved':  # recordings (rwjax.waves.dataset)
+    data = recorded_dataset(config)
+    return sources.make_file_source(data.movie, data.labels)
   if d.source == 'file':
     from rwjax.waves import movie as movie_lib, stats  # host-side only
     movie = movie_lib.load_movie(d.movie)

@@ -3,12 +3,16 @@
   python -m rwjax.waves simulate --model=lansdell --size=64 --seconds=60 --batch=4 --out=out/waves
   python -m rwjax.waves stats --movie=out/waves/movie.npy --json
   python -m rwjax.waves convert --mea=RECORDING.h5 --out=out/recorded
+  python -m rwjax.waves stats --movie=rec.tif --pixel-mm=0.01 --frame-dt=0.1 --threshold=2 --json
+  python -m rwjax.waves preview --movie=rec.tif --out=preview.gif
 
 `simulate` warms the retinas up, records `--seconds` of frames in chunks (progress
 and ETA on stderr), labels the waves and writes movie.npy, labels.npy, meta.json
 and preview.gif into --out, then prints the wave statistics. `convert` does the same
 for a recorded multi-electrode-array spike file (rwjax.waves.recorded). `stats` reads
-a movie (its meta.json, if present, supplies threshold, frame_dt and pixel size).
+a movie (its meta.json, if present, supplies threshold, frame_dt and pixel size);
+`stats` and `preview` take any movie rwjax.waves.readers reads (TIFF, .npy, .npz, HDF5,
+MATLAB), and `stats` can subtract a rolling-median background and smooth first.
 Bad input prints one `error: ...` line and exits with code 2.
 """
 
@@ -25,7 +29,9 @@ import numpy as np
 
 from rwjax import waves
 from rwjax.errors import InputError, cli_main
+from rwjax.waves import dataset as recorded_dataset
 from rwjax.waves import movie as movie_io
+from rwjax.waves import readers
 from rwjax.waves import recorded
 from rwjax.waves import stats as wave_stats
 
@@ -76,7 +82,35 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   st.add_argument('--pixel-mm', type=float, default=None, help='pixel spacing (mm)')
   st.add_argument('--min-size', type=int, default=None, help='smallest wave (pixel-frames)')
   st.add_argument('--json', action='store_true', help='print one JSON object')
+  _add_recorded_args(sub, st)
   return parser.parse_args(argv)
+
+
+def _add_reading_args(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument('--format', default='auto', help=f'auto (from the extension) | '
+                      f'{" | ".join(readers.FORMATS)}')
+  parser.add_argument('--key', default='', help='.npz array, HDF5 dataset or MATLAB variable '
+                      "('' = the only one; 'V' for .mat)")
+  parser.add_argument('--axes', default='THW', help="stored axis order, e.g. 'HWT' (MATLAB's "
+                      'order for .mat files)')
+
+
+def _add_recorded_args(sub, st: argparse.ArgumentParser) -> None:
+  """stats' reading and detection flags; the preview subcommand."""
+  _add_reading_args(st)
+  st.add_argument('--background-s', type=float, default=0.0,
+                  help='subtract each pixel\'s rolling median over this many seconds (0: off)')
+  st.add_argument('--dff', action='store_true', help='dF/F against that median instead')
+  st.add_argument('--smooth-s', type=float, default=0.0, help='Gaussian smoothing sigma in time (s)')
+  st.add_argument('--smooth-mm', type=float, default=0.0, help='Gaussian smoothing sigma in space (mm)')
+  pv = sub.add_parser('preview', help='animated GIF of any movie file')
+  pv.add_argument('--movie', required=True, help='a movie file or a simulate --out directory')
+  pv.add_argument('--out', required=True, help='the GIF to write')
+  pv.add_argument('--frame-dt', type=float, default=None, help='seconds per frame '
+                  '(default: meta.json, else 0.1)')
+  pv.add_argument('--seconds', type=float, default=60.0, help='seconds of the movie shown')
+  pv.add_argument('--speedup', type=float, default=GIF_SPEEDUP, help='playback speed / real time')
+  _add_reading_args(pv)
 
 
 def _progress(done: float, total: float, start: float, last: list[float]) -> None:
@@ -214,8 +248,14 @@ def run_convert(args: argparse.Namespace) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> None:
-  frames = movie_io.load_movie(args.movie)
-  meta = movie_io.load_meta(args.movie)
+  frames = readers.load_any(args.movie, fmt=args.format, key=args.key, axes=args.axes)
+  meta = _meta(args.movie)
+  if not (meta or args.model or os.path.isdir(args.movie) or args.movie.endswith('.npy')):
+    missing = [f'--{k.replace("_", "-")}' for k in ('threshold', 'frame_dt', 'pixel_mm')
+               if getattr(args, k) is None]
+    if missing:  # a recording: no model's units or pixel size apply
+      raise InputError(f'{args.movie!r} is a recording without meta.json: give {missing} '
+                       '(the threshold in the movie\'s units, after --background-s / --dff)')
   # Flags first, then the movie's meta.json, then the model's defaults for its size.
   name = args.model or meta.get('model', 'lansdell')
   if name == 'recorded':
@@ -232,6 +272,7 @@ def run_stats(args: argparse.Namespace) -> None:
     settings[k] = flag if flag is not None else meta.get(k, settings[k])
   if not math.isfinite(settings['threshold']):
     raise InputError(f"threshold must be a finite number, got {settings['threshold']}")
+  frames = _detection(args, frames, settings)
   summary = wave_stats.summary(wave_stats.wave_stats(frames, **settings))
   if args.json:
     print(json.dumps(summary, allow_nan=False))
@@ -239,9 +280,53 @@ def run_stats(args: argparse.Namespace) -> None:
     print(_table(summary))
 
 
+def _meta(path: str) -> dict[str, Any]:
+  """meta.json of a saved movie (directory or .npy); {} for other files."""
+  if os.path.isdir(path) or path.endswith('.npy'):
+    return movie_io.load_meta(path)
+  return {}
+
+
+def _detection(args: argparse.Namespace, frames: np.ndarray, settings: dict) -> np.ndarray:
+  """frames (each retina) after stats' optional background subtraction and smoothing."""
+  if not (args.background_s > 0 or args.dff or args.smooth_s > 0 or args.smooth_mm > 0):
+    return frames
+  one = lambda f: recorded_dataset.detection_movie(
+      f, frame_dt=settings['frame_dt'], pixel_mm=settings['pixel_mm'],
+      background_s=args.background_s, dff=args.dff, smooth_s=args.smooth_s,
+      smooth_mm=args.smooth_mm, path=args.movie)
+  return np.stack([one(f) for f in frames]) if frames.ndim == 4 else one(frames)
+
+
+def run_preview(args: argparse.Namespace) -> None:
+  frame_dt = args.frame_dt or _meta(args.movie).get('frame_dt', 0.1)
+  if not (frame_dt > 0 and args.seconds > 0 and args.speedup > 0):
+    raise InputError('--frame-dt, --seconds and --speedup must be positive')
+  stride = max(1, round(args.speedup / (GIF_FPS * frame_dt)))
+  n = max(1, round(args.seconds / frame_dt))
+  if os.path.isdir(args.movie) or args.movie.endswith('.npy'):
+    frames = readers.load_any(args.movie, fmt=args.format, key=args.key, axes=args.axes)
+    frames = frames[..., :n:stride, :, :] if frames.ndim == 3 else frames[:16, :n:stride]
+  else:  # read only the frames shown
+    with readers.open_movie(args.movie, fmt=args.format, key=args.key, axes=args.axes) as m:
+      n = min(n, m.shape[0])
+      frames = np.concatenate([m.read(t0, min(n, t0 + 64 * stride))[::stride]
+                               for t0 in range(0, n, 64 * stride)])
+    if not np.isfinite(frames).all():
+      raise InputError(f'{args.movie!r} contains NaN or infinite values in the frames shown')
+  width = movie_io.tile(frames[..., :1, :, :]).shape[-1]
+  out_dir = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(out_dir):
+    raise InputError(f'the folder of --out={args.out!r} does not exist')
+  movie_io.write_gif(args.out, frames, fps=GIF_FPS, scale=max(1, GIF_MAX_PIXELS // width))
+  print(f'wrote {args.out} ({frames.shape[-3]} frames of {frames.shape[-2]}x{frames.shape[-1]}, '
+        f'every {stride} of the movie\'s, {args.speedup:g}x real time)')
+
+
 def main(argv: list[str] | None = None) -> None:
   args = _parse(argv)
-  {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats}[args.command](args)
+  {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats,
+   'preview': run_preview}[args.command](args)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,10 @@
 Per-pixel z-score over time (removes each pixel's baseline and gain), global
 min-max to [0, 1] per movie, block mean-pooling to the network's resolution and
 channel replication. Pure jax.numpy, so it runs inside the jitted train step.
+
+The steps are also exposed one by one (`zscore`, `unit_range`, `block_pool`,
+`rotated_copies`): rwjax.waves.dataset applies the same steps to recorded movies
+chunk by chunk when a recording does not fit in memory.
 """
 
 import jax
@@ -32,14 +36,36 @@ def to_network_input(frames: jax.Array, out_size: int, channels: int = 1) -> jax
   if channels not in (1, 3):
     raise InputError(f'channels={channels} must be 1 or 3')
   x = frames.astype(jnp.float32)
-  mean = x.mean(axis=-3, keepdims=True)
-  std = x.std(axis=-3, keepdims=True)
-  z = (x - mean) / jnp.maximum(std, _EPS)   # constant pixels -> 0
-  lo = z.min(axis=(-3, -2, -1), keepdims=True)
-  hi = z.max(axis=(-3, -2, -1), keepdims=True)
-  span = hi - lo
-  x = jnp.where(span > _EPS, (z - lo) / jnp.maximum(span, _EPS), 0.0)
+  z = zscore(x, x.mean(axis=-3, keepdims=True), x.std(axis=-3, keepdims=True))
+  x = unit_range(z, z.min(axis=(-3, -2, -1), keepdims=True),
+                 z.max(axis=(-3, -2, -1), keepdims=True))
   return jnp.repeat(block_pool(x, out_size)[..., None], channels, axis=-1)
+
+
+def zscore(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
+  """(x - mean) / std per pixel; pixels of ~zero std (constant) become 0."""
+  return (x - mean) / jnp.maximum(std, _EPS)
+
+
+def unit_range(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+  """Min-max (x - lo) / (hi - lo) to [0, 1]; all 0 where hi - lo is ~zero."""
+  span = hi - lo
+  return jnp.where(span > _EPS, (x - lo) / jnp.maximum(span, _EPS), 0.0)
+
+
+def rotated_copies(x: jax.Array, degrees: tuple[int, ...]) -> jax.Array:
+  """x f32[B, T, H, W] followed by its copies rotated counter-clockwise by each angle
+  (multiples of 90; the paper's np.rot90 over the frame axes): f32[B * (1 + n), T, H, W].
+
+  Square frames keep their shape; 90 and 270 degrees swap H and W, so they need H == W.
+  """
+  bad = [d for d in degrees if d % 90 or not 0 < d < 360]
+  if bad:
+    raise InputError(f'rotations {bad} are not 90, 180 or 270 degrees')
+  if any(d % 180 for d in degrees) and x.shape[-1] != x.shape[-2]:
+    raise InputError(f'frames of {x.shape[-2]}x{x.shape[-1]} cannot be rotated by 90 or 270 '
+                     'degrees into the same batch; use square frames or rotations=(180,)')
+  return jnp.concatenate([x] + [jnp.rot90(x, d // 90, axes=(-2, -1)) for d in degrees])
 
 
 def block_pool(x: jax.Array, out_size: int) -> jax.Array:

@@ -1,0 +1,98 @@
+"""configs/pretrain_recorded.py: training on several recorded movie files; bad files refused
+before the workdir is written."""
+
+import json
+import os
+import runpy
+
+import numpy as np
+import pytest
+import tifffile
+
+from rwjax import train
+from rwjax.errors import InputError
+from rwjax.ssl import checkpoint
+
+CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
+                      'pretrain_recorded.py')
+
+
+def _recording(t, centre, seed):
+  """Two expanding bright disks on a noisy 32x32 background (uint16, like a camera)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[:32, :32]
+  x = rng.normal(500, 5, (t, 32, 32))
+  for start in (2, t // 2):
+    for k in range(8):
+      x[start + k][(yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= (2 + k) ** 2] += 300
+  return x.astype(np.uint16)
+
+
+def _config(tmp_path):
+  """configs/pretrain_recorded.py at the tiny sizes of tests/configs/tiny_pretrain.py."""
+  c = runpy.run_path(CONFIG)['get_config']()
+  c.model.width, c.model.projector, c.model.dtype = 4, (16, 8), 'float32'
+  c.data.input_size = 16
+  c.train.batch_pairs, c.train.steps, c.train.log_every = 16, 2, 1
+  tifffile.imwrite(tmp_path / 'r1.tif', _recording(24, (10, 12), 0))
+  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
+  np.save(tmp_path / 'r1.npy', np.array([[2, 10], [12, 20]]))
+  np.save(tmp_path / 'r2.npy', np.array([[2, 10], [15, 23]]))
+  c.data.movie = f'{tmp_path}/r1.tif,{tmp_path}/r2.tif'
+  c.data.recorded.intervals = f'{tmp_path}/r1.npy,{tmp_path}/r2.npy'
+  return c
+
+
+def test_pretrain_recorded_trains_on_several_files(tmp_path):
+  c = _config(tmp_path)
+  c.data.recorded.rotations = (90,)
+  data = train.recorded_dataset(c)
+  assert data.movie.shape == (4, 30, 16, 16) and list(data.lengths) == [24, 30, 24, 30]
+  state = train.train(c, str(tmp_path / 'w'))
+  assert int(state.step) == 2
+  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  assert [r['step'] for r in rows] == [1, 2]
+  assert all(r['n_anchors'] > 0 and np.isfinite(r['loss']) for r in rows)
+  # Every device holds the whole dataset (8 devices here).
+  np.testing.assert_array_equal(np.asarray(state.source.labels), np.tile(data.labels, (8, 1)))
+  # A recording damaged after the run started (found when the frames are read): one
+  # clear error, and the run's checkpoints stay.
+  bad = _recording(30, (20, 18), 1).astype(np.float32)
+  bad[7, 3, 3] = np.nan
+  tifffile.imwrite(tmp_path / 'r2.tif', bad)
+  c.train.steps = 4
+  with pytest.raises(InputError, match=r"r2.tif' contains NaN or infinite values \(first in "
+                     r'frame 7\)'):
+    train.train(c, str(tmp_path / 'w'))
+  assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
+  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
+  # Waves found with a threshold instead of interval files: the disks.
+  c.data.recorded.intervals = ''
+  c.data.threshold = 600.0
+  found = train.recorded_dataset(c)
+  np.testing.assert_array_equal(found.labels[0] >= 0, np.isin(np.arange(30), [*range(2, 10),
+                                                                           *range(12, 20)]))
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda c, p: setattr(c.data, 'movie', f'{p}/r1.tif,{p}/missing.tif'),
+     "missing.tif' does not exist"),
+    (lambda c, p: (p / 'r2.tif').write_bytes((p / 'r2.tif').read_bytes()[:3000]),
+     r"r2.tif' is not a readable TIFF file"),
+    (lambda c, p: np.save(p / 'r2.npy', np.array([[2, 10], [8, 12]])), 'overlap'),
+    (lambda c, p: np.save(p / 'r2.npy', np.array([[25, 31]])), 'falls outside'),
+    (lambda c, p: setattr(c.data.recorded, 'key', 'V') or setattr(c.data, 'movie_format', 'mat'),
+     'not a readable MATLAB file'),
+    (lambda c, p: setattr(c.data, 'input_size', 12), 'cannot be block-pooled'),
+    (lambda c, p: setattr(c.data.recorded, 'intervals', ''), 'need wave labels'),
+    (lambda c, p: setattr(c.data.recorded, 'minmax', 'global'), 'minmax'),
+    (lambda c, p: setattr(c.data, 'labels', f'{p}/r1.npy'), 'does not apply to recordings'),
+    (lambda c, p: setattr(c.data.recorded, 'rotations', (45,)), 'rotations has \\[45\\]'),
+    (lambda c, p: setattr(c.data.recorded, 'dff_window_s', 30.0), 'set config.data.recorded.frame_dt'),
+])
+def test_bad_recordings_are_refused_before_anything_is_written(tmp_path, change, message):
+  c = _config(tmp_path)
+  change(c, tmp_path)
+  with pytest.raises(InputError, match=message):
+    train.train(c, str(tmp_path / 'w'))
+  assert not os.path.exists(tmp_path / 'w')
