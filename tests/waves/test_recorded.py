@@ -1,6 +1,8 @@
 """rwjax.waves.recorded: MEA spike files -> activity movies -> wave statistics, bad files."""
 
+import importlib.util
 import json
+import os
 
 import h5py
 import numpy as np
@@ -9,6 +11,13 @@ import pytest
 from rwjax.errors import InputError
 from rwjax.waves import recorded, stats
 from rwjax.waves.__main__ import main
+
+_spec = importlib.util.spec_from_file_location(
+    'mea_files', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mea_files.py'))
+mea_files = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mea_files)
+write_mea, front_trains = mea_files.write_mea, mea_files.front_trains
+mcs_8x8, hexagonal = mea_files.mcs_8x8, mea_files.hexagonal
 
 PITCH_UM = 42.0
 
@@ -94,42 +103,7 @@ def test_missing_or_non_hdf5_files(tmp_path):
     recorded.load_mea(str(tmp_path / 'text.h5'))
 
 
-# --- Any waverepo layout (Eglen et al. 2014): files built here, in R's transposed form ---
-
-def write_mea(path, pos_um, trains, *, duration=None, age=None, array=None,
-              transposed=True, scalars_as_arrays=True):
-  """A waverepo-layout file: pos_um f64[N, 2] (x, y) and one spike-time array per train."""
-  box = (lambda v: np.array([v])) if scalars_as_arrays else (lambda v: v)
-  with h5py.File(path, 'w') as f:
-    f['epos'] = np.asarray(pos_um, np.float64).T if transposed else np.asarray(pos_um)
-    f['sCount'] = np.array([len(t) for t in trains], np.int32)
-    f['spikes'] = np.concatenate([np.asarray(t, np.float64) for t in trains])
-    if duration is not None:
-      f['summary/duration'] = box(float(duration))
-    if age is not None:
-      f['meta/age'] = box(age)
-    if array is not None:
-      f['array'] = np.array([array.encode()]) if scalars_as_arrays else array
-  return path
-
-
-def front_trains(pos_um, speed_mm_s, t0=1.0, burst=np.linspace(0, 0.6, 6)):
-  """Each electrode bursts when a planar front moving along +x passes it."""
-  onset = t0 + (pos_um[:, 0] - pos_um[:, 0].min()) / 1000 / speed_mm_s
-  return [o + burst for o in onset], float(onset.max() + 3)
-
-
-def mcs_8x8(pitch_um=200.0):
-  """The 60 electrodes of an MCS 8x8 grid (corners missing), 1-based positions."""
-  return np.array([(i * pitch_um, j * pitch_um) for j in range(1, 9) for i in range(1, 9)
-                   if (i, j) not in ((1, 1), (1, 8), (8, 1), (8, 8))])
-
-
-def hexagonal(rows, cols, spacing_um=60.0):
-  """A hexagonal lattice: rows spacing*sqrt(3)/2 apart, odd rows shifted by spacing/2."""
-  return np.array([((i + 0.5 * (j % 2)) * spacing_um, j * spacing_um * np.sqrt(3) / 2)
-                   for j in range(rows) for i in range(cols)])
-
+# --- Any waverepo layout (Eglen et al. 2014): files built here (mea_files.py) ---
 
 def test_an_mcs_8x8_grid_with_corners_missing(tmp_path):
   pos = mcs_8x8()
