@@ -326,8 +326,9 @@ def run_fit(args) -> None:
     raise InputError('need --warmup >= 0, --seconds > 0 and --budget > 0')
   if not 0 < args.tol < 1:
     raise InputError(f'--tol must be in (0, 1), got {args.tol}')
+  fit_lib.check_names_bounds(names, None, bounds)
   rec, m_rec = _recording_and_target(args)
-  mod, base = compare.matched_params('lansdell', rec, overrides, args.size, args.frame_dt)
+  _, base = compare.matched_params('lansdell', rec, overrides, args.size, args.frame_dt)
   start_values = {n: getattr(base, n) for n in names}
   fit_lib.check_names_bounds(names, start_values, bounds)
   rate = args.rate_hz or compare.burst_rate(rec, args.frame_dt, args.smooth, args.min_size)
