@@ -79,10 +79,17 @@ def measure(recs, frame_dt: float = recorded.FRAME_DT, smooth: int = recorded.DE
     x = x[np.isfinite(x)]
     summary[f'{key}_q25'] = float(np.quantile(x, 0.25)) if x.size else None
     summary[f'{key}_q75'] = float(np.quantile(x, 0.75)) if x.size else None
-  # Example frames: the peak frames of the largest waves.
-  flat_active = w.active_fraction.reshape(-1)
-  top = np.argsort(flat_active)[::-1][:n_examples]
-  frames = movies.reshape(-1, *movies.shape[2:])[np.sort(top)]
+  # Example frames: the frame where each of the largest waves is the largest.
+  labels = w.frame_labels.reshape(-1)
+  active = w.active_fraction.reshape(-1)
+  picks = []
+  for wave in np.argsort(w.area_mm2)[::-1][:n_examples]:
+    frames_of = np.flatnonzero(labels == wave)
+    if frames_of.size:
+      picks.append(frames_of[np.argmax(active[frames_of])])
+  if not picks:
+    picks = [int(np.argmax(active))]
+  frames = movies.reshape(-1, *movies.shape[2:])[np.asarray(picks)]
   return Measured(summary=summary, waves=w, pairs=pairs, frames=frames)
 
 

@@ -182,3 +182,8 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
   x, y = source.inputs
   assert x.shape == (7, 500, 32, 32) and y.shape == (7, 500)
   assert (y == labels).all()
+
+
+def test_stats_needs_a_movie_or_a_recording():
+  with pytest.raises(InputError, match='--movie=FILE.npy .* or --recording=FILE.h5'):
+    main(['stats'])
