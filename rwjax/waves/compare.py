@@ -29,7 +29,6 @@ rather than give calibrated error rates.
 
 import dataclasses
 import math
-import time
 from typing import Any, Callable
 
 import jax
@@ -332,9 +331,3 @@ def simulate_matched(model: str, rec: recorded.Recording, overrides: dict | None
                            electrode_cells(rec, mod, params), progress=progress)
   sims = simulated_recordings(active, rec, rate_hz, frame_dt, seed)
   return measure(sims, frame_dt, smooth, min_size), params, rate_hz
-
-
-def timed(fn, *args, **kwargs):
-  start = time.time()
-  out = fn(*args, **kwargs)
-  return out, time.time() - start

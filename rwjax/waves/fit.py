@@ -21,14 +21,17 @@ bounds), all on the same `retinas` PRNG streams in every generation (common rand
 numbers: the objective is then a deterministic function of the parameters, a sample-
 average approximation whose noise is that of `retinas` x `seconds` of simulation, so
 generations do not chase each other's noise); the best quarter (the elite) gives the next
-mean and, smoothed (0.7 elite + 0.3 previous), the next spread. Why this and not CMA-ES or successive
-halving: the objective is noisy (finite simulations) and costly, the search has 1-4
-dimensions and the budget allows only a handful of generations; CEM's elite averaging
-tolerates the noise, every generation is one batch, and it has no covariance to learn
-from few samples, while successive halving only selects among its first draws (its
-precision is that of the initial grid). The fit is converged when every spread is under
-`tol` (0.05 of the log-range); otherwise the budget (simulated retina-seconds, warm-up
-included) ends it and the best candidate seen is returned marked unconverged.
+mean and, smoothed (0.7 elite + 0.3 previous), the next spread.
+
+Why this and not CMA-ES or successive halving: the objective is noisy (finite
+simulations) and costly, the search has 1-4 dimensions and the budget allows only a
+handful of generations; CEM's elite averaging tolerates the noise, every generation is one
+batch, and it has no covariance to learn from few samples, while successive halving only
+selects among its first draws (its precision is that of the initial grid). The fit is
+converged when every spread is under `tol` (0.05 of the log-range); otherwise the budget
+(simulated retina-seconds, warm-up included) ends it and the best candidate seen is
+returned marked unconverged. Only the Lansdell model is fitted: the Godfrey model's
+parameters size its coupling kernel and presets at trace time.
 """
 
 import dataclasses

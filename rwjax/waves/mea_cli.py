@@ -48,7 +48,7 @@ def add_stats_args(st: argparse.ArgumentParser) -> None:
                   help='--recording: box average over frames x pixels x pixels')
 
 
-def _sim_args(p: argparse.ArgumentParser, batch: int, seconds: float | None) -> None:
+def _sim_args(p: argparse.ArgumentParser, seconds: float | None) -> None:
   p.add_argument('--recording', required=True, help='MEA spike file (.h5)')
   p.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                  help='override a model parameter (repeatable), as for simulate')
@@ -78,7 +78,7 @@ def add_commands(sub) -> None:
   cp.add_argument('--batch', type=int, default=2, help='simulated retinas')
   cp.add_argument('--out', default='out/compare', help='output directory')
   cp.add_argument('--json', action='store_true', help='print one JSON object')
-  _sim_args(cp, batch=2, seconds=None)
+  _sim_args(cp, seconds=None)
   ft = sub.add_parser('fit', help='fit Lansdell model parameters to a recording')
   ft.add_argument('--model', default='lansdell', help='lansdell (the only fittable model)')
   ft.add_argument('--fit', action='append', default=[], metavar='NAME',
@@ -92,7 +92,7 @@ def add_commands(sub) -> None:
   ft.add_argument('--tol', type=float, default=0.05,
                   help='converged when every spread is below this (fraction of log-range)')
   ft.add_argument('--out', default='out/fit', help='output directory')
-  _sim_args(ft, batch=2, seconds=300.0)
+  _sim_args(ft, seconds=300.0)
   ds = sub.add_parser('dataset', help='several MEA recordings -> one movie directory')
   ds.add_argument('--folder', default=None, help='folder of .h5 MEA spike files')
   ds.add_argument('--mea', action='append', default=[], help='an .h5 file (repeatable)')
