@@ -346,6 +346,11 @@ def run_fit(args) -> None:
              '(weight 1/3 each) CI at 100/200/400 um (rwjax.waves.fit)')
   with open(os.path.join(args.out, 'fit.json'), 'w') as f:
     json.dump(_jsonable(out), f, indent=2)
+  # One flag per line: `python -m rwjax.train ... $(cat DIR/config_flags.txt)`,
+  # `python -m rwjax.waves simulate ... $(cat DIR/param_flags.txt)`.
+  for kind in ('config', 'param'):
+    with open(os.path.join(args.out, f'{kind}_flags.txt'), 'w') as f:
+      f.write('\n'.join(out['flags'][kind]) + '\n')
   compare.figure(os.path.join(args.out, 'fit.png'),
                  {f'recording P{rec.age_days}': m_rec, 'start': result.start_measured,
                   'fitted': result.fitted_measured},
@@ -360,7 +365,8 @@ def run_fit(args) -> None:
         f'{result.generations} generations x {args.candidates} candidates x {args.retinas} '
         f'retinas ({result.simulated_s:.0f} simulated s) in {result.wall_s:.0f} s '
         f'({result.candidates_per_s:.2f} candidates/s)')
-  print(f'wrote {args.out}/fit.json, fit.png; use: {" ".join(out["flags"]["config"])}')
+  print(f'wrote {args.out}/fit.json, fit.png, config_flags.txt, param_flags.txt; use: '
+        f'{" ".join(out["flags"]["config"])}')
   if not result.converged:
     print(f'error: the fit did not converge within --budget={args.budget:g} simulated s '
           f'(largest spread {max(result.history[-1]["spread"]):.3f} > --tol={args.tol}); '

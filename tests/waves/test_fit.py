@@ -132,6 +132,13 @@ def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_
     node[key.split('.')[-1]] = float(value)
   assert config.data.sim_params.lansdell.diff == pytest.approx(result['fitted']['diff'],
                                                                rel=1e-5)
+  assert (out / 'config_flags.txt').read_text().split() == result['flags']['config']
+  # The --param file plugs into simulate as it is.
+  params = (out / 'param_flags.txt').read_text().split()
+  main(['simulate', '--size=8', '--seconds=1', '--warmup=0', '--gif-seconds=0',
+        f'--out={tmp_path / "sim"}'] + params)
+  meta = json.loads((tmp_path / 'sim' / 'meta.json').read_text())
+  assert meta['params']['diff'] == pytest.approx(result['fitted']['diff'], rel=1e-5)
 
 
 @pytest.mark.parametrize('args, message', [
