@@ -224,7 +224,7 @@ def run_stats(args: argparse.Namespace) -> None:
   if args.recording is not None:
     return mea_cli.run_recording_stats(args)
   if args.movie is None:
-    raise InputError('stats needs --movie=FILE.npy (or a movie directory) or --recording=FILE.h5')
+    raise InputError('stats needs --movie=FILE (a movie file or directory) or --recording=FILE.h5')
   frames = movie_io.load_movie(args.movie)
   meta = movie_io.load_meta(args.movie)
   # Flags first, then the movie's meta.json, then the model's defaults for its size.

@@ -185,5 +185,5 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
 
 
 def test_stats_needs_a_movie_or_a_recording():
-  with pytest.raises(InputError, match='--movie=FILE.npy .* or --recording=FILE.h5'):
+  with pytest.raises(InputError, match='needs --movie=FILE .* or --recording=FILE.h5'):
     main(['stats'])
