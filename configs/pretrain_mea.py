@@ -7,7 +7,7 @@ recordings (each row z-scored and min-maxed on its own, as a simulated retina is
 labels.npy i32[B, T] with wave ids unique across rows. Build it once (stage II
 recordings of Maccione et al. 2014, P2-P9, cut into 600 s segments):
 
-  python -m rwjax.waves dataset --folder=PATH/mea-maccione2014 --ages=2:9 \
+  python -m rwjax.waves mea-dataset --folder=PATH/mea-maccione2014 --ages=2:9 \
       --segment-s=600 --out=data/mea_stage2
 
 Run:

@@ -6,7 +6,7 @@ beside them (rwjax.waves.compare, rwjax.waves.fit):
   compare --model=lansdell|godfrey --recording=FILE.h5 [--param NAME=VALUE ...] [--out=DIR]
   fit --model=lansdell --recording=FILE.h5 [--fit NAME ...] [--bounds NAME=LOW:HIGH ...]
       [--budget=SIMULATED_S] [--out=DIR]
-  dataset --folder=DIR [--ages=2:9] --out=DIR  several recordings -> one movie directory
+  mea-dataset --folder=DIR [--ages=2:9] --out=DIR  several recordings -> one movie directory
       (segments of --segment-s as the rows of movie.npy, labels unique), for
       configs/pretrain_mea.py
 
@@ -93,7 +93,7 @@ def add_commands(sub) -> None:
                   help='converged when every spread is below this (fraction of log-range)')
   ft.add_argument('--out', default='out/fit', help='output directory')
   _sim_args(ft, seconds=300.0)
-  ds = sub.add_parser('dataset', help='several MEA recordings -> one movie directory')
+  ds = sub.add_parser('mea-dataset', help='several MEA recordings -> one movie directory')
   ds.add_argument('--folder', default=None, help='folder of .h5 MEA spike files')
   ds.add_argument('--mea', action='append', default=[], help='an .h5 file (repeatable)')
   ds.add_argument('--ages', default=None, metavar='LOW:HIGH',
@@ -445,4 +445,4 @@ def run_dataset(args) -> None:
 
 
 COMMANDS = {'survey': run_survey, 'compare': run_compare, 'fit': run_fit,
-            'dataset': run_dataset}
+            'mea-dataset': run_dataset}

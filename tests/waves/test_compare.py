@@ -169,7 +169,7 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
   for i, age in enumerate((4, 6, 12)):
     fronts_file(tmp_path / f'r{i}.h5', size=32, age=age, duration=160.0 + 40 * i)
   out = tmp_path / 'ds'
-  main(['dataset', f'--folder={tmp_path}', '--ages=2:9', '--segment-s=50', f'--out={out}'])
+  main(['mea-dataset', f'--folder={tmp_path}', '--ages=2:9', '--segment-s=50', f'--out={out}'])
   movie, labels = np.load(out / 'movie.npy'), np.load(out / 'labels.npy')
   # r0: 160 s -> 3 segments, r1: 200 s -> 4; r2 (P12) left out.
   assert movie.shape == (7, 500, 32, 32) and labels.shape == (7, 500)
