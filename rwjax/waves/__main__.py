@@ -3,6 +3,10 @@
   python -m rwjax.waves simulate --model=lansdell --size=64 --seconds=60 --batch=4 --out=out/waves
   python -m rwjax.waves stats --movie=out/waves/movie.npy --json
   python -m rwjax.waves convert --mea=RECORDING.h5 --out=out/recorded
+  python -m rwjax.waves stats --recording=RECORDING.h5 --json
+  python -m rwjax.waves survey --folder=RECORDINGS/
+  python -m rwjax.waves compare --model=lansdell --recording=RECORDING.h5
+  python -m rwjax.waves fit --model=lansdell --recording=RECORDING.h5
   python -m rwjax.waves stats --movie=rec.tif --pixel-mm=0.01 --frame-dt=0.1 --threshold=2 --json
   python -m rwjax.waves preview --movie=rec.tif --out=preview.gif
 
@@ -31,6 +35,7 @@ from rwjax import waves
 from rwjax.errors import InputError, cli_main
 from rwjax.waves import dataset as recorded_dataset
 from rwjax.waves import movie as movie_io
+from rwjax.waves import mea_cli
 from rwjax.waves import readers
 from rwjax.waves import recorded
 from rwjax.waves import stats as wave_stats
@@ -73,7 +78,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                     help='box average over this many frames x electrodes x electrodes')
   _add_output_args(conv)
   st = sub.add_parser('stats', help='wave statistics of a movie')
-  st.add_argument('--movie', required=True, help='movie .npy file or a simulate --out directory')
+  st.add_argument('--movie', default=None, help='movie .npy file or a simulate --out directory')
   st.add_argument('--model', default=None,
                   help='lansdell | godfrey | recorded: whose threshold/pixel size apply '
                   '(default: meta.json, else lansdell)')
@@ -82,6 +87,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   st.add_argument('--pixel-mm', type=float, default=None, help='pixel spacing (mm)')
   st.add_argument('--min-size', type=int, default=None, help='smallest wave (pixel-frames)')
   st.add_argument('--json', action='store_true', help='print one JSON object')
+  mea_cli.add_stats_args(st)
+  mea_cli.add_commands(sub)
   _add_recorded_args(sub, st)
   return parser.parse_args(argv)
 
@@ -244,10 +251,14 @@ def run_convert(args: argparse.Namespace) -> None:
               duration_s=rec.duration_s, smooth=args.smooth,
               units='spikes per electrode and frame, box-averaged (rwjax.waves.recorded)')
   _measure_and_write(args, frames, meta, threshold=recorded.THRESHOLD,
-                     frame_dt=args.frame_dt, pixel_mm=recorded.PITCH_MM)
+                     frame_dt=args.frame_dt, pixel_mm=rec.pitch_mm)
 
 
 def run_stats(args: argparse.Namespace) -> None:
+  if args.recording is not None:
+    return mea_cli.run_recording_stats(args)
+  if args.movie is None:
+    raise InputError('stats needs --movie=FILE (a movie file or directory) or --recording=FILE.h5')
   frames = readers.load_any(args.movie, fmt=args.format, key=args.key, axes=args.axes)
   meta = _meta(args.movie)
   if not (meta or args.model or os.path.isdir(args.movie) or args.movie.endswith('.npy')):
@@ -325,6 +336,8 @@ def run_preview(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
   args = _parse(argv)
+  if args.command in mea_cli.COMMANDS:
+    return mea_cli.COMMANDS[args.command](args)
   {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats,
    'preview': run_preview}[args.command](args)
 

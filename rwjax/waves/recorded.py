@@ -1,26 +1,51 @@
 """Recorded retinal waves: multi-electrode-array spike trains -> activity movies.
 
-Reads the HDF5 spike files of Maccione et al. (2014) (mouse P2-P13, a 64x64 APS array with a
-42 um pitch). Their datasets:
+Reads the HDF5 layout of the retinal wave repository of Eglen et al. (2014, GigaScience 3:3,
+"waverepo"), which holds every collection (Maccione 2014 on 64x64 APS arrays, 60-electrode
+8x8 MCS grids, 61- and 512-electrode hexagonal arrays, ...) the same way:
 
-  epos     f64[2, C]  electrode (row, column) positions in um, on the 42 um grid (0- or 1-based)
-  sCount   i32[C]     spikes of each channel
-  spikes   f64[S]     spike times (s), channel after channel (S = sum(sCount))
-  summary/duration    recording length (s);   meta/age   postnatal day;   array   e.g. 'APS_64x64_42um'
+  epos     f64[N, 2]  (x, y) position (um) of each spike train's electrode; files written from
+                      R show it transposed, f64[2, N]: both are accepted
+  sCount   int[N]     spikes of each train
+  spikes   f64[S]     spike times (s), train after train (S = sum(sCount))
+  array    str        layout name, e.g. 'APS_64x64_42um', 'MCS_8x8_100um', 'litke_hex_60um'
+  summary/duration    recording length (s);   meta/age   postnatal day   (both optional)
 
-A movie frame is the spike density around each electrode: spikes per electrode and frame,
-box-averaged over `smooth` frames x electrodes x electrodes (3 x 3 x 3 by default: 0.3 s and
-three pitches), because the array records only some electrodes of a wave in any 0.1 s bin. A
+Quirks tolerated: matrices stored transposed; scalars (duration, age, array) stored as
+1-element arrays or bytes; spike times that do not start near 0 (a recording whose spikes
+fall outside [0, summary/duration], or that has no duration, is shifted so its first
+spike is at 0 and lasts to its last spike); several trains (spike-sorted units) sharing one
+electrode position. A missing dataset, negative counts, counts that do not sum to the
+number of spikes, non-finite times or malformed positions are one InputError each.
+
+Raster. Each electrode (distinct position) becomes pixels of a square raster:
+- square layouts (the `array` name says NxM with a pitch, or every position lies on a
+  square grid whose pitch is the smallest coordinate step): one pixel per grid site, pitch =
+  the grid pitch; a named NxM layout keeps its full NxM raster (0- or 1-based positions),
+  so sites of silent electrodes stay 0;
+- any other layout (hexagonal, or units at estimated positions): a square raster of pitch
+  s/2 (s = the median nearest-neighbour distance between electrodes, or the pitch in the
+  array name) over the electrodes' bounding box, each pixel taking the spikes of its nearest
+  electrode if that is within 0.6 s (a Voronoi resampling: the cell of a hexagonal site
+  reaches s/sqrt(3) = 0.58 s from it), else 0. The electrode's spikes thus cover its Voronoi
+  cell (about 3.5 pixels on a hexagonal lattice), so wave areas stay in mm^2 and fronts
+  stay connected.
+
+A movie frame is the spike density around each pixel: spikes per electrode and frame,
+box-averaged over `smooth` frames x pixels x pixels (3 x 3 x 3 by default: 0.3 s and three
+pitches), because the array records only some electrodes of a wave in any 0.1 s bin. A
 pixel belongs to a wave where the density exceeds THRESHOLD (0.15: more than 4 spikes among
 the 27 electrode-frames around it); `rwjax.waves.stats` then finds and measures the waves as
-for simulated movies, with pixel_mm = the pitch.
+for simulated movies, with pixel_mm = the raster pitch (`Recording.pitch_mm`).
 """
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 from scipy import ndimage
+from scipy import spatial
 
 from rwjax.errors import InputError
 
@@ -29,18 +54,57 @@ PITCH_MM = 0.042
 FRAME_DT = 0.1  # s
 THRESHOLD = 0.15
 DEFAULT_SMOOTH = 3
+_SQUARE_NAME = re.compile(r'(\d+)x(\d+)_(\d+(?:\.\d+)?)um')
+_PITCH_NAME = re.compile(r'(\d+(?:\.\d+)?)um')
+_ON_GRID_TOL = 0.05  # fraction of the pitch a position may be off its grid site
+_VORONOI_REACH = 0.6  # pixels up to this many electrode spacings from their electrode
 
 
 @dataclasses.dataclass(frozen=True)
 class Recording:
-  """Spike trains of one recording."""
-  times: np.ndarray     # f64[S] spike times (s), channel after channel
-  channel: np.ndarray   # i32[S] channel of each spike
-  row: np.ndarray       # i32[C] electrode row on the grid
-  col: np.ndarray       # i32[C] electrode column on the grid
+  """Spike trains of one recording and the raster its movie is drawn on."""
+  times: np.ndarray     # f64[S] spike times (s) from the recording's start, train after train
+  channel: np.ndarray   # i32[S] train of each spike
+  row: np.ndarray       # i32[C] raster row of each train's electrode
+  col: np.ndarray       # i32[C] raster column of each train's electrode
   duration_s: float
   age_days: int | None
   source: str
+  # Raster and layout (defaults: the 64x64, 42 um APS array of Maccione et al. 2014).
+  pos_um: np.ndarray | None = None   # f64[C, 2] (x, y) position of each train's electrode
+  pitch_mm: float = PITCH_MM         # raster pixel spacing
+  shape: tuple[int, int] = (GRID, GRID)
+  # i32[H, W]: the train whose electrode each pixel shows (any train of it; see
+  # `pixel_electrode`), -1 = none. None: each train's electrode is its own pixel only.
+  pixel_train: np.ndarray | None = None
+  layout: str = 'square'             # 'square' | 'resampled'
+  array: str = ''
+
+  @property
+  def n_trains(self) -> int:
+    return int(self.row.size)
+
+  @property
+  def electrode(self) -> np.ndarray:
+    """i32[C]: the electrode (distinct raster pixel of its position) of each train."""
+    return (self.row.astype(np.int64) * self.shape[1] + self.col).astype(np.int32)
+
+  def positions_um(self) -> np.ndarray:
+    """f64[C, 2] (x, y) electrode position of each train (raster sites if not stored)."""
+    if self.pos_um is not None:
+      return self.pos_um
+    return np.stack([self.col, self.row], 1) * self.pitch_mm * 1000.0
+
+
+def _scalar(value):
+  """A scalar stored as an array, bytes or str -> a Python scalar or str."""
+  value = np.ravel(np.asarray(value))
+  if value.size == 0:
+    return None
+  v = value[0]
+  if isinstance(v, bytes):
+    return v.decode('utf-8', 'replace')
+  return v.item() if hasattr(v, 'item') else v
 
 
 def _read(path: str) -> dict:
@@ -54,63 +118,185 @@ def _read(path: str) -> dict:
         raise InputError(f'{path} has no {missing} dataset(s): not an MEA spike file '
                          '(datasets epos, sCount, spikes; see rwjax/waves/recorded.py)')
       out = {k: f[k][()] for k in ('epos', 'sCount', 'spikes')}
-      out['duration'] = float(np.ravel(f['summary/duration'][()])[0]) \
-          if 'summary/duration' in f else None
-      out['age'] = int(np.ravel(f['meta/age'][()])[0]) if 'meta/age' in f else None
+      for key, name in (('duration', 'summary/duration'), ('age', 'meta/age'),
+                        ('array', 'array')):
+        out[key] = _scalar(f[name][()]) if name in f and isinstance(f[name], h5py.Dataset) \
+            else None
       return out
   except OSError as e:
     raise InputError(f'{path} is not a readable HDF5 file ({e}); pass an MEA spike '
                      'file (.h5)') from None
 
 
+def _as_float(value) -> float | None:
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    return None
+  return value if np.isfinite(value) else None
+
+
+def _age(value) -> int | None:
+  """meta/age as an int (a number or a string such as 'P6'), None if not one."""
+  if isinstance(value, str):
+    m = re.search(r'-?\d+', value)
+    return int(m.group()) if m else None
+  value = _as_float(value)
+  return None if value is None else int(round(value))
+
+
+def _positions(path: str, epos: np.ndarray, n: int) -> np.ndarray:
+  """epos in either orientation -> f64[n, 2] (x, y) in um."""
+  if epos.ndim == 2 and epos.shape == (n, 2):
+    return epos
+  if epos.ndim == 2 and epos.shape == (2, n):
+    return epos.T
+  raise InputError(f'{path}: epos has shape {epos.shape}, expected ({n}, 2) or (2, {n}) '
+                   '(an (x, y) position in um for each train of sCount)')
+
+
+def _grid_index(path: str, pos: np.ndarray, pitch: float, size: tuple[int, int] | None):
+  """(x, y) um -> integer (col, row) grid sites of `pitch` um, or None if off the grid.
+
+  With a known size (W, H) the sites are absolute (0- or 1-based, else shifted to fit);
+  without one they start at the smallest position.
+  """
+  sites = pos / pitch
+  idx = np.round(sites).astype(np.int64)
+  if np.abs(sites - idx).max() > _ON_GRID_TOL:
+    return None
+  if size is None:
+    return idx - idx.min(0)
+  hi = np.asarray(size)
+  if (idx.min(0) >= 0).all() and (idx.max(0) < hi).all():
+    return idx
+  if (idx.min(0) >= 1).all() and (idx.max(0) <= hi).all():  # 1-based positions
+    return idx - 1
+  if (idx.max(0) - idx.min(0) < hi).all():
+    return idx - idx.min(0)
+  raise InputError(f'{path}: electrode positions span more than the {size[0]}x{size[1]} '
+                   f'grid of {pitch:g} um pitch that the array name says')
+
+
+def _min_step(values: np.ndarray) -> float:
+  u = np.unique(np.round(values, 3))
+  d = np.diff(u)
+  d = d[d > 1e-3]
+  return float(d.min()) if d.size else 0.0
+
+
+def _raster(path: str, pos: np.ndarray, array: str):
+  """Electrode positions f64[C, 2] -> (row i32[C], col i32[C], pitch_um, (H, W),
+  pixel_train i32[H, W] | None, layout)."""
+  distinct = np.unique(np.round(pos, 3), axis=0)
+  if distinct.shape[0] < 2:
+    raise InputError(f'{path}: all {pos.shape[0]} trains sit at one electrode position '
+                     f'{distinct[0].tolist()}; a wave needs at least two electrodes')
+  named = _SQUARE_NAME.search(array or '')
+  hexagonal = 'hex' in (array or '').lower()
+  if named and not hexagonal:
+    w, h, pitch = int(named.group(1)), int(named.group(2)), float(named.group(3))
+    idx = _grid_index(path, pos, pitch, (w, h))
+    if idx is None:
+      raise InputError(f'{path}: electrode positions are not on the {w}x{h} grid of '
+                       f'{pitch:g} um pitch that the array name {array!r} says')
+    return idx[:, 1], idx[:, 0], pitch, (h, w), None, 'square'
+  if not hexagonal:
+    pitch = min(s for s in (_min_step(pos[:, 0]), _min_step(pos[:, 1])) if s > 0) \
+        if max(_min_step(pos[:, 0]), _min_step(pos[:, 1])) > 0 else 0.0
+    idx = _grid_index(path, pos, pitch, None) if pitch > 0 else None
+    if idx is not None:
+      shape = (int(idx[:, 1].max()) + 1, int(idx[:, 0].max()) + 1)
+      if shape[0] * shape[1] <= 4 * 4096 * 4:  # a sane raster, else resample
+        return idx[:, 1], idx[:, 0], pitch, shape, None, 'square'
+  # Resampled (hexagonal or irregular): Voronoi cells on a raster of half the spacing.
+  nn = spatial.cKDTree(distinct).query(distinct, k=2)[0][:, 1]
+  named_pitch = _PITCH_NAME.search(array or '')
+  spacing = float(named_pitch.group(1)) if named_pitch else float(np.median(nn))
+  pitch = spacing / 2
+  lo = distinct.min(0) - spacing / 2
+  size = np.ceil((distinct.max(0) + spacing / 2 - lo) / pitch).astype(np.int64) + 1
+  w, h = int(size[0]), int(size[1])
+  if w * h > 2048 * 2048:
+    raise InputError(f'{path}: a {w}x{h} raster for electrodes {spacing:g} um apart is too '
+                     'large; the positions must be in um')
+  ys, xs = np.mgrid[:h, :w]
+  centres = np.stack([xs.ravel(), ys.ravel()], 1) * pitch + lo
+  tree = spatial.cKDTree(pos)
+  dist, train = tree.query(centres)
+  pixel_train = np.where(dist <= _VORONOI_REACH * spacing, train, -1).reshape(h, w)
+  col = np.round((pos[:, 0] - lo[0]) / pitch).astype(np.int64)
+  row = np.round((pos[:, 1] - lo[1]) / pitch).astype(np.int64)
+  return row, col, pitch, (h, w), pixel_train.astype(np.int32), 'resampled'
+
+
 def load_mea(path: str) -> Recording:
-  """Reads an MEA spike file (see the module docstring); InputError if malformed."""
+  """Reads an MEA spike file of any waverepo layout (module docstring); InputError if
+  malformed."""
   d = _read(path)
   try:
     epos = np.asarray(d['epos'], np.float64)
-    counts = np.asarray(d['sCount']).astype(np.int64).ravel()
+    counts_raw = np.asarray(d['sCount']).ravel()
+    counts = counts_raw.astype(np.float64)
     times = np.asarray(d['spikes'], np.float64).ravel()
   except (TypeError, ValueError):
     raise InputError(f'{path}: epos, sCount and spikes must be numeric arrays') from None
   if counts.size == 0:
     raise InputError(f'{path} has no channels (sCount is empty)')
-  if epos.ndim != 2 or epos.shape != (2, counts.size):
-    raise InputError(f'{path}: epos has shape {epos.shape}, expected (2, {counts.size}) '
-                     '(one row and column per channel of sCount)')
-  if counts.sum() != times.size or (counts < 0).any():
+  if (counts < 0).any() or (counts != np.round(counts)).any():
+    bad = int(np.flatnonzero((counts < 0) | (counts != np.round(counts)))[0])
+    raise InputError(f'{path}: sCount[{bad}] = {counts_raw[bad]}; spike counts must be '
+                     'whole numbers >= 0')
+  counts = counts.astype(np.int64)
+  if counts.sum() != times.size:
     raise InputError(f'{path}: sCount sums to {counts.sum()} but there are {times.size} '
                      'spikes; the file is inconsistent')
-  pitches = epos / (PITCH_MM * 1000)
-  off_um = np.abs(pitches - np.round(pitches)).max() * PITCH_MM * 1000
-  grid = np.round(pitches).astype(np.int64)
-  if grid.min() >= 1 and grid.max() == GRID:  # 1-based positions
-    grid -= 1
-  if grid.min() < 0 or grid.max() >= GRID or off_um > 1.0:
-    raise InputError(f'{path}: electrode positions are not on the {GRID}x{GRID} grid of '
-                     f'{PITCH_MM * 1000:g} um pitch')
-  if not np.isfinite(times).all() or (times < 0).any():
-    raise InputError(f'{path}: spike times must be finite and >= 0')
-  duration = d['duration'] if d['duration'] else float(times.max(initial=0.0))
+  if not np.isfinite(times).all():
+    raise InputError(f'{path}: {int((~np.isfinite(times)).sum())} spike time(s) are NaN or '
+                     'infinite; spike times must be finite seconds')
+  pos = _positions(path, epos, counts.size)
+  if not np.isfinite(pos).all():
+    raise InputError(f'{path}: electrode positions (epos) must be finite')
+  array = d['array'] if isinstance(d['array'], str) else ''
+  row, col, pitch_um, shape, pixel_train, layout = _raster(path, pos, array)
+  duration = _as_float(d['duration'])
+  t_min, t_max = (float(times.min()), float(times.max())) if times.size else (0.0, 0.0)
+  if duration is None or duration <= 0 or t_min < 0 or t_max > duration:
+    # Times are not on [0, duration]: the recording starts at its first spike.
+    start = t_min if times.size else 0.0
+    times = times - start
+    duration = t_max - start if duration is None or duration < t_max - start else duration
   return Recording(times=times, channel=np.repeat(np.arange(counts.size), counts).astype(np.int32),
-                   row=grid[0].astype(np.int32), col=grid[1].astype(np.int32),
-                   duration_s=duration, age_days=d['age'], source=os.path.abspath(path))
+                   row=row.astype(np.int32), col=col.astype(np.int32),
+                   duration_s=float(duration), age_days=_age(d['age']),
+                   source=os.path.abspath(path), pos_um=pos, pitch_mm=pitch_um / 1000.0,
+                   shape=shape, pixel_train=pixel_train, layout=layout, array=array)
 
 
 def spike_counts(rec: Recording, frame_dt: float = FRAME_DT) -> np.ndarray:
-  """f32[T, 64, 64]: spikes of each electrode in each frame (T = ceil(duration / frame_dt))."""
+  """f32[T, H, W]: spikes of each electrode in each frame (T = ceil(duration / frame_dt)),
+  on the recording's raster (resampled layouts: each pixel shows its nearest electrode)."""
   if not frame_dt > 0:
     raise InputError(f'frame_dt must be positive, got {frame_dt}')
   n_t = max(1, int(np.ceil(rec.duration_s / frame_dt)))
-  movie = np.zeros((n_t, GRID, GRID), np.float32)
-  t = np.minimum((rec.times / frame_dt).astype(np.int64), n_t - 1)
+  h, w = rec.shape
+  movie = np.zeros((n_t, h, w), np.float32)
+  t = np.clip((rec.times / frame_dt).astype(np.int64), 0, n_t - 1)
   np.add.at(movie, (t, rec.row[rec.channel], rec.col[rec.channel]), 1.0)
-  return movie
+  if rec.pixel_train is None:
+    return movie
+  # Each pixel takes its nearest electrode's spikes (all trains at that electrode).
+  inside = rec.pixel_train >= 0
+  src = rec.pixel_train[inside]
+  out = np.zeros_like(movie)
+  out[:, inside] = movie[:, rec.row[src], rec.col[src]]
+  return out
 
 
 def activity_movie(rec: Recording, frame_dt: float = FRAME_DT,
                    smooth: int = DEFAULT_SMOOTH) -> np.ndarray:
-  """f32[T, 64, 64]: spike density (spikes per electrode and frame, box-averaged over
-  `smooth` frames x electrodes x electrodes); waves are where it exceeds THRESHOLD."""
+  """f32[T, H, W]: spike density (spikes per electrode and frame, box-averaged over
+  `smooth` frames x pixels x pixels); waves are where it exceeds THRESHOLD."""
   if smooth < 1:
     raise InputError(f'smooth must be >= 1, got {smooth}')
   return ndimage.uniform_filter(spike_counts(rec, frame_dt), size=smooth)
