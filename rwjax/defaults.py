@@ -54,6 +54,16 @@ def pretrain_config() -> ml_collections.ConfigDict:
   # first wave leaves every retina refractory for ~2 minutes)
   c.data.calibration_s = 300.0  # simulated seconds that fix the z-score/min-max transform
   c.data.threshold = ml_collections.config_dict.placeholder(float)  # None = model default
+  # Per-frame wave labels of the sim source (rwjax/ssl/sources.py): 'components' (the wave
+  # finder's, rwjax.waves.stats.frame_labels: 3-D connected components, tracked in-jit) or
+  # 'active_fraction' (the earlier rule: a frame is part of a wave when active_fraction of
+  # its pixels are active; consecutive such frames are one wave). The paper labelled its
+  # movies offline with connected components.
+  c.data.wave_labels = 'components'
+  c.data.min_wave_size = 50  # pixel-frames; rwjax.waves.stats.DEFAULT_MIN_SIZE
+  # Frames simulated ahead of those returned ('components'), so that a wave's labels settle
+  # (it reaches min_wave_size, merges are seen) before pairs are drawn from its frames.
+  c.data.label_delay = 10
   c.data.active_fraction = 0.01  # a frame is part of a wave when this share of pixels is active
   c.data.movie = ''  # source='file': float32[B, T, H, W] or [T, H, W] .npy
   c.data.labels = ''  # source='file': int32 per-frame wave labels .npy ('' = detect waves)

@@ -39,6 +39,7 @@ def test_groups_take_turns_and_match_advancing_all_at_once():
   for field in ('buffer', 'labels', 'count', 'active'):
     np.testing.assert_array_equal(getattr(twice, field), getattr(together, field), field)
   jax.tree.map(np.testing.assert_array_equal, twice.sim, together.sim)
+  jax.tree.map(np.testing.assert_array_equal, twice.tracker, together.tracker)
   assert (np.asarray(together.labels) >= 0).any()  # waves were labelled, ids compared
 
 
