@@ -1,7 +1,7 @@
 """The stream's per-frame wave labels against the wave finder's; prints one JSON object.
 
   python -m rwjax.waves simulate --model=M --seconds=150 --warmup=300 --batch=2 --out=DIR
-  python bench/wave_labels.py --movie=DIR [--model=M] [--delay=10]
+  python bench/wave_labels.py --movie=DIR [--model=M] [--delay=10] [--retinas=16]
 
 For the movie's raw frames (simulator units) it compares, with
 rwjax.waves.stats.frame_labels (3-D connected components of at least --min_size
@@ -13,7 +13,8 @@ frames labelled as a wave, the adjusted Rand index over the frames either labell
 a wave, the share of stream waves whose frames hold more than one finder wave (and the
 median / max number they hold), and the share of finder waves that no stream wave has to
 itself (no stream wave whose finder waves are exactly that one) and the share whose frames
-the stream never labels as a wave.
+the stream never labels as a wave. Cost: the labeller's time per frame for --retinas
+retinas (frames of the movie, tiled), beside the simulator's for one frame of as many.
 """
 
 import argparse
@@ -73,6 +74,7 @@ def main():
   p.add_argument('--delay', type=int, default=10, help='frames of look-ahead (label_delay)')
   p.add_argument('--min_size', type=int, default=stats.DEFAULT_MIN_SIZE)
   p.add_argument('--active_fraction', type=float, default=0.01)
+  p.add_argument('--retinas', type=int, default=16, help='retinas for the timing')
   args = p.parse_args()
   frames = np.asarray(movie_lib.load_movie(os.path.join(args.movie, movie_lib.MOVIE_FILE)))
   frames = frames[None] if frames.ndim == 3 else frames
@@ -92,7 +94,31 @@ def main():
       finder_frames_active=float((finder >= 0).mean()),
       finder_waves=int(np.unique(finder[finder >= 0]).size),
       active_fraction=agreement(active_fraction_labels(masks, args.active_fraction), finder),
-      components=agreement(comp, finder), components_seconds=seconds)))
+      components=agreement(comp, finder), components_seconds=seconds,
+      **cost(model, masks, args.retinas, args.min_size))))
+
+
+def _seconds(fn, *args, repeats=5):
+  jax.block_until_ready(fn(*args))
+  t0 = time.perf_counter()
+  for _ in range(repeats):
+    out = fn(*args)
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t0) / repeats
+
+
+def cost(model, masks: np.ndarray, retinas: int, min_size: int, frames: int = 50) -> dict:
+  """ms per frame of the labeller (track + frame_labels over a 42-frame window, inside one
+  jitted scan) and of the simulator (default Params of the movie's size) for `retinas`."""
+  _, t, h, w = masks.shape
+  m = np.tile(masks[:, t // 2:t // 2 + frames], (-(-retinas // len(masks)), 1, 1, 1))[:retinas]
+  label = jax.jit(lambda tr, m: wave_labels.frame_labels(wave_labels.track(tr, m), min_size))
+  label_s = _seconds(label, wave_labels.init(retinas, h, w, 42), jnp.asarray(m)) / frames
+  params = model.Params(size=h)
+  state = model.init(jax.random.PRNGKey(0), retinas, params)
+  sim_s = _seconds(jax.jit(lambda s: model.advance(s, 1, params)), state)
+  return dict(timing_retinas=retinas, labeller_ms_per_frame=label_s * 1e3,
+              simulator_ms_per_frame=sim_s * 1e3, labeller_vs_simulator=label_s / sim_s)
 
 
 if __name__ == '__main__':

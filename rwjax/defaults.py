@@ -47,8 +47,9 @@ def pretrain_config() -> ml_collections.ConfigDict:
   # Retinas take turns in this many groups, one group advancing per step: the simulator
   # costs 1/sim_groups per step; each frame stays buffered sim_groups times as many steps.
   c.data.sim_groups = 1
-  # Recent frames per retina that pairs are drawn from: about a fifth of frames belong to
-  # a wave, so 128 x 32 frames give enough valid pairs for 512 per step.
+  # Recent frames per retina that pairs are drawn from: 81% of Lansdell frames belong to a
+  # wave (wave finder and 'components' labels alike; 2 retinas, 150 s after 300 s of warm-up,
+  # bench/wave_labels.py; Godfrey: 5.5%), so 128 x 32 frames give enough valid pairs for 512.
   c.data.buffer_frames = 32
   c.data.warmup_s = 300.0  # simulated seconds before frames are used (from rest, the
   # first wave leaves every retina refractory for ~2 minutes)
