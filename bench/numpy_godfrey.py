@@ -41,7 +41,8 @@ def coupling(params: Params) -> np.ndarray:
   w = np.zeros_like(d)
   m = (d > 0) & (d < 2 * r)
   dm = d[m]
-  w[m] = 2 * (r**2 * np.arccos(dm / (2 * r)) - dm / 2 * np.sqrt(r**2 - dm**2 / 4)) / (math.pi * r**2)
+  overlap = 2 * (r**2 * np.arccos(dm / (2 * r)) - dm / 2 * np.sqrt(r**2 - dm**2 / 4))
+  w[m] = overlap / (math.pi * r**2)
   return w
 
 

@@ -10,13 +10,14 @@ module computes the same labels frame by frame, in jit, for R retinas at once:
   previous frame: an active pixel that was active in the previous frame starts with that
   pixel's wave (the time edge of the 3-D face connectivity). A component touching several
   waves merges them (the smallest slot wins, as two 3-D components joined by one voxel are
-  one); the same loop also spreads a merge through every pixel of the merged waves, so
-  chains of merges resolve in one frame. Components touching no wave are new waves.
+  one); after a merge, further passes spread it through every pixel of the merged waves
+  (they are connected through earlier frames), so chains of merges resolve in one frame.
+  Components touching no wave are new waves.
 - Waves live in SLOTS per-retina slots (handed out in turn; SLOTS is far more than the
   waves alive in a buffer). `parent` maps every slot to its wave's representative slot and
   `size` counts each wave's pixel-frames so far.
 - Frame labels. For every frame of the window (the source's buffer) the tracker keeps the
-  slots and pixel counts of its `candidates` largest components. A frame's label is,
+  slots and pixel counts of its `candidates` largest waves. A frame's label is,
   among those whose wave has reached `min_size` pixel-frames, the wave with the most
   pixels (counts of candidates merged since are added), -1 if none. Labels of buffered
   frames are re-read after every frame, so a later merge or a wave that reaches min_size
@@ -52,7 +53,8 @@ class Tracker(NamedTuple):
   cand_n: jax.Array  # i32[R, F, C] their pixels in that frame (0 = no component)
 
 
-def init(retinas: int, height: int, width: int, frames: int, candidates: int = CANDIDATES) -> Tracker:
+def init(retinas: int, height: int, width: int, frames: int,
+         candidates: int = CANDIDATES) -> Tracker:
   """Nothing seen yet; a window of `frames` frames."""
   r = retinas
   return Tracker(
@@ -211,7 +213,8 @@ def frame_labels(tracker: Tracker, min_size: int) -> jax.Array:
   return jnp.where(total.max(-1) > 0, label, -1).astype(jnp.int32)
 
 
-def label_movie(masks: jax.Array, min_size: int, delay: int, candidates: int = CANDIDATES) -> jax.Array:
+def label_movie(masks: jax.Array, min_size: int, delay: int,
+                candidates: int = CANDIDATES) -> jax.Array:
   """The label each frame of masks bool[R, T, H, W] has when it is `delay` frames old (what
   the source exposes; the last `delay` frames: their labels at the end). -> i32[R, T]."""
   r, t, h, w = masks.shape
