@@ -2,7 +2,7 @@
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
                              [--frames_per_step=1] [--sim_groups=1] [--sim_dt=0.001]
-                             [--steps=50] [--dtype=auto]
+                             [--steps=50] [--dtype=auto] [--wave_labels=components]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -37,6 +37,7 @@ def _config(args):
   if args.sim_dt:
     c.data.sim_params[c.data.simulator].dt = args.sim_dt
   c.data.buffer_frames = args.buffer_frames
+  c.data.wave_labels = args.wave_labels
   c.data.warmup_s = 200.0  # past the refractory lull after the first wave
   c.data.calibration_s = 60.0
   c.train.batch_pairs = args.batch_pairs
@@ -85,6 +86,9 @@ def main():
                  help="simulator Euler step (s); default: the model's (1 ms)")
   p.add_argument('--buffer_frames', type=int, default=32)
   p.add_argument('--steps', type=int, default=50)
+  p.add_argument('--wave_labels', default='components',
+                 help="the stream's wave labels: 'components' | 'active_fraction' (the labeller's "
+                      "cost is the difference in sim_ms)")
   args = p.parse_args()
   config = _config(args)
   train.validate(config, jax.device_count())
@@ -103,7 +107,8 @@ def main():
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
       frames_per_step=args.frames_per_step, sim_groups=args.sim_groups,
       sim_dt=config.data.sim_params[config.data.simulator].dt,
-      buffer_frames=args.buffer_frames, step_ms=dt * 1e3, views_per_s=views / dt,
+      buffer_frames=args.buffer_frames, wave_labels=args.wave_labels,
+      step_ms=dt * 1e3, views_per_s=views / dt,
       fixed_buffer_step_ms=dt_fixed * 1e3, fixed_buffer_views_per_s=views / dt_fixed,
       sim_ms=sim_s * 1e3, sim_share=sim_s / dt,
       fresh_frames_per_step=fresh, views_per_step=views, reuse_ratio=views / fresh,

@@ -47,13 +47,24 @@ def pretrain_config() -> ml_collections.ConfigDict:
   # Retinas take turns in this many groups, one group advancing per step: the simulator
   # costs 1/sim_groups per step; each frame stays buffered sim_groups times as many steps.
   c.data.sim_groups = 1
-  # Recent frames per retina that pairs are drawn from: about a fifth of frames belong to
-  # a wave, so 128 x 32 frames give enough valid pairs for 512 per step.
+  # Recent frames per retina that pairs are drawn from: 81% of Lansdell frames belong to a
+  # wave (wave finder and 'components' labels alike; 2 retinas, 150 s after 300 s of warm-up,
+  # bench/wave_labels.py; Godfrey: 5.5%), so 128 x 32 frames give enough valid pairs for 512.
   c.data.buffer_frames = 32
   c.data.warmup_s = 300.0  # simulated seconds before frames are used (from rest, the
   # first wave leaves every retina refractory for ~2 minutes)
   c.data.calibration_s = 300.0  # simulated seconds that fix the z-score/min-max transform
   c.data.threshold = ml_collections.config_dict.placeholder(float)  # None = model default
+  # Per-frame wave labels of the sim source (rwjax/ssl/sources.py): 'components' (the wave
+  # finder's, rwjax.waves.stats.frame_labels: 3-D connected components, tracked in-jit) or
+  # 'active_fraction' (the earlier rule: a frame is part of a wave when active_fraction of
+  # its pixels are active; consecutive such frames are one wave). The paper labelled its
+  # movies offline with connected components.
+  c.data.wave_labels = 'components'
+  c.data.min_wave_size = 50  # pixel-frames; rwjax.waves.stats.DEFAULT_MIN_SIZE
+  # Frames simulated ahead of those returned ('components'), so that a wave's labels settle
+  # (it reaches min_wave_size, merges are seen) before pairs are drawn from its frames.
+  c.data.label_delay = 10
   c.data.active_fraction = 0.01  # a frame is part of a wave when this share of pixels is active
   c.data.movie = ''  # source='file': float32[B, T, H, W] or [T, H, W] .npy
   c.data.labels = ''  # source='file': int32 per-frame wave labels .npy ('' = detect waves)

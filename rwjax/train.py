@@ -69,6 +69,13 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
                        f'than config.data.buffer_frames={d.buffer_frames}')
     if d.warmup_s < 0 or d.calibration_s <= 0:
       raise InputError('config.data.warmup_s must be >= 0 and config.data.calibration_s > 0')
+    if d.wave_labels not in sources.WAVE_LABELS:
+      raise InputError(f'config.data.wave_labels={d.wave_labels!r} is unknown; use one of '
+                       f'{sources.WAVE_LABELS}')
+    positive('data.min_wave_size', d.min_wave_size)
+    if not isinstance(d.label_delay, int) or isinstance(d.label_delay, bool) or d.label_delay < 0:
+      raise InputError(f'config.data.label_delay={d.label_delay!r} must be an integer >= 0 '
+                       '(frames simulated ahead of those returned, so their labels settle)')
   elif d.source == 'file':
     if not d.movie:
       raise InputError("config.data.source='file' needs --config.data.movie=PATH.npy")
@@ -176,7 +183,8 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       frames_per_step=d.frames_per_step, buffer_frames=d.buffer_frames,
       groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
       threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
-      active_fraction=d.active_fraction)
+      active_fraction=d.active_fraction, wave_labels=d.wave_labels,
+      label_delay=d.label_delay, min_wave_size=d.min_wave_size)
 
 
 def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
@@ -265,8 +273,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   n_devices = jax.device_count()
   validate(config, n_devices)
   lead = jax.process_index() == 0
-  checkpoint.check_workdir(workdir)
-  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**config.model)
@@ -276,6 +282,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
                        schedule=o.schedule)
   tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
   source = build_source(config)
+  # Only now, with the model, optimizer and source built (every input checked), may the
+  # workdir change: a run that fails on bad input leaves the workdir's config.json as it was.
+  checkpoint.check_workdir(workdir)
+  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   t0 = time.perf_counter()
   state = jax.block_until_ready(

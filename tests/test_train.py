@@ -238,3 +238,39 @@ def test_simulator_parameters_come_from_the_config(tmp_path):
   quiet = train.train(c, str(tmp_path / 'quiet'))
   assert (np.asarray(quiet.source.labels) == -1).all()
   assert np.asarray(quiet.source.sim.v).max() < -60.0
+
+
+def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_path):
+  # A compatible workdir (a checkpoint and its config.json); then runs on it whose input is
+  # bad in ways only building the optimizer or the source finds out.
+  c = tiny_config()
+  c.train.steps = 0
+  train.train(c, str(tmp_path / 'sim'))
+  np.save(tmp_path / 'movie.npy', _disk_movie())
+  f = tiny_config()
+  f.train.steps = 0
+  f.data.source = 'file'
+  f.data.movie = str(tmp_path / 'movie.npy')
+  train.train(f, str(tmp_path / 'file'))
+  before = {w: (tmp_path / w / 'config.json').read_bytes() for w in ('sim', 'file')}
+  np.save(tmp_path / 'labels.npy', np.zeros((2, 23), np.int32))
+
+  def bad(base, group, key, value):
+    cfg = tiny_config() if base == 'sim' else f.copy_and_resolve_references()
+    cfg.train.steps = 2
+    cfg[group][key] = value
+    return cfg
+
+  cases = [
+      ('sim', bad('sim', 'optim', 'weight_decay', -1.0), 'weight_decay'),
+      ('file', bad('file', 'data', 'frame_separation', 24), 'larger than the movie'),
+      ('file', bad('file', 'data', 'labels', str(tmp_path / 'labels.npy')), 'one label per frame'),
+  ]
+  unknown = tiny_config()
+  unknown.data.sim_params.lansdell.nope = 1.0
+  cases.append(('sim', unknown, 'unknown keys'))
+  for workdir, cfg, message in cases:
+    with pytest.raises(InputError, match=message):
+      train.train(cfg, str(tmp_path / workdir))
+  for w in ('sim', 'file'):
+    assert (tmp_path / w / 'config.json').read_bytes() == before[w], w

@@ -174,15 +174,22 @@ def step(state: State, normal: jax.Array, params: Params) -> State:
   return state._replace(active_time=active_time, e=e, theta=theta, rho=rho)
 
 
+def frame_draws(key: jax.Array, params: Params = Params()):
+  """One frame's Normal(0, 1) draws (for new rho) of one retina.
+
+  One draw per cell and frame suffices: a cell ends activity at most once per frame
+  (P_D >= frame_dt for every preset). key u32[2] -> (next_key u32[2], f32[H, W]).
+  """
+  key, sub = jax.random.split(key)
+  return key, jax.random.normal(sub, (params.size, params.size))
+
+
 def _frame(state: State, params: Params) -> State:
   """Advances one frame: the dt steps, then the calcium trace."""
   n = lattice.steps_per_frame(params)
-  keys = jax.vmap(jax.random.split)(state.key)            # [B, 2, 2]
-  # One rho draw per frame suffices: a cell ends activity at most once per frame
-  # (P_D >= frame_dt for every preset).
-  normal = jax.vmap(lambda k: jax.random.normal(k, (params.size, params.size)))(keys[:, 1])
+  key, normal = jax.vmap(lambda k: frame_draws(k, params))(state.key)
   state = jax.lax.fori_loop(0, n, lambda _, s: step(s, normal, params),
-                            state._replace(key=keys[:, 0]))
+                            state._replace(key=key))
   active = (state.active_time > 0).astype(jnp.float32)
   near = _conv(active, _disk(params.ca_radius))
   ca = params.ca_decay * state.calcium + params.ca_self * active + params.ca_neighbour * near

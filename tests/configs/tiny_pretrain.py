@@ -17,9 +17,12 @@ def get_config():
   c.data.input_size = 16
   c.data.retinas_per_device = 2
   c.data.buffer_frames = 4
-  c.data.warmup_s = 3.0
-  c.data.calibration_s = 2.0
-  c.data.sim_params.lansdell.spont_prob = 0.01  # frequent waves: every buffer has pairs
+  # From rest, the first wave covers these small retinas at 0-2.5 s and leaves them
+  # refractory for minutes (only single driven cells, which are no wave): calibrate on
+  # its first second and train inside it.
+  c.data.warmup_s = 0.0
+  c.data.calibration_s = 0.1
+  c.data.sim_params.lansdell.spont_prob = 0.01  # the first wave begins at once
   c.train.batch_pairs = 16
   c.train.steps = 6
   c.train.log_every = 2

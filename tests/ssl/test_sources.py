@@ -1,11 +1,20 @@
-"""The on-device simulator source: retinas advancing in groups (data.sim_groups)."""
+"""The on-device simulator source: retinas advancing in groups (data.sim_groups), wave
+labels against the wave finder on a planted movie."""
+
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 import numpy as np
+from scipy import ndimage
+from sklearn.metrics import adjusted_rand_score
 
 from rwjax import train
 from rwjax.ssl import sources
+from rwjax.ssl import wave_labels
 from rwjax.waves import lansdell
+from rwjax.waves import stats
 
 
 
@@ -39,6 +48,7 @@ def test_groups_take_turns_and_match_advancing_all_at_once():
   for field in ('buffer', 'labels', 'count', 'active'):
     np.testing.assert_array_equal(getattr(twice, field), getattr(together, field), field)
   jax.tree.map(np.testing.assert_array_equal, twice.sim, together.sim)
+  jax.tree.map(np.testing.assert_array_equal, twice.tracker, together.tracker)
   assert (np.asarray(together.labels) >= 0).any()  # waves were labelled, ids compared
 
 
@@ -53,3 +63,64 @@ def test_a_file_movie_is_an_argument_of_the_init_program_not_a_constant():
 
   small, large = program_chars(4), program_chars(400)  # 8 KB and 800 KB of frames
   assert large < small + 1000, (small, large)
+
+
+class _PlantedParams(NamedTuple):
+  size: int = 16
+  frame_dt: float = 0.1
+
+
+class _Planted:
+  """A stand-in simulator that replays a planted movie f32[T, 16, 16] in a loop; retina b
+  starts at frame 7 b (so retinas differ). State: i32[B] frames played so far."""
+  THRESHOLD = 0.5
+
+  def __init__(self, movie):
+    self.movie = movie
+
+  def init(self, key, batch, params):
+    del key, params
+    return 7 * jnp.arange(batch, dtype=jnp.int32)
+
+  def warmup(self, state, seconds, params):
+    return state
+
+  def advance(self, state, n, params):
+    idx = (state[:, None] + jnp.arange(n)) % self.movie.shape[0]
+    return state + n, jnp.asarray(self.movie)[idx]
+
+
+def _blobs(n_t=60, seed=0):
+  rng = np.random.default_rng(seed)
+  field = ndimage.uniform_filter(rng.random((n_t, 16, 16)), size=3)
+  return (field > 0.55).astype(np.float32)
+
+
+def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
+  movie = _blobs()
+  retinas, buffer, delay, n_cal = 2, 12, 5, 11  # calibration: 1 + one chunk of 10 frames
+  source = sources.make_sim_source(
+      model=_Planted(movie), params=_PlantedParams(), input_size=8, retinas=retinas,
+      frames_per_step=1, buffer_frames=buffer, warmup_s=0.0, calibration_s=0.1,
+      threshold=0.5, active_fraction=0.01, label_delay=delay, min_wave_size=20)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
+  state = train.source_init(source, mesh)(jax.random.PRNGKey(0))
+  step = jax.jit(jax.shard_map(source.advance, mesh=mesh, in_specs=P('data'),
+                               out_specs=P('data')))
+  for _ in range(30):
+    state, frames, labels = step(state)
+  labels = np.asarray(labels)
+  assert frames.shape == (2 * retinas, buffer, 8, 8) and labels.shape == (2 * retinas, buffer)
+  played = np.asarray(state.sim)  # per retina (2 devices x 2 retinas): frames played
+  for row in range(2 * retinas):
+    start = 7 * (row % retinas)
+    seq = movie[np.arange(start, played[row]) % len(movie)]
+    tracked = seq[n_cal:]  # the tracker begins after calibration
+    finder = stats.frame_labels(tracked, 0.5, 20)
+    window = finder[len(tracked) - buffer - delay:len(tracked) - delay]
+    mine = labels[row]
+    np.testing.assert_array_equal(mine >= 0, window >= 0)
+    assert adjusted_rand_score(window, mine) == 1.0, (row, window, mine)
+    # Ids carry the global retina index (device * retinas + row) in their top bits.
+    assert ((mine[mine >= 0] >> wave_labels.SLOT_BITS) == row).all()
+  assert (labels >= 0).mean() > 0.3

@@ -1,6 +1,8 @@
 """Godfrey & Swindale (2007) simulator: coupling kernel, presets, state contract, waves."""
 
+import importlib.util
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -68,3 +70,34 @@ def test_waves_occur_and_frames_are_calcium_in_unit_range():
   assert (active.max(axis=1) > 0.3).all()
   assert not np.array_equal(frames[0], frames[1])
   assert float(st.theta.max()) > 5.0                       # refractory after the wave
+
+
+def _numpy_reference():
+  path = pathlib.Path(__file__).parents[2] / 'bench' / 'numpy_godfrey.py'
+  spec = importlib.util.spec_from_file_location('numpy_godfrey', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_matches_numpy_reference_with_same_draws():
+  # bench/numpy_godfrey.py: the docstring's equations with a dense pairwise coupling.
+  ref = _numpy_reference()
+  p = G.Params(size=16)
+  st = G.init(jax.random.PRNGKey(8), 2, p)
+  st = G.warmup(st, 4.0, p)  # thresholds have nearly decayed: the first waves begin
+  n = 40
+  end, frames = G.advance(st, n, p)
+  f = {k: np.asarray(getattr(st, k), np.float64).reshape(2, -1)
+       for k in ('active_time', 'e', 'theta', 'rho', 'calcium')}
+  keys, draws = st.key, []
+  for _ in range(n):
+    keys, z = jax.vmap(lambda k: G.frame_draws(k, p))(keys)
+    draws.append(np.asarray(z, np.float64).reshape(2, -1))
+  f, expected = ref.advance(f, np.stack(draws, 1), p)
+  assert (expected > G.THRESHOLD).mean() > 0.05  # the comparison covers a wave
+  assert float(st.rho.max()) != float(np.asarray(f['rho']).max())  # activity ended: rho redrawn
+  np.testing.assert_allclose(frames, expected, rtol=0, atol=1e-4)
+  for k in ('active_time', 'e', 'theta', 'rho'):  # the hidden state too
+    np.testing.assert_allclose(np.asarray(getattr(end, k)).reshape(2, -1), f[k],
+                               rtol=1e-4, atol=1e-4, err_msg=k)
