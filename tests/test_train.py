@@ -146,13 +146,14 @@ def test_devices_simulate_different_retinas(tmp_path):
   assert len({row.tobytes() for row in v}) == 16
 
 
-def _disk_movie():
-  """Two retinas, each with two expanding disks of V = 0 mV on a -70 mV rest."""
-  t, size = 24, 32
+def _disk_movie(t=24, starts=(2, 13)):
+  """Two retinas, each with expanding disks (8 frames from each start) of V = 0 mV on a -70 mV
+  rest."""
+  size = 32
   yy, xx = np.mgrid[:size, :size]
   movie = np.full((2, t, size, size), -70.0, np.float32)
   for b, (cy, cx) in enumerate([(10, 12), (20, 18)]):
-    for start in (2, 13):
+    for start in starts:
       for k in range(8):
         movie[b, start + k][(yy - cy) ** 2 + (xx - cx) ** 2 <= (2 + k) ** 2] = 0.0
   return movie
