@@ -329,8 +329,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   n_devices = jax.device_count()
   validate(config, n_devices)
   lead = jax.process_index() == 0
-  checkpoint.check_workdir(workdir)
-  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**config.model)
@@ -340,15 +338,19 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
                        schedule=o.schedule)
   tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
   source = build_source(config)
-  n_steps = run_steps(config, source)
-  if n_steps != t.steps:  # epochs of whole-wave batches: the lr schedule spans them
-    schedule_args['total_steps'] = max(n_steps, 1)
-    tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
+  # Only now, with the model, optimizer and source built (every input checked), may the
+  # workdir change: a run that fails on bad input leaves the workdir's config.json as it was.
+  checkpoint.check_workdir(workdir)
+  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   t0 = time.perf_counter()
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
+  n_steps = run_steps(config, source)
+  if n_steps != t.steps:  # epochs of whole-wave batches: the lr schedule spans them
+    schedule_args['total_steps'] = max(n_steps, 1)  # (the optimizer's state is the same)
+    tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
 
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
   saveable = lambda s: s.replace(source=source.checkpoint_view(s.source))
