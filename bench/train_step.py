@@ -2,7 +2,9 @@
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
                              [--frames_per_step=1] [--sim_groups=1] [--sim_dt=0.001]
-                             [--steps=50] [--dtype=auto]
+                             [--steps=50] [--dtype=auto] [--width=64]
+  python bench/train_step.py --batching=waves [--wave_batch_frames=3000] [--movie_frames=20000]
+                             [--shuffle=none] [--stem=...] [--width=64] [--steps=...]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -10,6 +12,11 @@ simulator replaced by a fixed on-device frame buffer; the share of step time spe
 simulating; fresh frames per step against views consumed; peak device memory; time
 to the first step (compilation). Calibration is shortened (it does not affect the
 step's cost).
+
+--batching=waves: the paper's whole-wave batches from a fixed movie (the file source), the
+paper's loss ('negatives'): views/s over the batch's slots (fixed size: the budget + the longest
+wave) and over its valid views. The movie is synthetic (content does not change the cost): waves
+of 18 frames (the Lansdell default's mean labelled frames per wave) separated by a quiet frame.
 """
 
 import argparse
@@ -23,6 +30,7 @@ from rwjax import defaults
 from rwjax import models
 from rwjax import train
 from rwjax.ssl import optim
+from rwjax.ssl import pairs
 from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
 
@@ -40,7 +48,54 @@ def _config(args):
   c.data.warmup_s = 200.0  # past the refractory lull after the first wave
   c.data.calibration_s = 60.0
   c.train.batch_pairs = args.batch_pairs
+  c.model.width = args.width
   return c
+
+
+def _measure_waves(args):
+  """Steps/s of whole-wave batches from a synthetic movie (see the module docstring)."""
+  from rwjax.ssl import wave_batches
+  config = _config(args)
+  config.data.source, config.data.batching = 'file', 'waves'
+  config.data.shuffle = args.shuffle
+  config.data.wave_batch_frames = args.wave_batch_frames
+  config.loss.denominator = 'negatives'
+  n, size = args.movie_frames, config.data.input_size
+  labels = np.where(np.arange(n) % 19 < 18, np.arange(n) // 19, -1).astype(np.int32)[None]
+  movie = np.random.default_rng(0).random((1, n, size, size), np.float32)
+  n_dev = jax.device_count()
+  schedule = wave_batches.make_schedule(
+      labels, budget=args.wave_batch_frames, val_fraction=0.2, seed=0, order='shuffled',
+      temporal=pairs.control_parts(args.shuffle)[0], n_devices=n_dev)
+  source = train.with_wave_plan(sources.make_file_source(movie, labels), schedule, n_dev)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  model = models.create_model(**config.model)
+  tx = optim.make_optimizer(name='adam', lr=1e-4, weight_decay=1e-6)
+  state = train.init_state(model, tx, source, mesh, config.seed, size)
+  step = train_step_lib.make_train_step(
+      model, tx, mesh, train.make_batch_fn(source, config, 0), denominator='negatives')
+  plans = schedule.plans_from(0)
+  put = lambda s: train.put_plan(s, next(plans)[2], mesh)
+  t0 = time.perf_counter()
+  state, m = step(put(state))
+  jax.block_until_ready(m)
+  first = time.perf_counter() - t0
+  state, m = step(put(state))
+  jax.block_until_ready(m)
+  t0, valid = time.perf_counter(), 0
+  for _ in range(args.steps):
+    state, m = step(put(state))
+    valid += int(m['n_anchors'])
+  dt = (time.perf_counter() - t0) / args.steps
+  stats = jax.devices()[0].memory_stats() or {}
+  print(json.dumps(dict(
+      bench='train_step', batching='waves', jax=jax.__version__,
+      device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
+      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name, shuffle=args.shuffle,
+      wave_batch_frames=args.wave_batch_frames, batch_slots=schedule.capacity,
+      anchors_per_step=valid / args.steps, step_ms=dt * 1e3,
+      views_per_s=schedule.capacity / dt, anchor_views_per_s=valid / args.steps / dt,
+      first_step_s=first, peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30)))
 
 
 def _fixed(source: sources.Source) -> sources.Source:
@@ -85,7 +140,14 @@ def main():
                  help="simulator Euler step (s); default: the model's (1 ms)")
   p.add_argument('--buffer_frames', type=int, default=32)
   p.add_argument('--steps', type=int, default=50)
+  p.add_argument('--width', type=int, default=64, help='ResNet-18 base width (64 = the paper)')
+  p.add_argument('--batching', default='pairs', help="'pairs' (the stream) | 'waves'")
+  p.add_argument('--wave_batch_frames', type=int, default=3000)
+  p.add_argument('--movie_frames', type=int, default=20000)
+  p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   args = p.parse_args()
+  if args.batching == 'waves':
+    return _measure_waves(args)
   config = _config(args)
   train.validate(config, jax.device_count())
   source = train.build_source(config)
@@ -97,7 +159,7 @@ def main():
   fresh = args.retinas * args.frames_per_step * jax.device_count() // args.sim_groups
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(
-      bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
+      bench='train_step', batching='pairs', width=args.width, jax=jax.__version__, device=jax.devices()[0].device_kind,
       n_devices=jax.device_count(), stem=args.stem,
       dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,

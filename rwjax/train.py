@@ -110,10 +110,16 @@ def validate_protocol(config: ml_collections.ConfigDict) -> None:
                      f'{wave_batches.ORDERS}')
 
 
+# Why not from the stream (measured, see the notes): a batch of > 3,000 frames needs ~165 whole
+# Lansdell waves (18 labelled frames each) while 128 retinas finish ~8 per step, so the buffer
+# (>= 85 frames to hold the longest, 8.4 s, wave) would hand out nearly the same waves step after
+# step; Godfrey retinas finish ~0.2 per step. A movie gives the paper's epochs instead.
 WAVES_FROM_SIM = (
-    "config.data.batching='waves' needs config.data.source='file': whole-wave batches are "
-    'drawn from a fixed movie. Write one with `python -m rwjax.waves simulate` (see '
-    "configs/pretrain_paper.py), or keep batching='pairs' for the on-device simulator")
+    "config.data.batching='waves' needs config.data.source='file': a whole-wave batch of "
+    'data.wave_batch_frames frames needs far more finished waves than the on-device retinas '
+    'produce per step, so successive batches would repeat nearly the same waves. Write a movie '
+    "with `python -m rwjax.waves simulate` (see configs/pretrain_paper.py), or keep "
+    "batching='pairs' for the on-device simulator")
 
 
 class WaveSource(NamedTuple):
