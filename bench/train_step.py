@@ -17,6 +17,9 @@ step's cost).
 paper's loss ('negatives'): views/s over the batch's slots (fixed size: the budget + the longest
 wave) and over its valid views. The movie is synthetic (content does not change the cost): waves
 of 18 frames (the Lansdell default's mean labelled frames per wave) separated by a quiet frame.
+Beside it, the same network step on `--batch_pairs` random pairs from the same movie (the file
+source, batching='pairs', the NT-Xent loss): `pairs_views_per_s`, the comparison without the
+simulator's share.
 """
 
 import argparse
@@ -87,6 +90,20 @@ def _measure_waves(args):
     state, m = step(put(state))
     valid += int(m['n_anchors'])
   dt = (time.perf_counter() - t0) / args.steps
+  # The same network on batch_pairs random pairs of the same movie.
+  config.data.batching, config.loss.denominator = 'pairs', 'all'
+  pair_source = sources.make_file_source(movie, labels)
+  pair_state = train.init_state(model, tx, pair_source, mesh, config.seed, size)
+  pair_step = train_step_lib.make_train_step(
+      model, tx, mesh, train.make_batch_fn(pair_source, config, args.batch_pairs // n_dev))
+  for _ in range(2):
+    pair_state, m = pair_step(pair_state)
+  jax.block_until_ready(m)
+  t0 = time.perf_counter()
+  for _ in range(args.steps):
+    pair_state, m = pair_step(pair_state)
+  jax.block_until_ready(m)
+  dt_pairs = (time.perf_counter() - t0) / args.steps
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(
       bench='train_step', batching='waves', jax=jax.__version__,
@@ -95,7 +112,9 @@ def _measure_waves(args):
       wave_batch_frames=args.wave_batch_frames, batch_slots=schedule.capacity,
       anchors_per_step=valid / args.steps, step_ms=dt * 1e3,
       views_per_s=schedule.capacity / dt, anchor_views_per_s=valid / args.steps / dt,
-      first_step_s=first, peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30)))
+      first_step_s=first, peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30,
+      batch_pairs=args.batch_pairs, pairs_step_ms=dt_pairs * 1e3,
+      pairs_views_per_s=2 * args.batch_pairs / dt_pairs)))
 
 
 def _fixed(source: sources.Source) -> sources.Source:
