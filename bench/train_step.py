@@ -2,9 +2,7 @@
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
                              [--frames_per_step=1] [--sim_groups=1] [--sim_dt=0.001]
-                             [--steps=50] [--dtype=auto] [--width=64]
-  python bench/train_step.py --batching=waves [--wave_batch_frames=3000] [--movie_frames=20000]
-                             [--shuffle=none] [--stem=...] [--width=64] [--steps=...]
+                             [--steps=50] [--dtype=auto]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -13,9 +11,12 @@ simulating; fresh frames per step against views consumed; peak device memory; ti
 to the first step (compilation). Calibration is shortened (it does not affect the
 step's cost).
 
---batching=waves: the paper's whole-wave batches from a fixed movie (the file source), the
-paper's loss ('negatives'): views/s over the batch's slots (fixed size: the budget + the longest
-wave) and over its valid views. The movie is synthetic (content does not change the cost): waves
+  python bench/train_step.py --batching=waves [--wave_batch_frames=3000] [--movie_frames=20000]
+                             [--shuffle=none] [--stem=...] [--width=64] [--steps=...]
+
+--width: the ResNet-18 base width (64, the paper's). --batching=waves: the paper's whole-wave
+batches from a fixed movie (the file source), the paper's loss ('negatives'): views/s over the
+batch's slots (fixed size: the budget + the longest wave) and over its valid views. The movie is synthetic (content does not change the cost): waves
 of 18 frames (the Lansdell default's mean labelled frames per wave) separated by a quiet frame.
 Beside it, the same network step on `--batch_pairs` random pairs from the same movie (the file
 source, batching='pairs', the NT-Xent loss): `pairs_views_per_s`, the comparison without the
@@ -148,6 +149,11 @@ def _measure(config, source, mesh, steps):
 
 def main():
   p = argparse.ArgumentParser()
+  p.add_argument('--width', type=int, default=64, help='ResNet-18 base width (64 = the paper)')
+  p.add_argument('--batching', default='pairs', help="'pairs' (the stream) | 'waves'")
+  p.add_argument('--wave_batch_frames', type=int, default=3000)
+  p.add_argument('--movie_frames', type=int, default=20000)
+  p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   p.add_argument('--stem', default='imagenet')
   p.add_argument('--dtype', default='auto')
   p.add_argument('--batch_pairs', type=int, default=512)
@@ -159,16 +165,11 @@ def main():
                  help="simulator Euler step (s); default: the model's (1 ms)")
   p.add_argument('--buffer_frames', type=int, default=32)
   p.add_argument('--steps', type=int, default=50)
-  p.add_argument('--width', type=int, default=64, help='ResNet-18 base width (64 = the paper)')
-  p.add_argument('--batching', default='pairs', help="'pairs' (the stream) | 'waves'")
-  p.add_argument('--wave_batch_frames', type=int, default=3000)
-  p.add_argument('--movie_frames', type=int, default=20000)
-  p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   args = p.parse_args()
-  if args.batching == 'waves':
-    return _measure_waves(args)
   config = _config(args)
   train.validate(config, jax.device_count())
+  if args.batching == 'waves':
+    return _measure_waves(args)
   source = train.build_source(config)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   state, dt, first, anchors = _measure(config, source, mesh, args.steps)
