@@ -80,6 +80,93 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
     raise InputError(f"config.data.source={d.source!r} is unknown; use 'sim' or 'file'")
 
 
+def build_source(config: ml_collections.ConfigDict) -> sources.Source:
+  """The frame source named by config.data (read here, once)."""
+  d = config.data
+  if d.source == 'file':
+    from rwjax.waves import movie as movie_lib, stats  # host-side only
+    movie = movie_lib.load_movie(d.movie)
+    movie = movie[None] if movie.ndim == 3 else movie
+    if d.frame_separation >= movie.shape[1]:
+      raise InputError(f'config.data.frame_separation={d.frame_separation} is larger than '
+                       f'the movie ({movie.shape[1]} frames)')
+    if d.labels:
+      labels = np.load(d.labels).astype(np.int32)
+      if labels.size != np.prod(movie.shape[:2]):
+        raise InputError(f'labels {d.labels} have shape {labels.shape}; the movie needs one '
+                         f'label per frame, {movie.shape[:2]}')
+      labels = labels.reshape(movie.shape[:2])
+    else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
+      threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
+      labels = stats.frame_labels(movie, threshold)
+    x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
+    return wave_batched(config, sources.make_file_source(np.asarray(x), labels))
+  model = waves.get_model(d.simulator)
+  given = dict(d.sim_params.get(d.simulator, {}))
+  fields = [f for f in model.Params._fields if f != 'size']
+  unknown = [k for k in given if k not in fields]
+  if unknown:
+    raise InputError(f'config.data.sim_params.{d.simulator} has unknown keys {unknown}; '
+                     f'{d.simulator} parameters are {fields} (data.sim_size sets the size)')
+  params = model.Params(size=d.sim_size, **given)
+  return sources.make_sim_source(
+      model=model, params=params, input_size=d.input_size, retinas=d.retinas_per_device,
+      frames_per_step=d.frames_per_step, buffer_frames=d.buffer_frames,
+      groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
+      threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
+      active_fraction=d.active_fraction)
+
+
+def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
+                  n_pairs: int) -> train_step_lib.BatchFn:
+  """Per-device batch: advance the source, take pairs (or the step's whole waves), augment,
+  add channels, apply the spatial control."""
+  d = config.data
+  temporal, spatial = pairs.control_parts(d.shuffle)
+  # One fixed pixel permutation for the whole run (the spatial_fixed control).
+  perm = (pairs.make_pixel_perm(jax.random.PRNGKey(config.seed + 1), d.input_size,
+                                d.input_size) if spatial == 'fixed' else None)
+  # spatial_per_frame on a movie: each movie frame's permutations are fixed for the run (the
+  # paper permutes its movie once); in the stream each view draws its own.
+  frame_key = jax.random.PRNGKey(config.seed + 2)
+  channels, aug = config.model.channels, d.augment
+
+  def finish(batch, k_aug, view_keys=None):
+    views = augment_lib.augment(k_aug, batch['views'][..., None], max_shift=aug.translate,
+                                flip=aug.flip, noise_std=aug.noise_std)
+    views = jnp.repeat(views, channels, axis=-1)
+    if spatial == 'per_frame':
+      if view_keys is None:
+        view_keys = jax.random.split(jax.random.fold_in(k_aug, 1), views.shape[0])
+      views = pairs.shuffle_pixels_per_frame(view_keys, views)
+    return {**batch, 'views': views}
+
+  def wave_batch_fn(state, key):
+    state, frames, _ = source.advance(state)
+    plan = state[1]
+    views = frames.reshape((-1,) + frames.shape[2:])[plan.frame]
+    if perm is not None:
+      views = views.reshape(views.shape[0], -1)[:, perm].reshape(views.shape)
+    batch = {'views': views, 'wave_id': plan.wave_id, 'frame_idx': plan.frame_idx,
+             'valid': plan.valid}
+    view_keys = jax.vmap(lambda f: jax.random.fold_in(frame_key, f))(plan.frame)
+    return state, finish(batch, key, view_keys)
+
+  def batch_fn(state, key):
+    state, frames, labels = source.advance(state)
+    # Simulated waves are device-local: offset ids by the device. A file movie is the
+    # same on every device, so its ids are too.
+    r, t = labels.shape
+    offset = jax.lax.axis_index('data') * r * t if d.source == 'sim' else 0
+    k_pairs, k_aug = jax.random.split(key)
+    batch = pairs.sample_pairs(k_pairs, frames, labels, n_pairs,
+                               separation=d.frame_separation, shuffle=d.shuffle, perm=perm,
+                               id_offset=offset)
+    return state, finish(batch, k_aug)
+
+  return wave_batch_fn if d.batching == 'waves' else batch_fn
+
+
 def validate_protocol(config: ml_collections.ConfigDict) -> None:
   """The paper's-protocol keys: loss.denominator, data.batching and its wave keys, train.epochs."""
   d, t = config.data, config.train
@@ -161,98 +248,17 @@ def put_plan(state: train_step_lib.TrainState, plan: wave_batches.WavePlan, mesh
   return state.replace(source=(state.source[0], wave_batches.WavePlan(*map(put, plan))))
 
 
-def build_source(config: ml_collections.ConfigDict) -> sources.Source:
-  """The frame source named by config.data (read here, once)."""
+def wave_batched(config: ml_collections.ConfigDict, source: sources.Source):
+  """A file source as is, or with whole-wave batches (config.data.batching='waves'): the plan is
+  made here, from the source's labels, so bad input fails before the workdir is touched."""
   d = config.data
-  if d.source == 'file':
-    from rwjax.waves import movie as movie_lib, stats  # host-side only
-    movie = movie_lib.load_movie(d.movie)
-    movie = movie[None] if movie.ndim == 3 else movie
-    if d.frame_separation >= movie.shape[1]:
-      raise InputError(f'config.data.frame_separation={d.frame_separation} is larger than '
-                       f'the movie ({movie.shape[1]} frames)')
-    if d.labels:
-      labels = np.load(d.labels).astype(np.int32)
-      if labels.size != np.prod(movie.shape[:2]):
-        raise InputError(f'labels {d.labels} have shape {labels.shape}; the movie needs one '
-                         f'label per frame, {movie.shape[:2]}')
-      labels = labels.reshape(movie.shape[:2])
-    else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
-      threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
-      labels = stats.frame_labels(movie, threshold)
-    x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
-    source = sources.make_file_source(np.asarray(x), labels)
-    if d.batching == 'waves':  # the paper's whole-wave batches: plan them now (bad input here)
-      schedule = wave_batches.make_schedule(
-          labels, budget=d.wave_batch_frames, val_fraction=d.val_fraction, seed=config.seed,
-          order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0],
-          n_devices=jax.device_count())
-      return with_wave_plan(source, schedule, jax.device_count())
+  if d.batching != 'waves':
     return source
-  model = waves.get_model(d.simulator)
-  given = dict(d.sim_params.get(d.simulator, {}))
-  fields = [f for f in model.Params._fields if f != 'size']
-  unknown = [k for k in given if k not in fields]
-  if unknown:
-    raise InputError(f'config.data.sim_params.{d.simulator} has unknown keys {unknown}; '
-                     f'{d.simulator} parameters are {fields} (data.sim_size sets the size)')
-  params = model.Params(size=d.sim_size, **given)
-  return sources.make_sim_source(
-      model=model, params=params, input_size=d.input_size, retinas=d.retinas_per_device,
-      frames_per_step=d.frames_per_step, buffer_frames=d.buffer_frames,
-      groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
-      threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
-      active_fraction=d.active_fraction)
-
-
-def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
-                  n_pairs: int) -> train_step_lib.BatchFn:
-  """Per-device batch: advance the source, take pairs (or the step's whole waves), augment,
-  add channels, apply the spatial control."""
-  d = config.data
-  temporal, spatial = pairs.control_parts(d.shuffle)
-  # One fixed pixel permutation for the whole run (the spatial_fixed control).
-  perm = (pairs.make_pixel_perm(jax.random.PRNGKey(config.seed + 1), d.input_size,
-                                d.input_size) if spatial == 'fixed' else None)
-  # spatial_per_frame on a movie: each movie frame's permutations are fixed for the run (the
-  # paper permutes its movie once); in the stream each view draws its own.
-  frame_key = jax.random.PRNGKey(config.seed + 2)
-  channels, aug = config.model.channels, d.augment
-
-  def finish(batch, k_aug, view_keys=None):
-    views = augment_lib.augment(k_aug, batch['views'][..., None], max_shift=aug.translate,
-                                flip=aug.flip, noise_std=aug.noise_std)
-    views = jnp.repeat(views, channels, axis=-1)
-    if spatial == 'per_frame':
-      if view_keys is None:
-        view_keys = jax.random.split(jax.random.fold_in(k_aug, 1), views.shape[0])
-      views = pairs.shuffle_pixels_per_frame(view_keys, views)
-    return {**batch, 'views': views}
-
-  def wave_batch_fn(state, key):
-    state, frames, _ = source.advance(state)
-    plan = state[1]
-    views = frames.reshape((-1,) + frames.shape[2:])[plan.frame]
-    if perm is not None:
-      views = views.reshape(views.shape[0], -1)[:, perm].reshape(views.shape)
-    batch = {'views': views, 'wave_id': plan.wave_id, 'frame_idx': plan.frame_idx,
-             'valid': plan.valid}
-    view_keys = jax.vmap(lambda f: jax.random.fold_in(frame_key, f))(plan.frame)
-    return state, finish(batch, key, view_keys)
-
-  def batch_fn(state, key):
-    state, frames, labels = source.advance(state)
-    # Simulated waves are device-local: offset ids by the device. A file movie is the
-    # same on every device, so its ids are too.
-    r, t = labels.shape
-    offset = jax.lax.axis_index('data') * r * t if d.source == 'sim' else 0
-    k_pairs, k_aug = jax.random.split(key)
-    batch = pairs.sample_pairs(k_pairs, frames, labels, n_pairs,
-                               separation=d.frame_separation, shuffle=d.shuffle, perm=perm,
-                               id_offset=offset)
-    return state, finish(batch, k_aug)
-
-  return wave_batch_fn if d.batching == 'waves' else batch_fn
+  schedule = wave_batches.make_schedule(
+      np.asarray(source.inputs[1]), budget=d.wave_batch_frames, val_fraction=d.val_fraction,
+      seed=config.seed, order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0],
+      n_devices=jax.device_count())
+  return with_wave_plan(source, schedule, jax.device_count())
 
 
 class NonFiniteLoss(Exception):
