@@ -164,6 +164,9 @@ def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
                                id_offset=offset)
     return state, finish(batch, k_aug)
 
+  if d.batching == 'waves' and getattr(source, 'schedule', None) is None:
+    raise InputError("config.data.batching='waves' is not available for this source; its "
+                     'labels must go through train.wave_batched')
   return wave_batch_fn if d.batching == 'waves' else batch_fn
 
 
