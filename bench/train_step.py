@@ -16,8 +16,9 @@ step's cost).
 
 --width: the ResNet-18 base width (64, the paper's). --batching=waves: the paper's whole-wave
 batches from a fixed movie (the file source), the paper's loss ('negatives'): views/s over the
-batch's slots (fixed size: the budget + the longest wave) and over its valid views. The movie is synthetic (content does not change the cost): waves
-of 18 frames (the Lansdell default's mean labelled frames per wave) separated by a quiet frame.
+batch's slots (fixed size: the budget + the longest wave) and over its valid views. The movie is
+synthetic (content does not change the cost): waves of 18 frames (the Lansdell default's mean
+labelled frames per wave) separated by a quiet frame.
 Beside it, the same network step on `--batch_pairs` random pairs from the same movie (the file
 source, batching='pairs', the NT-Xent loss): `pairs_views_per_s`, the comparison without the
 simulator's share.
@@ -179,7 +180,8 @@ def main():
   fresh = args.retinas * args.frames_per_step * jax.device_count() // args.sim_groups
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(
-      bench='train_step', batching='pairs', width=args.width, jax=jax.__version__, device=jax.devices()[0].device_kind,
+      bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
+      batching='pairs', width=args.width,
       n_devices=jax.device_count(), stem=args.stem,
       dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,

@@ -192,8 +192,10 @@ class Schedule(NamedTuple):
 
   def validation(self) -> list[WavePlan]:
     """The validation batches (waves in time order; the same every epoch)."""
+    if not len(self.val):
+      return []
     return [batch_plan(self.table, self.shown, b, self.capacity)
-            for b in plan_batches(self.table.length, self.val, self.budget)] if len(self.val) else []
+            for b in plan_batches(self.table.length, self.val, self.budget)]
 
   def steps(self, epochs: int) -> int:
     """Training steps (batches) in the first `epochs` epochs."""
