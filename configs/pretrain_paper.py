@@ -31,8 +31,10 @@ float32, with 4 full-size steps of one epoch, not the whole run: the 20,000-fram
 command above holds 901 labelled waves (longest 99 frames; 721 training, 180 validation), so an
 epoch is 5 batches of 3,099 slots (4 of ~3,000 frames, 1 of 1,170) and the validation 2 batches.
 Init (wave table, transform) 14 s; first step with compilation 366 s; then 460-960 s per step
-(~710 s mean over steps 2-4). Extrapolated: 100 epochs = 500 steps + 200 validation batches, about
-100 hours here: use a GPU. On a GPU: not measured (no device was lent to this session).
+(~710 s mean over steps 2-4). At a lower load (6-12) bench/train_step.py --batching=waves
+--width=64 measured 162 s per step of 3,018 slots. Extrapolated: 100 epochs = 500 steps + 200
+validation batches, about 25 hours (load ~9) to 100 hours (load ~20) here: use a GPU. On a GPU:
+not measured (no device was lent to this session).
 """
 
 from rwjax import defaults
