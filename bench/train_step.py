@@ -10,6 +10,18 @@ simulator replaced by a fixed on-device frame buffer; the share of step time spe
 simulating; fresh frames per step against views consumed; peak device memory; time
 to the first step (compilation). Calibration is shortened (it does not affect the
 step's cost).
+
+  python bench/train_step.py --batching=waves [--wave_batch_frames=3000] [--movie_frames=20000]
+                             [--shuffle=none] [--stem=...] [--width=64] [--steps=...]
+
+--width: the ResNet-18 base width (64, the paper's). --batching=waves: the paper's whole-wave
+batches from a fixed movie (the file source), the paper's loss ('negatives'): views/s over the
+batch's slots (fixed size: the budget + the longest wave) and over its valid views. The movie is
+synthetic (content does not change the cost): waves of 18 frames (the Lansdell default's mean
+labelled frames per wave) separated by a quiet frame.
+Beside it, the same network step on `--batch_pairs` random pairs from the same movie (the file
+source, batching='pairs', the NT-Xent loss): `pairs_views_per_s`, the comparison without the
+simulator's share.
 """
 
 import argparse
@@ -23,6 +35,7 @@ from rwjax import defaults
 from rwjax import models
 from rwjax import train
 from rwjax.ssl import optim
+from rwjax.ssl import pairs
 from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
 
@@ -41,7 +54,70 @@ def _config(args):
   c.data.warmup_s = 200.0  # past the refractory lull after the first wave
   c.data.calibration_s = 60.0
   c.train.batch_pairs = args.batch_pairs
+  c.model.width = args.width
   return c
+
+
+def _measure_waves(args):
+  """Steps/s of whole-wave batches from a synthetic movie (see the module docstring)."""
+  from rwjax.ssl import wave_batches
+  config = _config(args)
+  config.data.source, config.data.batching = 'file', 'waves'
+  config.data.shuffle = args.shuffle
+  config.data.wave_batch_frames = args.wave_batch_frames
+  config.loss.denominator = 'negatives'
+  n, size = args.movie_frames, config.data.input_size
+  labels = np.where(np.arange(n) % 19 < 18, np.arange(n) // 19, -1).astype(np.int32)[None]
+  movie = np.random.default_rng(0).random((1, n, size, size), np.float32)
+  n_dev = jax.device_count()
+  schedule = wave_batches.make_schedule(
+      labels, budget=args.wave_batch_frames, val_fraction=0.2, seed=0, order='shuffled',
+      temporal=pairs.control_parts(args.shuffle)[0], n_devices=n_dev)
+  source = train.with_wave_plan(sources.make_file_source(movie, labels), schedule, n_dev)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  model = models.create_model(**config.model)
+  tx = optim.make_optimizer(name='adam', lr=1e-4, weight_decay=1e-6)
+  state = train.init_state(model, tx, source, mesh, config.seed, size)
+  step = train_step_lib.make_train_step(
+      model, tx, mesh, train.make_batch_fn(source, config, 0), denominator='negatives')
+  plans = schedule.plans_from(0)
+  put = lambda s: train.put_plan(s, next(plans)[2], mesh)
+  t0 = time.perf_counter()
+  state, m = step(put(state))
+  jax.block_until_ready(m)
+  first = time.perf_counter() - t0
+  state, m = step(put(state))
+  jax.block_until_ready(m)
+  t0, valid = time.perf_counter(), 0
+  for _ in range(args.steps):
+    state, m = step(put(state))
+    valid += int(m['n_anchors'])
+  dt = (time.perf_counter() - t0) / args.steps
+  # The same network on batch_pairs random pairs of the same movie.
+  config.data.batching, config.loss.denominator = 'pairs', 'all'
+  pair_source = sources.make_file_source(movie, labels)
+  pair_state = train.init_state(model, tx, pair_source, mesh, config.seed, size)
+  pair_step = train_step_lib.make_train_step(
+      model, tx, mesh, train.make_batch_fn(pair_source, config, args.batch_pairs // n_dev))
+  for _ in range(2):
+    pair_state, m = pair_step(pair_state)
+  jax.block_until_ready(m)
+  t0 = time.perf_counter()
+  for _ in range(args.steps):
+    pair_state, m = pair_step(pair_state)
+  jax.block_until_ready(m)
+  dt_pairs = (time.perf_counter() - t0) / args.steps
+  stats = jax.devices()[0].memory_stats() or {}
+  print(json.dumps(dict(
+      bench='train_step', batching='waves', jax=jax.__version__,
+      device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
+      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name, shuffle=args.shuffle,
+      wave_batch_frames=args.wave_batch_frames, batch_slots=schedule.capacity,
+      anchors_per_step=valid / args.steps, step_ms=dt * 1e3,
+      views_per_s=schedule.capacity / dt, anchor_views_per_s=valid / args.steps / dt,
+      first_step_s=first, peak_memory_gb=stats.get('peak_bytes_in_use', 0) / 2**30,
+      batch_pairs=args.batch_pairs, pairs_step_ms=dt_pairs * 1e3,
+      pairs_views_per_s=2 * args.batch_pairs / dt_pairs)))
 
 
 def _fixed(source: sources.Source) -> sources.Source:
@@ -75,6 +151,11 @@ def _measure(config, source, mesh, steps):
 
 def main():
   p = argparse.ArgumentParser()
+  p.add_argument('--width', type=int, default=64, help='ResNet-18 base width (64 = the paper)')
+  p.add_argument('--batching', default='pairs', help="'pairs' (the stream) | 'waves'")
+  p.add_argument('--wave_batch_frames', type=int, default=3000)
+  p.add_argument('--movie_frames', type=int, default=20000)
+  p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   p.add_argument('--stem', default='imagenet')
   p.add_argument('--dtype', default='auto')
   p.add_argument('--batch_pairs', type=int, default=512)
@@ -92,6 +173,8 @@ def main():
   args = p.parse_args()
   config = _config(args)
   train.validate(config, jax.device_count())
+  if args.batching == 'waves':
+    return _measure_waves(args)
   source = train.build_source(config)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   state, dt, first, anchors = _measure(config, source, mesh, args.steps)
@@ -102,6 +185,7 @@ def main():
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps(dict(
       bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
+      batching='pairs', width=args.width,
       n_devices=jax.device_count(), stem=args.stem,
       dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,

@@ -94,6 +94,15 @@ def pretrain_config() -> ml_collections.ConfigDict:
   r.chunk_frames = 256  # frames read at a time (recordings larger than memory stream)
   c.data.frame_separation = 1  # positive = frame of the same wave this many frames later
   c.data.shuffle = 'none'  # controls: 'none' | 'temporal' | 'spatial' | 'spatiotemporal'
+  # (the paper's: 'temporal_global', 'spatial_per_frame', 'spatiotemporal_global'; the older
+  # names are aliases of 'temporal_within_wave', 'spatial_fixed', 'spatiotemporal_within_wave';
+  # see rwjax/ssl/pairs.py)
+  # How a step's views are drawn: 'pairs' (random chopped pairs from the buffer or movie,
+  # train.batch_pairs of them) | 'waves' (the paper's whole-wave batches; source='file' only).
+  c.data.batching = 'pairs'
+  c.data.wave_batch_frames = 3000  # waves: a batch closes once it holds more frames (paper: 3000)
+  c.data.val_fraction = 0.2  # waves held out for the validation loss (paper: 0.2 sim, 0.1 recorded)
+  c.data.wave_order = 'shuffled'  # waves: epoch order, 'shuffled' anew | 'time' (the paper's)
   c.data.augment = ml_collections.ConfigDict()
   c.data.augment.translate = 0  # max random shift in pixels (0 = off)
   c.data.augment.flip = False
@@ -101,6 +110,9 @@ def pretrain_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.5
+  # 'all' (NT-Xent: positives in the denominator) | 'negatives' (the paper's: frames of other
+  # waves only; see rwjax/ssl/loss.py).
+  c.loss.denominator = 'all'
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = 'adam'  # 'adam' (paper: lr 1e-3, wd 1e-6) | 'lars' (SimCLR)
@@ -112,6 +124,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.batch_pairs = 512  # global; 2 views per pair
   c.train.steps = 20_000
+  c.train.epochs = 0  # batching='waves': > 0 runs this many epochs (paper: 100) instead of steps
   c.train.log_every = 100
   c.train.checkpoint_every = 1000
   c.train.keep_checkpoints = 3

@@ -9,6 +9,7 @@ freshly initialised network (the random-init baseline of the evaluation).
 
 import signal
 import time
+from typing import Any, Callable, NamedTuple
 
 from absl import app
 from absl import flags
@@ -25,10 +26,12 @@ from rwjax import waves
 from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.ssl import augment as augment_lib
 from rwjax.ssl import checkpoint
+from rwjax.ssl import loss as loss_lib
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
 from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
+from rwjax.ssl import wave_batches
 from rwjax.waves import frames as frames_lib
 
 
@@ -53,6 +56,7 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   positive('loss.temperature', config.loss.temperature, integer=False)
   if d.shuffle not in pairs.SHUFFLES:
     raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {pairs.SHUFFLES}')
+  validate_protocol(config)
   if d.source == 'sim':
     waves.get_model(d.simulator)
     for name in ('sim_size', 'retinas_per_device', 'frames_per_step', 'buffer_frames',
@@ -169,7 +173,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
       labels = stats.frame_labels(movie, threshold)
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
-    return sources.make_file_source(np.asarray(x), labels)
+    return wave_batched(config, sources.make_file_source(np.asarray(x), labels))
   model = waves.get_model(d.simulator)
   given = dict(d.sim_params.get(d.simulator, {}))
   fields = [f for f in model.Params._fields if f != 'size']
@@ -189,13 +193,38 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
 
 def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
                   n_pairs: int) -> train_step_lib.BatchFn:
-  """Per-device batch: advance the source, sample positive pairs, augment, add channels."""
+  """Per-device batch: advance the source, take pairs (or the step's whole waves), augment,
+  add channels, apply the spatial control."""
   d = config.data
-  spatial = d.shuffle in ('spatial', 'spatiotemporal')
-  # One fixed pixel permutation for the whole run (the spatial-shuffle control).
+  temporal, spatial = pairs.control_parts(d.shuffle)
+  # One fixed pixel permutation for the whole run (the spatial_fixed control).
   perm = (pairs.make_pixel_perm(jax.random.PRNGKey(config.seed + 1), d.input_size,
-                                d.input_size) if spatial else None)
+                                d.input_size) if spatial == 'fixed' else None)
+  # spatial_per_frame on a movie: each movie frame's permutations are fixed for the run (the
+  # paper permutes its movie once); in the stream each view draws its own.
+  frame_key = jax.random.PRNGKey(config.seed + 2)
   channels, aug = config.model.channels, d.augment
+
+  def finish(batch, k_aug, view_keys=None):
+    views = augment_lib.augment(k_aug, batch['views'][..., None], max_shift=aug.translate,
+                                flip=aug.flip, noise_std=aug.noise_std)
+    views = jnp.repeat(views, channels, axis=-1)
+    if spatial == 'per_frame':
+      if view_keys is None:
+        view_keys = jax.random.split(jax.random.fold_in(k_aug, 1), views.shape[0])
+      views = pairs.shuffle_pixels_per_frame(view_keys, views)
+    return {**batch, 'views': views}
+
+  def wave_batch_fn(state, key):
+    state, frames, _ = source.advance(state)
+    plan = state[1]
+    views = frames.reshape((-1,) + frames.shape[2:])[plan.frame]
+    if perm is not None:
+      views = views.reshape(views.shape[0], -1)[:, perm].reshape(views.shape)
+    batch = {'views': views, 'wave_id': plan.wave_id, 'frame_idx': plan.frame_idx,
+             'valid': plan.valid}
+    view_keys = jax.vmap(lambda f: jax.random.fold_in(frame_key, f))(plan.frame)
+    return state, finish(batch, key, view_keys)
 
   def batch_fn(state, key):
     state, frames, labels = source.advance(state)
@@ -207,11 +236,106 @@ def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
     batch = pairs.sample_pairs(k_pairs, frames, labels, n_pairs,
                                separation=d.frame_separation, shuffle=d.shuffle, perm=perm,
                                id_offset=offset)
-    views = augment_lib.augment(k_aug, batch['views'][..., None], max_shift=aug.translate,
-                                flip=aug.flip, noise_std=aug.noise_std)
-    return state, {**batch, 'views': jnp.repeat(views, channels, axis=-1)}
+    return state, finish(batch, k_aug)
 
-  return batch_fn
+  if d.batching == 'waves' and getattr(source, 'schedule', None) is None:
+    raise InputError("config.data.batching='waves' is not available for this source; its "
+                     'labels must go through train.wave_batched')
+  return wave_batch_fn if d.batching == 'waves' else batch_fn
+
+
+def validate_protocol(config: ml_collections.ConfigDict) -> None:
+  """The paper's-protocol keys: loss.denominator, data.batching and its wave keys, train.epochs."""
+  d, t = config.data, config.train
+  if config.loss.denominator not in loss_lib.DENOMINATORS:
+    raise InputError(f'config.loss.denominator={config.loss.denominator!r} is unknown; use one of '
+                     f"{loss_lib.DENOMINATORS} ('negatives' is the paper's)")
+  if d.batching not in wave_batches.BATCHINGS:
+    raise InputError(f'config.data.batching={d.batching!r} is unknown; use one of '
+                     f"{wave_batches.BATCHINGS} ('waves' is the paper's)")
+  if not isinstance(t.epochs, int) or isinstance(t.epochs, bool) or t.epochs < 0:
+    raise InputError(f'config.train.epochs={t.epochs!r} must be an integer >= 0')
+  if d.batching == 'pairs':
+    if t.epochs:
+      raise InputError("config.train.epochs counts passes over a movie's waves: it needs "
+                       "config.data.batching='waves' (set train.epochs=0 and use train.steps)")
+    return
+  if d.source == 'sim':
+    raise InputError(WAVES_FROM_SIM)
+  if (not isinstance(d.wave_batch_frames, int) or isinstance(d.wave_batch_frames, bool)
+      or d.wave_batch_frames < 1):
+    raise InputError(f'config.data.wave_batch_frames={d.wave_batch_frames!r} must be a positive '
+                     'integer (the paper: 3000)')
+  if not isinstance(d.val_fraction, (int, float)) or not 0 <= d.val_fraction < 1:
+    raise InputError(f'config.data.val_fraction={d.val_fraction!r} must be in [0, 1) (the paper: '
+                     '0.2 of simulated waves, 0.1 of recorded)')
+  if d.wave_order not in wave_batches.ORDERS:
+    raise InputError(f'config.data.wave_order={d.wave_order!r} is unknown; use one of '
+                     f'{wave_batches.ORDERS}')
+
+
+# Why not from the stream (measured, see the notes): a batch of > 3,000 frames needs ~165 whole
+# Lansdell waves (18 labelled frames each) while 128 retinas finish ~8 per step, so the buffer
+# (>= 85 frames to hold the longest, 8.4 s, wave) would hand out nearly the same waves step after
+# step; Godfrey retinas finish ~0.2 per step. A movie gives the paper's epochs instead.
+WAVES_FROM_SIM = (
+    "config.data.batching='waves' needs config.data.source='file': a whole-wave batch of "
+    'data.wave_batch_frames frames needs far more finished waves than the on-device retinas '
+    'produce per step, so successive batches would repeat nearly the same waves. Write a movie '
+    "with `python -m rwjax.waves simulate` (see configs/pretrain_paper.py), or keep "
+    "batching='pairs' for the on-device simulator")
+
+
+class WaveSource(NamedTuple):
+  """A file source with a slot for the step's whole-wave plan (a WavePlan of [capacity] arrays,
+  sharded over 'data'); the training loop fills the slot before every step. Its state is
+  (file source state, plan)."""
+  init: Callable[..., Any]
+  advance: Callable[[Any], tuple[Any, jax.Array, jax.Array]]
+  checkpoint_view: Callable[[Any], Any]
+  restore_view: Callable[[Any, Any], Any]
+  inputs: tuple
+  schedule: wave_batches.Schedule
+
+
+def with_wave_plan(source: sources.Source, schedule: wave_batches.Schedule,
+                   n_devices: int) -> WaveSource:
+  local = schedule.capacity // n_devices
+
+  def init(key, *inputs):
+    empty = wave_batches.WavePlan(*(jnp.zeros(local, dt) for dt in
+                                    (jnp.int32, jnp.int32, jnp.int32, bool)))
+    return source.init(key, *inputs), empty
+
+  def advance(state):
+    inner, frames, labels = source.advance(state[0])
+    return (inner, state[1]), frames, labels
+
+  return WaveSource(init=init, advance=advance,
+                    checkpoint_view=lambda s: source.checkpoint_view(s[0]),
+                    restore_view=lambda fresh, saved: (source.restore_view(fresh[0], saved),
+                                                       fresh[1]),
+                    inputs=source.inputs, schedule=schedule)
+
+
+def put_plan(state: train_step_lib.TrainState, plan: wave_batches.WavePlan, mesh):
+  """`state` with `plan` (host arrays [capacity]) in its source's plan slot, split over 'data'."""
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  put = lambda x: jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
+  return state.replace(source=(state.source[0], wave_batches.WavePlan(*map(put, plan))))
+
+
+def wave_batched(config: ml_collections.ConfigDict, source: sources.Source):
+  """A file source as is, or with whole-wave batches (config.data.batching='waves'): the plan is
+  made here, from the source's labels, so bad input fails before the workdir is touched."""
+  d = config.data
+  if d.batching != 'waves':
+    return source
+  schedule = wave_batches.make_schedule(
+      np.asarray(source.inputs[1]), budget=d.wave_batch_frames, val_fraction=d.val_fraction,
+      seed=config.seed, order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0],
+      n_devices=jax.device_count())
+  return with_wave_plan(source, schedule, jax.device_count())
 
 
 class NonFiniteLoss(Exception):
@@ -264,6 +388,27 @@ def time_call(fn, arg, repeats: int = 3) -> float:
   return (time.perf_counter() - t0) / repeats
 
 
+def run_steps(config: ml_collections.ConfigDict, source) -> int:
+  """Steps of the run: the batches of train.epochs epochs of whole waves when epochs > 0, else
+  train.steps (train.steps = 0 always means: write the random-init network)."""
+  schedule = getattr(source, 'schedule', None)
+  if config.train.steps == 0 or not config.train.epochs or schedule is None:
+    return config.train.steps
+  return schedule.steps(config.train.epochs)
+
+
+def validation_loss(eval_fn, state, plans: list, mesh) -> dict:
+  """{'val_loss', 'val_anchors'}: the mean over validation batches (with an anchor) of their
+  loss, as the paper's evaluate_val_loss_one_batch; BatchNorm in inference mode."""
+  losses, anchors = [], 0
+  for plan in plans:
+    m = eval_fn(put_plan(state, plan, mesh))
+    if int(m['n_anchors']):
+      losses.append(float(m['loss']))
+      anchors += int(m['n_anchors'])
+  return {'val_loss': float(np.mean(losses)) if losses else float('nan'), 'val_anchors': anchors}
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.TrainState:
   """Runs (or resumes) pre-training; returns the final state."""
   if not workdir:
@@ -291,6 +436,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
+  n_steps = run_steps(config, source)
+  if n_steps != t.steps:  # epochs of whole-wave batches: the lr schedule spans them
+    schedule_args['total_steps'] = max(n_steps, 1)  # (the optimizer's state is the same)
+    tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
 
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
   saveable = lambda s: s.replace(source=source.checkpoint_view(s.source))
@@ -304,7 +453,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
           flush=True)
   if t.steps == 0 and restored is None:
     checkpoint.save(mngr, 0, saveable(state))  # the random-init baseline
-  if start >= t.steps:
+  if start >= n_steps:
     mngr.wait_until_finished()
     mngr.close()
     return state
@@ -312,9 +461,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   batch_fn = make_batch_fn(source, config, t.batch_pairs // n_devices)
   step_fn = train_step_lib.make_train_step(
       model, tx, mesh, batch_fn, temperature=config.loss.temperature,
-      separation=config.data.frame_separation,
+      separation=config.data.frame_separation, denominator=config.loss.denominator,
       learning_rate_fn=optim.make_schedule(**schedule_args))
   sim_s = time_call(source_step(source, mesh), state.source)
+  schedule = getattr(source, 'schedule', None)  # whole-wave batches: the loop feeds each plan
+  if schedule is not None:
+    plans, val_plans = schedule.plans_from(start), schedule.validation()
+    eval_fn = train_step_lib.make_eval_step(
+        model, mesh, batch_fn, temperature=config.loss.temperature,
+        separation=config.data.frame_separation, denominator=config.loss.denominator)
+  views_per_step = schedule.capacity if schedule is not None else 2 * t.batch_pairs
 
   # One process: our SIGTERM handler. Several: JAX's preemption sync (started by
   # jax.distributed.initialize) agrees on a step at which every process saves and
@@ -326,27 +482,36 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
   pending, last_good = [], start if restored is not None else None
   t_first = time.perf_counter()
   try:
-    for step in range(start, t.steps):
+    for step in range(start, n_steps):
+      if schedule is not None:
+        epoch, epoch_end, plan = next(plans)
+        state = put_plan(state, plan, mesh)
       state, m = step_fn(state)
       pending.append((step, m))
       done = step + 1
       if step == start:
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t_first
-        progress = metrics_lib.Progress(t.steps, done, enabled=lead)  # rates exclude compilation
+        progress = metrics_lib.Progress(n_steps, done, enabled=lead)  # rates exclude compilation
         if lead:
           print(f'first step (compilation) {compile_s:.1f}s', flush=True)
       preempted = stop['signal'] or (config.multihost and mngr.reached_preemption(done))
-      if done % t.log_every == 0 or done == t.steps or preempted:
+      if done % t.log_every == 0 or done == n_steps or preempted:
         _check_finite(pending)
         vals = {k: float(np.mean([float(p[1][k]) for p in pending])) for k in pending[-1][1]}
         rate = progress.rate(done)
-        vals.update(steps_per_s=rate, views_per_s=rate * 2 * t.batch_pairs,
+        vals.update(steps_per_s=rate, views_per_s=rate * views_per_step,
                     sim_share=min(1.0, sim_s * rate))
         writer.write(done, vals)
         progress.line(done, {k: vals[k] for k in ('loss', 'lr', 'views_per_s', 'sim_share')})
         pending = []
-      if done % t.checkpoint_every == 0 or done == t.steps or preempted:
+      if schedule is not None and epoch_end and val_plans:  # the paper's per-epoch val loss
+        vals = {'epoch': epoch + 1, **validation_loss(eval_fn, state, val_plans, mesh)}
+        writer.write(done, vals)
+        if lead:
+          print(f"epoch {epoch + 1}: validation loss {vals['val_loss']:.4g} "
+                f"({vals['val_anchors']} anchors)", flush=True)
+      if done % t.checkpoint_every == 0 or done == n_steps or preempted:
         _check_finite(pending)
         checkpoint.save(mngr, done, saveable(state))
         last_good = done

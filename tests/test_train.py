@@ -68,6 +68,11 @@ def test_zero_steps_writes_the_random_init_network(tmp_path):
     (('data', 'simulator', 'nope'), 'nope'),
     (('data', 'shuffle', 'pixels'), 'shuffle'),
     (('data', 'sim_groups', 3), 'sim_groups=3 must divide'),
+    (('loss', 'denominator', 'nt_xent'), "denominator='nt_xent' is unknown"),
+    (('data', 'batching', 'frames'), "batching='frames' is unknown"),
+    (('data', 'shuffle', 'temporal_local'), "shuffle='temporal_local' is unknown"),
+    (('data', 'batching', 'waves'), "batching='waves' needs config.data.source='file'"),
+    (('train', 'epochs', 3), "epochs counts passes over a movie's waves"),
 ])
 def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message):
   c = tiny_config()
@@ -150,13 +155,14 @@ def test_devices_simulate_different_retinas(tmp_path):
   assert len({row.tobytes() for row in v}) == 16
 
 
-def _disk_movie():
-  """Two retinas, each with two expanding disks of V = 0 mV on a -70 mV rest."""
-  t, size = 24, 32
+def _disk_movie(t=24, starts=(2, 13)):
+  """Two retinas, each with expanding disks (8 frames from each start) of V = 0 mV on a -70 mV
+  rest."""
+  size = 32
   yy, xx = np.mgrid[:size, :size]
   movie = np.full((2, t, size, size), -70.0, np.float32)
   for b, (cy, cx) in enumerate([(10, 12), (20, 18)]):
-    for start in (2, 13):
+    for start in starts:
       for k in range(8):
         movie[b, start + k][(yy - cy) ** 2 + (xx - cx) ** 2 <= (2 + k) ** 2] = 0.0
   return movie
@@ -179,6 +185,59 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
   c.data.frame_separation = 24
   with pytest.raises(InputError, match='larger than the movie'):
     train.train(c, str(tmp_path / 'other'))
+
+
+def _wave_config(tmp_path, movie):
+  """The paper's protocol on a movie: whole-wave batches, its loss, epochs, validation."""
+  np.save(tmp_path / 'movie.npy', movie)
+  c = tiny_config()
+  c.data.source = 'file'
+  c.data.movie = str(tmp_path / 'movie.npy')
+  c.data.batching = 'waves'
+  c.data.wave_batch_frames = 10
+  c.data.val_fraction = 0.34
+  c.loss.denominator = 'negatives'
+  c.train.epochs = 2
+  c.train.log_every = 1
+  return c
+
+
+def test_whole_wave_batches_run_epochs_and_log_the_validation_loss(tmp_path):
+  # 6 disks of 8 frames: int(6 * 0.34) = 2 held out; 4 training waves, 2 per batch (16 > 10).
+  c = _wave_config(tmp_path, _disk_movie(36, (2, 13, 24)))
+  c.data.shuffle = 'spatiotemporal_global'  # the paper's control: labels kept, frames not
+  state = train.train(c, str(tmp_path / 'w'))
+  assert int(state.step) == 4  # 2 epochs x 2 batches
+  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  steps = [r for r in rows if 'loss' in r]
+  val = [r for r in rows if 'val_loss' in r]
+  assert [r['step'] for r in steps] == [1, 2, 3, 4]
+  # Every frame of a batch is an anchor: 2 waves x 8 frames, each with 1-2 positives.
+  assert all(r['n_anchors'] == 16 and np.isfinite(r['loss']) for r in steps)
+  assert [(r['step'], r['epoch']) for r in val] == [(2, 1), (4, 2)]
+  assert all(r['val_anchors'] == 16 and np.isfinite(r['val_loss']) for r in val)
+  assert checkpoint.latest_step(str(tmp_path / 'w')) == 4
+
+
+@pytest.mark.parametrize('movie, override, message', [
+    ('flat', {}, 'has no wave'),
+    ('disks', {'wave_batch_frames': 7}, 'wave of 8 frames is longer than the batch budget'),
+    ('disks', {'val_fraction': 0.9}, 'the validation split leaves 1 training wave'),
+])
+def test_bad_wave_movies_are_refused_before_anything_is_written(tmp_path, movie, override,
+                                                                 message):
+  frames = (np.full((2, 36, 32, 32), -70.0, np.float32) if movie == 'flat'
+            else _disk_movie(36, (2, 13, 24)))
+  c = _wave_config(tmp_path, frames)
+  for k, v in override.items():
+    c.data[k] = v
+  w = tmp_path / 'w'
+  w.mkdir()
+  (w / 'config.json').write_text('{"kept": true}')
+  with pytest.raises(InputError, match=message):
+    train.train(c, str(w))
+  assert (w / 'config.json').read_text() == '{"kept": true}'
+  assert sorted(os.listdir(w)) == ['config.json']
 
 
 def test_godfrey_simulator_feeds_training(tmp_path):

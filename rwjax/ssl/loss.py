@@ -1,17 +1,29 @@
 """The paper's multi-positive SimCLR loss, with positives and negatives decided by wave identity.
 
 Every view carries `wave_id` (which wave, unique across the global batch), `frame_idx` (its frame
-position in that wave's movie) and `valid` (False for views without wave activity). For anchor i:
+position in that wave's movie) and `valid` (False for padding and views without wave activity).
+For anchor i:
 
   pos(i) = {j != i : wave_id[j] == wave_id[i] and |frame_idx[j] - frame_idx[i]| == separation}
   neg(i) = {k : wave_id[k] != wave_id[i]}
-  L_i = -log( sum_{j in pos(i)} exp(s_ij / tau) / sum_{k in pos(i) U neg(i)} exp(s_ik / tau) )
+  L_i = -log( sum_{j in pos(i)} exp(s_ij / tau) / sum_{k in D(i)} exp(s_ik / tau) )
 
 with s the cosine similarity (z is L2-normalised) and only valid views in pos and neg. Other frames
-of the anchor's own wave (and the anchor itself) are neither positives nor negatives. The
-denominator includes the positives, as in SimCLR's NT-Xent: with exactly one positive per view
-(two views per wave, `separation` frames apart) this is the usual two-view NT-Xent. The loss is
-the mean of L_i over anchors: valid views with at least one positive.
+of the anchor's own wave (and the anchor itself) are never positives or negatives. The
+denominator D(i) is chosen with `denominator`:
+
+  'negatives'  D(i) = neg(i): the paper's (src/losses.py, SimCLR_Loss with
+               chop_variable_waves_size_into_segments: its negative mask zeroes the whole block of
+               the anchor's wave, so only frames of other waves are summed). With whole-wave
+               batches most frames have two positives (i - s and i + s). The loss can be
+               negative (the numerator is not part of the denominator); that is not an error.
+  'all'        D(i) = pos(i) U neg(i): SimCLR's NT-Xent form (positives in the denominator). With
+               exactly one positive per view (two views per wave, `separation` frames apart) this
+               is the usual two-view NT-Xent; rwjax's behaviour before the paper's loss existed.
+
+The loss is the mean of L_i over anchors: valid views with at least one positive (the paper
+drops the others the same way) and, for 'negatives', at least one negative (without one L_i is
+-inf; the paper's code would return inf/NaN for such a batch).
 
 `simclr_loss` works on one batch; `sharded_simclr_loss` runs inside `jax.shard_map`: each device
 scores its local anchors against the all-gathered global batch and the result is the global mean,
@@ -24,9 +36,13 @@ import jax.numpy as jnp
 from rwjax.errors import InputError
 
 _MASKED = -1e9  # finite stand-in for -inf: keeps masked rows free of NaN in values and gradients
+DENOMINATORS = ('negatives', 'all')
 
 
-def _check(temperature: float, separation: int) -> None:
+def _check(temperature: float, separation: int, denominator: str = 'all') -> None:
+  if denominator not in DENOMINATORS:
+    raise InputError(f'loss denominator {denominator!r} is unknown; use one of {DENOMINATORS} '
+                     "('negatives' is the paper's)")
   if not temperature > 0:
     raise InputError(f'loss temperature {temperature!r} must be > 0 (the paper uses 0.5)')
   if isinstance(separation, bool) or not isinstance(separation, int) or separation < 1:
@@ -35,7 +51,8 @@ def _check(temperature: float, separation: int) -> None:
 
 def _anchor_losses(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: jax.Array,
                    cz: jax.Array, cwave_id: jax.Array, cframe_idx: jax.Array, cvalid: jax.Array,
-                   temperature: float, separation: int) -> tuple[jax.Array, jax.Array]:
+                   temperature: float, separation: int,
+                   denominator: str) -> tuple[jax.Array, jax.Array]:
   """Sum of L_i over anchors z f32[A, d] scored against candidates cz f32[N, d], and #anchors.
 
   Self-pairs need no explicit mask: a view has its own wave_id and frame offset 0 != separation.
@@ -47,13 +64,15 @@ def _anchor_losses(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid
   pos = both & same & (jnp.abs(frame_idx[:, None] - cframe_idx[None, :]) == separation)
   neg = both & ~same
   log_num = jax.nn.logsumexp(jnp.where(pos, logits, _MASKED), axis=1)
-  log_den = jax.nn.logsumexp(jnp.where(pos | neg, logits, _MASKED), axis=1)
-  is_anchor = valid & jnp.any(pos, axis=1)
+  in_den = neg if denominator == 'negatives' else pos | neg
+  log_den = jax.nn.logsumexp(jnp.where(in_den, logits, _MASKED), axis=1)
+  is_anchor = valid & jnp.any(pos, axis=1) & jnp.any(in_den, axis=1)
   return jnp.sum(jnp.where(is_anchor, log_den - log_num, 0.0)), jnp.sum(is_anchor)
 
 
 def simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: jax.Array, *,
-                temperature: float = 0.5, separation: int = 1) -> tuple[jax.Array, jax.Array]:
+                temperature: float = 0.5, separation: int = 1,
+                denominator: str = 'all') -> tuple[jax.Array, jax.Array]:
   """Multi-positive SimCLR loss over one batch (see the module docstring).
 
   Args:
@@ -61,19 +80,21 @@ def simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: j
     wave_id: i32[N]; frame_idx: i32[N]; valid: bool[N].
     temperature: tau (the paper's 0.5).
     separation: frame offset that makes two views of one wave positives (>= 1).
+    denominator: 'negatives' (the paper's) or 'all' (NT-Xent), see the module docstring.
 
   Returns:
     (loss f32[], n_anchors i32[]); loss is 0 when there is no anchor.
   """
-  _check(temperature, separation)
+  _check(temperature, separation, denominator)
   total, count = _anchor_losses(z, wave_id, frame_idx, valid, z, wave_id, frame_idx, valid,
-                                temperature, separation)
+                                temperature, separation, denominator)
   return total / jnp.maximum(count, 1), count
 
 
 def sharded_simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array,
                         valid: jax.Array, *, axis_name: str = 'data', temperature: float = 0.5,
-                        separation: int = 1) -> tuple[jax.Array, jax.Array]:
+                        separation: int = 1,
+                        denominator: str = 'all') -> tuple[jax.Array, jax.Array]:
   """`simclr_loss` of the global batch, called per device inside `jax.shard_map`.
 
   Args: as `simclr_loss`, with the device's local views (wave ids unique across devices).
@@ -83,9 +104,10 @@ def sharded_simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array,
     w.r.t. the local z is that of the global loss (all_gather's transpose sums the candidates'
     cotangents over devices).
   """
-  _check(temperature, separation)
+  _check(temperature, separation, denominator)
   gather = lambda x: jax.lax.all_gather(x, axis_name, tiled=True)
   total, count = _anchor_losses(z, wave_id, frame_idx, valid, gather(z), gather(wave_id),
-                                gather(frame_idx), gather(valid), temperature, separation)
+                                gather(frame_idx), gather(valid), temperature, separation,
+                                denominator)
   count = jax.lax.psum(count, axis_name)
   return jax.lax.psum(total, axis_name) / jnp.maximum(count, 1), count

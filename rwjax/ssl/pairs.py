@@ -1,17 +1,34 @@
-"""Positive pairs of wave frames, sampled in-jit from a per-device frame buffer.
+"""Positive pairs of wave frames, sampled in-jit from a per-device frame buffer; the controls.
 
 Pairing is the paper's 'chop' mode: a view at frame t of a wave is paired with the frame
-`separation` frames later of the same wave. The paper's controls destroy structure before pairing
-and are selected with `shuffle`:
+`separation` frames later of the same wave. The controls destroy structure before pairing and are
+selected with `shuffle` (one of SHUFFLES). Each is a temporal part and a spatial part:
 
-  shuffle='none'            -> the paper's 'chop' (no control; there is no other pairing mode)
-  shuffle='temporal'        -> 'temporal_shuffle': each wave's frames are put in a random order
-                               (a fresh permutation per step), then chopped, so a view's partner is
-                               a random other frame of its wave
-  shuffle='spatial'         -> 'spatial_shuffle': one fixed pixel permutation `perm` (from
-                               `make_pixel_perm`, the same for the whole run) is applied to every
-                               frame; chop pairs
-  shuffle='spatiotemporal'  -> both
+  'none'                  the paper's 'chop' (no control)
+  'temporal_global'       the paper's temporal control (src/data.py,
+                          handling_retinal_wave_shuffling): every wave frame is replaced by a
+                          random wave frame from anywhere (here: the whole buffer, all rows), while
+                          every position keeps its wave label and frame index, so a view's
+                          positives are unrelated frames (usually of other waves)
+  'temporal_within_wave'  each wave's frames are put in a random order within the wave, so a
+                          view's partner is a random other frame of its own wave (weaker: the
+                          positives still share the wave)
+  'spatial_per_frame'     the paper's spatial control: an independent random pixel permutation for
+                          every frame and every channel (`shuffle_pixels_per_frame`, applied by the
+                          caller once the channels exist)
+  'spatial_fixed'         one fixed pixel permutation `perm` (from `make_pixel_perm`, the same for
+                          the whole run) applied to every frame: the spatial layout is scrambled
+                          but identically in every frame, so wave shapes stay learnable
+  'spatiotemporal_global'       temporal_global + spatial_per_frame (the paper's combination)
+  'spatiotemporal_within_wave'  temporal_within_wave + spatial_fixed
+
+Aliases (the names before the paper's controls existed, used by the README and older configs):
+'temporal' = 'temporal_within_wave', 'spatial' = 'spatial_fixed',
+'spatiotemporal' = 'spatiotemporal_within_wave'.
+
+The paper shuffles its (fixed) movie once before training. Here, in a streaming buffer, the
+temporal permutations are drawn afresh every step (a buffer holds different frames every step);
+rwjax.ssl.wave_batches applies them once per run to a file movie, as the paper does.
 
 A wave is a label value within one buffer row (one retina); labels < 0 mean no wave.
 
@@ -27,7 +44,26 @@ import jax.numpy as jnp
 
 from rwjax.errors import InputError
 
-SHUFFLES = ('none', 'temporal', 'spatial', 'spatiotemporal')
+# control -> (temporal part, spatial part); see the module docstring.
+CONTROLS = {
+    'none': (None, None),
+    'temporal_global': ('global', None),
+    'temporal_within_wave': ('within_wave', None),
+    'spatial_per_frame': (None, 'per_frame'),
+    'spatial_fixed': (None, 'fixed'),
+    'spatiotemporal_global': ('global', 'per_frame'),
+    'spatiotemporal_within_wave': ('within_wave', 'fixed'),
+}
+ALIASES = {'temporal': 'temporal_within_wave', 'spatial': 'spatial_fixed',
+           'spatiotemporal': 'spatiotemporal_within_wave'}
+SHUFFLES = tuple(CONTROLS) + tuple(ALIASES)
+
+
+def control_parts(shuffle: str) -> tuple[str | None, str | None]:
+  """(temporal part, spatial part) of a control name or alias; InputError if unknown."""
+  if shuffle not in SHUFFLES:
+    raise InputError(f'shuffle {shuffle!r} is unknown; use one of {SHUFFLES}')
+  return CONTROLS[ALIASES.get(shuffle, shuffle)]
 
 
 def make_pixel_perm(key: jax.Array, height: int, width: int) -> jax.Array:
@@ -51,13 +87,43 @@ def wave_ids(labels: jax.Array, id_offset: int | jax.Array = 0) -> jax.Array:
   return jnp.where(labels >= 0, ids, -1).astype(jnp.int32)
 
 
+def shuffle_pixels_per_frame(keys: jax.Array, views: jax.Array) -> jax.Array:
+  """The paper's spatial control: views f32[N, H, W, C], each view and channel permuted by its
+  own random pixel permutation drawn from keys u32[N, 2] (the same key, the same permutations)."""
+  n, h, w, c = views.shape
+
+  def one(key, view):  # view: f32[H, W, C]
+    order = jnp.argsort(jax.random.uniform(key, (c, h * w)), axis=1)
+    flat = view.reshape(h * w, c).T  # [C, H * W]
+    return jnp.take_along_axis(flat, order, axis=1).T.reshape(h, w, c)
+
+  return jax.vmap(one)(keys, views)
+
+
+def _global_order(key: jax.Array, labels: jax.Array) -> jax.Array:
+  """(row i32[R, T], t i32[R, T]): the buffer frame shown at each position after permuting all
+  wave frames of the buffer together; frames without a wave stay in place."""
+  r, t = labels.shape
+  flat = labels.reshape(1, r * t)
+  group = jnp.where(flat >= 0, 0, 1 + jnp.arange(r * t))
+  source = _order_within_groups(key, group).reshape(r, t)
+  return source // t, source % t
+
+
 def _within_wave_order(key: jax.Array, labels: jax.Array) -> jax.Array:
   """i32[R, T]: for each position, the buffer frame shown there after shuffling within waves.
 
   Positions keep their wave; frames without a wave stay in place.
   """
   r, t = labels.shape
-  group = jnp.where(labels >= 0, _first_frame(labels), t + jnp.arange(t))
+  return _order_within_groups(
+      key, jnp.where(labels >= 0, _first_frame(labels), t + jnp.arange(t)))
+
+
+def _order_within_groups(key: jax.Array, group: jax.Array) -> jax.Array:
+  """i32[R, T]: for each position, the position (same row) shown there after a random
+  permutation within each group (group i32[R, T], per row)."""
+  r, t = group.shape
   # Both orders list the frames group by group: `shuffled` in random order within each group,
   # `in_order` in time order. Position in_order[k] then shows frame shuffled[k] of its own group.
   random_order = jnp.argsort(jax.random.uniform(key, (r, t)), axis=1)
@@ -84,16 +150,16 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
     labels: i32[R, T] per-frame wave labels, -1 = no wave.
     n_pairs: number of pairs (static); at most R * (T - separation).
     separation: frames between the two views of a pair (>= 1, < T).
-    shuffle: the control, one of SHUFFLES (see the module docstring).
-    perm: i32[H * W] pixel permutation, required for the spatial controls.
+    shuffle: the control, one of SHUFFLES (see the module docstring). Its 'per_frame' spatial
+      part is left to the caller (`shuffle_pixels_per_frame`, once the channels exist).
+    perm: i32[H * W] pixel permutation, required for the 'fixed' spatial controls.
     id_offset: added to every wave id (see the module docstring).
 
   Returns:
     dict with 'views' f32[2 * n_pairs, H, W(, C)] (first the n_pairs anchors, then their
     partners in the same order), 'wave_id' i32[2n], 'frame_idx' i32[2n], 'valid' bool[2n].
   """
-  if shuffle not in SHUFFLES:
-    raise InputError(f'shuffle {shuffle!r} is unknown; use one of {SHUFFLES}')
+  temporal, spatial = control_parts(shuffle)
   if labels.ndim != 2 or frames.shape[:2] != labels.shape or frames.ndim not in (4, 5):
     raise InputError(f'frames {frames.shape} and labels {labels.shape} must be [R, T, H, W(, C)] '
                      'and [R, T]')
@@ -105,7 +171,7 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
   if not 1 <= n_pairs <= n_pos:
     raise InputError(f'n_pairs={n_pairs} must be in [1, {n_pos}] for a buffer of {r} rows x {t} '
                      f'frames at separation {separation}; use fewer pairs or a longer buffer')
-  spatial = shuffle in ('spatial', 'spatiotemporal')
+  spatial = spatial == 'fixed'
   h, w = frames.shape[2:4]
   if spatial and (perm is None or perm.shape != (h * w,)):
     raise InputError(f'shuffle {shuffle!r} needs perm i32[{h * w}] from make_pixel_perm')
@@ -122,11 +188,13 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
   row = jnp.concatenate([row, row])
   pos = jnp.concatenate([t0, t0 + separation])
 
-  if shuffle in ('temporal', 'spatiotemporal'):
-    source = _within_wave_order(key_time, labels)[row, pos]
+  if temporal == 'within_wave':
+    views = frames[row, _within_wave_order(key_time, labels)[row, pos]]
+  elif temporal == 'global':
+    src_row, src_t = _global_order(key_time, labels)
+    views = frames[src_row[row, pos], src_t[row, pos]]
   else:
-    source = pos
-  views = frames[row, source]
+    views = frames[row, pos]
   if spatial:
     flat_views = views.reshape((2 * n_pairs, h * w) + views.shape[3:])
     views = flat_views[:, perm].reshape(views.shape)

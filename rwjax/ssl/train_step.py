@@ -80,6 +80,7 @@ def place_state(state: TrainState, mesh: Mesh, axis_name: str = 'data') -> Train
 
 def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: Mesh,
                     batch_fn: BatchFn, *, temperature: float = 0.5, separation: int = 1,
+                    denominator: str = 'all',
                     learning_rate_fn: Callable[[jax.Array], jax.Array] | None = None,
                     axis_name: str = 'data') -> Callable[[TrainState], tuple[TrainState, dict]]:
   """Builds the jitted step `state -> (state, metrics)`; `state` is donated.
@@ -90,7 +91,7 @@ def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: 
     mesh: a mesh with axis `axis_name` spanning the devices.
     batch_fn: per-device data source, see `BatchFn`; it gets
       key = fold_in(fold_in(state.rng, state.step), device index).
-    temperature, separation: loss settings (see rwjax.ssl.loss).
+    temperature, separation, denominator: loss settings (see rwjax.ssl.loss).
     learning_rate_fn: if given, metrics include 'lr' = learning_rate_fn(state.step).
     axis_name: the mesh's data axis.
 
@@ -110,7 +111,7 @@ def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: 
                                     batch['views'], train=True, mutable=['batch_stats'])
       loss, n_anchors = sharded_simclr_loss(
           z, batch['wave_id'], batch['frame_idx'], batch['valid'], axis_name=axis_name,
-          temperature=temperature, separation=separation)
+          temperature=temperature, separation=separation, denominator=denominator)
       return loss, (updates['batch_stats'], n_anchors)
 
     (loss, (batch_stats, n_anchors)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -129,3 +130,29 @@ def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: 
     return jax.shard_map(per_device, mesh=mesh, in_specs=(specs,), out_specs=(specs, P()))(state)
 
   return jax.jit(step, donate_argnums=0)
+
+
+def make_eval_step(model: SimCLRModel, mesh: Mesh, batch_fn: BatchFn, *,
+                   temperature: float = 0.5, separation: int = 1, denominator: str = 'all',
+                   axis_name: str = 'data') -> Callable[[TrainState], dict]:
+  """The jitted validation loss `state -> {'loss', 'n_anchors'}` of the batch `batch_fn` makes
+  from `state.source`, with BatchNorm's running statistics (the paper's model.eval()); nothing
+  is updated and `state` is not donated."""
+  model = model.clone(axis_name=axis_name)
+
+  def per_device(state: TrainState) -> dict:
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step),
+                             jax.lax.axis_index(axis_name))
+    _, batch = batch_fn(state.source, key)
+    z, _ = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                       batch['views'], train=False)
+    loss, n_anchors = sharded_simclr_loss(
+        z, batch['wave_id'], batch['frame_idx'], batch['valid'], axis_name=axis_name,
+        temperature=temperature, separation=separation, denominator=denominator)
+    return {'loss': loss, 'n_anchors': n_anchors}
+
+  def evaluate(state: TrainState) -> dict:
+    specs = state_specs(state, axis_name)
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(specs,), out_specs=P())(state)
+
+  return jax.jit(evaluate)

@@ -10,20 +10,35 @@ from rwjax.errors import InputError
 from rwjax.ssl.loss import sharded_simclr_loss, simclr_loss
 
 
-def numpy_loss(z, wave, frame, valid, tau, sep):
-  """The formula, anchor by anchor, in float64."""
+def numpy_loss(z, wave, frame, valid, tau, sep, denominator='all'):
+  """L_i = -log(sum_pos exp(s/tau) / sum_D exp(s/tau)), typed from issue 12, in float64.
+
+  Positives of anchor i: other valid frames of its wave at frame i - sep or i + sep. Negatives:
+  valid frames of other waves. D = the negatives ('negatives', the paper's) or the positives and
+  the negatives ('all', NT-Xent). Anchors: valid views with a positive (and, for 'negatives', a
+  negative). Returns (mean over anchors, number of anchors).
+  """
   z = np.asarray(z, np.float64)
   losses = []
   for i in range(len(z)):
     if not valid[i]:
       continue
-    pos = [j for j in range(len(z)) if j != i and valid[j] and wave[j] == wave[i]
-           and abs(frame[j] - frame[i]) == sep]
-    neg = [k for k in range(len(z)) if valid[k] and wave[k] != wave[i]]
-    if not pos:
+    num, neg_sum = 0.0, 0.0
+    has_pos = has_neg = False
+    for j in range(len(z)):
+      if j == i or not valid[j]:
+        continue
+      e = np.exp(np.dot(z[i], z[j]) / tau)
+      if wave[j] != wave[i]:
+        neg_sum += e
+        has_neg = True
+      elif frame[j] in (frame[i] - sep, frame[i] + sep):
+        num += e
+        has_pos = True
+    if not has_pos or (denominator == 'negatives' and not has_neg):
       continue
-    s = z @ z[i] / tau
-    losses.append(-np.log(np.exp(s[pos]).sum() / np.exp(s[pos + neg]).sum()))
+    den = neg_sum if denominator == 'negatives' else num + neg_sum
+    losses.append(-np.log(num / den))
   return np.mean(losses), len(losses)
 
 
@@ -37,14 +52,67 @@ def random_batch(seed, n=32, d=8, n_waves=5, n_frames=6):
   return z.astype(np.float32), wave, frame, valid
 
 
+@pytest.mark.parametrize('denominator', ['all', 'negatives'])
 @pytest.mark.parametrize('sep,tau', [(1, 0.5), (2, 0.1)])
-def test_matches_numpy_formula(sep, tau):
+def test_matches_numpy_formula(sep, tau, denominator):
   z, wave, frame, valid = random_batch(sep)
-  want, n_want = numpy_loss(z, wave, frame, valid, tau, sep)
-  got, n_got = jax.jit(simclr_loss, static_argnames=('temperature', 'separation'))(
-      z, wave, frame, valid, temperature=tau, separation=sep)
+  want, n_want = numpy_loss(z, wave, frame, valid, tau, sep, denominator)
+  got, n_got = jax.jit(simclr_loss, static_argnames=('temperature', 'separation', 'denominator'))(
+      z, wave, frame, valid, temperature=tau, separation=sep, denominator=denominator)
   assert n_got == n_want > 5
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def hand_batch():
+  """Wave 10: frames 0, 1, 2 all at e1; wave 20: frames 5, 6 at e2; 3 padding views (8 in all).
+
+  With tau = 0.5, exp(s / tau) is e^2 within a wave and e^0 = 1 across waves. Per anchor:
+  'negatives': frames 0 and 2 of wave 10: -log(e^2 / 2); frame 1 (two positives): -log(2e^2 / 2);
+  frames of wave 20: -log(e^2 / 3). Mean (2 log 2 + 2 log 3 - 10) / 5 = 2 log 6 / 5 - 2.
+  'all': -log(e^2 / (e^2 + 2)) twice, -log(2e^2 / (2e^2 + 2)) once, -log(e^2 / (e^2 + 3)) twice.
+  """
+  e1, e2 = [1.0, 0.0], [0.0, 1.0]
+  pad = [0.6, 0.8]  # a unit vector that would change every value if it counted
+  z = np.array([e1, e1, e1, e2, e2, pad, pad, pad], np.float32)
+  wave = np.array([10, 10, 10, 20, 20, 10, 20, 30], np.int32)
+  frame = np.array([0, 1, 2, 5, 6, 3, 4, 0], np.int32)
+  valid = np.array([1, 1, 1, 1, 1, 0, 0, 0], bool)
+  e2_ = np.exp(2.0)
+  want = {'negatives': 2 * np.log(6) / 5 - 2,
+          'all': (2 * np.log((e2_ + 2) / e2_) + np.log((2 * e2_ + 2) / (2 * e2_))
+                  + 2 * np.log((e2_ + 3) / e2_)) / 5}
+  return z, wave, frame, valid, want
+
+
+def _sharded_loss(devices, z, wave, frame, valid, **kw):
+  mesh = Mesh(np.array(devices), ('data',))
+  fn = jax.shard_map(lambda *a: sharded_simclr_loss(*a, **kw), mesh=mesh,
+                     in_specs=(P('data'),) * 4, out_specs=(P(), P()))
+  return jax.jit(fn)(z, wave, frame, valid)
+
+
+@pytest.mark.parametrize('denominator', ['negatives', 'all'])
+def test_hand_built_batch_on_1_and_8_devices(denominator):
+  z, wave, frame, valid, want = hand_batch()
+  ref, n_ref = numpy_loss(z, wave, frame, valid, 0.5, 1, denominator)
+  assert n_ref == 5
+  np.testing.assert_allclose(ref, want[denominator], rtol=1e-12)
+  got, n = simclr_loss(z, wave, frame, valid, temperature=0.5, denominator=denominator)
+  assert n == 5
+  np.testing.assert_allclose(got, want[denominator], rtol=1e-6)
+  for devices in (jax.devices()[:1], jax.devices()[:8]):
+    got, n = _sharded_loss(devices, z, wave, frame, valid, temperature=0.5,
+                           denominator=denominator)
+    assert n == 5
+    np.testing.assert_allclose(got, want[denominator], rtol=1e-6)
+
+
+def test_paper_loss_can_be_negative_and_needs_a_negative():
+  z, wave, frame, valid, want = hand_batch()
+  assert want['negatives'] < 0  # not an error: the numerator is not part of the denominator
+  # One wave only: no anchor has a negative, so there is no anchor (not -inf).
+  loss, n = simclr_loss(z, np.full(8, 10, np.int32), frame, valid, denominator='negatives')
+  assert n == 0 and loss == 0
 
 
 def test_one_positive_per_view_is_two_view_nt_xent():
@@ -88,6 +156,8 @@ def test_bad_settings_raise():
     simclr_loss(z, wave, frame, valid, separation=0)
   with pytest.raises(InputError, match='temperature'):
     simclr_loss(z, wave, frame, valid, temperature=0.0)
+  with pytest.raises(InputError, match="denominator 'nagatives' is unknown"):
+    simclr_loss(z, wave, frame, valid, denominator='nagatives')
 
 
 def _sharded_loss_and_grads(devices, w, x, wave, frame, valid):

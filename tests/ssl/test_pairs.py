@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rwjax.errors import InputError
-from rwjax.ssl.pairs import make_pixel_perm, sample_pairs, wave_ids
+from rwjax.ssl.pairs import (control_parts, make_pixel_perm, sample_pairs,
+                              shuffle_pixels_per_frame, wave_ids)
 
 R, T, H, W = 4, 10, 4, 4
 LABELS = np.array([
@@ -119,6 +120,71 @@ def test_spatial_shuffle_applies_one_pixel_permutation(shuffle):
     np.testing.assert_array_equal(ts[n:] - ts[:n], 1)
   else:
     assert (ts[n:] != ts[:n]).all()
+
+
+@pytest.mark.parametrize('old,new', [('temporal', 'temporal_within_wave'),
+                                     ('spatial', 'spatial_fixed'),
+                                     ('spatiotemporal', 'spatiotemporal_within_wave')])
+def test_old_control_names_are_aliases(old, new):
+  perm = make_pixel_perm(jax.random.PRNGKey(3), H, W)
+  a, b = sample(4, 8, shuffle=old, perm=perm), sample(4, 8, shuffle=new, perm=perm)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_temporal_global_shows_unrelated_wave_frames_at_kept_labels():
+  n = n_chop_positions(1)
+  cross, pairs_seen = 0, 0
+  for key in range(5):
+    out = sample(key, n, shuffle='temporal_global')
+    rows, ts = source_frames(out['views'])
+    # Frame content is intact (each view is one whole buffer frame) and always a wave frame.
+    np.testing.assert_array_equal(out['views'], FRAMES[rows, ts])
+    assert (LABELS[rows, ts] >= 0).all()
+    # Labels and positions are those of the chopped pair, not of the frames shown.
+    np.testing.assert_array_equal(out['frame_idx'][n:] - out['frame_idx'][:n], 1)
+    np.testing.assert_array_equal(out['wave_id'][:n], out['wave_id'][n:])
+    # One permutation per step, across rows: a position always shows the same frame, and
+    # different positions show different frames.
+    ids = np.asarray(out['wave_id'])
+    shown = {}
+    for r_t, pos in zip(zip(rows, ts), zip(ids, out['frame_idx'])):
+      assert shown.setdefault(pos, r_t) == r_t
+    assert len(set(shown.values())) == len(shown)
+    key_a = list(zip(rows[:n], LABELS[rows[:n], ts[:n]]))
+    key_b = list(zip(rows[n:], LABELS[rows[n:], ts[n:]]))
+    cross += sum(x != y for x, y in zip(key_a, key_b))
+    pairs_seen += n
+  assert cross / pairs_seen > 0.5  # positives mostly show frames of two different waves
+
+
+def test_spatial_per_frame_permutes_every_frame_and_channel_independently():
+  rng = np.random.default_rng(0)
+  views = np.repeat(rng.normal(size=(6, H, W, 1)).astype(np.float32), 3, axis=-1)
+  keys = jax.random.split(jax.random.PRNGKey(0), 6)
+  out = np.asarray(jax.jit(shuffle_pixels_per_frame)(keys, views))
+  flat_in = views.reshape(6, H * W, 3)
+  flat_out = out.reshape(6, H * W, 3)
+  orders = set()
+  for i in range(6):
+    for c in range(3):
+      # The frame's pixel values survive (a permutation), their places do not.
+      np.testing.assert_array_equal(np.sort(flat_out[i, :, c]), np.sort(flat_in[i, :, c]))
+      src = np.argsort(flat_in[i, :, c])[np.searchsorted(np.sort(flat_in[i, :, c]),
+                                                         flat_out[i, :, c])]
+      orders.add(tuple(src))  # output pixel j shows input pixel src[j]
+  assert len(orders) == 18  # every frame and channel its own permutation
+  # The same key gives the same permutations (a movie frame keeps its own for the run).
+  again = np.asarray(jax.jit(shuffle_pixels_per_frame)(keys, views))
+  np.testing.assert_array_equal(again, out)
+
+
+def test_control_parts():
+  assert control_parts('none') == (None, None)
+  assert control_parts('spatiotemporal_global') == ('global', 'per_frame')
+  assert control_parts('spatiotemporal') == ('within_wave', 'fixed')
+  with pytest.raises(InputError, match="shuffle 'temporal_local' is unknown"):
+    control_parts('temporal_local')
 
 
 def test_channel_axis_is_carried():
