@@ -6,8 +6,11 @@ HDF5 or MATLAB (rwjax/waves/readers.py), prepared as the paper prepared its five
 per recording, one min-max to [0, 1] over the whole dataset, 4x4 mean-pooling to 32x32,
 copies rotated by 90, 180 and 270 degrees, grey replicated to 3 channels. Waves come
 from [start, end) frame-interval files (the paper's watershed_waves_labels.npy layout)
-or are found with a threshold. The rest is configs/pretrain_waves.py: ResNet-18, SimCLR
-on positive pairs of frames of one wave, Adam lr 1e-3, 512 pairs per step.
+or are found with a threshold. The rest is the paper's protocol, configs/pretrain_paper.py:
+ResNet-18, SimCLR with the paper's denominator on whole-wave batches of more than 3,000
+frames, Adam lr 1e-4, 100 epochs, with 10% of the waves held out (the paper's share for
+recorded waves) for the validation loss. Random pairs instead:
+--config.data.batching=pairs --config.train.epochs=0 --config.train.steps=N.
 
 Run (the paper's files; one interval file counting frames over the five in order, or one
 interval file per movie, comma-separated in the same order):
@@ -34,12 +37,13 @@ different length are padded with unlabelled frames. Checkpoints and metrics as f
 configs/pretrain_waves.py; the movie is not checkpointed (resuming reads it again).
 """
 
-from rwjax import defaults
+import os
+import runpy
 
 
 def get_config():
-  c = defaults.pretrain_config()
-  c.data.source = 'file'
+  c = runpy.run_path(os.path.join(os.path.dirname(__file__), 'pretrain_paper.py'))['get_config']()
+  c.data.val_fraction = 0.1  # the paper's held-out share of recorded waves
   c.data.movie_format = 'auto'  # from each file's extension
   c.data.movie = ''  # required: --config.data.movie=FILES
   return c

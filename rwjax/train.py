@@ -155,7 +155,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
   d = config.data
   if d.source == 'file' and d.movie_format != 'saved':  # recordings (rwjax.waves.dataset)
     data = recorded_dataset(config)
-    return sources.make_file_source(data.movie, data.labels)
+    return wave_batched(config, sources.make_file_source(data.movie, data.labels))
   if d.source == 'file':
     from rwjax.waves import movie as movie_lib, stats  # host-side only
     movie = movie_lib.load_movie(d.movie)
@@ -171,7 +171,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       labels = labels.reshape(movie.shape[:2])
     else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
       threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
-      labels = stats.frame_labels(movie, threshold)
+      labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
     return wave_batched(config, sources.make_file_source(np.asarray(x), labels))
   model = waves.get_model(d.simulator)

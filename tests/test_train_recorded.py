@@ -34,6 +34,8 @@ def _config(tmp_path):
   c.model.width, c.model.projector, c.model.dtype = 4, (16, 8), 'float32'
   c.data.input_size = 16
   c.train.batch_pairs, c.train.steps, c.train.log_every = 16, 2, 1
+  c.train.epochs = 0  # train.steps counts the whole-wave batches
+  c.data.wave_batch_frames = 24
   tifffile.imwrite(tmp_path / 'r1.tif', _recording(24, (10, 12), 0))
   tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
   np.save(tmp_path / 'r1.npy', np.array([[2, 10], [12, 20]]))
@@ -53,8 +55,10 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
   rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
   assert [r['step'] for r in rows] == [1, 2]
   assert all(r['n_anchors'] > 0 and np.isfinite(r['loss']) for r in rows)
-  # Every device holds the whole dataset (8 devices here).
-  np.testing.assert_array_equal(np.asarray(state.source.labels), np.tile(data.labels, (8, 1)))
+  # Every device holds the whole dataset (8 devices here); whole-wave batches keep their plan
+  # beside it.
+  file_state = state.source[0]
+  np.testing.assert_array_equal(np.asarray(file_state.labels), np.tile(data.labels, (8, 1)))
   # A recording damaged after the run started (found when the frames are read): one
   # clear error, and the run's checkpoints stay.
   bad = _recording(30, (20, 18), 1).astype(np.float32)
