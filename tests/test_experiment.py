@@ -148,10 +148,18 @@ def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
 
   The untrained arms (random init, null) and step 0 of every arm are the same networks
   whatever the device count (the trainer initialises from config.seed alone) and the
-  evaluator runs on one device, so only float32 rounding of XLA's CPU kernels could differ:
-  probe accuracies are multiples of 1/n_test and must be equal; continuous measures
-  (capacity, radius, ...) agree to 1e-4 relative. Trained arms are not compared: the trainer
-  gives every device its own data stream (retinas, pair draws), by design.
+  evaluator runs on one device, so what may differ is float32 rounding of XLA's CPU kernels,
+  whose threads are split differently between 1 and 8 virtual devices. Probe accuracies
+  (multiples of 1/n_test) must be equal, and the manifolds' center correlation, computed
+  directly from the features, equal to 1e-4 relative (measured: 1.3e-6). Capacity, radius
+  and dimension come out of an iterative float32 NNLS solver whose anchor points are not
+  unique at the tiny sizes (P=4 manifolds of M=8 points): a rounding difference moves its
+  stopping point, and up to 7.7% (stem radius) was measured between the device counts, so
+  they get 15%; they are a loose check (two random-init networks of different seeds differ
+  by a median 7-18% in them, measured): the exact accuracies and the center correlations are
+  what pin the networks down.
+  Trained arms are not compared: the trainer gives every device its own data stream
+  (retinas, pair draws), by design.
   """
   workdir, _ = tiny_run
   one = str(tmp_path / 'one')
@@ -166,8 +174,12 @@ def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
       for k in a:
         if a[k] is None or b[k] is None:
           assert a[k] == b[k], k
+        elif k.startswith('capacity/center_corr/'):
+          assert a[k] == pytest.approx(b[k], rel=1e-4), k
+        elif k.startswith('capacity/'):
+          assert a[k] == pytest.approx(b[k], rel=0.15), k
         else:
-          assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+          assert a[k] == b[k], k
 
 
 def test_workdir_of_another_config_is_refused_and_kept(tiny_run):
@@ -320,3 +332,30 @@ def test_claim_rules_on_planted_comparisons():
   # Cohen's d by hand: means 2 and 0, variances 1 and 0, pooled SD sqrt((2 * 1 + 2 * 0) / 4).
   assert claims.cohen_d([1, 2, 3], [0, 0, 0]) == pytest.approx(2 / math.sqrt(0.5))
   assert claims.null_rate([c(0.1, 0.01), c(0.1, 0.3), c(0.0, None)]) == (1, 2)
+
+
+@pytest.mark.parametrize('scale', ['cpu', 'paper', 'colab'])
+def test_larger_scales_are_complete_plans(tmp_path, scale):
+  """Every arm of the larger scales resolves against the trainer's and the evaluator's
+  validation (image folders stubbed): runnable or pending, seeds as configured."""
+  for name in ('cifar10', 'mnist'):
+    for split in ('train', 'test'):
+      os.makedirs(tmp_path / name / split / '0')
+  c = runpy.run_path(CONFIG)['get_config'](scale)
+  c.cifar10, c.mnist = str(tmp_path / 'cifar10'), str(tmp_path / 'mnist')
+  plan = experiment.make_plan(c, str(tmp_path / 'w'))
+  assert list(plan.arms) == experiment._names(c.arms)
+  runnable = [a for a, s in plan.arms.items() if s == 'run']
+  assert {'random_init', 'movie_pairs', 'null'} <= set(runnable)
+  assert all(s == 'run' or s.startswith(('pending ', 'skipped ')) for s in plan.arms.values())
+  assert len(plan.runs) == len(runnable) * c.seeds
+  assert {'rwjax', 'rwjax_mnist'} <= set(plan.protocols)
+  assert plan.protocols['rwjax'].data.source == 'folder:' + c.cifar10
+  if scale == 'paper':
+    assert c.seeds == 3 and sorted({r.seed for r in plan.runs if r.arm == 'random_init'}) == [
+        42, 43, 44]
+    assert c.pretrain.model.width == 64 and set(plan.arms) == set(experiment.ARMS)
+  c.cifar10 = str(tmp_path / 'missing')
+  with pytest.raises(InputError, match="reads images from .*missing.*--config.cifar10"):
+    experiment.make_plan(c, str(tmp_path / 'w'))
+  assert not os.path.exists(tmp_path / 'w')

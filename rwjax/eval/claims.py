@@ -31,7 +31,7 @@ The rules below were fixed before any result existed (issue 14) and are not tune
 """
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -168,5 +168,3 @@ def null_rate(comparisons: Sequence[dict]) -> tuple[int, int]:
   ps = [c['p'] for c in comparisons if c is not None and c['p'] is not None]
   return sum(p < ALPHA for p in ps), len(ps)
 
-
-Lookup = Callable[[str, str], Optional[dict]]  # (arm, 'protocol:path') -> comparison

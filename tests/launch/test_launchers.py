@@ -116,4 +116,5 @@ def test_colab_notebook_commands_match_the_binaries():
       if a:
         argv.append(a)
     flags = _check_command(argv)
-    assert flags['config'] == 'configs/experiment.py:colab' and flags['workdir'] == '/runs/experiment'
+    assert '--config=configs/experiment.py:colab' in argv
+    assert flags['workdir'] == '/runs/experiment' and flags['config.mnist'] == '/data/mnist'
