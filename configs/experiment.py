@@ -77,8 +77,10 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   # The saved movie of the file-source arms, written by `python -m rwjax.waves simulate`
   # with config.pretrain.data.sim_params of `model` (the paper: 20,000 frames of a 64x64
   # lattice pooled to 32x32).
+  # pretrain_params: simulate with config.pretrain.data.sim_params (False: the model's own).
   c.movie = ml_collections.ConfigDict({'model': 'lansdell', 'size': 64, 'seconds': 1000.0,
-                                       'batch': 2, 'warmup': 300.0, 'seed': 0})
+                                       'batch': 2, 'warmup': 300.0, 'seed': 0,
+                                       'pretrain_params': True})
 
   # The pre-training every arm starts from (rwjax.defaults.pretrain_config: the paper's
   # values); an arm overrides a few keys. Nothing is tuned per arm.
@@ -109,7 +111,11 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     p.data.sim_params.lansdell.spont_prob = 0.01  # frequent waves: every buffer has pairs
     p.train.batch_pairs, p.train.steps = 16, 6
     p.train.log_every, p.train.checkpoint_every = 3, 3
-    c.movie.update({'size': 32, 'seconds': 20.0, 'batch': 2, 'warmup': 3.0})
+    # The wave finder needs real waves: from rest only failed starts occur for ~300 s, and
+    # the 32-cell lattice with the stream's frequent starts gave none (measured: 37 waves in
+    # 2 x 30 s at 64 cells, default parameters, 300 s warm-up; 0 at 32 cells).
+    c.movie.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 300.0,
+                    'pretrain_params': False})
     c.recorded.max_frames = 400
     c.protocols = _protocols('digits', 'paper_digits', mnist=False)
     c.protocols.rwjax.overrides = {

@@ -451,8 +451,8 @@ def _movie_settings(config: ml_collections.ConfigDict) -> dict:
   from rwjax import waves  # pylint: disable=g-import-not-at-top
   m = config.movie
   defaults = waves.get_model(m.model).Params()._asdict()
-  params = {k: v for k, v in dict(config.pretrain.data.sim_params.get(m.model, {})).items()
-            if k in defaults and v != defaults[k]}
+  given = dict(config.pretrain.data.sim_params.get(m.model, {})) if m.pretrain_params else {}
+  params = {k: v for k, v in given.items() if k in defaults and v != defaults[k]}
   return {**_json(m), 'params': params}
 
 

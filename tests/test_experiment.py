@@ -96,6 +96,11 @@ def test_report_files_claims_and_progress(tiny_run):
   assert len(lines) == 8 and lines[0].startswith('experiment: run 1/8 random_init seed 0')
   assert all('| elapsed ' in l and '| ETA ' in l for l in lines)
   assert sorted(os.listdir(os.path.join(workdir, 'runs'))) == sorted(ONLY.split(','))
+  # The movie arms trained on real waves: every logged step had anchors with positives.
+  for arm in ('movie_pairs', 'temporal'):
+    rows = [json.loads(l) for l in open(os.path.join(workdir, 'runs', arm, 'seed0', 'train',
+                                                     'metrics.jsonl'))]
+    assert rows and all(r['n_anchors'] > 0 for r in rows), rows
 
 
 def test_claim_numbers_follow_from_the_evaluator_reports(tiny_run):
