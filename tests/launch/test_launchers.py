@@ -25,7 +25,8 @@ def _config(spec):
 
 def _check_command(argv):
   """A binary command line names an existing config and only keys it has."""
-  assert argv[:2] == ['-m', 'rwjax.train'] or argv[:2] == ['-m', 'rwjax.evaluate'], argv
+  assert argv[:2] in (['-m', 'rwjax.train'], ['-m', 'rwjax.evaluate'],
+                      ['-m', 'rwjax.experiment']), argv
   flags = dict(a[2:].split('=', 1) for a in argv[2:])
   config = _config(flags.pop('config'))
   for key in flags:
@@ -101,11 +102,19 @@ def test_colab_notebook_commands_match_the_binaries():
   code = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
   for cell in nb['cells']:
     if cell['cell_type'] == 'code':  # IPython magics and shell lines aside, valid Python
-      lines = [l for l in ''.join(cell['source']).splitlines()
-               if not l.lstrip().startswith(('!', '%')) and not l.startswith('    --')]
+      lines = [l[:len(l) - len(l.lstrip())] + 'pass' if l.lstrip().startswith(('!', '%')) else l
+               for l in ''.join(cell['source']).splitlines() if not l.startswith('    --')]
       compile('\n'.join(lines), 'cell', 'exec')
   commands = re.findall(r'!python (.*?)(?<!\\)\n', code.replace('\\\n', ' ') + '\n')
-  assert len(commands) == 3
+  assert len(commands) == 1
   for command in commands:
-    _check_command([a.replace('{RUNS}', '/runs').replace('{STEPS}', '10')
-                    for a in shlex.split(command)])
+    fill = {'{SCALE}': 'colab', '{RUNS}': '/runs', '{DATA}': '/data', '{EXTRA}': ''}
+    argv = []
+    for a in shlex.split(command):
+      for k, v in fill.items():
+        a = a.replace(k, v)
+      if a:
+        argv.append(a)
+    flags = _check_command(argv)
+    assert '--config=configs/experiment.py:colab' in argv
+    assert flags['workdir'] == '/runs/experiment' and flags['config.mnist'] == '/data/mnist'
