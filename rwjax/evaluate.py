@@ -43,6 +43,7 @@ from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.eval import capacity as capacity_lib
 from rwjax.eval import features as features_lib
 from rwjax.eval import manifolds as manifolds_lib
+from rwjax.eval import paper_protocol
 from rwjax.eval import probes
 from rwjax.eval import report as report_lib
 from rwjax.eval import stats
@@ -106,6 +107,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if e.enabled or _exemplar_kinds(config):
     if not 0 <= e.max_shift <= 1:
       raise InputError(f'config.exemplar.max_shift={e.max_shift!r} must be in [0, 1]')
+  paper_protocol.validate(config)  # config.paper_tasks / paper_probe / paper_manifolds
 
 
 def _exemplar_kinds(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -179,6 +181,13 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
     timing[kind] += time.perf_counter() - t
     return out
 
+  # The paper's protocol: its images loaded (and checked) now, run after today's tasks, on
+  # the same networks (random init s = init(split(PRNGKey(s), 3)[0]), as below).
+  paper_prepared = paper_protocol.prepare(
+      config, model, pre_config, lambda arm, seed: pre_variables if arm == 'pretrained'
+      else init(jax.random.split(jax.random.PRNGKey(seed), 3)[0]), size, channels
+  ) if paper_protocol.enabled(config) else None
+
   # The average-pooled layer4 map is the pooled representation: probe it once.
   probed = [l for l in layers if not (l == 'pooled' and 'layer4' in layers)]
   acc = {arm: {'classification': {l: [] for l in layers},
@@ -231,6 +240,13 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                          val_fraction=p.val_fraction, steps=p.steps)
           acc[arm]['exemplar'][transform][l].append(result.test_accuracy)
 
+  # --- The paper's protocol (rwjax.eval.paper_protocol), its images loaded above.
+  paper_report = {}
+  if paper_prepared is not None:
+    t = time.perf_counter()
+    paper_report = paper_protocol.run(paper_prepared)
+    timing['paper_s'] = time.perf_counter() - t
+
   same = lambda l: 'layer4' if l == 'pooled' and 'layer4' in layers else l
   compare = lambda get: {
       l: stats.compare(get('pretrained')[same(l)], get('random_init')[same(l)]) for l in layers}
@@ -250,6 +266,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
       'capacity': _capacity_report(config, model, pre_variables, size, channels, cap_layers,
                                    geometry, capacity_dims, solver_residual)
                   if cap_kinds else {},
+      'paper': paper_report,
       'timing': timing,
       'jax': {'version': jax.__version__, 'devices': [str(x) for x in jax.local_devices()]},
       'configs': {'evaluate': config.to_dict(), 'pretrain': pre_config.to_dict()},

@@ -60,9 +60,18 @@ def _hidden_count(model: SimCLRModel) -> int:
   return len(tuple(model.projector)) - 1
 
 
-def probe_layers(model: SimCLRModel, which: str = 'relus') -> tuple[str, ...]:
+def probe_layers(model: SimCLRModel, which='relus') -> tuple[str, ...]:
   """The encoder output, then the intermediate ReLUs probed: all 17 ('relus') or the
-  paper's 9 ('paper': the stem's and each block's first)."""
+  paper's 9 ('paper': the stem's and each block's first); or names of these, as a tuple or
+  one comma-separated string."""
+  if isinstance(which, str) and which not in PROBE_LAYER_SETS:
+    which = tuple(w.strip() for w in which.split(',') if w.strip())
+  if isinstance(which, (tuple, list)):
+    bad = [l for l in which if l not in (ENCODER,) + BACKBONE_RELUS]
+    if bad or not which:
+      raise InputError(f'config.paper_probe.layers: unknown layers {bad}; choose from '
+                       f'{(ENCODER,) + BACKBONE_RELUS} or use {PROBE_LAYER_SETS}')
+    return tuple(which)
   if which not in PROBE_LAYER_SETS:
     raise InputError(f'config.paper_probe.layers={which!r}: use one of {PROBE_LAYER_SETS}')
   relus = BACKBONE_RELUS if which == 'relus' else tuple(
@@ -70,8 +79,18 @@ def probe_layers(model: SimCLRModel, which: str = 'relus') -> tuple[str, ...]:
   return (ENCODER,) + relus
 
 
-def manifold_layers(model: SimCLRModel) -> tuple[str, ...]:
-  """The paper's hooked layers in network order (module docstring)."""
+def manifold_layers(model: SimCLRModel, which='paper') -> tuple[str, ...]:
+  """The paper's hooked layers in network order (module docstring), or those of names of
+  them (a tuple or one comma-separated string)."""
+  if isinstance(which, str) and which != 'paper':
+    which = tuple(w.strip() for w in which.split(',') if w.strip())
+  if isinstance(which, (tuple, list)):
+    every = manifold_layers(model)
+    bad = [l for l in which if l not in every]
+    if bad or not which:
+      raise InputError(f'config.paper_manifolds.layers: unknown layers {bad}; choose from '
+                       f"{every} or 'paper'")
+    return tuple(l for l in every if l in which)
   blocks = tuple(l for l in BACKBONE_RELUS if l.endswith('_out'))
   projector = sum(((f'projector_hidden{i}_linear', f'projector_hidden{i}_relu')
                    for i in range(_hidden_count(model))), ())
