@@ -352,6 +352,8 @@ def run(config: ml_collections.ConfigDict) -> dict:
   out = config.out or os.path.join(config.workdir, 'eval')
   paths = report_lib.write(report, out)
   print(report_lib.table(report))
+  if report.get('paper'):
+    print('\n' + paper_protocol.table(report['paper']))
   print(f"\n{report['timing']['total_s']:.1f} s; wrote " + ', '.join(paths), flush=True)
   return report
 

@@ -339,3 +339,30 @@ def run(prepared: dict) -> dict:
       'manifold_solver_residual': float(residual),
       'settings': {'tasks': t.to_dict(), 'probe': p.to_dict(), 'manifolds': m.to_dict()},
   }
+
+
+def table(paper_report: dict) -> str:
+  """The printed rows of report['paper']: every probe row says which protocol it follows
+  ('paper protocol': best test accuracy over epochs; 'logistic': today's probe)."""
+  if not paper_report:
+    return ''
+  mean = lambda s: '-' if s['mean'] is None else f"{s['mean']:.3f}"
+  pval = lambda c: '-' if c['p'] is None else f"{c['p']:.2g}"
+  rows = [f"{'paper task':<28}{'probe':<16}{'layer':<22}{'pre-trained':>12}{'random':>9}"
+          f"{'p':>8}"]
+  for task, layers in paper_report['probes'].items():
+    for layer, row in layers.items():
+      for measure, c in row.items():
+        label = 'paper protocol' if measure == 'paper_protocol' else measure
+        rows.append(f'{task:<28}{label:<16}{layer:<22}{mean(c["pretrained"]):>12}'
+                    f'{mean(c["random_init"]):>9}{pval(c):>8}')
+  if paper_report['manifolds']:
+    rows += ['', f"{'paper manifolds':<28}{'layer':<26}{'alpha pre / rand':>18}{'p':>8}"
+                 f"{'PR pre / rand':>16}{'sim alpha pre / rand':>22}"]
+    pair = lambda c: (f'{mean(c["pretrained"])} / {mean(c["random_init"])}' if c else '')
+    for kind, layers in paper_report['manifolds'].items():
+      for layer, row in layers.items():
+        rows.append(f"{kind:<28}{layer:<26}{pair(row['alpha']):>18}{pval(row['alpha']):>8}"
+                    f"{pair(row['participation_ratio']):>16}{pair(row.get('sim_alpha')):>22}")
+  rows += [f'note: {n}' for n in paper_report['notes']]
+  return '\n'.join(rows)

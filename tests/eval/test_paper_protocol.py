@@ -97,3 +97,23 @@ def test_paper_rows_in_the_report(workdir):
   assert paper['manifold_layers'] == ['stem_relu', 'projector_output']
   assert any('digits in place' in n for n in paper['notes'])
   assert report['timing']['paper_s'] > 0
+  printed = paper_protocol.table(paper)
+  assert 'paper protocol' in printed and 'logistic' in printed and 'class_digits' in printed
+
+
+def test_wave_manifolds_come_from_a_movie_and_its_labels(workdir, tmp_path):
+  rng = np.random.default_rng(0)
+  movie = rng.normal(size=(130, 16, 16)).astype(np.float32)
+  labels = np.full(130, -1, np.int32)
+  labels[5:60], labels[60:70], labels[70:130] = 0, 1, 2  # 55, 10 and 60 frames
+  np.save(tmp_path / 'movie.npy', movie)
+  np.save(tmp_path / 'labels.npy', labels)
+  c = _config(workdir)
+  c.paper_manifolds.wave_movie = str(tmp_path / 'movie.npy')
+  c.paper_manifolds.wave_labels = str(tmp_path / 'labels.npy')
+  frames, index, path = paper_protocol._wave_images(c, defaults.smoke_pretrain_config(), 8, 1)
+  assert frames.shape == (130, 8, 8, 1) and path.endswith('movie.npy')
+  assert [len(i) for i in index] == [55, 60]  # the 10-frame wave is too short
+  assert float(frames.min()) >= 0 and float(frames.max()) <= 1
+  c.paper_manifolds.wave_movie = c.paper_manifolds.wave_labels = ''
+  assert paper_protocol._wave_images(c, defaults.smoke_pretrain_config(), 8, 1) is None
