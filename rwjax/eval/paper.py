@@ -31,7 +31,7 @@ statistics in `make_features`; config.batchnorm's modes supply their own).
 """
 
 import functools
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import jax
 import jax.numpy as jnp

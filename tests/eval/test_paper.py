@@ -3,10 +3,8 @@ from the parameters equals the layer the model runs), both probes on a task, and
 manifold measure, simulated capacity included."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import pytest
 
 from rwjax.eval import paper
 from rwjax.models import create_model, init_variables
