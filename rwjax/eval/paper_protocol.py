@@ -348,13 +348,14 @@ def table(paper_report: dict) -> str:
     return ''
   mean = lambda s: '-' if s['mean'] is None else f"{s['mean']:.3f}"
   pval = lambda c: '-' if c['p'] is None else f"{c['p']:.2g}"
-  rows = [f"{'paper task':<28}{'probe':<16}{'layer':<22}{'pre-trained':>12}{'random':>9}"
+  w = max([28] + [len(t) + 2 for t in paper_report['probes']])
+  rows = [f"{'paper task':<{w}}{'probe':<16}{'layer':<22}{'pre-trained':>12}{'random':>9}"
           f"{'p':>8}"]
   for task, layers in paper_report['probes'].items():
     for layer, row in layers.items():
       for measure, c in row.items():
         label = 'paper protocol' if measure == 'paper_protocol' else measure
-        rows.append(f'{task:<28}{label:<16}{layer:<22}{mean(c["pretrained"]):>12}'
+        rows.append(f'{task:<{w}}{label:<16}{layer:<22}{mean(c["pretrained"]):>12}'
                     f'{mean(c["random_init"]):>9}{pval(c):>8}')
   if paper_report['manifolds']:
     rows += ['', f"{'paper manifolds':<28}{'layer':<26}{'alpha pre / rand':>18}{'p':>8}"
