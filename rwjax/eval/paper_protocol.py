@@ -350,7 +350,7 @@ def table(paper_report: dict) -> str:
   pval = lambda c: '-' if c['p'] is None else f"{c['p']:.2g}"
   w = max([28] + [len(t) + 2 for t in paper_report['probes']])
   rows = [f"{'paper task':<{w}}{'probe':<16}{'layer':<22}{'pre-trained':>12}{'random':>9}"
-          f"{'p':>8}"]
+          f"{'p':>8}"] if paper_report['probes'] else []
   for task, layers in paper_report['probes'].items():
     for layer, row in layers.items():
       for measure, c in row.items():
@@ -358,7 +358,7 @@ def table(paper_report: dict) -> str:
         rows.append(f'{task:<{w}}{label:<16}{layer:<22}{mean(c["pretrained"]):>12}'
                     f'{mean(c["random_init"]):>9}{pval(c):>8}')
   if paper_report['manifolds']:
-    rows += ['', f"{'paper manifolds':<28}{'layer':<26}{'alpha pre / rand':>18}{'p':>8}"
+    rows += ['' if rows else None, f"{'paper manifolds':<28}{'layer':<26}{'alpha pre / rand':>18}{'p':>8}"
                  f"{'PR pre / rand':>16}{'sim alpha pre / rand':>22}"]
     pair = lambda c: (f'{mean(c["pretrained"])} / {mean(c["random_init"])}' if c else '')
     for kind, layers in paper_report['manifolds'].items():
@@ -366,4 +366,4 @@ def table(paper_report: dict) -> str:
         rows.append(f"{kind:<28}{layer:<26}{pair(row['alpha']):>18}{pval(row['alpha']):>8}"
                     f"{pair(row['participation_ratio']):>16}{pair(row.get('sim_alpha')):>22}")
   rows += [f'note: {n}' for n in paper_report['notes']]
-  return '\n'.join(rows)
+  return '\n'.join(r for r in rows if r is not None)
