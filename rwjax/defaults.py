@@ -226,10 +226,17 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
   # (src/mftma_analysis.py: model.eval()) is 'running'.
   c.capacity.batchnorm = ''
 
+  _paper_protocol_keys(c)
+
   if preset == 'cifar10_folder':
     c.data.source = 'folder:data/cifar10'
     c.exemplar.source = 'folder:data/cifar10'
-  elif preset in ('digits', 'paper_digits'):
+  elif preset == 'paper':
+    _enable_paper_protocol(c, digits=False)
+  elif preset == 'paper_digits':  # The digits preset with the paper's protocol on digits.
+    c = evaluate_config('digits')
+    _enable_paper_protocol(c, digits=True)
+  elif preset == 'digits':
     c.seeds = 2
     c.batch_size = 256
     c.data.source = 'digits'
@@ -241,7 +248,7 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
     c.capacity.P, c.capacity.M, c.capacity.n_t = 5, 20, 50
     c.capacity.project_dims = 512
     c.capacity.layers = 'stages'  # Keeps the CPU demo fast.
-  elif preset not in ('cifar10', 'paper'):
+  elif preset != 'cifar10':
     raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder', 'digits', "
                      "'paper' or 'paper_digits'")
   if preset in ('paper', 'paper_digits'):
@@ -262,3 +269,93 @@ def _paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
     c.batchnorm_batch = 32
     c.data.max_train, c.data.max_test = 300, 100
     c.probe.steps = 100
+
+
+def _paper_protocol_keys(c: ml_collections.ConfigDict) -> None:
+  """The paper's tasks, probes and manifolds (rwjax.eval.paper; off unless a preset or
+  --config.paper_*.enabled=True turns them on). Paper values from its code, commit f39aa6d."""
+  from rwjax.data import paper_tasks  # pylint: disable=g-import-not-at-top
+  # Invariance classification (its CIFAR100_classify_augs): 10 classes x all 600 images
+  # (train + test pooled), each transformed once, split 5/6 : 1/6 by a seeded draw.
+  t = c.paper_tasks = ml_collections.ConfigDict()
+  t.enabled = False
+  t.source = 'tfds:cifar100'  # Or folder:<CIFAR-100 folder>; CIFAR-10 stands in here.
+  t.splits = ('train', 'test')  # Pooled.
+  t.classes = paper_tasks.DEFAULT_CLASSES  # Paper: unknown (its tensor's script is missing).
+  t.per_class = paper_tasks.PER_CLASS  # 600 = all of CIFAR-100's; 0 = every image.
+  t.transforms = ('translate', 'rotate', 'color', 'none')
+  t.translate = 0.5  # RandomAffine(0, translate=(0.5, 0.5)).
+  t.degrees = 180.0  # RandomAffine(180).
+  t.jitter = (0.5, 0.5, 0.5, 0.5)  # ColorJitter(brightness, contrast, saturation, hue).
+  t.fill = 0.0  # Uncovered pixels (torchvision's 0).
+
+  # Probes: (a) the paper's Adam linear layer, best test accuracy over epochs ("paper
+  # protocol"), (b) today's logistic probe (config.probe) on the same features.
+  p = c.paper_probe = ml_collections.ConfigDict()
+  p.enabled = False
+  p.lr = 1e-4  # Paper: 1e-4.
+  p.batch_size = 50  # Paper: 50.
+  p.epochs = 4  # Paper: range(1, 5).
+  p.weight_decay = 1e-6  # Paper: Adam weight_decay 1e-6.
+  # 'relus': pooled + all 17 ReLUs; 'paper': pooled + its 9 probe nodes; or 'name,name,...'.
+  p.layers = 'relus'
+  p.logistic = True  # Also today's probe (config.probe settings) on every task and layer.
+  # Plain classification datasets (their data.train_split / data.test_split).
+  p.classification = ('tfds:mnist', 'tfds:cifar10')
+  p.fit = 'pad'  # Smaller images (MNIST 28x28) zero-padded to the input size; 'resize'.
+  p.max_train = 0  # 0 = all (else an evenly spaced subset), for CPU runs.
+  p.max_test = 0
+
+  m = c.paper_manifolds = ml_collections.ConfigDict()
+  m.enabled = False
+  m.kinds = ('translate', 'color', 'class_cifar10', 'class_cifar100', 'waves')
+  m.exemplar_source = 'tfds:cifar100'  # Paper: CIFAR-100 test images.
+  m.exemplar_split = 'test'
+  m.exemplar_p = 50  # Paper: 50 images...
+  m.exemplar_m = 20  # ...x 20 transforms.
+  m.translate = 0.1  # RandomAffine(0, translate=(0.1, 0.1)).
+  m.jitter = (0.5, 0.5, 0.5, 0.5)  # ColorJitter(0.5, 0.5, 0.5, 0.5).
+  # Class manifolds: kind 'class_<name>' reads classes.<name>. Paper: CIFAR-10 10 x 100,
+  # CIFAR-100 50 (random) x 50, from its ranked lists ('ranked' needs TFDS ids).
+  m.classes = ml_collections.ConfigDict({
+      'cifar10': {'source': 'tfds:cifar10', 'p': 10, 'm': 100, 'ranked': 'cifar10'},
+      'cifar100': {'source': 'tfds:cifar100', 'p': 50, 'm': 50, 'ranked': 'cifar100'}})
+  m.class_selection = 'ranked'  # 'ranked' | 'confidence' | 'first'.
+  # 'confidence': the logistic probe's network: 'pretrained', 'random_init' (seed 0's) or a
+  # pre-training workdir; '' = not chosen (an error when needed).
+  m.confidence_network = ''
+  # Wave manifolds: '' = the pre-training's data.movie / data.labels (file source); skipped
+  # when there is none.
+  m.wave_movie = ''
+  m.wave_labels = ''
+  m.wave_count = 50  # Paper: the first 50 waves...
+  m.wave_frames = (50, 132)  # ...of 50 to 132 frames.
+  m.layers = 'paper'  # The paper's hooks (13 for ResNet-18 + 512-128), or 'name,name,...'.
+  m.n_t = 500  # Paper: 500.
+  m.kappa = 0.0  # Paper: 0.
+  m.project_dims = 5000  # Paper: wider layers projected to 5,000.
+  m.variance = 0.9  # Paper: perc=0.90 (components holding 90% of the variance).
+  m.simulate = True  # Simulated capacity at the encoder output and projector layers.
+  m.sim_trials = 100  # Paper: n_rep=100.
+
+
+def _enable_paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
+  """Turns on the paper's tasks, probes and manifolds; `digits`: scikit-learn's digits for
+  everything at CPU-test sizes."""
+  c.paper_tasks.enabled = c.paper_probe.enabled = c.paper_manifolds.enabled = True
+  if not digits:
+    return
+  t, p, m = c.paper_tasks, c.paper_probe, c.paper_manifolds
+  t.source = 'digits'
+  t.classes = tuple(str(i) for i in range(10))
+  t.per_class = 100  # digits has 174..183 per class (train + test)
+  t.transforms = ('translate', 'none')
+  p.classification = ('digits',)
+  p.layers = 'paper'
+  p.fit = 'resize'  # 8x8 digits
+  m.kinds = ('translate', 'class_digits')
+  m.exemplar_source, m.exemplar_p, m.exemplar_m = 'digits', 5, 4
+  m.classes = ml_collections.ConfigDict({'digits': {'source': 'digits', 'p': 5, 'm': 10,
+                                                    'ranked': ''}})
+  m.class_selection = 'first'
+  m.n_t, m.project_dims, m.sim_trials = 50, 256, 4

@@ -53,6 +53,7 @@ from rwjax.eval import batchnorm as bn_lib
 from rwjax.eval import capacity as capacity_lib
 from rwjax.eval import features as features_lib
 from rwjax.eval import manifolds as manifolds_lib
+from rwjax.eval import paper_protocol
 from rwjax.eval import probes
 from rwjax.eval import report as report_lib
 from rwjax.eval import stats
@@ -168,6 +169,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if e.enabled or _exemplar_kinds(config):
     if not 0 <= e.max_shift <= 1:
       raise InputError(f'config.exemplar.max_shift={e.max_shift!r} must be in [0, 1]')
+  paper_protocol.validate(config)  # config.paper_tasks / paper_probe / paper_manifolds
 
 
 def _exemplar_kinds(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -307,6 +309,13 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                                                                pool=False, **k)
   fit = functools.partial(probes.fit_probe, l2_grid=tuple(p.l2_grid),
                           val_fraction=p.val_fraction, steps=p.steps)
+  # The paper's protocol: its images loaded (and checked) now, run after today's tasks on the
+  # same networks, its probes under config.batchnorm, its manifolds under capacity's mode.
+  paper_prepared = paper_protocol.prepare(
+      config, model, pre_config, lambda arm, seed: networks[arm][seed].variables, size,
+      channels, features_of=lambda arm, seed, purpose: features(
+          networks[arm][seed], bn_mode if purpose == 'probes' else cap_bn_mode)
+  ) if paper_protocol.enabled(config) else None
 
   # The average-pooled layer4 map is the pooled representation: probe it once.
   probed = [l for l in layers if not (l == 'pooled' and 'layer4' in layers)]
@@ -362,9 +371,13 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                          val_fraction=p.val_fraction, steps=p.steps)
           acc[arm]['exemplar'][transform][l].append(result.test_accuracy)
 
-  # eval-tasks-manifolds (issue 13 sections 2-3): the paper's tasks, probes and manifolds
-  # go here as a function of (config, model, networks, features, data) returning report
-  # rows tagged 'protocol': 'paper' (see `row`).
+  # --- The paper's protocol (rwjax.eval.paper_protocol), its images loaded above.
+  paper_report = {}
+  if paper_prepared is not None:
+    t = time.perf_counter()
+    paper_report = paper_protocol.run(paper_prepared)
+    timing['paper_s'] = time.perf_counter() - t
+
   same = lambda l: 'layer4' if l == 'pooled' and 'layer4' in layers else l
   row = functools.partial(_row, paired=paired, batchnorm=bn_mode)
   compare = lambda get: {
@@ -391,6 +404,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
                                    functools.partial(_row, paired=paired,
                                                      batchnorm=cap_bn_mode))
                   if cap_kinds else {},
+      'paper': paper_report,
       'timing': timing,
       'jax': {'version': jax.__version__, 'devices': [str(x) for x in jax.local_devices()]},
       'configs': {'evaluate': config.to_dict(), 'pretrain': pre_config.to_dict(),
@@ -529,6 +543,8 @@ def run(config: ml_collections.ConfigDict) -> dict:
   out = config.out or os.path.join(report['workdir'], 'eval')
   paths = report_lib.write(report, out)
   print(report_lib.table(report))
+  if report.get('paper'):
+    print('\n' + paper_protocol.table(report['paper']))
   print(f"\n{report['timing']['total_s']:.1f} s; wrote " + ', '.join(paths), flush=True)
   return report
 

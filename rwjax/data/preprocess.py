@@ -12,7 +12,11 @@ from rwjax.errors import InputError
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def to_network_input(images: jax.Array, size: int, channels: int) -> jax.Array:
+FITS = ('resize', 'pad')
+
+
+def to_network_input(images: jax.Array, size: int, channels: int,
+                     fit: str = 'resize') -> jax.Array:
   """Scales, resizes and converts the channels of images for the network.
 
   Args:
@@ -21,6 +25,10 @@ def to_network_input(images: jax.Array, size: int, channels: int) -> jax.Array:
       antialiasing (jax.image.resize); square inputs keep their aspect ratio.
     channels: output channels, 1 or 3 (static). Grey -> RGB replicates the grey level;
       RGB -> grey takes the BT.601 luminance.
+    fit: 'resize' (above), or 'pad' (static): images no larger than size are centred on a
+      black (0) size x size canvas, pixels unchanged (MNIST 28 -> 32: the digits keep their
+      scale and stroke width, and the border is the digits' own black background; the
+      paper fed MNIST's 28 x 28 unchanged); larger images are resized.
 
   Returns:
     f32[N, size, size, channels] in [0, 1].
@@ -32,6 +40,8 @@ def to_network_input(images: jax.Array, size: int, channels: int) -> jax.Array:
     raise InputError(f'channels must be 1 or 3, got {channels}')
   if size < 1:
     raise InputError(f'size must be >= 1, got {size}')
+  if fit not in FITS:
+    raise InputError(f'fit={fit!r} is unknown; use one of {FITS}')
   is_int = jnp.issubdtype(images.dtype, jnp.integer)
   x = jnp.asarray(images, jnp.float32)
   if is_int:
@@ -39,7 +49,10 @@ def to_network_input(images: jax.Array, size: int, channels: int) -> jax.Array:
   if x.shape[-1] == 3 and channels == 1:
     x = x @ jnp.asarray(_LUMA, jnp.float32)[:, None]
   n, h, w, _ = x.shape
-  if (h, w) != (size, size):
+  if fit == 'pad' and h <= size and w <= size:
+    top, left = (size - h) // 2, (size - w) // 2
+    x = jnp.pad(x, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
+  elif (h, w) != (size, size):
     x = jax.image.resize(x, (n, size, size, x.shape[-1]), method='linear', antialias=True)
   if x.shape[-1] == 1 and channels == 3:
     x = jnp.broadcast_to(x, (n, size, size, 3))

@@ -19,6 +19,7 @@ to get or prepare the data.
 
 import concurrent.futures
 import os
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -178,3 +179,39 @@ def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
   order = order[:-_DIGITS_TEST] if split == 'train' else order[-_DIGITS_TEST:]
   order = order[_subset(len(order), max_examples)]
   return images[order], digits.target[order].astype(np.int32), [str(d) for d in range(10)]
+
+
+def parse_ids(ids: Sequence) -> np.ndarray:
+  """Original positions i64[N] from image ids such as TFDS CIFAR's 'test_00042' (-> 42)."""
+  out = []
+  for i in ids:
+    i = i.decode() if isinstance(i, bytes) else str(i)
+    found = re.fullmatch(r'[A-Za-z]+_0*(\d+)', i)
+    if not found:
+      raise InputError(f'image id {i!r} does not name an original position (TFDS CIFAR ids '
+                       "look like 'test_00042')")
+    out.append(int(found.group(1)))
+  return np.asarray(out, np.int64)
+
+
+def original_positions(spec: str, split: str, *, data_dir: Optional[str] = None,
+                       max_examples: Optional[int] = None) -> np.ndarray:
+  """i64[N]: each loaded image's position in the dataset's original release order (the order
+  of `load_images(spec, split, max_examples=...)`), from TFDS's 'id' feature.
+
+  TFDS stores examples in its own shuffled order, but its CIFAR datasets keep the original
+  position in 'id'. Image folders and digits keep none: InputError.
+  """
+  if not spec.startswith('tfds:'):
+    raise InputError(f'{spec!r} keeps no original image order (only TFDS datasets with an '
+                     "'id' feature, e.g. tfds:cifar10, do); choose a selection that needs none")
+  import tensorflow_datasets as tfds  # Heavy import, only for this source.
+  name = spec[len('tfds:'):]
+  source = tfds.data_source(name, split=split, data_dir=data_dir)
+  if 'id' not in source.dataset_info.features:
+    raise InputError(f'TFDS dataset {name!r} has no id feature; it keeps no original order')
+  index = _subset(len(source), max_examples)
+  ids = []
+  for start in range(0, len(index), 1024):
+    ids.extend(e['id'] for e in source.__getitems__(index[start:start + 1024].tolist()))
+  return parse_ids(ids)

@@ -78,7 +78,8 @@ def translate(images: jax.Array, shifts: jax.Array, fill: Fill = 0.0) -> jax.Arr
   return jnp.where(valid[..., None], moved, _fill_value(images, fill))
 
 
-def rotate(images: jax.Array, degrees: jax.Array, fill: Fill = 0.0) -> jax.Array:
+def rotate(images: jax.Array, degrees: jax.Array, fill: Fill = 0.0,
+           order: int = 1) -> jax.Array:
   """Rotates images about their centre (bilinear), counter-clockwise as displayed (row 0 on
   top; 90 degrees = np.rot90 over axes (1, 2)).
 
@@ -86,6 +87,8 @@ def rotate(images: jax.Array, degrees: jax.Array, fill: Fill = 0.0) -> jax.Array
     images: f32[N, H, W, C].
     degrees: f32[N] angles, or a scalar for all images.
     fill: value of uncovered pixels (a number or 'mean').
+    order: interpolation, 1 = bilinear, 0 = nearest pixel (torchvision's RandomAffine
+      default; static).
 
   Returns:
     f32[N, H, W, C].
@@ -101,7 +104,7 @@ def rotate(images: jax.Array, degrees: jax.Array, fill: Fill = 0.0) -> jax.Array
     src_y = cos * y + sin * x + (h - 1) / 2
     src_x = -sin * y + cos * x + (w - 1) / 2
     sample = lambda channel: jax.scipy.ndimage.map_coordinates(
-        channel, (src_y, src_x), order=1, mode='constant', cval=0.0)
+        channel, (src_y, src_x), order=order, mode='constant', cval=0.0)
     return jax.vmap(sample, in_axes=2, out_axes=2)(image)
 
   # Interpolating (image - fill) with zeros outside equals interpolating with fill outside.
