@@ -36,6 +36,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from rwjax import models
+from rwjax import paths as paths_lib
 from rwjax.data import sources
 from rwjax.data import tasks
 from rwjax.data.preprocess import to_network_input
@@ -236,7 +237,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
       l: stats.compare(get('pretrained')[same(l)], get('random_init')[same(l)]) for l in layers}
   timing['total_s'] = time.perf_counter() - start
   return {
-      'workdir': os.path.abspath(config.workdir),
+      'workdir': paths_lib.abspath(config.workdir),
       'step': checkpoint.latest_step(config.workdir),
       'seeds': config.seeds,
       'test': 'paired t over seeds (seed s: random-init network s; probe split and task '
@@ -332,7 +333,7 @@ def _capacity_report(config: ml_collections.ConfigDict, model: models.SimCLRMode
 def run(config: ml_collections.ConfigDict) -> dict:
   """Evaluates, writes the report and plots, prints the table; returns the report."""
   report = evaluate(config)
-  out = config.out or os.path.join(config.workdir, 'eval')
+  out = config.out or paths_lib.join(config.workdir, 'eval')
   paths = report_lib.write(report, out)
   print(report_lib.table(report))
   print(f"\n{report['timing']['total_s']:.1f} s; wrote " + ', '.join(paths), flush=True)

@@ -288,7 +288,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
     if previous is not None:
       signal.signal(signal.SIGTERM, previous)
     writer.close()
-  mngr.wait_until_finished()
+  checkpoint.wait(mngr)  # SaveError (the last good checkpoint named) if a save failed
   mngr.close()
   return state
 
@@ -308,7 +308,7 @@ def main(argv):
   def run():
     try:
       train(flags.FLAGS.config, flags.FLAGS.workdir)
-    except NonFiniteLoss as e:
+    except (NonFiniteLoss, checkpoint.SaveError) as e:
       raise InputError(str(e)) from None
 
   cli_main(run)

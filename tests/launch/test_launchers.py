@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 
+from rwjax import metrics as metrics_lib
 from rwjax.ssl import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,7 +92,7 @@ def test_slurm_script_trains_on_two_tasks(tmp_path):
   assert p.returncode == 0, p.stdout + p.stderr
   assert 'starting: 8 device(s)' in p.stdout
   assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
-  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
   assert [r['step'] for r in rows] == [1, 2]
 
 
