@@ -164,10 +164,12 @@ def storage_error(path, e: BaseException, what: str = 'write to') -> InputError:
         f'account cannot see it); create it (`gcloud storage buckets create '
         f'{scheme}://{bucket}`) or pass a path in an existing bucket')
   if isinstance(e, PermissionError) or 'Forbidden' in text or '403' in text:
+    role = 'objectAdmin' if what.startswith('write') else 'objectViewer'
     return InputError(
         f'cannot {what} {path!r}: permission denied on {scheme}://{bucket}; grant this '
-        "machine's service account roles/storage.objectAdmin on the bucket (or "
-        '`gcloud auth application-default login`), or pass a path you can write to')
+        f"machine's service account roles/storage.{role} on the bucket (or "
+        '`gcloud auth application-default login`), or pass a path you can '
+        f'{what.split()[0]}')
   first = text.splitlines()[0][:200] if text else type(e).__name__
   return InputError(f'cannot {what} {path!r} ({first}); check the path, the network and '
                     'the credentials')

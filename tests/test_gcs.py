@@ -160,9 +160,14 @@ def test_without_the_gcs_extra_a_gs_path_is_one_message():
 
 
 def test_no_permission_is_one_message(gcs_faults):
-  gcs_faults([{'method': 'POST', 'contains': 'denied/', 'status': 403, 'times': -1}])
-  with pytest.raises(InputError, match=r'permission denied on gs://bucket; grant'):
+  gcs_faults([{'method': 'POST', 'contains': 'denied/', 'status': 403, 'times': -1},
+              {'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
+  with pytest.raises(InputError, match=r'cannot write to .*permission denied on gs://bucket; '
+                     'grant .*objectAdmin'):
     train.train(tiny_config(), 'gs://bucket/denied/run')
+  with pytest.raises(InputError, match=r'cannot read .*permission denied on gs://bucket; '
+                     'grant .*objectViewer'):
+    checkpoint.read_config('gs://bucket/denied/run')
 
 
 def test_transient_storage_errors_in_a_save_are_retried(gcs_faults):

@@ -82,10 +82,14 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = paths.join(workdir, CONFIG_FILE)
-  if not paths.exists(path):
+  try:
+    found = paths.exists(path)
+    d = paths.read_json(path) if found else None
+  except OSError as e:  # e.g. no permission to read the bucket
+    raise paths.storage_error(path, e, what='read') from None
+  if not found:
     raise InputError(f'{path} does not exist: {workdir!r} is not a pre-training workdir; '
                      'run `python -m rwjax.train --config=... --workdir=DIR` first')
-  d = paths.read_json(path)
   d.pop('n_devices', None)
   return ml_collections.ConfigDict(d)
 

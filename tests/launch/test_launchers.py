@@ -50,6 +50,7 @@ def test_tpu_vm_commands(tmp_path):
     assert '--worker=all' in argv and '--zone=us-central2-b' in argv
   setup_cmd = setup[-1].removeprefix('--command=')
   assert 'https://example.com/rwjax.git' in setup_cmd and "'jax[tpu]'" in setup_cmd
+  assert "-e '.[gcs]'" in setup_cmd  # gs:// workdirs, the documented way on pods
   # The remote shell sees every override as one word, spaces included.
   remote = shlex.split(run[-1].removeprefix('--command='))
   python = remote.index('.venv/bin/python')
