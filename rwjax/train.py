@@ -226,8 +226,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
 
-  monitor = None  # online natural-image accuracies, from the run's initial network
-  if lead and t.monitor_every and t.monitor_every <= t.steps:
+  # Online natural-image accuracies, from the run's initial network. Every process
+  # measures (local devices only, no collectives), so that none waits for process 0 at
+  # the next collective; process 0 logs.
+  monitor = None
+  if t.monitor_every and t.monitor_every <= t.steps:
     monitor = monitor_lib.make_monitor(config, model, monitor_lib.variables_of(state))
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
   saveable = lambda s: s.replace(source=source.checkpoint_view(s.source))
