@@ -52,7 +52,7 @@ def test_trainer_logs_monitor_accuracies_for_the_network_and_its_init(tmp_path):
 
 def test_bad_monitor_settings_are_refused(tmp_path):
   c = runpy.run_path(TINY)['get_config']()
-  c.monitor.source = 'imagenet'
+  c.train.monitor_every, c.monitor.source = 2, 'imagenet'
   with pytest.raises(InputError, match="monitor.source='imagenet' is unknown"):
     train.train(c, str(tmp_path / 'w'))
   c.monitor.source, c.train.monitor_every = 'digits', -1
