@@ -3,14 +3,15 @@
 #
 #   launch/tpu_vm.sh NAME ZONE WORKDIR [--config.x.y=v ...]
 #
-# 1. installs rwjax and jax[tpu] on every worker (a git clone of REPO, or an update of it),
+# 1. installs rwjax[gcs] and jax[tpu] on every worker (a git clone of REPO, or an update),
 # 2. starts the same command on every worker, in the background, logging to ~/rwjax.log:
 #      python -m rwjax.train --config=$CONFIG --workdir=WORKDIR --config.multihost=True ...
 #    JAX finds the other workers itself (jax.distributed.initialize on a TPU VM).
 #
 # WORKDIR must be one directory every worker sees (checkpoints are written by all of them):
-# on a single host any path; on a pod slice a shared filesystem, e.g. a Filestore NFS
-# mount or a Cloud Storage bucket mounted with gcsfuse at the same path on every worker.
+# on a pod slice a Cloud Storage path, gs://BUCKET/RUN (the documented way: no mount, every
+# worker writes its checkpoint shards straight to the bucket; the TPU VM's service account
+# needs roles/storage.objectAdmin on BUCKET); on a single host also any local path.
 # Re-running the command resumes from WORKDIR's checkpoint; TPU maintenance events send
 # SIGTERM, on which all workers save at the same step and exit.
 #
@@ -36,7 +37,7 @@ q() { printf '%q ' "$@"; }  # shell-quotes the overrides for the remote command 
 
 SETUP="set -e; if [ -d rwjax ]; then git -C rwjax fetch -q origin $(q "$BRANCH")&& git -C rwjax checkout -q FETCH_HEAD; \
 else git clone -q -b $(q "$BRANCH")$(q "$REPO")rwjax; fi; \
-cd rwjax && python3 -m venv .venv && .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e . 'jax[tpu]'"
+cd rwjax && python3 -m venv .venv && .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e '.[gcs]' 'jax[tpu]'"
 TRAIN="cd rwjax && nohup .venv/bin/python -m rwjax.train --config=$(q "$CONFIG")--workdir=$(q "$WORKDIR")--config.multihost=True $(q "$@")> ~/rwjax.log 2>&1 &"
 
 run() {

@@ -128,6 +128,20 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.checkpoint_every = 1000
   c.train.keep_checkpoints = 3
+  # Online natural-image accuracies (rwjax.ssl.monitor) every this many steps, a multiple
+  # of log_every (0 = off). Not in the paper (its evaluation runs after pre-training).
+  c.train.monitor_every = 1000
+  c.monitor = ml_collections.ConfigDict()
+  c.monitor.source = 'digits'  # any rwjax.data.sources spec: digits | tfds:<name> | folder:<path>
+  c.monitor.train_split = 'train'
+  c.monitor.test_split = 'test'
+  c.monitor.max_train = 1000  # images held in device memory (0 = all)
+  c.monitor.max_test = 500
+  c.monitor.batch_size = 250  # divides both splits: one compiled feature step
+  c.monitor.knn_k = 20  # solo-learn's WeightedKNNClassifier defaults: k 20, T 0.07, cosine
+  c.monitor.knn_temperature = 0.07
+  c.monitor.probe_steps = 100
+  c.monitor.probe_l2_grid = (1e-4, 1e-2, 1.0)
   return c
 
 
@@ -147,6 +161,7 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   c.train.steps = 60
   c.train.log_every = 10
   c.train.checkpoint_every = 30
+  c.train.monitor_every = 0  # off: the smoke run times the training step
   return c
 
 

@@ -31,7 +31,6 @@ prints a table.
 
 import functools
 import glob
-import os
 import sys
 import time
 from typing import Callable, NamedTuple
@@ -45,6 +44,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from rwjax import models
+from rwjax import paths as paths_lib
 from rwjax.data import sources
 from rwjax.data import tasks
 from rwjax.data.preprocess import to_network_input
@@ -88,14 +88,14 @@ def workdirs_of(config: ml_collections.ConfigDict) -> list[str]:
     if not item:
       continue
     if glob.has_magic(item):
-      matches = sorted(m for m in glob.glob(item) if os.path.isdir(m))
+      matches = sorted(m for m in paths_lib.glob(item) if paths_lib.isdir(m))
       if not matches:
         raise InputError(f'config.workdirs: {item!r} matches no directory; check the pattern '
                          '(quote it so the shell does not expand it)')
       found += matches
     else:
       found.append(item)
-  paths = [os.path.abspath(d) for d in found]
+  paths = [paths_lib.abspath(d) for d in found]
   twice = sorted({d for d in paths if paths.count(d) > 1})
   if twice or not paths:
     raise InputError(f'config.workdirs={config.workdirs!r} lists {twice or "no workdir"}'
@@ -224,7 +224,7 @@ def networks_of(config: ml_collections.ConfigDict, model: models.SimCLRModel, si
   out = {'pretrained': [], 'random_init': []}
   for seed in range(config.seeds):
     i = seed % len(workdirs)
-    out['pretrained'].append(Network('pretrained', seed, os.path.abspath(workdirs[i]),
+    out['pretrained'].append(Network('pretrained', seed, paths_lib.abspath(workdirs[i]),
                                      pretrained[i]))
     k_init = jax.random.split(jax.random.PRNGKey(seed), 3)[0]
     out['random_init'].append(Network('random_init', seed, f'init seed {seed}', init(k_init)))
@@ -384,9 +384,9 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
       l: row(get('pretrained')[same(l)], get('random_init')[same(l)]) for l in layers}
   timing['total_s'] = time.perf_counter() - start
   return {
-      'workdir': os.path.abspath(workdirs[0]),
+      'workdir': paths_lib.abspath(workdirs[0]),
       'step': checkpoint.latest_step(workdirs[0]),
-      'workdirs': [os.path.abspath(w) for w in workdirs],
+      'workdirs': [paths_lib.abspath(w) for w in workdirs],
       'steps': [checkpoint.latest_step(w) for w in workdirs],
       'seeds': config.seeds,
       'test': _test_text(paired, several),
@@ -540,7 +540,7 @@ def _capacity_report(config: ml_collections.ConfigDict, model: models.SimCLRMode
 def run(config: ml_collections.ConfigDict) -> dict:
   """Evaluates, writes the report and plots, prints the table; returns the report."""
   report = evaluate(config)
-  out = config.out or os.path.join(report['workdir'], 'eval')
+  out = config.out or paths_lib.join(report['workdir'], 'eval')
   paths = report_lib.write(report, out)
   print(report_lib.table(report))
   if report.get('paper'):

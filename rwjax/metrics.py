@@ -1,37 +1,124 @@
-"""Run metrics: one JSON line per log interval, TensorBoard scalars, a progress line."""
+"""Run metrics: one JSON record per log interval, TensorBoard scalars, a progress line.
+
+Where the records go (read them back with `read_metrics(workdir)`, whichever it is):
+  - a local workdir: appended to DIR/metrics.jsonl, one line per record (as always);
+  - a bucket (gs://...): an object cannot be appended to (and gcsfs silently turns 'a'
+    into an overwrite, fsspec/gcsfs#533), so each writer (one per run or resumption)
+    keeps its records in memory and uploads them whole, at every log step, as one
+    immutable-once-full part DIR/metrics/part-NNNNN.jsonl (a new part every
+    PART_RECORDS records bounds an upload). A preempted run loses nothing that was logged:
+    every part in the bucket is complete at every log step.
+TensorBoard events go to DIR/tensorboard; on a bucket tensorboardX writes them to a local
+staging directory and each event file is uploaded whole after each log step's flush.
+"""
 
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 
 from tensorboardX import SummaryWriter
 
+from rwjax import paths
+
+METRICS_FILE = 'metrics.jsonl'  # local workdirs
+PARTS_DIR = 'metrics'  # object-store workdirs: PARTS_DIR/part-NNNNN.jsonl
+PART_RECORDS = 1000
+TENSORBOARD_DIR = 'tensorboard'
+_PART = re.compile(r'part-(\d+)\.jsonl$')
+
+
+def _parts(workdir: str) -> list[tuple[int, str]]:
+  """(number, path) of the metric parts in workdir, in number order."""
+  found = [(_PART.search(p), p) for p in paths.glob(paths.join(workdir, PARTS_DIR, 'part-*.jsonl'))]
+  return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
+def _records(text: str, path: str) -> list[dict]:
+  lines = [l for l in text.splitlines() if l.strip()]
+  out = []
+  for i, line in enumerate(lines):
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i < len(lines) - 1:  # only a crash mid-line (the last one, local files) is forgiven
+        raise ValueError(f'{path}: line {i + 1} is not JSON') from None
+  return out
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """Every metric record of a run, in the order written, on any path.
+
+  DIR/metrics.jsonl (local runs) first, then DIR/metrics/part-*.jsonl (runs on object
+  stores) in part order. Steps re-run after a crash (not after a preemption, which
+  checkpoints the step it stops at) appear once per run that logged them.
+  Returns [{'step': int, name: float, ...}, ...].
+  """
+  records = []
+  legacy = paths.join(workdir, METRICS_FILE)
+  if paths.exists(legacy):
+    records += _records(paths.read_text(legacy), legacy)
+  for _, part in _parts(workdir):
+    records += _records(paths.read_text(part), part)
+  return records
+
 
 class MetricWriter:
-  """Writes scalars to DIR/metrics.jsonl and DIR/tensorboard (only on process 0)."""
+  """Writes scalars to the workdir's metrics and TensorBoard events (only on process 0)."""
 
   def __init__(self, workdir: str, enabled: bool = True):
     self.enabled = enabled
-    if enabled:
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
-      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    if not enabled:
+      return
+    self._remote = paths.is_remote(workdir)
+    if self._remote:
+      self._workdir = workdir
+      parts = _parts(workdir)
+      self._part = parts[-1][0] + 1 if parts else 0
+      self._lines = []
+      self._stage = tempfile.mkdtemp(prefix='rwjax-tensorboard-')
+      self._tb = SummaryWriter(self._stage)
+    else:
+      self._jsonl = open(os.path.join(workdir, METRICS_FILE), 'a')
+      self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
+
+  def _upload_events(self) -> None:
+    for name in sorted(os.listdir(self._stage)):
+      paths.upload(os.path.join(self._stage, name),
+                   paths.join(self._workdir, TENSORBOARD_DIR, name))
 
   def write(self, step: int, scalars: dict) -> None:
     if not self.enabled:
       return
     row = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
-    self._jsonl.write(json.dumps(row) + '\n')
-    self._jsonl.flush()
+    if self._remote:
+      self._lines.append(json.dumps(row) + '\n')
+      part = paths.join(self._workdir, PARTS_DIR, f'part-{self._part:05d}.jsonl')
+      paths.write_atomic(part, ''.join(self._lines))
+      if len(self._lines) >= PART_RECORDS:  # this part is final; the next record starts one
+        self._part, self._lines = self._part + 1, []
+    else:
+      self._jsonl.write(json.dumps(row) + '\n')
+      self._jsonl.flush()
     for k, v in row.items():
       if k != 'step':
         self._tb.add_scalar(k, v, step)
     self._tb.flush()
+    if self._remote:
+      self._upload_events()
 
   def close(self) -> None:
-    if self.enabled:
+    if not self.enabled:
+      return
+    self._tb.close()
+    if self._remote:
+      self._upload_events()
+      shutil.rmtree(self._stage, ignore_errors=True)
+    else:
       self._jsonl.close()
-      self._tb.close()
 
 
 def _duration(seconds: float) -> str:

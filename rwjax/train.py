@@ -27,6 +27,7 @@ from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.ssl import augment as augment_lib
 from rwjax.ssl import checkpoint
 from rwjax.ssl import loss as loss_lib
+from rwjax.ssl import monitor as monitor_lib
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
 from rwjax.ssl import sources
@@ -50,6 +51,15 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   for name in ('train.batch_pairs', 'train.log_every', 'train.checkpoint_every',
                'train.keep_checkpoints', 'data.input_size', 'data.frame_separation'):
     positive(name, config[name.split('.')[0]][name.split('.')[1]])
+  if isinstance(t.monitor_every, bool) or not isinstance(t.monitor_every, int) or (
+      t.monitor_every < 0):
+    raise InputError(f'config.train.monitor_every={t.monitor_every!r} must be an integer '
+                     '>= 0 (0 = off)')
+  if t.monitor_every and not (config.monitor.source == 'digits' or any(
+      config.monitor.source.startswith(p) and len(config.monitor.source) > len(p)
+      for p in ('tfds:', 'folder:'))):
+    raise InputError(f'config.monitor.source={config.monitor.source!r} is unknown; use '
+                     "digits, tfds:<name> or folder:<path> (or config.train.monitor_every=0)")
   if t.batch_pairs % n_devices:
     raise InputError(f'config.train.batch_pairs={t.batch_pairs} is not divisible by the '
                      f'{n_devices} devices; use a multiple of {n_devices}')
@@ -441,6 +451,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
     schedule_args['total_steps'] = max(n_steps, 1)  # (the optimizer's state is the same)
     tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
 
+  # Online natural-image accuracies, from the run's initial network. Every process
+  # measures (local devices only, no collectives), so that none waits for process 0 at
+  # the next collective; process 0 logs.
+  monitor = None
+  if t.monitor_every and t.monitor_every <= n_steps:
+    monitor = monitor_lib.make_monitor(config, model, monitor_lib.variables_of(state))
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
   saveable = lambda s: s.replace(source=source.checkpoint_view(s.source))
   restored = checkpoint.restore(mngr, saveable(state))
@@ -480,6 +496,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       signal.SIGTERM, lambda *_: stop.update(signal=True))
   writer = metrics_lib.MetricWriter(workdir, enabled=lead)
   pending, last_good = [], start if restored is not None else None
+  monitored = start
   t_first = time.perf_counter()
   try:
     for step in range(start, n_steps):
@@ -502,6 +519,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
         rate = progress.rate(done)
         vals.update(steps_per_s=rate, views_per_s=rate * views_per_step,
                     sim_share=min(1.0, sim_s * rate))
+        if monitor is not None and done // t.monitor_every > monitored // t.monitor_every:
+          t_monitor = time.perf_counter()  # at the first log step of each interval
+          vals.update(monitor(monitor_lib.variables_of(state)))
+          vals['monitor/seconds'] = time.perf_counter() - t_monitor
+          monitored = done
         writer.write(done, vals)
         progress.line(done, {k: vals[k] for k in ('loss', 'lr', 'views_per_s', 'sim_share')})
         pending = []
@@ -529,7 +551,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
     if previous is not None:
       signal.signal(signal.SIGTERM, previous)
     writer.close()
-  mngr.wait_until_finished()
+  checkpoint.wait(mngr)  # SaveError (the last good checkpoint named) if a save failed
   mngr.close()
   return state
 
@@ -549,7 +571,7 @@ def main(argv):
   def run():
     try:
       train(flags.FLAGS.config, flags.FLAGS.workdir)
-    except NonFiniteLoss as e:
+    except (NonFiniteLoss, checkpoint.SaveError) as e:
       raise InputError(str(e)) from None
 
   cli_main(run)

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import metrics as metrics_lib
 from rwjax import train
 from rwjax.errors import InputError
 from rwjax.ssl import checkpoint
@@ -44,10 +45,18 @@ def test_resume_gives_identical_parameters(tmp_path):
   # the source state or a step changes them at the order of the learning rate.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                params_of(straight), params_of(resumed))
-  lines = open(tmp_path / 'straight' / 'metrics.jsonl').read().splitlines()
-  assert len(lines) == 3 and '"views_per_s"' in lines[0] and '"sim_share"' in lines[0]
+  rows = metrics_lib.read_metrics(str(tmp_path / 'straight'))
+  assert [r['step'] for r in rows] == [2, 4, 6] and 'views_per_s' in rows[0] and 'sim_share' in rows[0]
   # The loss is real: anchors had positives.
-  assert all(json.loads(l)['n_anchors'] > 0 for l in lines)
+  assert all(r['n_anchors'] > 0 for r in rows)
+  # TensorBoard's own reader sees the same scalars (as float32) in the event file.
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(tmp_path / 'straight' / 'tensorboard'))
+  acc.Reload()
+  assert set(acc.Tags()['scalars']) == set(rows[0]) - {'step'}
+  for tag in acc.Tags()['scalars']:
+    assert [(e.step, e.value) for e in acc.Scalars(tag)] == [
+        (r['step'], np.float32(r[tag])) for r in rows]
 
 
 def test_zero_steps_writes_the_random_init_network(tmp_path):
@@ -135,8 +144,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
             '--config.train.steps=100000', '--config.train.checkpoint_every=100000',
             '--config.data.warmup_s=2', '--config.data.calibration_s=2'])
   deadline = time.time() + 240
-  metrics = tmp_path / 'metrics.jsonl'
-  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+  while not metrics_lib.read_metrics(str(tmp_path)) and time.time() < deadline:
     time.sleep(0.5)
   p.send_signal(signal.SIGTERM)
   out, err = p.communicate(timeout=120)
@@ -177,7 +185,7 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   train.train(c, str(tmp_path / 'w'))
-  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
   assert [r['step'] for r in rows] == [1, 2] and all(r['n_anchors'] > 0 for r in rows)
   # The movie is not checkpointed; resuming rebuilds it from the file.
   c.train.steps = 3
@@ -253,7 +261,7 @@ def test_godfrey_simulator_feeds_training(tmp_path):
   c.train.checkpoint_every = 2
   state = train.train(c, str(tmp_path))
   assert int(state.step) == 2
-  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  rows = metrics_lib.read_metrics(str(tmp_path))
   assert all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
   # Calcium frames: the buffer holds network input in [0, 1] with some activity.
   buffer = np.asarray(state.source.buffer)
@@ -271,7 +279,7 @@ def test_controls_augmentations_and_sim_groups_run_in_the_step(tmp_path):
   c.train.log_every = 1
   c.train.checkpoint_every = 2
   train.train(c, str(tmp_path))
-  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  rows = metrics_lib.read_metrics(str(tmp_path))
   assert len(rows) == 2 and all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
 
 

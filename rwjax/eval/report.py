@@ -16,6 +16,7 @@ report['batchnorm'] how the BatchNorm statistics were formed. The table prints b
 
 import json
 import os
+import tempfile
 from typing import Optional
 
 import matplotlib
@@ -264,6 +265,14 @@ def table(report: dict) -> str:
 
 def write(report: dict, out_dir: str) -> list[str]:
   """Writes report.json and the plots into out_dir; returns the written paths."""
+  from rwjax import paths as paths_lib  # pylint: disable=g-import-not-at-top
+  if paths_lib.is_remote(out_dir):  # a bucket: write locally, upload each file whole
+    with tempfile.TemporaryDirectory() as tmp:
+      local = write(report, tmp)
+      remote = [paths_lib.join(out_dir, os.path.basename(p)) for p in local]
+      for src, dst in zip(local, remote):
+        paths_lib.upload(src, dst)
+    return remote
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, 'report.json')]
   with open(paths[0] + '.tmp', 'w') as f:

@@ -7,6 +7,8 @@ Layout of a workdir:
 
 A run whose workdir holds a checkpoint resumes from the latest one; a config that
 would give a differently shaped state is refused before anything is written.
+DIR may be local or a bucket (gs://...): files go through rwjax.paths, checkpoints
+through orbax (tensorstore's gcs driver on gs://), from every process.
 """
 
 import json
@@ -18,6 +20,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from rwjax import paths
 from rwjax.errors import InputError
 
 CONFIG_FILE = 'config.json'
@@ -42,6 +45,9 @@ def _get(d: dict, dotted: str):
 
 def check_workdir(workdir: str) -> None:
   """Creates `workdir` if needed; InputError if it cannot be written."""
+  if paths.is_remote(workdir):  # a missing bucket, no permission: one message each
+    paths.check_writable(workdir)
+    return
   try:
     os.makedirs(workdir, exist_ok=True)
     # A private probe file: the processes of a multi-host run check at once.
@@ -60,10 +66,9 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
   """
   new = json.loads(config.to_json())
   new['n_devices'] = n_devices
-  path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.exists(path) and latest_step(workdir) is not None:
-    with open(path) as f:
-      old = json.load(f)
+  path = paths.join(workdir, CONFIG_FILE)
+  if paths.exists(path) and latest_step(workdir) is not None:
+    old = paths.read_json(path)
     diff = [k for k in STRUCTURAL_KEYS if _get(old, k) != _get(new, k)]
     if diff:
       changes = ', '.join(f'{k}: {_get(old, k)!r} -> {_get(new, k)!r}' for k in diff)
@@ -72,19 +77,19 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
           'use a new --workdir, or the config the checkpoint was made with')
   if not write:
     return
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  paths.write_json(path, new, sort_keys=True)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  path = paths.join(workdir, CONFIG_FILE)
+  try:
+    found = paths.exists(path)
+    d = paths.read_json(path) if found else None
+  except OSError as e:  # e.g. no permission to read the bucket
+    raise paths.storage_error(path, e, what='read') from None
+  if not found:
     raise InputError(f'{path} does not exist: {workdir!r} is not a pre-training workdir; '
                      'run `python -m rwjax.train --config=... --workdir=DIR` first')
-  with open(path) as f:
-    d = json.load(f)
   d.pop('n_devices', None)
   return ml_collections.ConfigDict(d)
 
@@ -93,21 +98,55 @@ def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
   """Asynchronous CheckpointManager keeping the last `keep` checkpoints."""
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
+  return ocp.CheckpointManager(paths.join(paths.abspath(workdir), CHECKPOINT_DIR),
                                options=options)
 
 
 def latest_step(workdir: str) -> int | None:
-  path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
-  if not os.path.isdir(path):
+  path = paths.join(paths.abspath(workdir), CHECKPOINT_DIR)
+  if not paths.isdir(path):
     return None
   with ocp.CheckpointManager(path) as m:
     return m.latest_step()
 
 
+class SaveError(Exception):
+  """A checkpoint could not be written, after the storage client's own retries."""
+
+
+def _save_error(mngr: ocp.CheckpointManager, e: Exception) -> SaveError:
+  directory = str(mngr.directory)
+  try:  # a fresh look: only finalized (committed) checkpoints count
+    with ocp.CheckpointManager(directory) as m:
+      last = m.latest_step()
+  except Exception:  # pylint: disable=broad-except
+    last = None
+  kept = (f'the last good checkpoint (step {last}) is kept' if last is not None
+          else 'no checkpoint was written')
+  reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+  return SaveError(f'saving a checkpoint to {directory} failed ({reason}); {kept}. Check the '
+                   'storage (permissions, quota, network) and rerun the same command to '
+                   'resume from it')
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
-  """Starts an asynchronous save of a pytree (dataclasses/NamedTuples become dicts)."""
-  mngr.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)))
+  """Starts an asynchronous save of a pytree (dataclasses/NamedTuples become dicts).
+
+  SaveError if it, or the previous asynchronous save, failed (transient storage errors
+  are retried by tensorstore and gcsfs before that).
+  """
+  try:
+    mngr.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_error(mngr, e) from e
+
+
+def wait(mngr: ocp.CheckpointManager) -> None:
+  """Waits for the asynchronous saves; SaveError if one failed."""
+  try:
+    mngr.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_error(mngr, e) from e
 
 
 def restore(mngr: ocp.CheckpointManager, target):
@@ -147,7 +186,7 @@ def load_for_eval(workdir: str):
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
                         dict(shapes))
-  path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+  path = paths.join(paths.abspath(workdir), CHECKPOINT_DIR)
   with ocp.CheckpointManager(path) as m:
     variables = m.restore(step, args=ocp.args.PyTreeRestore(
         item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),

@@ -27,4 +27,5 @@ def get_config():
   c.train.steps = 6
   c.train.log_every = 2
   c.train.checkpoint_every = 3
+  c.train.monitor_every = 0  # tests that want the online monitor turn it on
   return c

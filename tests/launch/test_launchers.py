@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 
+from rwjax import metrics as metrics_lib
 from rwjax.ssl import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,6 +51,7 @@ def test_tpu_vm_commands(tmp_path):
     assert '--worker=all' in argv and '--zone=us-central2-b' in argv
   setup_cmd = setup[-1].removeprefix('--command=')
   assert 'https://example.com/rwjax.git' in setup_cmd and "'jax[tpu]'" in setup_cmd
+  assert "-e '.[gcs]'" in setup_cmd  # gs:// workdirs, the documented way on pods
   # The remote shell sees every override as one word, spaces included.
   remote = shlex.split(run[-1].removeprefix('--command='))
   python = remote.index('.venv/bin/python')
@@ -92,7 +94,7 @@ def test_slurm_script_trains_on_two_tasks(tmp_path):
   assert p.returncode == 0, p.stdout + p.stderr
   assert 'starting: 8 device(s)' in p.stdout
   assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
-  rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
+  rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
   assert [r['step'] for r in rows] == [1, 2]
 
 

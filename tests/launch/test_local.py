@@ -13,6 +13,7 @@ import time
 import jax
 import numpy as np
 
+from rwjax import metrics as metrics_lib
 from rwjax import train
 from rwjax.ssl import checkpoint
 
@@ -99,16 +100,15 @@ def test_two_processes_train_like_one(tmp_path):
   # Same global batch and RNG streams; only the all-reduce order differs (gloo).
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                jax.tree.map(np.asarray, one.params), two['params'])
-  losses = lambda w: [json.loads(l)['loss'] for l in open(tmp_path / w / 'metrics.jsonl')]
+  losses = lambda w: [r['loss'] for r in metrics_lib.read_metrics(str(tmp_path / w))]
   np.testing.assert_allclose(losses('one'), losses('two'), rtol=1e-4)
 
 
 def test_preemption_saves_on_every_process_then_resumes(tmp_path):
   p = _launch(*_train_command(tmp_path, '--config.train.steps=100000',
                               '--config.train.checkpoint_every=100000'))
-  metrics = tmp_path / 'metrics.jsonl'
   deadline = time.time() + 300
-  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+  while not metrics_lib.read_metrics(str(tmp_path)) and time.time() < deadline:
     time.sleep(0.5)
   p.send_signal(signal.SIGTERM)  # the launcher passes it to both processes
   out, _ = p.communicate(timeout=300)

@@ -1,0 +1,88 @@
+"""Online monitor: natural-image accuracies of the encoder while it pre-trains.
+
+Every config.train.monitor_every steps the trainer measures, on a small labelled image set
+held in device memory (config.monitor.source, default scikit-learn's digits, any source
+rwjax.data.sources reads), the encoder's average-pooled output ('pooled') of
+  - the current network and
+  - the same network at initialisation (the run's own initial parameters, from the
+    run's seed; measured once, logged each time beside the current values):
+  knn_acc: a weighted k-nearest-neighbour classifier with solo-learn's defaults
+    (WeightedKNNClassifier: cosine similarity, k = 20, temperature T = 0.07, each neighbour
+    votes exp(similarity / T) for its class; Wu et al. 2018), test split against train;
+  probe_acc: a logistic-regression probe (rwjax.eval.probes, the evaluator's, with its L2
+    chosen on a validation split) fit on the train split, accuracy on the test split.
+Logged as monitor/{knn_acc,probe_acc}[_init] in the metrics and TensorBoard. This is a
+progress signal, not the paper's evaluation (rwjax.evaluate).
+"""
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from rwjax.data import sources
+from rwjax.data.preprocess import to_network_input
+from rwjax.eval import features as features_lib
+from rwjax.eval import probes
+
+
+@functools.partial(jax.jit, static_argnames=('num_classes', 'k'))
+def knn_accuracy(train: jax.Array, train_labels: jax.Array, test: jax.Array,
+                 test_labels: jax.Array, *, num_classes: int, k: int = 20,
+                 temperature: float = 0.07) -> jax.Array:
+  """Top-1 accuracy f32[] of the weighted cosine k-NN classifier.
+
+  train: f32[N, D], train_labels: i32[N], test: f32[M, D], test_labels: i32[M].
+  """
+  unit = lambda f: f / jnp.maximum(jnp.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+  similarity = unit(test) @ unit(train).T  # [M, N]
+  top, index = jax.lax.top_k(similarity, min(k, train.shape[0]))
+  votes = jax.nn.one_hot(train_labels[index], num_classes) * jnp.exp(top / temperature)[..., None]
+  return jnp.mean(jnp.argmax(votes.sum(1), axis=1) == test_labels)
+
+
+def make_monitor(config: ml_collections.ConfigDict, model,
+                 init_variables: dict) -> Callable[[dict], dict]:
+  """f(variables) -> {'monitor/knn_acc', 'monitor/probe_acc', ..._init}: floats.
+
+  config: the pre-training config (config.monitor, data.input_size, model.channels).
+  init_variables: {'params', 'batch_stats'} of the network at initialisation.
+  """
+  m = config.monitor
+  size, channels = config.data.input_size, config.model.channels
+
+  def load(split, n):
+    images, labels, names = sources.load_images(m.source, split, max_examples=n or None)
+    return to_network_input(jnp.asarray(images), size, channels), labels, len(names)
+
+  x_train, y_train, num_classes = load(m.train_split, m.max_train)
+  x_test, y_test, _ = load(m.test_split, m.max_test)
+  key = jax.random.PRNGKey(config.seed)
+
+  def measure(variables):
+    f = lambda x: features_lib.extract_features(
+        model, variables, x, batch_size=m.batch_size, layers=('pooled',))['pooled']
+    f_train, f_test = f(x_train), f(x_test)
+    knn = knn_accuracy(f_train, y_train, f_test, y_test, num_classes=num_classes, k=m.knn_k,
+                       temperature=m.knn_temperature)
+    probe = probes.linear_probe(key, f_train, y_train, f_test, y_test,
+                                num_classes=num_classes, l2_grid=tuple(m.probe_l2_grid),
+                                steps=m.probe_steps)
+    return {'knn_acc': float(knn), 'probe_acc': float(probe.test_accuracy)}
+
+  init = {f'monitor/{k}_init': v for k, v in measure(init_variables).items()}
+
+  def monitor(variables):
+    return {**{f'monitor/{k}': v for k, v in measure(variables).items()}, **init}
+
+  return monitor
+
+
+def variables_of(state) -> dict:
+  """The network's {'params', 'batch_stats'} of a TrainState, on one local device (the
+  replicated arrays' local copy), for the single-device feature extraction."""
+  local = lambda a: a.addressable_data(0)
+  return jax.tree.map(local, {'params': state.params, 'batch_stats': state.batch_stats})

@@ -1,0 +1,195 @@
+"""gs:// workdirs against a local Cloud Storage emulator (the gcs_emulator fixture).
+
+Everything here goes over HTTP to the emulator on 127.0.0.1: config.json and metrics
+through gcsfs, orbax's checkpoints through tensorstore's gcs driver.
+"""
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from rwjax import evaluate
+from rwjax import metrics
+from rwjax import paths
+from rwjax import train
+from rwjax.errors import InputError
+from rwjax.ssl import checkpoint
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(_ROOT, 'tests', 'configs', 'tiny_pretrain.py')
+STEPS = 8
+
+
+def tiny_config():
+  c = runpy.run_path(TINY)['get_config']()
+  c.train.steps, c.train.log_every, c.train.checkpoint_every = STEPS, 1, 100
+  return c
+
+
+def _train_cli(workdir, stderr):
+  return subprocess.Popen(
+      [sys.executable, '-m', 'rwjax.train', f'--config={TINY}', f'--workdir={workdir}',
+       f'--config.train.steps={STEPS}', '--config.train.log_every=1',
+       '--config.train.checkpoint_every=100'],
+      cwd=_ROOT, env=dict(os.environ, PYTHONPATH=_ROOT), stdout=subprocess.PIPE,
+      stderr=stderr, text=True)
+
+
+def _scalars(event_files: list[str], tmp_path) -> dict:
+  """{tag: {step: value}} read back by TensorBoard's own reader from copies of the files."""
+  out = {}
+  for i, f in enumerate(event_files):
+    local = tmp_path / f'run{i}'
+    local.mkdir()
+    (local / os.path.basename(f)).write_bytes(paths.read_bytes(f))
+    acc = event_accumulator.EventAccumulator(str(local), size_guidance={'scalars': 0})
+    acc.Reload()
+    for tag in acc.Tags()['scalars']:
+      out.setdefault(tag, {}).update({e.step: e.value for e in acc.Scalars(tag)})
+  return out
+
+
+def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evaluates(
+    gcs_emulator, tmp_path):
+  straight = train.train(tiny_config(), 'gs://bucket/straight')
+
+  # Preempt a run as a pod's maintenance does: SIGTERM right after its first step.
+  with open(tmp_path / 'stderr', 'w') as log:
+    p = _train_cli('gs://bucket/run', log)
+    for line in p.stdout:
+      if line.startswith('first step'):
+        p.send_signal(signal.SIGTERM)
+        break
+    out, _ = p.communicate(timeout=120)
+  err = (tmp_path / 'stderr').read_text()
+  assert p.returncode == 0, err[-3000:]
+  assert 'preempted: saved step' in out, out + err[-3000:]
+  stopped = checkpoint.latest_step('gs://bucket/run')
+  assert 1 <= stopped < STEPS
+
+  resumed = train.train(tiny_config(), 'gs://bucket/run')
+  assert int(resumed.step) == STEPS and checkpoint.latest_step('gs://bucket/run') == STEPS
+  # To float32 rounding (the resumed run recompiles its step; see tests/test_train.py).
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               jax.tree.map(np.asarray, straight.params),
+               jax.tree.map(np.asarray, resumed.params))
+
+  # Every record once, in order, across the two runs' parts; the same losses as the
+  # uninterrupted run's.
+  records = metrics.read_metrics('gs://bucket/run')
+  assert [r['step'] for r in records] == list(range(1, STEPS + 1))
+  assert len(paths.glob('gs://bucket/run/metrics/part-*.jsonl')) == 2
+  assert not paths.exists('gs://bucket/run/metrics.jsonl')
+  np.testing.assert_allclose([r['loss'] for r in records],
+                             [r['loss'] for r in metrics.read_metrics('gs://bucket/straight')],
+                             rtol=1e-4)
+
+  # TensorBoard's reader sees each record's scalars (float32) in the uploaded event files.
+  events = paths.glob('gs://bucket/run/tensorboard/events.out.tfevents.*')
+  assert len(events) == 2
+  scalars = _scalars(events, tmp_path)
+  assert set(scalars) == set(records[0]) - {'step'}
+  for r in records:
+    for k, v in r.items():
+      if k != 'step':
+        assert scalars[k][r['step']] == np.float32(v), (k, r['step'])
+
+  # The evaluator reads the bucket's checkpoint and writes its report beside it.
+  c = runpy.run_path(os.path.join(_ROOT, 'configs', 'evaluate.py'))['get_config']('digits')
+  c.workdir = 'gs://bucket/run'
+  c.seeds, c.layers = 2, ('pooled',)
+  c.data.max_train, c.data.max_test, c.probe.steps = 100, 50, 20
+  c.shift.enabled = c.exemplar.enabled = c.capacity.enabled = False
+  report = evaluate.run(c)
+  assert report['step'] == STEPS and report['workdir'] == 'gs://bucket/run'
+  assert paths.read_json('gs://bucket/run/eval/report.json')['classification'] == (
+      report['classification'])
+  assert paths.exists('gs://bucket/run/eval/accuracy_per_layer.png')
+
+
+@pytest.mark.parametrize('workdir', ['gs://bucket/parts', 'local'])
+def test_metric_records_come_back_in_order_across_writers(gcs_emulator, tmp_path, monkeypatch,
+                                                          workdir):
+  workdir = str(tmp_path) if workdir == 'local' else workdir
+  monkeypatch.setattr(metrics, 'PART_RECORDS', 2)
+  first = metrics.MetricWriter(workdir)
+  for step in (1, 2, 3):
+    first.write(step, {'loss': step / 10})
+  # Before close (a preempted process never closes): every record is readable.
+  assert metrics.read_metrics(workdir) == [{'step': s, 'loss': s / 10} for s in (1, 2, 3)]
+  first.close()
+  second = metrics.MetricWriter(workdir)  # a resumed run
+  second.write(4, {'loss': 0.25, 'lr': 1e-3})
+  second.close()
+  assert metrics.read_metrics(workdir) == [
+      {'step': 1, 'loss': 0.1}, {'step': 2, 'loss': 0.2}, {'step': 3, 'loss': 0.3},
+      {'step': 4, 'loss': 0.25, 'lr': 1e-3}]
+  if paths.is_remote(workdir):  # parts of at most 2 records; nothing appended
+    assert [p.rsplit('/', 1)[1] for p in paths.glob(workdir + '/metrics/part-*.jsonl')] == [
+        'part-00000.jsonl', 'part-00001.jsonl', 'part-00002.jsonl']
+    assert not paths.exists(workdir + '/metrics.jsonl')
+  else:  # as before: one appended file
+    assert len(open(os.path.join(workdir, 'metrics.jsonl')).read().splitlines()) == 4
+    assert not os.path.exists(os.path.join(workdir, 'metrics'))
+
+
+def test_missing_bucket_is_one_message_and_nothing_is_written(gcs_emulator):
+  with pytest.raises(InputError, match=r'the bucket gs://no-such-bucket does not exist'):
+    train.train(tiny_config(), 'gs://no-such-bucket/run')
+  with pytest.raises(InputError, match='is not a pre-training workdir'):
+    checkpoint.read_config('gs://no-such-bucket/run')
+
+
+def test_without_the_gcs_extra_a_gs_path_is_one_message():
+  # gcsfs made unimportable, as in an install without `rwjax[gcs]`.
+  code = ("import sys; sys.modules['gcsfs'] = None\n"
+          "from rwjax import paths\n"
+          "from rwjax.errors import InputError\n"
+          "try:\n  paths.check_writable('gs://bucket/run')\n"
+          "except InputError as e:\n  print(e)\n")
+  out = subprocess.run([sys.executable, '-c', code], cwd=_ROOT, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=_ROOT), timeout=60)
+  assert "pip install 'rwjax[gcs]'" in out.stdout, out.stderr
+
+
+def test_no_permission_is_one_message(gcs_faults):
+  gcs_faults([{'method': 'POST', 'contains': 'denied/', 'status': 403, 'times': -1},
+              {'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
+  with pytest.raises(InputError, match=r'cannot write to .*permission denied on gs://bucket; '
+                     'grant .*objectAdmin'):
+    train.train(tiny_config(), 'gs://bucket/denied/run')
+  with pytest.raises(InputError, match=r'cannot read .*permission denied on gs://bucket; '
+                     'grant .*objectViewer'):
+    checkpoint.read_config('gs://bucket/denied/run')
+
+
+def test_transient_storage_errors_in_a_save_are_retried(gcs_faults):
+  # The first three checkpoint writes answer 503 (backend error): the clients (tensorstore
+  # for arrays, gcsfs for orbax's metadata) retry them and the run completes.
+  gcs_faults([{'method': 'POST', 'contains': 'flaky/checkpoints/', 'status': 503, 'times': 3}])
+  c = tiny_config()
+  c.train.steps = 2
+  assert int(train.train(c, 'gs://bucket/flaky').step) == 2
+  assert gcs_faults(None)[0]['times'] == 0  # the errors were served
+  assert checkpoint.latest_step('gs://bucket/flaky') == 2
+  _, variables = checkpoint.load_for_eval('gs://bucket/flaky')
+
+
+def test_a_failing_save_stops_the_run_and_keeps_the_last_good_checkpoint(gcs_faults):
+  c = tiny_config()
+  c.train.steps, c.train.checkpoint_every = 3, 1
+  # From the second checkpoint on, every write is refused (as when access is revoked).
+  gcs_faults([{'method': 'POST', 'contains': 'broken/checkpoints/2', 'status': 403,
+               'times': -1}])
+  with pytest.raises(checkpoint.SaveError, match=r'last good checkpoint \(step 1\) is kept'):
+    train.train(c, 'gs://bucket/broken')
+  assert checkpoint.latest_step('gs://bucket/broken') == 1
+  _, variables = checkpoint.load_for_eval('gs://bucket/broken')
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
