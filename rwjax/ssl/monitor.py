@@ -21,7 +21,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from rwjax.data import sources
 from rwjax.data.preprocess import to_network_input

@@ -132,7 +132,7 @@ def run_recording_stats(args) -> None:
   frame_dt = args.frame_dt if args.frame_dt is not None else recorded.FRAME_DT
   min_size = args.min_size if args.min_size is not None else wave_stats.DEFAULT_MIN_SIZE
   if min_size < 1 or args.smooth < 1 or not frame_dt > 0:
-    raise InputError(f'need --min-size >= 1, --smooth >= 1 and --frame-dt > 0')
+    raise InputError('need --min-size >= 1, --smooth >= 1 and --frame-dt > 0')
   rec = recorded.load_mea(args.recording)
   m = compare.measure(rec, frame_dt, args.smooth, min_size)
   out = dict(m.summary, source=rec.source, array=rec.array, duration_s=rec.duration_s,
