@@ -282,7 +282,7 @@ def _paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
   c.capacity.batchnorm = 'running'  # src/mftma_analysis.py: model.eval().
   if digits:
     c.batchnorm_batch = 32
-    c.data.max_train, c.data.max_test = 300, 100
+    c.data.max_train, c.data.max_test = 300, 300  # >= capacity.M = 20 test images per class
     c.probe.steps = 100
 
 
