@@ -7,8 +7,11 @@
 configs/evaluate.py:paper, with 3 pre-training workdirs (step-0 checkpoints of the given
 architecture, written to a temporary directory: timings do not depend on the weights) against
 3 random inits, on --train / --test images of --source (also the exemplar source; capacity
-sizes from --capacity_P / --capacity_M), every layer. It runs once (compilation included) and
-reports the evaluator's own timing split.
+sizes from --capacity_P / --capacity_M), every layer. The paper block (config.paper_*) is capped
+by --paper_max_train / --paper_max_test (classification probes), --paper_per_class (invariance
+tasks), --paper_exemplar_p / --paper_exemplar_m and --paper_class_m (manifolds); its own time
+is printed as paper_s. --preset=paper_digits runs it all on scikit-learn's digits. It runs
+once (compilation included) and reports the evaluator's own timing split.
 
 Target (issue 4): on one H100, feature extraction (stem, layer1..4, pooled) and all probes
 on CIFAR-10 (50k train / 10k test) in at most 60 s after compilation. The default source
@@ -44,6 +47,19 @@ _PRESET = flags.DEFINE_string('preset', '', "'' (features and probes only) or 'p
 _NETWORKS = flags.DEFINE_integer('networks', 3, '--preset: networks per arm')
 _CAP_P = flags.DEFINE_integer('capacity_P', 0, '--preset: manifolds (0: the preset\'s)')
 _CAP_M = flags.DEFINE_integer('capacity_M', 0, '--preset: points per manifold (0: the preset\'s)')
+# The paper block's sizes (config.paper_*; 0 keeps the preset's), to time it on subsets.
+_PAPER_MAX_TRAIN = flags.DEFINE_integer(
+    'paper_max_train', 0, '--preset: paper_probe.max_train, train images per classification set')
+_PAPER_MAX_TEST = flags.DEFINE_integer(
+    'paper_max_test', 0, '--preset: paper_probe.max_test, test images per classification set')
+_PAPER_PER_CLASS = flags.DEFINE_integer(
+    'paper_per_class', 0, '--preset: paper_tasks.per_class, images per invariance-task class')
+_PAPER_EXEMPLAR_P = flags.DEFINE_integer(
+    'paper_exemplar_p', 0, '--preset: paper_manifolds.exemplar_p, exemplar manifolds')
+_PAPER_EXEMPLAR_M = flags.DEFINE_integer(
+    'paper_exemplar_m', 0, '--preset: paper_manifolds.exemplar_m, points per exemplar manifold')
+_PAPER_CLASS_M = flags.DEFINE_integer(
+    'paper_class_m', 0, '--preset: paper_manifolds.classes.<every>.m, images per class manifold')
 
 
 def _images():
@@ -55,6 +71,32 @@ def _images():
   train = load_images(_SOURCE.value, 'train', max_examples=_TRAIN.value)
   test = load_images(_SOURCE.value, 'test', max_examples=_TEST.value)
   return train[:2], test[:2], len(train[2])
+
+
+def _cap_paper(config) -> None:
+  """The --paper_* caps on the preset's paper block (a flag at 0 keeps the preset's value)."""
+  t, p, m = config.paper_tasks, config.paper_probe, config.paper_manifolds
+  for flag, (section, field) in ((_PAPER_MAX_TRAIN, (p, 'max_train')),
+                                 (_PAPER_MAX_TEST, (p, 'max_test')),
+                                 (_PAPER_PER_CLASS, (t, 'per_class')),
+                                 (_PAPER_EXEMPLAR_P, (m, 'exemplar_p')),
+                                 (_PAPER_EXEMPLAR_M, (m, 'exemplar_m'))):
+    if flag.value:
+      section[field] = flag.value
+  if _PAPER_CLASS_M.value:
+    for c in m.classes.values():
+      c.m = _PAPER_CLASS_M.value
+
+
+def _paper_settings(config) -> dict:
+  """The paper block's sizes as run (None when the preset leaves it off)."""
+  t, p, m = config.paper_tasks, config.paper_probe, config.paper_manifolds
+  if not (p.enabled or m.enabled):
+    return None
+  return {'probe_max_train': p.max_train, 'probe_max_test': p.max_test,
+          'tasks_per_class': t.per_class if t.enabled else None,
+          'exemplar_p': m.exemplar_p, 'exemplar_m': m.exemplar_m,
+          'class_pm': {k: [c.p, c.m] for k, c in m.classes.items()}}
 
 
 def _preset_main() -> None:
@@ -89,6 +131,7 @@ def _preset_main() -> None:
       config.capacity.P = _CAP_P.value
     if _CAP_M.value:
       config.capacity.M = _CAP_M.value
+    _cap_paper(config)
     t = time.perf_counter()
     report = evaluate.evaluate(config)
     wall = time.perf_counter() - t
@@ -103,9 +146,12 @@ def _preset_main() -> None:
                    'layers': list(config.layers), 'shift_pixels': list(config.shift.pixels),
                    'exemplar': {k: config.exemplar[k] for k in ('images', 'n_train', 'n_test')},
                    'capacity': {k: report['capacity'].get(k) for k in ('kinds', 'layers', 'P',
-                                                                       'M', 'n_t')}},
+                                                                       'M', 'n_t')},
+                   'paper': _paper_settings(config)},
       'wall_s (with compilation)': round(wall, 1),
       'timing_s': {k: round(v, 1) for k, v in report['timing'].items()},
+      'paper_s': (round(report['timing']['paper_s'], 1) if 'paper_s' in report['timing']
+                  else None),
   }))
 
 

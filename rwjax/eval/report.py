@@ -8,6 +8,8 @@ A report is a dict whose task results map layer -> `rwjax.eval.stats.compare` ou
                                             beside the settings P, M, n_t, kappa, ...;
                                             layers in network order: config.layers, or
                                             every ReLU output with capacity.layers='relus')
+  report['paper']                          (rwjax.eval.paper_protocol.run; plotted as
+                                            paper_probes.png and paper_manifolds.png)
 Every row also names its 'protocol' (a key of report['protocols']: 'rwjax' for rwjax's own
 probes and tasks, 'paper' for the paper's) and its 'batchnorm' mode; report['statistics'] says
 what one value is (a seed of one pre-trained network, or a network) and which test was used,
@@ -209,6 +211,95 @@ def plot_capacity(report: dict, path: str) -> None:
   plt.close(fig)
 
 
+_PAPER_PROBES = (('paper_protocol', 'paper protocol', '-'), ('logistic', 'logistic', '--'))
+
+
+def _layer_ticks(ax, names: list) -> None:
+  ax.set_xticks(range(len(names)), [short_layer_name(l) for l in names],
+                rotation=90 if len(names) > 8 else 30, fontsize=7 if len(names) > 8 else None)
+
+
+def plot_paper_probes(report: dict, path: str) -> dict:
+  """report['paper']['probes']: accuracy per probe layer, both arms (mean +- std over seeds),
+  the paper protocol's probe solid and the logistic probe dashed; one panel per paper task
+  (invariance_* and the classification sets). Returns the plotted means,
+  {task: {probe: {arm: [mean per layer]}}}, and the layers, {task: [layer, ...]}."""
+  tasks = report['paper']['probes']
+  fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 0.3 * max(
+      len(v) for v in tasks.values()) + 1.5) * len(tasks), 3.8), squeeze=False)
+  series, layers_of = {}, {}
+  for ax, (task, layers) in zip(axes[0], tasks.items()):
+    names = list(layers)
+    layers_of[task], series[task] = names, {}
+    for measure, probe_label, style in _PAPER_PROBES:
+      if not any(measure in layers[l] for l in names):
+        continue
+      series[task][measure] = {}
+      for arm, label, colour in _ARMS:
+        rows = [layers[l].get(measure) for l in names]
+        means = [_nan(r[arm]['mean']) if r else float('nan') for r in rows]
+        stds = [(r[arm]['std'] or 0.0) if r else 0.0 for r in rows]
+        ax.errorbar(range(len(names)), means, yerr=stds, marker='o', capsize=3,
+                    linestyle=style, color=colour, label=f'{label}, {probe_label}',
+                    markersize=4 if len(names) > 8 else 6)
+        series[task][measure][arm] = means
+    _layer_ticks(ax, names)
+    ax.set_title(f'{task} (paper protocol)', fontsize=9)
+    ax.set_ylabel('test accuracy')
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=7)
+  fig.suptitle(f"paper protocol probes per layer ({report.get('seeds', '?')} seeds per arm; "
+               'solid: paper protocol, best test accuracy over epochs; dashed: logistic)',
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return {'series': series, 'layers': layers_of}
+
+
+_PAPER_GEOMETRY = (('alpha', 'capacity alpha'), ('radius', 'radius R_M'),
+                   ('dimension', 'dimension D_M'), ('participation_ratio', 'participation ratio'))
+
+
+def plot_paper_manifolds(report: dict, path: str) -> dict:
+  """report['paper']['manifolds']: capacity, radius, dimension and participation ratio per
+  layer, both arms (mean +- std over seeds): one row per quantity, one column per manifold
+  kind. Returns the plotted means, {kind: {measure: {arm: [mean per layer]}}}, and the
+  layers, {kind: [layer, ...]}."""
+  kinds = report['paper']['manifolds']
+  n_layers = max(len(v) for v in kinds.values())
+  fig, axes = plt.subplots(len(_PAPER_GEOMETRY), len(kinds),
+                           figsize=(max(4.0, 0.3 * n_layers + 1) * len(kinds), 3 * 4),
+                           squeeze=False, sharex='col')
+  series, layers_of = {}, {}
+  for col, (kind, layers) in enumerate(kinds.items()):
+    names = list(layers)
+    layers_of[kind], series[kind] = names, {}
+    for row, (measure, label) in enumerate(_PAPER_GEOMETRY):
+      ax = axes[row][col]
+      series[kind][measure] = {}
+      for arm, arm_label, colour in _ARMS:
+        cells = [layers[l].get(measure) for l in names]
+        means = [_nan(c[arm]['mean']) if c else float('nan') for c in cells]
+        stds = [(c[arm]['std'] or 0.0) if c else 0.0 for c in cells]
+        ax.errorbar(range(len(names)), means, yerr=stds, marker='o', capsize=3,
+                    label=arm_label, color=colour, markersize=4 if len(names) > 8 else 6)
+        series[kind][measure][arm] = means
+      _layer_ticks(ax, names)
+      ax.set_title(kind if row == 0 else '')
+      ax.set_ylabel(label if col == 0 else '')
+      ax.grid(alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel('layer (network order)')
+  axes[0][0].legend(fontsize=8)
+  fig.suptitle(f"paper protocol manifold geometry per layer ({report.get('seeds', '?')} seeds "
+               'per arm)')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return {'series': series, 'layers': layers_of}
+
+
 def capacity_table(report: dict) -> str:
   """Per manifold kind and layer: both arms' capacity, radius and dimension (seed means)
   and the p of the capacity difference."""
@@ -293,4 +384,11 @@ def write(report: dict, out_dir: str) -> list[str]:
   if report.get('capacity'):
     paths.append(os.path.join(out_dir, 'capacity_per_layer.png'))
     plot_capacity(report, paths[-1])
+  paper_block = report.get('paper') or {}
+  if paper_block.get('probes'):
+    paths.append(os.path.join(out_dir, 'paper_probes.png'))
+    plot_paper_probes(report, paths[-1])
+  if paper_block.get('manifolds'):
+    paths.append(os.path.join(out_dir, 'paper_manifolds.png'))
+    plot_paper_manifolds(report, paths[-1])
   return paths

@@ -1,6 +1,8 @@
 """The paper's protocol inside the evaluate binary: its config checks, its bad-input errors
 before any network runs, and one tiny end-to-end run whose rows land in report['paper']."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from rwjax import defaults, evaluate, models
 from rwjax.errors import InputError
 from rwjax.eval import paper_protocol
+from rwjax.eval import report as report_lib
 from rwjax.ssl import checkpoint
 
 
@@ -79,7 +82,7 @@ def test_bad_paper_config_and_inputs_fail_before_any_network_runs(workdir):
     paper_protocol.prepare(c, model, pre, never, 8, 1)
 
 
-def test_paper_rows_in_the_report(workdir):
+def test_paper_rows_in_the_report(workdir, tmp_path):
   config = _config(workdir)
   config.paper_probe.classification = ()  # the invariance task alone
   report = evaluate.evaluate(config)
@@ -99,6 +102,11 @@ def test_paper_rows_in_the_report(workdir):
   assert report['timing']['paper_s'] > 0
   printed = paper_protocol.table(paper)
   assert 'paper protocol' in printed and 'logistic' in printed and 'class_digits' in printed
+  # The PNG plots of the block (tests/eval/test_report_paper.py checks their values).
+  written = [os.path.basename(p) for p in report_lib.write(report, str(tmp_path))]
+  assert {'paper_probes.png', 'paper_manifolds.png'} <= set(written)
+  for name in ('paper_probes.png', 'paper_manifolds.png'):
+    assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 def test_wave_manifolds_come_from_a_movie_and_its_labels(workdir, tmp_path):
