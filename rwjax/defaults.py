@@ -179,6 +179,10 @@ def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
   # Test between the arms: 'auto' = paired over seeds with one workdir (rwjax's original),
   # Welch's t across networks with several (rwjax.eval.stats says why); 'welch' | 'paired'.
   c.test = 'auto'
+  # Evaluate the random-init arm (rwjax's original and the paper's comparison). False: only
+  # the pre-trained networks are evaluated and rows carry their summary with no comparison,
+  # for callers that compare across runs themselves (rwjax.experiment); halves the cost.
+  c.random_init_arm = True
   c.batch_size = 512  # Images per feature-extraction step.
   c.layers = LAYERS
   # BatchNorm statistics of the frozen networks on natural images, both arms alike

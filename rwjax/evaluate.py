@@ -215,6 +215,12 @@ def load_pretrained(workdirs: list[str]) -> tuple[list[ml_collections.ConfigDict
   return configs, [checkpoint.load_for_eval(d)[1] for d in workdirs]
 
 
+def evaluated_arms(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The arms whose networks are evaluated: both, or the pre-trained one alone
+  (config.random_init_arm=False)."""
+  return ARMS if config.random_init_arm else ARMS[:1]
+
+
 def networks_of(config: ml_collections.ConfigDict, model: models.SimCLRModel, size: int,
                 workdirs: list[str], pretrained: list[dict]) -> dict[str, list[Network]]:
   """{arm: [Network for seed s in range(config.seeds)]}: pre-trained network s is workdir s
@@ -326,7 +332,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
   geometry = {arm: {g: {kind: {l: [] for l in cap_layers} for kind in cap_kinds}
                     for g in CAPACITY_METRICS} for arm in ARMS}
   solver_residual, capacity_dims = 0.0, {}
-  for arm in ARMS:
+  for arm in evaluated_arms(config):
     fixed, fixed_source = None, None  # One network's features of fixed images, kept while
     for net in networks[arm]:         # the next seed has the same network (one workdir).
       seed = net.seed

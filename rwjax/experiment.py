@@ -211,10 +211,13 @@ def _protocol(name: str, spec: ml_collections.ConfigDict, config: ml_collections
     if not _has(e, key):
       skipped.append(key)
       continue
-    if isinstance(value, str):
-      value = value.replace('{cifar10}', config.cifar10).replace('{mnist}', config.mnist)
-    _set(e, key, tuple(value) if isinstance(value, list) else value)
+    fill = lambda v: (v.replace('{cifar10}', config.cifar10).replace('{mnist}', config.mnist)
+                      if isinstance(v, str) else v)
+    _set(e, key, tuple(map(fill, value)) if isinstance(value, list) else fill(value))
   e.workdir = '<each run>'
+  # Statistics are across the experiment's networks (the random_init arm's runs), so the
+  # evaluator's own random-init networks (half of each evaluation) are not evaluated.
+  e.random_init_arm = False
   try:
     evaluate.validate(e)
   except InputError as err:
@@ -670,6 +673,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The whole experiment: plan, check, data, runs, report. Returns the results dict."""
   from rwjax import experiment_report  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
+  if config.compilation_cache and workdir and not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    # Runs of one shape (every seed; an arm and its controls) compile the same programs: the
+    # persistent cache compiles each once for the matrix and again never on a re-run.
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, 'jax_cache'))
   plan = make_plan(config, workdir)
   check_existing(plan)
   os.makedirs(plan.workdir, exist_ok=True)

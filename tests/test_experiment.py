@@ -362,11 +362,17 @@ def test_larger_scales_are_complete_plans(tmp_path, scale):
   plan = experiment.make_plan(c, str(tmp_path / 'w'))
   assert list(plan.arms) == experiment._names(c.arms)
   runnable = [a for a, s in plan.arms.items() if s == 'run']
-  assert {'random_init', 'movie_pairs', 'null'} <= set(runnable)
+  assert {'random_init', 'lansdell_movie', 'temporal_global', 'null'} <= set(runnable)
   assert all(s == 'run' or s.startswith(('pending ', 'skipped ')) for s in plan.arms.values())
   assert len(plan.runs) == len(runnable) * c.seeds
   assert {'rwjax', 'rwjax_mnist'} <= set(plan.protocols)
   assert plan.protocols['rwjax'].data.source == 'folder:' + c.cifar10
+  # The experiment compares its own networks: no evaluator-side random-init arm.
+  assert not any(e.random_init_arm for e in plan.protocols.values())
+  paper = plan.protocols['paper']
+  assert paper.paper_tasks.source == 'folder:' + c.cifar10  # CIFAR-10 for CIFAR-100
+  assert tuple(paper.paper_probe.classification) == ('folder:' + c.mnist, 'folder:' + c.cifar10)
+  assert paper.paper_manifolds.classes.cifar10.source == 'folder:' + c.cifar10
   if scale == 'paper':
     assert c.seeds == 3 and sorted({r.seed for r in plan.runs if r.arm == 'random_init'}) == [
         42, 43, 44]

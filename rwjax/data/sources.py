@@ -9,6 +9,7 @@
 - `folder:<path>`: images laid out `<path>/<split>/<class>/*.png|jpg|jpeg`, decoded with
   Pillow. Labels index the class folders, sorted by name, over all splits (so train and
   test agree even when a split lacks a class). Grey images give C = 1, others C = 3.
+  A process decodes a folder split once (read-only arrays, shared by later calls).
 - `digits`: scikit-learn's 8x8 handwritten digits (1,797 real images, grey levels 0..16
   scaled to 0..255), split deterministically into 1,297 'train' and 500 'test' images.
 
@@ -31,6 +32,7 @@ _DIGITS_TEST = 500
 _DIGITS_SEED = 0
 
 ImageSet = tuple[np.ndarray, np.ndarray, list[str]]
+_FOLDER_CACHE: dict = {}  # (spec, split, max_examples) -> ImageSet (read-only arrays)
 
 
 def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
@@ -53,7 +55,14 @@ def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
   if spec.startswith('tfds:') and spec[len('tfds:'):]:
     return _load_tfds(spec[len('tfds:'):], split, data_dir, download, max_examples)
   if spec.startswith('folder:') and spec[len('folder:'):]:
-    return _load_folder(spec[len('folder:'):], split, max_examples)
+    # Decoded once per process: an experiment evaluates many networks on the same folders.
+    key = (spec, split, max_examples)
+    if key not in _FOLDER_CACHE:
+      images, labels, names = _load_folder(spec[len('folder:'):], split, max_examples)
+      images.flags.writeable = labels.flags.writeable = False  # shared by every caller
+      _FOLDER_CACHE[key] = images, labels, names
+    images, labels, names = _FOLDER_CACHE[key]
+    return images, labels, list(names)
   if spec == 'digits':
     return _load_digits(split, max_examples)
   raise InputError(f'unknown image source {spec!r}; use tfds:<name> (e.g. tfds:cifar10), '

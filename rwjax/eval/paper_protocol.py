@@ -300,7 +300,7 @@ def run(prepared: dict) -> dict:
     return paper.make_features(model, ex.variables, batch_size=ex.batch_size,
                                batchnorm=ex.batchnorm, bn_batch=ex.bn_batch)
 
-  for arm in ARMS:
+  for arm in ARMS if config.random_init_arm else ARMS[:1]:
     for s in seeds:
       features = features_for(arm, s, 'probes')
       out = {'probes': {}, 'manifolds': {}}

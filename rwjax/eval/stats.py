@@ -51,7 +51,8 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
 
   Args:
     pretrained: values over seeds for the pre-trained network.
-    random_init: values over seeds for the random-init network.
+    random_init: values over seeds for the random-init network (may be empty: its summary
+      then has n=0 and every statistic is None).
     paired: pair seed i of both arms (needs equal counts); False for Welch's test.
 
   Returns:
@@ -60,8 +61,11 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
     (Cohen's d_z when paired, Hedges' g for Welch), 'effect_size_kind'} (t, p and the
     effect size None when undefined).
   """
-  a, b = summarise(pretrained), summarise(random_init)
-  if paired and a['n'] != b['n']:
+  a = summarise(pretrained)
+  # No random-init values: the evaluator's config.random_init_arm=False (nothing compared).
+  b = summarise(random_init) if len(random_init) else {'n': 0, 'mean': None, 'std': None,
+                                                       'values': []}
+  if paired and b['n'] and a['n'] != b['n']:
     raise InputError(f'a paired test needs as many pre-trained as random-init seeds, got '
                      f"{a['n']} and {b['n']}; use paired=False for Welch's test")
   t = p = effect = None

@@ -128,3 +128,17 @@ def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path, tfds_dir):
     load_images('tfds:no_such_dataset', 'train', data_dir=str(tmp_path))
   with pytest.raises(InputError, match="split 'validation'"):
     load_images('tfds:png_folder_images', 'validation', data_dir=tfds_dir)
+
+
+def test_a_folder_split_is_decoded_once_per_process(image_folder, tmp_path):
+  """An experiment evaluates many networks on one folder: the second load is the first's
+  arrays (read-only), not a second decoding; the files are not read again."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(image_folder, copy)
+  first = load_images(f'folder:{copy}', 'train', max_examples=3)
+  shutil.rmtree(copy)  # a second decoding would fail now
+  second = load_images(f'folder:{copy}', 'train', max_examples=3)
+  assert second[0] is first[0] and second[2] == first[2]
+  with pytest.raises(ValueError):
+    second[0][0, 0, 0, 0] = 1  # shared: read-only

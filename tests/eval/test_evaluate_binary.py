@@ -110,6 +110,26 @@ def test_report_has_every_number_configs_and_plots(workdir, tmp_path, capsys):
   assert 'alpha pre / rand' in table and 'translate' in table
 
 
+def test_without_the_random_init_arm_the_pretrained_numbers_are_unchanged(workdir, tmp_path):
+  """config.random_init_arm=False (rwjax.experiment) evaluates only the pre-trained arm: every
+  pre-trained value equals the both-arm run's, and nothing is compared."""
+  config = _config(workdir, str(tmp_path / 'both'))
+  config.exemplar.transforms = ('translate',)
+  config.capacity.kinds = ('translate',)
+  both = evaluate.evaluate(config)
+  config.random_init_arm, config.out = False, str(tmp_path / 'alone')
+  alone = evaluate.evaluate(config)
+  rows = lambda r: [r['classification'], *r['shift'].values(), *r['exemplar'].values(),
+                    *[r['capacity'][g]['translate'] for g in ('alpha', 'radius', 'dimension')]]
+  pairs = [(a[l], b[l]) for a, b in zip(rows(alone), rows(both)) for l in b]
+  assert len(pairs) == 2 * (1 + 2 + 1 + 3)
+  for a, b in pairs:
+    assert a['pretrained']['values'] == pytest.approx(b['pretrained']['values'], rel=1e-5)
+    assert a['random_init'] == {'n': 0, 'mean': None, 'std': None, 'values': []}
+    assert a['difference'] is None and a['p'] is None and b['p'] is not None
+  assert alone['timing']['features_s'] < both['timing']['features_s']
+
+
 def test_capacity_of_every_relu_output_and_the_projector(workdir, tmp_path, capsys):
   out = str(tmp_path / 'eval')
   config = _config(workdir, out)
