@@ -6,35 +6,14 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
-from rwjax import defaults
 from rwjax import evaluate
-from rwjax import models
 from rwjax.errors import InputError
 from rwjax.models.resnet import relu_names
-from rwjax.ssl import checkpoint
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  """A pre-training workdir as the trainer leaves it: config.json and a checkpoint."""
-  workdir = str(tmp_path_factory.mktemp('pretrain'))
-  config = defaults.smoke_pretrain_config()
-  config.model.stem, config.model.width, config.model.projector = 'cifar', 4, (8, 4)
-  config.data.input_size = 8
-  checkpoint.write_config(workdir, config, n_devices=1)
-  model = models.create_model(**config.model)
-  variables = jax.jit(lambda k: models.init_variables(model, k, 8))(jax.random.PRNGKey(42))
-  mngr = checkpoint.manager(workdir)
-  checkpoint.save(mngr, 7, {'step': np.int32(7), **variables})
-  mngr.wait_until_finished()
-  mngr.close()
-  return workdir
 
 
 def _config(workdir, out):

@@ -3,7 +3,6 @@ before any network runs, and one tiny end-to-end run whose rows land in report['
 
 import os
 
-import jax
 import numpy as np
 import pytest
 
@@ -11,23 +10,6 @@ from rwjax import defaults, evaluate, models
 from rwjax.errors import InputError
 from rwjax.eval import paper_protocol
 from rwjax.eval import report as report_lib
-from rwjax.ssl import checkpoint
-
-
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('pretrain'))
-  config = defaults.smoke_pretrain_config()
-  config.model.stem, config.model.width, config.model.projector = 'cifar', 4, (8, 4)
-  config.data.input_size = 8
-  checkpoint.write_config(workdir, config, n_devices=1)
-  model = models.create_model(**config.model)
-  variables = jax.jit(lambda k: models.init_variables(model, k, 8))(jax.random.PRNGKey(42))
-  mngr = checkpoint.manager(workdir)
-  checkpoint.save(mngr, 3, {'step': np.int32(3), **variables})
-  mngr.wait_until_finished()
-  mngr.close()
-  return workdir
 
 
 def _config(workdir):
