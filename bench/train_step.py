@@ -29,8 +29,10 @@ simulator's share.
 --batching=recorded: the same step (pairs, the NT-Xent loss, `--batch_pairs`) fed from a
 recorded-size movie held in device memory (config.data.placement='sharded', and 'replicated'),
 streamed from the host ('stream', chunks of `--stream_bytes` / 3 per device, a new chunk every
-step; 0 = a quarter of a shard), and from the on-device simulator: views/s of each and
-`sharded_to_sim` = sharded views/s / simulator-fed views/s (the issue's target: >= 0.9). The
+step; 0 = a quarter of a shard, at least one row), from the on-device simulator, and from the simulator's buffer
+frozen (no simulation: the step without its data source's cost): views/s of each,
+`sharded_to_sim` = sharded views/s / simulator-fed views/s (the issue's target: >= 0.9) and
+`sharded_to_fixed_buffer`. The
 movie is synthetic (content does not change the cost): `--movie_rows` rows (recordings x
 rotations; the paper's 20) of `--movie_frames` frames, waves of 18 frames and a quiet frame.
 """
@@ -168,7 +170,9 @@ def _measure_recorded(args):
   config = _config(args)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   n_dev, size = jax.device_count(), config.data.input_size
-  _, dt_sim, _, _ = _measure(config, train.build_source(config), mesh, args.steps)
+  sim_source = train.build_source(config)
+  _, dt_sim, _, _ = _measure(config, sim_source, mesh, args.steps)
+  _, dt_fixed, _, _ = _measure(config, _fixed(sim_source), mesh, args.steps)
   t = args.movie_frames
   labels = np.where(np.arange(t) % 19 < 18, np.arange(t) // 19, -1).astype(np.int32)
   labels = np.tile(labels, (args.movie_rows, 1))
@@ -177,25 +181,31 @@ def _measure_recorded(args):
   out = {}
   for where in ('sharded', 'replicated', 'stream'):
     config.data.placement = where
-    if where == 'stream':
-      shard = sum(x.nbytes for x in train.placed_source(config, movie, labels).inputs) // n_dev
-      config.data.device_bytes = float(args.stream_bytes or 3 * shard // 4)
+    if where == 'stream':  # default: chunks of a quarter of a shard (at least one row)
+      lay = out['layout']
+      row = lay.length * (size * size * 4 + 4)
+      config.data.device_bytes = float(args.stream_bytes or 3 * row * max(1, lay.rows // 4))
     source = train.placed_source(config, movie, labels)
+    if where == 'sharded':
+      out['layout'] = source.inputs[0].layout
     _, dt, first, anchors = _measure(config, source, mesh, args.steps)
     out[where] = dict(step_ms=dt * 1e3, views_per_s=2 * args.batch_pairs / dt,
                       first_step_s=first, anchors_last_step=anchors,
                       device_bytes=int(sum(x.nbytes for x in source.inputs)
                                        // (1 if where == 'replicated' else n_dev)))
     if where == 'stream':
-      out[where].update(chunk_rows=source.feed.c, shard_rows=source.feed.movie.layout.rows,
-                        row_frames=source.feed.movie.layout.length)
+      out[where].update(chunk_rows=source.feed.c)
+  layout = out.pop('layout')
+  out['sharded'].update(shard_rows=layout.rows, row_frames=layout.length)
   print(json.dumps(dict(
       bench='train_step', batching='recorded', jax=jax.__version__,
       device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
       input_size=size, batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
       movie_rows=args.movie_rows, movie_frames=t, movie_bytes=movie.nbytes, steps=args.steps,
-      sim=dict(step_ms=dt_sim * 1e3, views_per_s=2 * args.batch_pairs / dt_sim), **out,
-      sharded_to_sim=dt_sim / (out['sharded']['step_ms'] / 1e3),
+      sim=dict(step_ms=dt_sim * 1e3, views_per_s=2 * args.batch_pairs / dt_sim),
+      sim_fixed_buffer=dict(step_ms=dt_fixed * 1e3, views_per_s=2 * args.batch_pairs / dt_fixed),
+      **out, sharded_to_sim=dt_sim / (out['sharded']['step_ms'] / 1e3),
+      sharded_to_fixed_buffer=dt_fixed / (out['sharded']['step_ms'] / 1e3),
       stream_to_sharded=out['sharded']['step_ms'] / out['stream']['step_ms'])))
 
 

@@ -1,8 +1,8 @@
 """Where a file source's movie lives during training (`config.data.placement`).
 
   'replicated'  every device holds a copy of the whole movie f32[B, T, h, w] and its labels (the
-                file source before this option existed; on one device, like the paper's single
-                GPU, it is the same as 'sharded').
+                file source before this option existed; the paper's single GPU held its whole
+                dataset; on one device 'sharded' draws from the same distribution).
   'sharded'     the movie is cut into contiguous per-device shards that stay in device memory,
                 each device holding only its own (about 1/D of the bytes); each device draws its
                 pairs, or its part of a whole-wave batch, from its own shard, in-jit.
@@ -39,7 +39,7 @@ What changes statistically, and why it is acceptable:
   `budget` frames of whole waves drawn from every stretch of the movie (before: consecutive waves
   of one epoch order). An epoch has the steps of the device with most batches; a device with fewer
   fills its last steps with invalid slots (no anchors). 'temporal_global' swaps training-wave frames
-  within a shard. The paper trained on one GPU, where all of this is the same as before.
+  within a shard. On one device (the paper's single GPU) both draw as 'replicated' does.
 
 Streaming. Pairs: chunks of c packed rows per device, chunk k of device d = its rows
 (k*c + j) mod r, j < c, each chunk serving `data.stream_steps` steps (chunk k at steps
@@ -58,7 +58,6 @@ import threading
 from typing import Any, Callable, Iterator, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rwjax.errors import InputError
@@ -206,9 +205,8 @@ def choose(placement: str, movie, labels, n_devices: int, device_bytes) -> tuple
     return placement, None
   if placement == 'auto' and segments(labels)[0].size < n_devices:
     if movie.shape[0] * movie.shape[1] * bytes_per_frame(movie) <= device_bytes:
-      return 'replicated', None
-    placement = 'stream'  # too few waves to shard, too large to copy: stream (one shard per
-  layout = pack_layout(labels, n_devices)  # device still needs enough segments: error there)
+      return 'replicated', None  # too few waves to shard, small enough to copy
+  layout = pack_layout(labels, n_devices)  # InputError: too few waves to shard
   if placement == 'auto':
     shard = layout.rows * layout.length * bytes_per_frame(movie)
     placement = 'sharded' if shard <= device_bytes else 'stream'

@@ -190,8 +190,14 @@ def test_streamed_whole_waves_are_the_replicated_schedules_frames():
   plans.close()
 
 
-def test_auto_placement_and_bad_budgets():
+def test_auto_placement_and_bad_budgets(tmp_path):
   movie, labels = _planted(4, 32)
+  np.save(tmp_path / 'movie.npy', movie)
+  c = _config('auto')
+  c.data.movie, c.data.device_bytes = str(tmp_path / 'movie.npy'), -1.0
+  with pytest.raises(InputError, match=r'config.data.device_bytes=-1.0 must be a positive'):
+    train.train(c, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
   shard = 14 * (SIZE * SIZE * 4 + 4)  # 14 frames per device (see the sharded test)
   assert placement.choose('auto', movie, labels, 8, shard)[0] == 'sharded'
   assert placement.choose('auto', movie, labels, 8, shard - 1)[0] == 'stream'
