@@ -224,8 +224,8 @@ def test_auto_placement_and_bad_budgets(tmp_path):
     train.placed_source(_config('sharded'), movie[:1, :8], labels[:1, :8])
 
 
-@pytest.mark.parametrize('where, batching', [('sharded', 'pairs'), ('stream', 'pairs'),
-                                             ('sharded', 'waves')])
+# (sharded pairs: the stream's packed shards and batches without its feed)
+@pytest.mark.parametrize('where, batching', [('stream', 'pairs'), ('sharded', 'waves')])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, where, batching):
   movie, labels = _planted(16, 16)
   np.save(tmp_path / 'movie.npy', movie)
