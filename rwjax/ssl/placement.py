@@ -341,7 +341,7 @@ def prefetch(items: Iterator, depth: int = 1) -> Iterator:
     except BaseException as e:  # handed to the consumer
       q.put((False, e))
 
-  thread = threading.Thread(target=work, daemon=True)
+  thread = threading.Thread(target=work, daemon=True, name='rwjax-prefetch')
   thread.start()
 
   def consume():
@@ -411,6 +411,17 @@ class StreamSchedule:
     return one_ahead(host, put)
 
 
+def _chunk_rows(layout: Layout, c: int, k: int) -> np.ndarray:
+  """i64[D * c]: the packed rows of streamed chunk k, device by device (module docstring)."""
+  d = np.arange(layout.n_devices)[:, None]
+  return (d * layout.rows + (k * c + np.arange(c)[None]) % layout.rows).reshape(-1)
+
+
+def _host_chunk(movie, labels, layout: Layout, c: int, k: int):
+  rows = _chunk_rows(layout, c, k)
+  return pack_rows(movie, layout, rows, 0.0), pack_rows(labels, layout, rows, -1)
+
+
 class StreamFeed:
   """Pairs from the host: `feed(state, step)` puts the chunk of `step` into the state's source
   (chunk k = step // stream_steps; module docstring); chunks are packed by a background thread
@@ -423,14 +434,11 @@ class StreamFeed:
 
   def rows(self, k: int) -> np.ndarray:
     """i64[D * c]: the packed rows of chunk k, device by device."""
-    r = self.movie.layout.rows
-    d = np.arange(self.movie.layout.n_devices)[:, None]
-    return (d * r + (k * self.c + np.arange(self.c)[None]) % r).reshape(-1)
+    return _chunk_rows(self.movie.layout, self.c, k)
 
   def host(self, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(frames f32[D * c, L, h, w], labels i32[D * c, L]) of chunk k, on the host."""
-    lay, rows = self.movie.layout, self.rows(k)
-    return (pack_rows(self.movie.x, lay, rows, 0.0), pack_rows(self.labels.x, lay, rows, -1))
+    return _host_chunk(self.movie.x, self.labels.x, self.movie.layout, self.c, k)
 
   def __call__(self, state, step: int):
     k = step // self.steps
@@ -439,8 +447,13 @@ class StreamFeed:
     if self.current is None or k != self.current + 1:  # first call, or a jump: start at k
       if self.chunks is not None:
         self.chunks.close()
-      put = lambda t: (t[0], sources.FileState(*(_put(x, self.mesh) for x in t[1])))
-      self.chunks = one_ahead(((j, self.host(j)) for j in itertools.count(k)), put)
+      # Neither refers to self: the thread must not keep the feed alive (its chunks are freed
+      # and the thread stops once the feed is).
+      movie, labels, layout, c, mesh = self.movie.x, self.labels.x, self.movie.layout, self.c, \
+          self.mesh
+      put = lambda t: (t[0], sources.FileState(*(_put(x, mesh) for x in t[1])))
+      self.chunks = one_ahead(((j, _host_chunk(movie, labels, layout, c, j))
+                               for j in itertools.count(k)), put)
     got, chunk = next(self.chunks)
     assert got == k, (got, k)
     self.current = k

@@ -5,6 +5,10 @@ movie frame it is (padding frames hold 0), and the batches are checked against t
 labels.
 """
 
+import gc
+import threading
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -169,6 +173,16 @@ def test_streamed_pairs_feed_each_steps_chunk_of_the_shards():
   source.feed(state, 1)  # a jump back (a resumed run) restarts the stream at its chunk
   np.testing.assert_array_equal(np.asarray(source.feed(state, 2).source.movie.addressable_shards[3]
                                            .data), rows[3][1:2])
+  # Once the source is gone, its background thread stops (no chunk stays on the devices).
+  alive = lambda: [t for t in threading.enumerate() if t.name == 'rwjax-prefetch']
+  assert alive()
+  del source, state, shards
+  gc.collect()
+  for _ in range(50):
+    if not alive():
+      break
+    time.sleep(0.1)
+  assert not alive()
 
 
 def test_streamed_whole_waves_are_the_replicated_schedules_frames():
