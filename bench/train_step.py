@@ -22,6 +22,19 @@ labelled frames per wave) separated by a quiet frame.
 Beside it, the same network step on `--batch_pairs` random pairs from the same movie (the file
 source, batching='pairs', the NT-Xent loss): `pairs_views_per_s`, the comparison without the
 simulator's share.
+
+  python bench/train_step.py --batching=recorded [--movie_rows=20] [--movie_frames=3600]
+                             [--stream_bytes=0] [--stem=...] [--width=...] [--steps=...]
+
+--batching=recorded: the same step (pairs, the NT-Xent loss, `--batch_pairs`) fed from a
+recorded-size movie held in device memory (config.data.placement='sharded', and 'replicated'),
+streamed from the host ('stream', chunks of `--stream_bytes` / 3 per device, a new chunk every
+step; 0 = a quarter of a shard, at least one row), from the on-device simulator, and from the simulator's buffer
+frozen (no simulation: the step without its data source's cost): views/s of each,
+`sharded_to_sim` = sharded views/s / simulator-fed views/s (the issue's target: >= 0.9) and
+`sharded_to_fixed_buffer`. The
+movie is synthetic (content does not change the cost): `--movie_rows` rows (recordings x
+rotations; the paper's 20) of `--movie_frames` frames, waves of 18 frames and a quiet frame.
 """
 
 import argparse
@@ -51,10 +64,11 @@ def _config(args):
     c.data.sim_params[c.data.simulator].dt = args.sim_dt
   c.data.buffer_frames = args.buffer_frames
   c.data.wave_labels = args.wave_labels
-  c.data.warmup_s = 200.0  # past the refractory lull after the first wave
-  c.data.calibration_s = 60.0
+  c.data.warmup_s = args.warmup_s  # 200: past the refractory lull after the first wave
+  c.data.calibration_s = args.calibration_s
   c.train.batch_pairs = args.batch_pairs
   c.model.width = args.width
+  c.data.input_size = args.input_size
   return c
 
 
@@ -134,27 +148,81 @@ def _measure(config, source, mesh, steps):
   step = train_step_lib.make_train_step(
       model, tx, mesh, train.make_batch_fn(source, config,
                                            config.train.batch_pairs // mesh.size))
+  feed = source.feed or (lambda s, i: s)  # a host-streamed movie: its chunk of step i
   t0 = time.perf_counter()
-  state, m = step(state)
+  state, m = step(feed(state, 0))
   jax.block_until_ready(m)
   first = time.perf_counter() - t0
-  for _ in range(3):
-    state, m = step(state)
+  for i in range(1, 4):
+    state, m = step(feed(state, i))
   jax.block_until_ready(m)
   t0 = time.perf_counter()
-  for _ in range(steps):
-    state, m = step(state)
+  for i in range(4, 4 + steps):
+    state, m = step(feed(state, i))
   jax.block_until_ready(m)
   dt = (time.perf_counter() - t0) / steps
   return state, dt, first, float(m['n_anchors'])
 
 
+def _measure_recorded(args):
+  """views/s of the pairs step fed by a recorded-size movie in device memory, streamed from the
+  host, and by the simulator (see the module docstring)."""
+  config = _config(args)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  n_dev, size = jax.device_count(), config.data.input_size
+  sim_source = train.build_source(config)
+  _, dt_sim, _, _ = _measure(config, sim_source, mesh, args.steps)
+  _, dt_fixed, _, _ = _measure(config, _fixed(sim_source), mesh, args.steps)
+  t = args.movie_frames
+  labels = np.where(np.arange(t) % 19 < 18, np.arange(t) // 19, -1).astype(np.int32)
+  labels = np.tile(labels, (args.movie_rows, 1))
+  movie = np.random.default_rng(0).random((args.movie_rows, t, size, size), np.float32)
+  config.data.source = 'file'
+  out = {}
+  for where in ('sharded', 'replicated', 'stream'):
+    config.data.placement = where
+    if where == 'stream':  # default: chunks of a quarter of a shard (at least one row)
+      lay = out['layout']
+      row = lay.length * (size * size * 4 + 4)
+      config.data.device_bytes = float(args.stream_bytes or 3 * row * max(1, lay.rows // 4))
+    source = train.placed_source(config, movie, labels)
+    if where == 'sharded':
+      out['layout'] = source.inputs[0].layout
+    _, dt, first, anchors = _measure(config, source, mesh, args.steps)
+    out[where] = dict(step_ms=dt * 1e3, views_per_s=2 * args.batch_pairs / dt,
+                      first_step_s=first, anchors_last_step=anchors,
+                      device_bytes=int(sum(x.nbytes for x in source.inputs)
+                                       // (1 if where == 'replicated' else n_dev)))
+    if where == 'stream':
+      out[where].update(chunk_rows=source.feed.c)
+  layout = out.pop('layout')
+  out['sharded'].update(shard_rows=layout.rows, row_frames=layout.length)
+  print(json.dumps(dict(
+      bench='train_step', batching='recorded', jax=jax.__version__,
+      device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
+      input_size=size, batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
+      movie_rows=args.movie_rows, movie_frames=t, movie_bytes=movie.nbytes, steps=args.steps,
+      sim=dict(step_ms=dt_sim * 1e3, views_per_s=2 * args.batch_pairs / dt_sim),
+      sim_fixed_buffer=dict(step_ms=dt_fixed * 1e3, views_per_s=2 * args.batch_pairs / dt_fixed),
+      **out, sharded_to_sim=dt_sim / (out['sharded']['step_ms'] / 1e3),
+      sharded_to_fixed_buffer=dt_fixed / (out['sharded']['step_ms'] / 1e3),
+      stream_to_sharded=out['sharded']['step_ms'] / out['stream']['step_ms'])))
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--width', type=int, default=64, help='ResNet-18 base width (64 = the paper)')
-  p.add_argument('--batching', default='pairs', help="'pairs' (the stream) | 'waves'")
+  p.add_argument('--batching', default='pairs',
+                 help="'pairs' (the stream) | 'waves' | 'recorded'")
   p.add_argument('--wave_batch_frames', type=int, default=3000)
   p.add_argument('--movie_frames', type=int, default=20000)
+  p.add_argument('--movie_rows', type=int, default=20, help='batching=recorded: movie rows')
+  p.add_argument('--stream_bytes', type=float, default=0,
+                 help='batching=recorded: config.data.device_bytes of the streamed run')
+  p.add_argument('--input_size', type=int, default=32)
+  p.add_argument('--warmup_s', type=float, default=200.0,
+                 help='simulated warm-up (init only; shorten it on a CPU)')
+  p.add_argument('--calibration_s', type=float, default=60.0)
   p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   p.add_argument('--stem', default='imagenet')
   p.add_argument('--dtype', default='auto')
@@ -175,6 +243,8 @@ def main():
   train.validate(config, jax.device_count())
   if args.batching == 'waves':
     return _measure_waves(args)
+  if args.batching == 'recorded':
+    return _measure_recorded(args)
   source = train.build_source(config)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   state, dt, first, anchors = _measure(config, source, mesh, args.steps)

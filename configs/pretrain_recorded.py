@@ -31,9 +31,11 @@ The paper's preprocessing steps are config values (rwjax/defaults.py, data.recor
       --config.data.recorded.dff_window_s=30 --config.data.recorded.frame_dt=0.1
 
 Expected: the dataset is read and prepared on the host at start (recordings are read in
-chunks, so files larger than memory work), then sits in device memory: 20 rows (5
-recordings x 4 orientations) of 3,600 frames of 32x32, 295 MB in float32. Rows of
-different length are padded with unlabelled frames. Checkpoints and metrics as for
+chunks, so files larger than memory work): 20 rows (5 recordings x 4 orientations) of
+3,600 frames of 32x32, 295 MB in float32. Rows of different length are padded with
+unlabelled frames. Its wave frames then sit in device memory sharded over the devices
+(each its own contiguous part), or are streamed from the host when a part exceeds
+--config.data.device_bytes (config.data.placement, rwjax/ssl/placement.py). Checkpoints and metrics as for
 configs/pretrain_waves.py; the movie is not checkpointed (resuming reads it again).
 """
 

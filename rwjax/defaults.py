@@ -92,6 +92,14 @@ def pretrain_config() -> ml_collections.ConfigDict:
   r.smooth_mm = 0.0  # ...and in space (mm)
   r.min_size = 50  # smallest wave in pixel-frames (rwjax.waves.stats.DEFAULT_MIN_SIZE)
   r.chunk_frames = 256  # frames read at a time (recordings larger than memory stream)
+  # source='file': where the movie lives in training (rwjax/ssl/placement.py): 'replicated'
+  # (a copy on every device; the paper's single GPU holds its whole dataset) | 'sharded' (each
+  # device its own contiguous part, sampled in-jit) | 'stream' (from the host, the next chunk put
+  # on the devices while the step runs) | 'auto' = sharded when a shard fits data.device_bytes,
+  # stream otherwise (replicated for a movie with fewer separate waves than devices).
+  c.data.placement = 'auto'
+  c.data.device_bytes = 4e9  # bytes of device memory the movie may take on each device
+  c.data.stream_steps = 1  # 'stream', pairs: steps each chunk of the movie serves
   c.data.frame_separation = 1  # positive = frame of the same wave this many frames later
   c.data.shuffle = 'none'  # controls: 'none' | 'temporal' | 'spatial' | 'spatiotemporal'
   # (the paper's: 'temporal_global', 'spatial_per_frame', 'spatiotemporal_global'; the older

@@ -30,6 +30,7 @@ from rwjax.ssl import loss as loss_lib
 from rwjax.ssl import monitor as monitor_lib
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
+from rwjax.ssl import placement
 from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
 from rwjax.ssl import wave_batches
@@ -93,6 +94,7 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   elif d.source == 'file':
     if not d.movie:
       raise InputError("config.data.source='file' needs --config.data.movie=PATH.npy")
+    placement.check_config(d.placement, d.device_bytes, d.stream_steps)
     if d.movie_format != 'saved':
       _validate_recorded(config)
   else:
@@ -165,7 +167,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
   d = config.data
   if d.source == 'file' and d.movie_format != 'saved':  # recordings (rwjax.waves.dataset)
     data = recorded_dataset(config)
-    return wave_batched(config, sources.make_file_source(data.movie, data.labels))
+    return placed_source(config, data.movie, data.labels)
   if d.source == 'file':
     from rwjax.waves import movie as movie_lib, stats  # host-side only
     movie = movie_lib.load_movie(d.movie)
@@ -183,7 +185,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
-    return wave_batched(config, sources.make_file_source(np.asarray(x), labels))
+    return placed_source(config, np.asarray(x), labels)
   model = waves.get_model(d.simulator)
   given = dict(d.sim_params.get(d.simulator, {}))
   fields = [f for f in model.Params._fields if f != 'size']
@@ -199,6 +201,33 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
       active_fraction=d.active_fraction, wave_labels=d.wave_labels,
       label_delay=d.label_delay, min_wave_size=d.min_wave_size)
+
+
+def placed_source(config: ml_collections.ConfigDict, movie: np.ndarray, labels: np.ndarray):
+  """The file source of movie f32[B, T, h, w] and labels i32[B, T], placed as
+  config.data.placement says: copied to every device, sharded over them, or streamed from the
+  host (rwjax.ssl.placement); with its whole-wave schedule for data.batching='waves'."""
+  d, n = config.data, jax.device_count()
+  where, layout = placement.choose(d.placement, movie, labels, n, d.device_bytes)
+  if where == 'replicated':
+    return wave_batched(config, sources.make_file_source(movie, labels))
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
+  args = dict(budget=d.wave_batch_frames, val_fraction=d.val_fraction, seed=config.seed,
+              order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0], n_devices=n)
+  if d.batching == 'waves':
+    if where == 'stream':
+      source, schedule = placement.stream_schedule(movie, labels, d.device_bytes, mesh, **args)
+    else:
+      source = placement.sharded_source(movie, labels, layout)
+      schedule = placement.sharded_schedule(np.asarray(source.inputs[1]), layout, **args)
+    return with_wave_plan(source, schedule, n)
+  if where == 'stream':
+    source = placement.stream_source(movie, labels, layout, d.device_bytes, d.stream_steps, mesh)
+    rows, what = source.feed.c, 'a streamed chunk'
+  else:
+    source, rows, what = placement.sharded_source(movie, labels, layout), layout.rows, 'a shard'
+  placement.check_pairs(layout, rows, config.train.batch_pairs // n, d.frame_separation, what)
+  return source
 
 
 def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
@@ -228,7 +257,12 @@ def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
   def wave_batch_fn(state, key):
     state, frames, _ = source.advance(state)
     plan = state[1]
-    views = frames.reshape((-1,) + frames.shape[2:])[plan.frame]
+    if hasattr(plan, 'views'):  # streamed: the host gathered this device's views
+      views = plan.views
+    else:  # sharded: plan.frame counts the frames of all shards; this device holds its own
+      flat = frames.reshape((-1,) + frames.shape[2:])
+      views = flat[plan.frame - (jax.lax.axis_index('data') * flat.shape[0] if source.sharded
+                                 else 0)]
     if perm is not None:
       views = views.reshape(views.shape[0], -1)[:, perm].reshape(views.shape)
     batch = {'views': views, 'wave_id': plan.wave_id, 'frame_idx': plan.frame_idx,
@@ -239,9 +273,9 @@ def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
   def batch_fn(state, key):
     state, frames, labels = source.advance(state)
     # Simulated waves are device-local: offset ids by the device. A file movie is the
-    # same on every device, so its ids are too.
+    # same on every device, so its ids are too; a sharded one is not.
     r, t = labels.shape
-    offset = jax.lax.axis_index('data') * r * t if d.source == 'sim' else 0
+    offset = jax.lax.axis_index('data') * r * t if d.source == 'sim' or source.sharded else 0
     k_pairs, k_aug = jax.random.split(key)
     batch = pairs.sample_pairs(k_pairs, frames, labels, n_pairs,
                                separation=d.frame_separation, shuffle=d.shuffle, perm=perm,
@@ -306,6 +340,8 @@ class WaveSource(NamedTuple):
   restore_view: Callable[[Any, Any], Any]
   inputs: tuple
   schedule: wave_batches.Schedule
+  sharded: bool = False  # inputs split over 'data' (rwjax.ssl.placement)
+  feed: Any = None
 
 
 def with_wave_plan(source: sources.Source, schedule: wave_batches.Schedule,
@@ -315,6 +351,8 @@ def with_wave_plan(source: sources.Source, schedule: wave_batches.Schedule,
   def init(key, *inputs):
     empty = wave_batches.WavePlan(*(jnp.zeros(local, dt) for dt in
                                     (jnp.int32, jnp.int32, jnp.int32, bool)))
+    if hasattr(schedule, 'view_shape'):  # streamed: the plan carries its views
+      empty = placement.StreamPlan(*empty, jnp.zeros((local,) + schedule.view_shape))
     return source.init(key, *inputs), empty
 
   def advance(state):
@@ -325,14 +363,15 @@ def with_wave_plan(source: sources.Source, schedule: wave_batches.Schedule,
                     checkpoint_view=lambda s: source.checkpoint_view(s[0]),
                     restore_view=lambda fresh, saved: (source.restore_view(fresh[0], saved),
                                                        fresh[1]),
-                    inputs=source.inputs, schedule=schedule)
+                    inputs=source.inputs, schedule=schedule, sharded=source.sharded)
 
 
 def put_plan(state: train_step_lib.TrainState, plan: wave_batches.WavePlan, mesh):
   """`state` with `plan` (host arrays [capacity]) in its source's plan slot, split over 'data'."""
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  put = lambda x: jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
-  return state.replace(source=(state.source[0], wave_batches.WavePlan(*map(put, plan))))
+  put = lambda x: x if isinstance(x, jax.Array) else jax.make_array_from_callback(
+      x.shape, sharding, lambda i: x[i])  # (a streamed plan is on the devices already)
+  return state.replace(source=(state.source[0], type(plan)(*map(put, plan))))
 
 
 def wave_batched(config: ml_collections.ConfigDict, source: sources.Source):
@@ -364,8 +403,9 @@ def _check_finite(pending: list) -> None:
 def source_init(source: sources.Source, mesh):
   """source.init over the mesh: f(key, *inputs) -> every device's state (P('data'))."""
   P = jax.sharding.PartitionSpec
+  spec = P('data') if source.sharded else P()
   return jax.jit(jax.shard_map(source.init, mesh=mesh,
-                               in_specs=(P(),) * (1 + len(source.inputs)),
+                               in_specs=(P(),) + (spec,) * len(source.inputs),
                                out_specs=P('data'), check_vma=False))
 
 
@@ -377,7 +417,10 @@ def init_state(model, tx, source: sources.Source, mesh, seed: int,
   key_source, key_state = jax.random.split(jax.random.PRNGKey(seed))
   state = train_step_lib.create_train_state(model, tx, key_state, image_size, source=None)
   state = jax.device_put(state, replicated)
-  inputs = [jax.device_put(x, replicated) for x in source.inputs]
+  inputs = [jax.device_put(x, replicated) for x in source.inputs] if not source.sharded else [
+      jax.make_array_from_callback(x.shape, jax.sharding.NamedSharding(
+          mesh, jax.sharding.PartitionSpec('data')), lambda i, x=x: np.asarray(x[i]))
+      for x in source.inputs]  # each device receives only its shard
   return state.replace(source=source_init(source, mesh)(key_source, *inputs))
 
 
@@ -481,6 +524,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       learning_rate_fn=optim.make_schedule(**schedule_args))
   sim_s = time_call(source_step(source, mesh), state.source)
   schedule = getattr(source, 'schedule', None)  # whole-wave batches: the loop feeds each plan
+  feed = getattr(source, 'feed', None)  # a host-streamed movie: the loop feeds its chunks
   if schedule is not None:
     plans, val_plans = schedule.plans_from(start), schedule.validation()
     eval_fn = train_step_lib.make_eval_step(
@@ -503,6 +547,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_step_lib.Tra
       if schedule is not None:
         epoch, epoch_end, plan = next(plans)
         state = put_plan(state, plan, mesh)
+      if feed is not None:
+        state = feed(state, step)
       state, m = step_fn(state)
       pending.append((step, m))
       done = step + 1

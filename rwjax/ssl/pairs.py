@@ -198,7 +198,12 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
   if spatial:
     flat_views = views.reshape((2 * n_pairs, h * w) + views.shape[3:])
     views = flat_views[:, perm].reshape(views.shape)
+  # = wave_ids(labels, id_offset)[row, pos], without its [R, T, T] comparison of the whole
+  # buffer (a recorded movie's rows are thousands of frames long).
+  label = labels[row, pos]
+  first = jnp.argmax(labels[row] == label[:, None], axis=1)
+  ids = jnp.where(label >= 0, id_offset + row * t + first, -1).astype(jnp.int32)
   return {'views': views,
-          'wave_id': wave_ids(labels, id_offset)[row, pos],
+          'wave_id': ids,
           'frame_idx': pos.astype(jnp.int32),
           'valid': jnp.concatenate([valid, valid])}

@@ -20,7 +20,8 @@ simulation after the warm-up, because a stream has no "whole movie" to normalise
 `file`: a movie (already transformed, on device once) that is sampled in place.
 Its state holds the movie; `checkpoint_view` drops it from checkpoints. The movie is
 one of the source's `inputs`: host arrays that `init` receives as arguments, each
-device a copy, so that they are not compiled into the program as constants.
+device a copy, so that they are not compiled into the program as constants
+(rwjax.ssl.placement shards them over the devices instead, or streams them).
 
 Wave labels inside the stream (`wave_labels`), computed in-jit from the simulator's
 frames at lattice resolution, above `threshold`:
@@ -59,7 +60,9 @@ class Source(NamedTuple):
   advance: Callable[[Any], tuple[Any, jax.Array, jax.Array]]
   checkpoint_view: Callable[[Any], Any]  # the part of the state worth saving
   restore_view: Callable[[Any, Any], Any]  # (fresh state, saved view) -> state
-  inputs: tuple = ()  # host arrays passed to init, replicated on every device
+  inputs: tuple = ()  # host arrays passed to init, replicated on every device...
+  sharded: bool = False  # ...or split on their leading axis over 'data' (rwjax.ssl.placement)
+  feed: Any = None  # feed(train state, step) -> state: host-streamed data (rwjax.ssl.placement)
 
 
 class SimState(NamedTuple):
