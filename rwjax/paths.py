@@ -12,6 +12,12 @@ append and no rename, so:
   - nothing here appends (gcsfs silently turns mode 'a' into an overwrite,
     fsspec/gcsfs#533): logs are written as whole objects (see rwjax.metrics).
 Orbax checkpoints take the path string as is (orbax writes gs:// through tensorstore).
+
+Inputs: open_read(path) is a seekable binary file object; on a bucket its reads are
+ranged requests (gcsfs, 5 MiB read-ahead blocks), so readers that seek (a .npy's frames,
+TIFF pages, HDF5 hyperslabs) fetch only the bytes they need. A missing remote input is
+"does not exist" (isfile / exists are False); other storage errors on reads are one
+InputError (storage_error) naming the path.
 """
 
 import contextlib
@@ -71,6 +77,98 @@ def isdir(path) -> bool:
   return _epath(path).is_dir() if is_remote(path) else os.path.isdir(path)
 
 
+def _remote_read(path: str, fn):
+  """fn() for a remote read; FileNotFoundError as is, other storage errors as one InputError."""
+  try:
+    return fn()
+  except (InputError, FileNotFoundError):
+    raise
+  except Exception as e:  # gcsfs raises OSError ('Forbidden'), HttpError, auth errors
+    raise storage_error(path, e, what='read') from None
+
+
+def isfile(path) -> bool:
+  """A regular file (on an object store: an object, not a prefix)."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.path.isfile(path)
+  try:
+    return not _remote_read(path, lambda: _epath(path).stat()).is_directory
+  except FileNotFoundError:
+    return False
+
+
+def getsize(path) -> int:
+  """Bytes in the file."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.path.getsize(path)
+  return int(_remote_read(path, lambda: _epath(path).stat()).length)
+
+
+def listdir(path) -> list[str]:
+  """The names in a directory (on an object store: under a prefix), as os.listdir."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.listdir(path)
+  return [p.name for p in _remote_read(path, lambda: list(_epath(path).iterdir()))]
+
+
+def open_read(path):
+  """A seekable binary file object of `path` (close it, or use `with`). Remote: reads are
+  ranged requests with read-ahead, so seeking readers fetch only what they read."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return open(path, 'rb')  # pylint: disable=consider-using-with
+  return _remote_read(path, lambda: _epath(path).open('rb'))
+
+
+def load_npy(path, **kwargs):
+  """numpy.load of a .npy / .npz at any path (allow_pickle=False unless given)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  kwargs.setdefault('allow_pickle', False)
+  path = os.fspath(path)
+  if not is_remote(path):
+    return np.load(path, **kwargs)
+  with open_read(path) as f:  # whole file: np.load reads it sequentially
+    return np.load(io.BytesIO(_remote_read(path, f.read)), **kwargs)
+
+
+def save_npy(path, array) -> None:
+  """numpy.save to any path (remote: one whole-object upload)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  path = os.fspath(path)
+  if not is_remote(path):
+    np.save(path, array)
+    return
+  with open_write(path) as f:
+    np.save(f, array)
+
+
+@contextlib.contextmanager
+def open_append(path):
+  """A text file to append a log to. Local: open(path, 'a'). Remote (no append on object
+  stores): a local staging file; on exit the object is rewritten whole as its old content
+  plus what was written (one writer at a time, e.g. one run's log)."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    with open(path, 'a') as f:
+      yield f
+    return
+  import tempfile  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryFile('w+b') as stage:
+    f = io.TextIOWrapper(stage, encoding='utf-8', write_through=True)
+    try:
+      yield f
+    finally:
+      f.flush()
+      stage.seek(0)
+      new = stage.read()
+      old = read_bytes(path) if exists(path) else b''
+      write_atomic(path, old + new)
+      f.detach()
+
+
 def makedirs(path) -> None:
   """os.makedirs(exist_ok=True) locally; nothing on an object store (no directories)."""
   path = os.fspath(path)
@@ -116,14 +214,28 @@ def write_json(path, obj, **kwargs) -> None:
 
 @contextlib.contextmanager
 def open_write(path, binary: bool = True):
-  """A file object to write into; its content lands at `path`, atomically, on exit.
+  """A file object to write into; its content lands at `path`, atomically, on exit
+  (nothing lands if the block raises).
 
-  For writers that want a file (matplotlib's savefig, np.save): e.g.
+  For writers that want a file (matplotlib's savefig, np.save, PIL's save): e.g.
     with paths.open_write(paths.join(out, 'plot.png')) as f: fig.savefig(f, format='png')
+  Local: a temporary file beside `path`, renamed onto it. Remote: an in-memory buffer,
+  uploaded as one object.
   """
-  buffer = io.BytesIO() if binary else io.StringIO()
-  yield buffer
-  write_atomic(path, buffer.getvalue())
+  path = os.fspath(path)
+  if is_remote(path):
+    buffer = io.BytesIO() if binary else io.StringIO()
+    yield buffer
+    write_atomic(path, buffer.getvalue())
+    return
+  tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
+  try:
+    with open(tmp, 'wb' if binary else 'w') as f:
+      yield f
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def upload(local_path: str, path) -> None:
@@ -141,12 +253,16 @@ def remove(path) -> None:
 
 
 def glob(pattern) -> list[str]:
-  """Sorted paths matching a glob pattern (`*` within one path component)."""
+  """Sorted paths matching a glob pattern (`*`, `?`, `[...]` within path components; no
+  `**`), e.g. 'gs://b/run/eval/step*/*/report.json'."""
   pattern = os.fspath(pattern)
   if not is_remote(pattern):
     return sorted(glob_lib.glob(pattern))
-  directory, name = pattern.rsplit('/', 1)
-  return sorted(os.fspath(p) for p in _epath(directory).glob(name))
+  parts = pattern.split('/')
+  first = next((i for i, p in enumerate(parts) if glob_lib.has_magic(p)), len(parts) - 1)
+  first = max(first, 3)  # never above the bucket: 'gs:', '', 'bucket'
+  root, rest = '/'.join(parts[:first]), '/'.join(parts[first:])
+  return sorted(os.fspath(p) for p in _remote_read(root, lambda: list(_epath(root).glob(rest))))
 
 
 def storage_error(path, e: BaseException, what: str = 'write to') -> InputError:
