@@ -114,13 +114,23 @@ def listdir(path) -> list[str]:
   return [p.name for p in _remote_read(path, lambda: list(_epath(path).iterdir()))]
 
 
-def open_read(path):
-  """A seekable binary file object of `path` (close it, or use `with`). Remote: reads are
-  ranged requests with read-ahead, so seeking readers fetch only what they read."""
+def open_read(path, readahead: bool = False):
+  """A seekable binary file object of `path` (close it, or use `with`).
+
+  Remote: reads are ranged requests. By default gcsfs's adaptive cache fetches what is
+  read, with read-ahead once reads are sequential, so seeking readers fetch only what they
+  read. readahead=True: every miss fetches a whole block (5 MiB) from the read position,
+  for readers that walk a file in many small forward reads (a TIFF's page headers).
+  """
   path = os.fspath(path)
   if not is_remote(path):
     return open(path, 'rb')  # pylint: disable=consider-using-with
-  return _remote_read(path, lambda: _epath(path).open('rb'))
+  if not readahead:
+    return _remote_read(path, lambda: _epath(path).open('rb'))
+  import fsspec  # pylint: disable=g-import-not-at-top  # installed with etils' gcs backend
+  _require(path)
+  fs, _ = fsspec.core.url_to_fs(path)
+  return _remote_read(path, lambda: fs.open(path, 'rb', cache_type='readahead'))
 
 
 def load_npy(path, **kwargs):

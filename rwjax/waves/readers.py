@@ -65,9 +65,9 @@ MAT_KEY = 'V'  # the variable of the paper's simulated movies (rw_model_72k_V.ma
 class CountingFile(io.RawIOBase):
   """A read-only binary file that counts the bytes read through it (`bytes_read`)."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, readahead: bool = False):
     super().__init__()
-    self._f = (paths.open_read(path) if paths.is_remote(path)  # ranged reads
+    self._f = (paths.open_read(path, readahead) if paths.is_remote(path)  # ranged reads
                else open(path, 'rb', buffering=0))  # pylint: disable=consider-using-with
     self.bytes_read = 0
 
@@ -397,7 +397,7 @@ def _open_tiff(path, axes):
   if axes != 'THW':
     raise InputError(f"{path!r}: a TIFF stack has one frame per page; axes must be 'THW', "
                      f'got {axes!r}')
-  counter = CountingFile(path)
+  counter = CountingFile(path, readahead=True)  # page headers spread over the file
   try:
     with _tifffile_warnings() as warned:
       tif = tifffile.TiffFile(counter)
