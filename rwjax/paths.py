@@ -134,14 +134,15 @@ def open_read(path, readahead: bool = False):
 
 
 def load_npy(path, **kwargs):
-  """numpy.load of a .npy / .npz at any path (allow_pickle=False unless given)."""
+  """numpy.load of a .npy at any path (allow_pickle=False unless given). Remote: the
+  array is read whole, streamed in numpy's 16 MiB pieces (no second copy in memory)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   kwargs.setdefault('allow_pickle', False)
   path = os.fspath(path)
   if not is_remote(path):
     return np.load(path, **kwargs)
-  with open_read(path) as f:  # whole file: np.load reads it sequentially
-    return np.load(io.BytesIO(_remote_read(path, f.read)), **kwargs)
+  with open_read(path) as f:
+    return np.load(f, **kwargs)  # a damaged file: numpy's ValueError, as locally
 
 
 def save_npy(path, array) -> None:

@@ -218,6 +218,12 @@ def test_a_missing_bucket_input_is_one_message_naming_it(gcs_emulator, gcs_fault
   for call, message in cases:
     with pytest.raises(InputError, match=message):
       call()
+  # A damaged file on the bucket: the reader's own message, as for a local file.
+  _fs().pipe('gs://bucket/bad/movie.npy', b'not a numpy file')
+  with pytest.raises(InputError, match=r"cannot read 'gs://bucket/bad/movie\.npy' as a \.npy"):
+    movie_io.load_movie('gs://bucket/bad')
+  with pytest.raises(InputError, match=r"'gs://bucket/bad/movie\.npy' is not a \.npy file"):
+    readers.read_movie('gs://bucket/bad/movie.npy')
   # No permission to read: the storage error, once, naming the path.
   _fs().pipe('gs://bucket/denied/rec.npy', b'x' * 200)
   gcs_faults([{'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
@@ -286,6 +292,10 @@ def test_mea_dataset_from_and_into_a_bucket(gcs_emulator, tmp_path):
     assert _get(f'gs://bucket/mea_movie/{name}') == (tmp_path / 'out' / name).read_bytes()
   meta = json.loads(_get('gs://bucket/mea_movie/meta.json'))
   assert [s['file'] for s in meta['sources']] == ['gs://bucket/mea/p5.h5']
+  waves_cli.main(['survey', '--folder', 'gs://bucket/mea', '--out', 'gs://bucket/survey.json'])
+  survey = json.loads(_get('gs://bucket/survey.json'))
+  assert [f['file'] for f in survey['files']] == ['p5.h5']
+  assert survey['groups']['P5']['recordings'] == 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,6 +316,24 @@ def _cheap(plan):
   e.shift.enabled = e.exemplar.enabled = e.capacity.enabled = False
   plan.protocols = {'rwjax': e}
   return plan
+
+
+def test_experiment_recorded_movie_from_and_into_a_bucket(gcs_emulator, tmp_path):
+  (tmp_path / 'mea').mkdir()
+  _mea_file(tmp_path / 'mea' / 'p5.h5')
+  _mea_file(tmp_path / 'mea' / 'p12.h5', age=12)
+  _put(str(tmp_path / 'mea'), 'gs://bucket/exp_mea')
+  plan = experiment.make_plan(_tiny(recordings='gs://bucket/exp_mea'), 'gs://bucket/exp_rec')
+  assert plan.recordings == ['gs://bucket/exp_mea/p5.h5']
+  assert list(plan.rejected) == ['gs://bucket/exp_mea/p12.h5']
+  experiment.write_recorded(plan)
+  local = experiment.make_plan(_tiny(recordings=str(tmp_path / 'mea')), str(tmp_path / 'w'))
+  experiment.write_recorded(local)
+  for name in ('movie.npy', 'labels.npy'):
+    assert _get(f'gs://bucket/exp_rec/data/recorded/{name}') == open(
+        os.path.join(local.paths['{recorded}'], name), 'rb').read()
+  settings = json.loads(_get('gs://bucket/exp_rec/data/recorded/settings.json'))
+  assert settings['recordings'] == plan.recordings
 
 
 def test_experiment_run_directory_and_report_in_a_bucket(gcs_emulator, tmp_path):
@@ -331,6 +359,8 @@ def test_experiment_run_directory_and_report_in_a_bucket(gcs_emulator, tmp_path)
                                             **{'pretrain.model.width': 8}), 'gs://bucket/exp'))
   with pytest.raises(InputError, match='holds runs of another config'):
     experiment.check_existing(other)
+  with pytest.raises(InputError, match='the bucket gs://no-such-bucket does not exist'):
+    experiment.run(config, 'gs://no-such-bucket/exp')
 
   # The report in the bucket is the report written locally from the same results (and a
   # planted trained arm, for the figures).
