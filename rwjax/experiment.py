@@ -501,7 +501,8 @@ def write_recorded(plan: Plan) -> None:
       with _quiet(os.path.join(out, 'log.txt')):
         waves_cli.main(['convert', '--mea', path, '--out', d, '--gif-seconds', '0'])
     m = movie_io.load_movie(d)[..., :per, :, :].reshape(-1, *movie_io.load_movie(d).shape[-2:])
-    l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE)).reshape(-1)[:len(m)].astype(np.int32)
+    l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE))
+    l = l.reshape(-1)[:len(m)].astype(np.int32)
     l = np.where(l >= 0, l + offset, -1)
     offset = int(l.max(initial=offset - 1)) + 1
     movies.append(m)

@@ -14,8 +14,8 @@ append and no rename, so:
 Orbax checkpoints take the path string as is (orbax writes gs:// through tensorstore).
 
 Inputs: open_read(path) is a seekable binary file object; on a bucket its reads are
-ranged requests (gcsfs, 5 MiB read-ahead blocks), so readers that seek (a .npy's frames,
-TIFF pages, HDF5 hyperslabs) fetch only the bytes they need. A missing remote input is
+ranged requests (gcsfs), so readers that seek (a .npy's frames, HDF5 hyperslabs) fetch
+only the bytes they need. A missing remote input is
 "does not exist" (isfile / exists are False); other storage errors on reads are one
 InputError (storage_error) naming the path.
 """
@@ -127,7 +127,7 @@ def open_read(path, readahead: bool = False):
     return open(path, 'rb')  # pylint: disable=consider-using-with
   if not readahead:
     return _remote_read(path, lambda: _epath(path).open('rb'))
-  import fsspec  # pylint: disable=g-import-not-at-top  # installed with etils' gcs backend
+  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
   _require(path)
   fs, _ = fsspec.core.url_to_fs(path)
   return _remote_read(path, lambda: fs.open(path, 'rb', cache_type='readahead'))
