@@ -149,9 +149,9 @@ def _list_folder(root: str, split: str) -> tuple[list[str], np.ndarray, list[str
   return files, np.asarray(labels, np.int32), class_names
 
 
-def _decode(path: str) -> np.ndarray:
+def _decode(path: str, data: Optional[bytes] = None) -> np.ndarray:
   from PIL import Image
-  source = io.BytesIO(paths.read_bytes(path)) if paths.is_remote(path) else path
+  source = path if data is None else io.BytesIO(data)
   try:
     with Image.open(source) as image:
       image = image.convert('L' if image.mode in ('1', 'L', 'I', 'I;16', 'F') else 'RGB')
@@ -164,9 +164,12 @@ def _decode(path: str) -> np.ndarray:
 def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet:
   files, labels, class_names = _list_folder(root, split)
   index = _subset(len(files), max_examples)
+  chosen = [files[i] for i in index]
+  # A bucket: the objects are fetched concurrently (one request each), then decoded.
+  data = paths.read_many(chosen) if paths.is_remote(root) else [None] * len(chosen)
   # Pillow releases the GIL while decoding, so threads decode in parallel.
   with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-    images = list(pool.map(_decode, [files[i] for i in index], chunksize=256))
+    images = list(pool.map(_decode, chosen, data, chunksize=256))
   return _stack(images, f'folder:{root}'), labels[index], class_names
 
 
