@@ -208,8 +208,10 @@ def read_many(paths: list) -> list[bytes]:
   fs, _ = fsspec.core.url_to_fs(paths[0])
   try:
     out = fs.cat(paths, on_error='raise')
-  except FileNotFoundError as e:
-    raise InputError(f'{e.args[0] if e.args else paths[0]!r} does not exist') from None
+  except FileNotFoundError as e:  # listed, then gone
+    raise InputError(f'cannot read {len(paths)} files from {os.path.dirname(paths[0])!r}: '
+                     f'one of them does not exist ({e}); check that nothing deletes them '
+                     'while they are read') from None
   except Exception as e:  # pylint: disable=broad-except  # gcsfs: OSError, HttpError
     raise storage_error(paths[0], e, what='read') from None
   return [out[fs._strip_protocol(p)] for p in paths]  # pylint: disable=protected-access
