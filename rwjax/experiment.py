@@ -29,7 +29,6 @@ rules: rwjax/eval/claims.py. Report: rwjax/experiment_report.py.
 import contextlib
 import copy
 import dataclasses
-import glob
 import json
 import os
 import sys
@@ -42,6 +41,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from rwjax import paths as paths_lib
 from rwjax.errors import InputError, cli_main, parse_flags
 
 # The paper's training protocol (issue 12; keys added by the train-protocol branch).
@@ -226,7 +226,7 @@ def _protocol(name: str, spec: ml_collections.ConfigDict, config: ml_collections
     src = e[key.split('.')[0]][key.split('.')[1]]
     used = key == 'data.source' or e.exemplar.enabled or (
         e.capacity.enabled and set(e.capacity.kinds) - {'class'})
-    if used and src.startswith('folder:') and not os.path.isdir(src[len('folder:'):]):
+    if used and src.startswith('folder:') and not paths_lib.isdir(src[len('folder:'):]):
       raise InputError(
           f"protocol {name!r} reads images from {src[len('folder:'):]!r}, which is not a "
           'directory; pass --config.cifar10=PATH / --config.mnist=PATH (image folders laid '
@@ -239,11 +239,11 @@ def _check_recordings(config: ml_collections.ConfigDict) -> tuple[list, dict]:
   """(usable stage II files, {rejected file: why}); InputError if none is usable."""
   from rwjax.waves import recorded  # pylint: disable=g-import-not-at-top
   folder = config.recordings
-  if not os.path.isdir(folder):
+  if not paths_lib.isdir(folder):
     raise InputError(f'config.recordings={folder!r} is not a directory; pass a folder of MEA '
                      'spike files (.h5, the layout of rwjax/waves/recorded.py)')
-  files = sorted(glob.glob(os.path.join(folder, '*.h5')) +
-                 glob.glob(os.path.join(folder, '*.hdf5')))
+  files = sorted(paths_lib.glob(os.path.join(folder, '*.h5')) +
+                 paths_lib.glob(os.path.join(folder, '*.hdf5')))
   usable, rejected = [], {}
   for path in files:
     try:
@@ -306,7 +306,7 @@ def _record(run_cfg, steps, protocols: dict, config: ml_collections.ConfigDict,
   if source == 'file' and '{movie}' in str(arm.overrides.get('data.movie', '')):
     rec['movie'] = _json(config.movie)
   if source == 'file' and '{recorded}' in str(arm.overrides.get('data.movie', '')):
-    rec['recorded'] = {**_json(config.recorded), 'folder': os.path.abspath(config.recordings)}
+    rec['recorded'] = {**_json(config.recorded), 'folder': paths_lib.abspath(config.recordings)}
   return rec
 
 
@@ -337,7 +337,7 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
         'several steps trains in stages (the trainer resumes), which gives the straight '
         "run's network only for a constant learning rate (the paper's); use "
         "--config.eval_steps='(1.0,)' for a schedule")
-  workdir = os.path.abspath(workdir)
+  workdir = paths_lib.abspath(workdir)
   data_dir = os.path.join(workdir, 'data')
   paths = {'{movie}': os.path.join(data_dir, 'lansdell_movie'),
            '{recorded}': os.path.join(data_dir, 'recorded')}
@@ -414,7 +414,7 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def finished(run: Run, protocols) -> bool:
-  return all(os.path.exists(os.path.join(run.eval_dir(s, p), 'report.json'))
+  return all(paths_lib.exists(os.path.join(run.eval_dir(s, p), 'report.json'))
              for s in run.steps for p in protocols)
 
 
@@ -423,10 +423,9 @@ def check_existing(plan: Plan) -> None:
   problems = []
   for run in plan.runs:
     path = os.path.join(run.dir, 'run.json')
-    if not os.path.exists(path):
+    if not paths_lib.exists(path):
       continue
-    with open(path) as f:
-      old = json.load(f)
+    old = paths_lib.read_json(path)
     new = dict(run.record)
     if finished(run, plan.protocols):  # a finished run does not depend on the device count
       old.pop('n_devices', None)
@@ -436,9 +435,8 @@ def check_existing(plan: Plan) -> None:
       problems.append(f"{os.path.relpath(run.dir, plan.workdir)} ({'; '.join(diff[:8])}"
                       f"{'; ...' if len(diff) > 8 else ''})")
   path = os.path.join(plan.workdir, 'data', 'lansdell_movie', 'settings.json')
-  if os.path.exists(path) and any('movie' in r.record for r in plan.runs):
-    with open(path) as f:
-      diff = _differences(json.load(f), _movie_settings(plan.config))
+  if paths_lib.exists(path) and any('movie' in r.record for r in plan.runs):
+    diff = _differences(paths_lib.read_json(path), _movie_settings(plan.config))
     if diff:
       problems.append(f"data/lansdell_movie ({'; '.join(diff)})")
   if problems:
@@ -461,9 +459,8 @@ def _movie_settings(config: ml_collections.ConfigDict) -> dict:
 
 def _quiet(log_path: str):
   """Redirects prints (trainer, evaluator, waves CLI) into a log file."""
-  f = open(log_path, 'a')
   stack = contextlib.ExitStack()
-  stack.enter_context(f)
+  f = stack.enter_context(paths_lib.open_append(log_path))  # a bucket: uploaded on exit
   stack.enter_context(contextlib.redirect_stdout(f))
   stack.enter_context(contextlib.redirect_stderr(f))
   return stack
@@ -473,7 +470,7 @@ def write_movie(plan: Plan) -> None:
   """DIR/data/lansdell_movie/{movie,labels}.npy with `python -m rwjax.waves simulate`."""
   from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
   out = plan.paths['{movie}']
-  if os.path.exists(os.path.join(out, 'settings.json')):
+  if paths_lib.exists(os.path.join(out, 'settings.json')):
     return
   s = _movie_settings(plan.config)
   argv = ['simulate', '--model', s['model'], '--size', str(s['size']),
@@ -482,11 +479,11 @@ def write_movie(plan: Plan) -> None:
           '--out', out]
   for k, v in sorted(s['params'].items()):
     argv += ['--param', f'{k}={v}']
-  os.makedirs(out, exist_ok=True)
+  paths_lib.makedirs(out)
   with _quiet(os.path.join(out, 'log.txt')):
     waves_cli.main(argv)
-  with open(os.path.join(out, 'settings.json'), 'w') as f:
-    json.dump({**s, 'command': 'python -m rwjax.waves ' + ' '.join(argv)}, f, indent=1)
+  paths_lib.write_atomic(os.path.join(out, 'settings.json'), json.dumps(
+      {**s, 'command': 'python -m rwjax.waves ' + ' '.join(argv)}, indent=1))
 
 
 def write_recorded(plan: Plan) -> None:
@@ -496,27 +493,29 @@ def write_recorded(plan: Plan) -> None:
   from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
   out = plan.paths['{recorded}']
-  if os.path.exists(os.path.join(out, 'settings.json')):
+  if paths_lib.exists(os.path.join(out, 'settings.json')):
     return
-  os.makedirs(out, exist_ok=True)
+  paths_lib.makedirs(out)
   per = max(1, plan.config.recorded.max_frames // len(plan.recordings))
   movies, labels, offset = [], [], 0
   for path in plan.recordings:
     d = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
-    if not os.path.exists(os.path.join(d, movie_io.META_FILE)):
+    if not paths_lib.exists(os.path.join(d, movie_io.META_FILE)):
       with _quiet(os.path.join(out, 'log.txt')):
         waves_cli.main(['convert', '--mea', path, '--out', d, '--gif-seconds', '0'])
     m = movie_io.load_movie(d)[..., :per, :, :].reshape(-1, *movie_io.load_movie(d).shape[-2:])
-    l = np.load(os.path.join(d, movie_io.LABELS_FILE)).reshape(-1)[:len(m)].astype(np.int32)
+    l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE))
+    l = l.reshape(-1)[:len(m)].astype(np.int32)
     l = np.where(l >= 0, l + offset, -1)
     offset = int(l.max(initial=offset - 1)) + 1
     movies.append(m)
     labels.append(l)
-  np.save(os.path.join(out, 'movie.npy'), np.concatenate(movies)[None].astype(np.float32))
-  np.save(os.path.join(out, 'labels.npy'), np.concatenate(labels)[None])
-  with open(os.path.join(out, 'settings.json'), 'w') as f:
-    json.dump({'recordings': plan.recordings, 'frames_each': per,
-               **_json(plan.config.recorded)}, f, indent=1)
+  paths_lib.save_npy(os.path.join(out, 'movie.npy'),
+                     np.concatenate(movies)[None].astype(np.float32))
+  paths_lib.save_npy(os.path.join(out, 'labels.npy'), np.concatenate(labels)[None])
+  paths_lib.write_atomic(os.path.join(out, 'settings.json'), json.dumps(
+      {'recordings': plan.recordings, 'frames_each': per, **_json(plan.config.recorded)},
+      indent=1))
 
 
 # ---------------------------------------------------------------------------------------
@@ -534,10 +533,8 @@ class Interrupted(Exception):
 
 
 def _write_json(path: str, obj) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(obj, f, indent=1, allow_nan=False)
-  os.replace(path + '.tmp', path)
+  paths_lib.makedirs(os.path.dirname(path))
+  paths_lib.write_atomic(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
 def execute(plan: Plan, run: Run) -> dict:
@@ -545,15 +542,15 @@ def execute(plan: Plan, run: Run) -> dict:
   is skipped. Returns {'train_s', 'eval_s'} of this call."""
   from rwjax import evaluate, train  # pylint: disable=g-import-not-at-top
   from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
-  os.makedirs(run.dir, exist_ok=True)
+  paths_lib.makedirs(run.dir)
   _write_json(os.path.join(run.dir, 'run.json'), run.record)
   timing = {'train_s': 0.0, 'eval_s': 0.0}
   for step in run.steps:
     todo = [p for p in plan.protocols
-            if not os.path.exists(os.path.join(run.eval_dir(step, p), 'report.json'))]
+            if not paths_lib.exists(os.path.join(run.eval_dir(step, p), 'report.json'))]
     if not todo:
       continue
-    latest = checkpoint.latest_step(run.train_dir) if os.path.isdir(run.train_dir) else None
+    latest = checkpoint.latest_step(run.train_dir) if paths_lib.isdir(run.train_dir) else None
     if latest is not None and latest > step:
       continue  # evaluated before this protocol existed; its checkpoint is gone (report)
     cfg = copy.deepcopy(run.pretrain)
@@ -575,7 +572,7 @@ def execute(plan: Plan, run: Run) -> dict:
         raise RuntimeError(f"{run.train_dir}: evaluated step {report['step']}, not {step}")
       _write_json(os.path.join(e.out, 'report.json'), report)
   path = os.path.join(run.dir, 'timing.json')
-  old = json.load(open(path)) if os.path.exists(path) else {'train_s': 0.0, 'eval_s': 0.0}
+  old = paths_lib.read_json(path) if paths_lib.exists(path) else {'train_s': 0.0, 'eval_s': 0.0}
   _write_json(path, {k: old.get(k, 0.0) + v for k, v in timing.items()})
   return timing
 
@@ -643,12 +640,11 @@ def collect(plan: Plan) -> dict:
     for s in range(plan.config.seeds):
       seed = seed_of(plan.config, arm, s)
       base = os.path.join(plan.workdir, 'runs', arm, f'seed{seed}', 'eval')
-      for path in sorted(glob.glob(os.path.join(base, 'step*', '*', 'report.json'))):
+      for path in paths_lib.glob(os.path.join(base, 'step*', '*', 'report.json')):
         step = int(os.path.basename(os.path.dirname(os.path.dirname(path)))[4:])
         protocol = os.path.basename(os.path.dirname(path))
-        with open(path) as f:
-          results.setdefault(arm, {}).setdefault(seed, {}).setdefault(protocol, {})[step] = \
-              measures(json.load(f))
+        results.setdefault(arm, {}).setdefault(seed, {}).setdefault(protocol, {})[step] = \
+            measures(paths_lib.read_json(path))
   ri = results.get('random_init', {})
   for arm, by_seed in results.items():
     if not ARMS[arm].trained:
@@ -680,7 +676,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, 'jax_cache'))
   plan = make_plan(config, workdir)
   check_existing(plan)
-  os.makedirs(plan.workdir, exist_ok=True)
+  paths_lib.check_writable(plan.workdir)  # creates it; a bucket's errors: one message
   pending = {a: s for a, s in plan.arms.items() if s != 'run'}
   print(f'experiment: {len(plan.runs)} runs ({len(plan.arms) - len(pending)} arms x '
         f'{config.seeds} seeds{", only " + config.only if config.only else ""}); '

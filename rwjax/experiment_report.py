@@ -22,6 +22,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from rwjax import paths as paths_lib
 from rwjax.eval import claims as claims_lib
 from rwjax.eval.features import LAYERS
 from rwjax.eval.report import short_layer_name
@@ -375,8 +376,8 @@ def _timing(plan) -> list[list]:
   rows = []
   for run in sorted(plan.runs, key=lambda r: (r.arm, r.seed)):
     path = os.path.join(run.dir, 'timing.json')
-    if os.path.exists(path):
-      t = json.load(open(path))
+    if paths_lib.exists(path):
+      t = paths_lib.read_json(path)
       rows.append([run.arm, run.seed, f"{t['train_s']:.0f}", f"{t['eval_s']:.0f}"])
   return rows
 
@@ -473,8 +474,8 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
       ['only', config.only or '(whole matrix)'], ['recordings', config.recordings or '-']]
       + [[k, v if not isinstance(v, list) else ', '.join(v)] for k, v in machine.items()]))
   movie = os.path.join(plan.paths['{movie}'], 'settings.json')
-  if os.path.exists(movie):
-    add(('p', 'Movie of the file-source arms: ' + json.load(open(movie))['command']))
+  if paths_lib.exists(movie):
+    add(('p', 'Movie of the file-source arms: ' + paths_lib.read_json(movie)['command']))
   if plan.recordings or plan.rejected:
     add(('p', f'Recordings used: {[os.path.basename(r) for r in plan.recordings]}; not used: '
               + '; '.join(f'{os.path.basename(k)} ({v})' for k, v in plan.rejected.items())))
@@ -484,22 +485,18 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
   add(('p', 'The experiment config:'))
   add(('pre', json.dumps(_json(config), indent=1, sort_keys=True)))
 
-  os.makedirs(os.path.join(plan.workdir, 'figures'), exist_ok=True)
+  paths_lib.makedirs(os.path.join(plan.workdir, 'figures'))
   for path, png in images.items():
-    with open(os.path.join(plan.workdir, path), 'wb') as f:
-      f.write(png)
+    paths_lib.write_atomic(os.path.join(plan.workdir, path), png)
   files = {'md': os.path.join(plan.workdir, 'report.md'),
            'html': os.path.join(plan.workdir, 'report.html'),
            'json': os.path.join(plan.workdir, 'results.json')}
-  with open(files['md'], 'w') as f:
-    f.write(_md(blocks))
-  with open(files['html'], 'w') as f:
-    f.write(_html(blocks, images))
+  paths_lib.write_atomic(files['md'], _md(blocks))
+  paths_lib.write_atomic(files['html'], _html(blocks, images))
   summary = {'claims_arm': arm, 'claims': rows, 'other_claims': other,
              'null': {'significant': sig, 'tested': tested}, 'arms': plan.arms,
              'protocols': plan.protocol_status, 'steps': list(plan.steps),
              'results': {a: {str(s): v for s, v in by.items()} for a, by in results.items()},
              'machine': machine, 'files': files}
-  with open(files['json'], 'w') as f:
-    json.dump(summary, f, indent=1, default=str)
+  paths_lib.write_atomic(files['json'], json.dumps(summary, indent=1, default=str))
   return summary

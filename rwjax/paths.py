@@ -12,6 +12,12 @@ append and no rename, so:
   - nothing here appends (gcsfs silently turns mode 'a' into an overwrite,
     fsspec/gcsfs#533): logs are written as whole objects (see rwjax.metrics).
 Orbax checkpoints take the path string as is (orbax writes gs:// through tensorstore).
+
+Inputs: open_read(path) is a seekable binary file object; on a bucket its reads are
+ranged requests (gcsfs), so readers that seek (a .npy's frames, HDF5 hyperslabs) fetch
+only the bytes they need. A missing remote input is
+"does not exist" (isfile / exists are False); other storage errors on reads are one
+InputError (storage_error) naming the path.
 """
 
 import contextlib
@@ -71,6 +77,109 @@ def isdir(path) -> bool:
   return _epath(path).is_dir() if is_remote(path) else os.path.isdir(path)
 
 
+def _remote_read(path: str, fn):
+  """fn() for a remote read; FileNotFoundError as is, other storage errors as one InputError."""
+  try:
+    return fn()
+  except (InputError, FileNotFoundError):
+    raise
+  except Exception as e:  # gcsfs raises OSError ('Forbidden'), HttpError, auth errors
+    raise storage_error(path, e, what='read') from None
+
+
+def isfile(path) -> bool:
+  """A regular file (on an object store: an object, not a prefix)."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.path.isfile(path)
+  try:
+    return not _remote_read(path, lambda: _epath(path).stat()).is_directory
+  except FileNotFoundError:
+    return False
+
+
+def getsize(path) -> int:
+  """Bytes in the file."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.path.getsize(path)
+  return int(_remote_read(path, lambda: _epath(path).stat()).length)
+
+
+def listdir(path) -> list[str]:
+  """The names in a directory (on an object store: under a prefix), as os.listdir."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.listdir(path)
+  return [p.name for p in _remote_read(path, lambda: list(_epath(path).iterdir()))]
+
+
+def open_read(path, readahead: bool = False):
+  """A seekable binary file object of `path` (close it, or use `with`).
+
+  Remote: reads are ranged requests. By default gcsfs's adaptive cache fetches what is
+  read, with read-ahead once reads are sequential, so seeking readers fetch only what they
+  read. readahead=True: every miss fetches a whole block (5 MiB) from the read position,
+  for readers that walk a file in many small forward reads (a TIFF's page headers).
+  """
+  path = os.fspath(path)
+  if not is_remote(path):
+    return open(path, 'rb')  # pylint: disable=consider-using-with
+  if not readahead:
+    return _remote_read(path, lambda: _epath(path).open('rb'))
+  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
+  _require(path)
+  fs, _ = fsspec.core.url_to_fs(path)
+  return _remote_read(path, lambda: fs.open(path, 'rb', cache_type='readahead'))
+
+
+def load_npy(path, **kwargs):
+  """numpy.load of a .npy at any path (allow_pickle=False unless given). Remote: the
+  array is read whole, streamed in numpy's 16 MiB pieces (no second copy in memory)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  kwargs.setdefault('allow_pickle', False)
+  path = os.fspath(path)
+  if not is_remote(path):
+    return np.load(path, **kwargs)
+  with open_read(path) as f:
+    return np.load(f, **kwargs)  # a damaged file: numpy's ValueError, as locally
+
+
+def save_npy(path, array) -> None:
+  """numpy.save to any path (remote: one whole-object upload)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  path = os.fspath(path)
+  if not is_remote(path):
+    np.save(path, array)
+    return
+  with open_write(path) as f:
+    np.save(f, array)
+
+
+@contextlib.contextmanager
+def open_append(path):
+  """A text file to append a log to. Local: open(path, 'a'). Remote (no append on object
+  stores): a local staging file; on exit the object is rewritten whole as its old content
+  plus what was written (one writer at a time, e.g. one run's log)."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    with open(path, 'a') as f:
+      yield f
+    return
+  import tempfile  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryFile('w+b') as stage:
+    f = io.TextIOWrapper(stage, encoding='utf-8', write_through=True)
+    try:
+      yield f
+    finally:
+      f.flush()
+      stage.seek(0)
+      new = stage.read()
+      old = read_bytes(path) if exists(path) else b''
+      write_atomic(path, old + new)
+      f.detach()
+
+
 def makedirs(path) -> None:
   """os.makedirs(exist_ok=True) locally; nothing on an object store (no directories)."""
   path = os.fspath(path)
@@ -86,6 +195,26 @@ def read_bytes(path) -> bytes:
     return _epath(path).read_bytes()
   with open(path, 'rb') as f:
     return f.read()
+
+
+def read_many(paths: list) -> list[bytes]:
+  """read_bytes of each path, in order. Remote (all on one store): concurrent requests
+  (fsspec's cat, batches of its batch_size), one request per object."""
+  paths = [os.fspath(p) for p in paths]
+  if not paths or not is_remote(paths[0]):
+    return [read_bytes(p) for p in paths]
+  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
+  _require(paths[0])
+  fs, _ = fsspec.core.url_to_fs(paths[0])
+  try:
+    out = fs.cat(paths, on_error='raise')
+  except FileNotFoundError as e:  # listed, then gone
+    raise InputError(f'cannot read {len(paths)} files from {os.path.dirname(paths[0])!r}: '
+                     f'one of them does not exist ({e}); check that nothing deletes them '
+                     'while they are read') from None
+  except Exception as e:  # pylint: disable=broad-except  # gcsfs: OSError, HttpError
+    raise storage_error(paths[0], e, what='read') from None
+  return [out[fs._strip_protocol(p)] for p in paths]  # pylint: disable=protected-access
 
 
 def read_text(path) -> str:
@@ -116,14 +245,28 @@ def write_json(path, obj, **kwargs) -> None:
 
 @contextlib.contextmanager
 def open_write(path, binary: bool = True):
-  """A file object to write into; its content lands at `path`, atomically, on exit.
+  """A file object to write into; its content lands at `path`, atomically, on exit
+  (nothing lands if the block raises).
 
-  For writers that want a file (matplotlib's savefig, np.save): e.g.
+  For writers that want a file (matplotlib's savefig, np.save, PIL's save): e.g.
     with paths.open_write(paths.join(out, 'plot.png')) as f: fig.savefig(f, format='png')
+  Local: a temporary file beside `path`, renamed onto it. Remote: an in-memory buffer,
+  uploaded as one object.
   """
-  buffer = io.BytesIO() if binary else io.StringIO()
-  yield buffer
-  write_atomic(path, buffer.getvalue())
+  path = os.fspath(path)
+  if is_remote(path):
+    buffer = io.BytesIO() if binary else io.StringIO()
+    yield buffer
+    write_atomic(path, buffer.getvalue())
+    return
+  tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
+  try:
+    with open(tmp, 'wb' if binary else 'w') as f:
+      yield f
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def upload(local_path: str, path) -> None:
@@ -141,12 +284,16 @@ def remove(path) -> None:
 
 
 def glob(pattern) -> list[str]:
-  """Sorted paths matching a glob pattern (`*` within one path component)."""
+  """Sorted paths matching a glob pattern (`*`, `?`, `[...]` within path components; no
+  `**`), e.g. 'gs://b/run/eval/step*/*/report.json'."""
   pattern = os.fspath(pattern)
   if not is_remote(pattern):
     return sorted(glob_lib.glob(pattern))
-  directory, name = pattern.rsplit('/', 1)
-  return sorted(os.fspath(p) for p in _epath(directory).glob(name))
+  parts = pattern.split('/')
+  first = next((i for i, p in enumerate(parts) if glob_lib.has_magic(p)), len(parts) - 1)
+  first = max(first, 3)  # never above the bucket: 'gs:', '', 'bucket'
+  root, rest = '/'.join(parts[:first]), '/'.join(parts[first:])
+  return sorted(os.fspath(p) for p in _remote_read(root, lambda: list(_epath(root).glob(rest))))
 
 
 def storage_error(path, e: BaseException, what: str = 'write to') -> InputError:

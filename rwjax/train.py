@@ -176,7 +176,8 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       raise InputError(f'config.data.frame_separation={d.frame_separation} is larger than '
                        f'the movie ({movie.shape[1]} frames)')
     if d.labels:
-      labels = np.load(d.labels).astype(np.int32)
+      from rwjax import paths as paths_lib  # pylint: disable=g-import-not-at-top
+      labels = paths_lib.load_npy(d.labels).astype(np.int32)  # any path (gs://)
       if labels.size != np.prod(movie.shape[:2]):
         raise InputError(f'labels {d.labels} have shape {labels.shape}; the movie needs one '
                          f'label per frame, {movie.shape[:2]}')

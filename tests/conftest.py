@@ -86,6 +86,12 @@ Handler._reply = reply
 for name in ('do_GET', 'do_POST', 'do_PUT', 'do_DELETE', 'do_PATCH'):
   setattr(Handler, name, with_faults(getattr(Handler, name)))
 
+# The emulator serves one connection at a time; with socketserver's default backlog of 5,
+# concurrent clients (gcsfs's batched reads, tensorstore) see refused connections and retry
+# after seconds. Let them wait in the queue instead.
+import http.server
+http.server.HTTPServer.request_queue_size = 1024
+
 server = emulator.create_server('127.0.0.1', 0, in_memory=True, default_bucket='bucket')
 server.start()
 print(server._api._httpd.server_port, flush=True)

@@ -10,6 +10,8 @@
   Pillow. Labels index the class folders, sorted by name, over all splits (so train and
   test agree even when a split lacks a class). Grey images give C = 1, others C = 3.
   A process decodes a folder split once (read-only arrays, shared by later calls).
+  `<path>` may be a bucket (folder:gs://BUCKET/cifar10; rwjax.paths): each image is one
+  object read, several at a time.
 - `digits`: scikit-learn's 8x8 handwritten digits (1,797 real images, grey levels 0..16
   scaled to 0..255), split deterministically into 1,297 'train' and 500 'test' images.
 
@@ -19,12 +21,14 @@ to get or prepare the data.
 """
 
 import concurrent.futures
+import io
 import os
 import re
 from typing import Optional, Sequence
 
 import numpy as np
 
+from rwjax import paths
 from rwjax.errors import InputError
 
 _IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
@@ -131,33 +135,34 @@ def _stack(images: Sequence[np.ndarray], what: str) -> np.ndarray:
 def _list_folder(root: str, split: str) -> tuple[list[str], np.ndarray, list[str]]:
   """Files, labels and class names of `root/split/<class>/*` (classes over all splits)."""
   layout = 'expected layout <path>/<split>/<class>/*.png|jpg (e.g. cifar10/train/cat/0001.jpg)'
-  if not os.path.isdir(root):
+  if not paths.isdir(root):
     raise InputError(f'image folder {root!r} does not exist; {layout}')
-  split_dir = os.path.join(root, split)
-  if not os.path.isdir(split_dir):
-    splits = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+  split_dir = paths.join(root, split)
+  if not paths.isdir(split_dir):
+    splits = sorted(d for d in paths.listdir(root) if paths.isdir(paths.join(root, d)))
     raise InputError(f'image folder {root!r} has no split {split!r} (found {splits}); {layout}')
-  class_names = sorted({c for s in os.listdir(root) if os.path.isdir(os.path.join(root, s))
-                        for c in os.listdir(os.path.join(root, s))
-                        if os.path.isdir(os.path.join(root, s, c))})
+  class_names = sorted({c for s in paths.listdir(root) if paths.isdir(paths.join(root, s))
+                        for c in paths.listdir(paths.join(root, s))
+                        if paths.isdir(paths.join(root, s, c))})
   files, labels = [], []
   for label, name in enumerate(class_names):
-    class_dir = os.path.join(split_dir, name)
-    if not os.path.isdir(class_dir):
+    class_dir = paths.join(split_dir, name)
+    if not paths.isdir(class_dir):
       continue
-    for f in sorted(os.listdir(class_dir)):
+    for f in sorted(paths.listdir(class_dir)):
       if f.lower().endswith(_IMAGE_EXTENSIONS):
-        files.append(os.path.join(class_dir, f))
+        files.append(paths.join(class_dir, f))
         labels.append(label)
   if not files:
     raise InputError(f'image folder {split_dir!r} holds no .png/.jpg images; {layout}')
   return files, np.asarray(labels, np.int32), class_names
 
 
-def _decode(path: str) -> np.ndarray:
+def _decode(path: str, data: Optional[bytes] = None) -> np.ndarray:
   from PIL import Image
+  source = path if data is None else io.BytesIO(data)
   try:
-    with Image.open(path) as image:
+    with Image.open(source) as image:
       image = image.convert('L' if image.mode in ('1', 'L', 'I', 'I;16', 'F') else 'RGB')
       array = np.asarray(image, np.uint8)
   except OSError as e:
@@ -168,9 +173,12 @@ def _decode(path: str) -> np.ndarray:
 def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet:
   files, labels, class_names = _list_folder(root, split)
   index = _subset(len(files), max_examples)
+  chosen = [files[i] for i in index]
+  # A bucket: the objects are fetched concurrently (one request each), then decoded.
+  data = paths.read_many(chosen) if paths.is_remote(root) else [None] * len(chosen)
   # Pillow releases the GIL while decoding, so threads decode in parallel.
   with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-    images = list(pool.map(_decode, [files[i] for i in index], chunksize=256))
+    images = list(pool.map(_decode, chosen, data, chunksize=256))
   return _stack(images, f'folder:{root}'), labels[index], class_names
 
 

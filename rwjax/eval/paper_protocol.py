@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from rwjax import models
+from rwjax import paths as paths_lib
 from rwjax.data import augs, paper_tasks, sources
 from rwjax.data.preprocess import FITS, to_network_input
 from rwjax.errors import InputError
@@ -140,7 +141,7 @@ def _wave_images(config, pre_config, size, channels):
   movie = movie[None] if movie.ndim == 3 else movie
   label_path = m.wave_labels or (d.labels if not m.wave_movie else '')
   if label_path:
-    labels = np.load(label_path)
+    labels = paths_lib.load_npy(label_path)  # any path (gs://)
     if labels.size != np.prod(movie.shape[:2]):
       raise InputError(f'wave labels {label_path} have shape {labels.shape}; the movie needs '
                        f'one per frame, {movie.shape[:2]}')
@@ -163,7 +164,7 @@ def _class_scores(config, pre_config, which, x_train, y_train, x_test, y_test, n
   from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
   if which in ARMS:
     net_config, variables = None, variables_of(which, 0)
-  elif which and os.path.isdir(which):
+  elif which and paths_lib.isdir(which):  # any path (gs://)
     net_config, variables = checkpoint.load_for_eval(which)
   else:
     raise InputError(f"config.paper_manifolds.confidence_network={which!r}: name 'pretrained', "

@@ -8,13 +8,13 @@ the scoped `jax.enable_x64(True)` instead, so nothing leaks into float32 code).
 """
 
 import json
-import os
 
 from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
 
+from rwjax import paths
 from rwjax.errors import InputError
 from rwjax.errors import cli_main, parse_flags
 from rwjax.landscape import benchmark
@@ -41,12 +41,13 @@ def _main() -> None:
     raise InputError('no --config given; pass --config=configs/landscape_linear_ae.py')
   if not _WORKDIR.value:
     raise InputError('no --workdir given; pass --workdir=DIR for results.json and the plot')
+  if paths.is_remote(_WORKDIR.value):  # a bucket's errors before the benchmark
+    paths.check_writable(_WORKDIR.value)
   jax.config.update('jax_enable_x64', True)
   results, plot_data = benchmark.run(config)
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  with open(os.path.join(_WORKDIR.value, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=1)
-  plot.loss_vs_index(os.path.join(_WORKDIR.value, 'loss_vs_index.png'), plot_data)
+  paths.makedirs(_WORKDIR.value)
+  paths.write_atomic(paths.join(_WORKDIR.value, 'results.json'), json.dumps(results, indent=1))
+  plot.loss_vs_index(paths.join(_WORKDIR.value, 'loss_vs_index.png'), plot_data)
   print(_summary(results))
   print(f'wrote {_WORKDIR.value}/results.json and loss_vs_index.png')
 

@@ -6,6 +6,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from rwjax import paths
+
 
 def loss_vs_index(path: str, plot_data: dict) -> None:
   """Writes a PNG with one panel per method.
@@ -30,5 +32,6 @@ def loss_vs_index(path: str, plot_data: dict) -> None:
     ax.legend(fontsize=7)
   axes[0, 0].set_ylabel('loss')
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with paths.open_write(path) as f:  # any path (gs://)
+    fig.savefig(f, format='png', dpi=120)
   plt.close(fig)

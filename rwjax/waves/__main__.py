@@ -17,7 +17,8 @@ for a recorded multi-electrode-array spike file (rwjax.waves.recorded). `stats` 
 a movie (its meta.json, if present, supplies threshold, frame_dt and pixel size);
 `stats` and `preview` take any movie rwjax.waves.readers reads (TIFF, .npy, .npz, HDF5,
 MATLAB), and `stats` can subtract a rolling-median background and smooth first.
-Bad input prints one `error: ...` line and exits with code 2.
+Bad input prints one `error: ...` line and exits with code 2. Every path (--movie,
+--out, --mea, --recording, --folder) may be a bucket path (gs://BUCKET/...; rwjax.paths).
 """
 
 import argparse
@@ -31,6 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from rwjax import paths
 from rwjax import waves
 from rwjax.errors import InputError, cli_main
 from rwjax.waves import dataset as recorded_dataset
@@ -224,7 +226,7 @@ def _measure_and_write(args: argparse.Namespace, frames: np.ndarray, meta: dict[
     stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * frame_dt)))
     shown = frames[:16, :round(gif_seconds / frame_dt):stride]
     width = movie_io.tile(shown[:, :1]).shape[-1]
-    movie_io.write_gif(os.path.join(out, 'preview.gif'), shown, fps=GIF_FPS,
+    movie_io.write_gif(paths.join(out, 'preview.gif'), shown, fps=GIF_FPS,
                        scale=max(1, GIF_MAX_PIXELS // width))
   print(f'wrote {out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},'
         f'{movie_io.META_FILE}{",preview.gif" if gif_seconds > 0 else ""}}} '
@@ -232,8 +234,14 @@ def _measure_and_write(args: argparse.Namespace, frames: np.ndarray, meta: dict[
   print(_table(summary))
 
 
+def _check_out(args: argparse.Namespace) -> None:
+  if paths.is_remote(args.out):  # a missing bucket or no permission: before the work
+    paths.check_writable(args.out)
+
+
 def run_simulate(args: argparse.Namespace) -> None:
   _check_min_size(args)
+  _check_out(args)
   overrides = parse_params(waves.get_model(args.model), args.param)
   frames, mod, params = simulate(args.model, args.size, args.seconds, args.batch,
                                  args.warmup, args.seed, overrides)
@@ -245,6 +253,7 @@ def run_simulate(args: argparse.Namespace) -> None:
 
 def run_convert(args: argparse.Namespace) -> None:
   _check_min_size(args)
+  _check_out(args)
   rec = recorded.load_mea(args.mea)
   frames = recorded.activity_movie(rec, args.frame_dt, args.smooth)[None]
   meta = dict(model='recorded', source=rec.source, age_days=rec.age_days,
@@ -261,7 +270,7 @@ def run_stats(args: argparse.Namespace) -> None:
     raise InputError('stats needs --movie=FILE (a movie file or directory) or --recording=FILE.h5')
   frames = readers.load_any(args.movie, fmt=args.format, key=args.key, axes=args.axes)
   meta = _meta(args.movie)
-  if not (meta or args.model or os.path.isdir(args.movie) or args.movie.endswith('.npy')):
+  if not (meta or args.model or paths.isdir(args.movie) or args.movie.endswith('.npy')):
     missing = [f'--{k.replace("_", "-")}' for k in ('threshold', 'frame_dt', 'pixel_mm')
                if getattr(args, k) is None]
     if missing:  # a recording: no model's units or pixel size apply
@@ -293,7 +302,7 @@ def run_stats(args: argparse.Namespace) -> None:
 
 def _meta(path: str) -> dict[str, Any]:
   """meta.json of a saved movie (directory or .npy); {} for other files."""
-  if os.path.isdir(path) or path.endswith('.npy'):
+  if paths.isdir(path) or path.endswith('.npy'):
     return movie_io.load_meta(path)
   return {}
 
@@ -315,7 +324,7 @@ def run_preview(args: argparse.Namespace) -> None:
     raise InputError('--frame-dt, --seconds and --speedup must be positive')
   stride = max(1, round(args.speedup / (GIF_FPS * frame_dt)))
   n = max(1, round(args.seconds / frame_dt))
-  if os.path.isdir(args.movie) or args.movie.endswith('.npy'):
+  if paths.isdir(args.movie) or args.movie.endswith('.npy'):
     frames = readers.load_any(args.movie, fmt=args.format, key=args.key, axes=args.axes)
     frames = frames[..., :n:stride, :, :] if frames.ndim == 3 else frames[:16, :n:stride]
   else:  # read only the frames shown
@@ -326,8 +335,9 @@ def run_preview(args: argparse.Namespace) -> None:
     if not np.isfinite(frames).all():
       raise InputError(f'{args.movie!r} contains NaN or infinite values in the frames shown')
   width = movie_io.tile(frames[..., :1, :, :]).shape[-1]
-  out_dir = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(out_dir):
+  if paths.is_remote(args.out):
+    paths.check_writable(os.path.dirname(args.out))
+  elif not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
     raise InputError(f'the folder of --out={args.out!r} does not exist')
   movie_io.write_gif(args.out, frames, fps=GIF_FPS, scale=max(1, GIF_MAX_PIXELS // width))
   print(f'wrote {args.out} ({frames.shape[-3]} frames of {frames.shape[-2]}x{frames.shape[-1]}, '

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 from scipy import stats as sp_stats
 
+from rwjax import paths
 from rwjax import waves
 from rwjax.errors import InputError
 from rwjax.waves import correlation, recorded
@@ -306,7 +307,8 @@ def figure(path: str, measured: dict[str, Measured], title: str = '') -> None:
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=80)
+  with paths.open_write(path) as f:  # any path (gs://)
+    fig.savefig(f, format='png', dpi=80)
   plt.close(fig)
 
 

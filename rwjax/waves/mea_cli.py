@@ -14,7 +14,6 @@ beside them (rwjax.waves.compare, rwjax.waves.fit):
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rwjax import paths
 from rwjax import waves
 from rwjax.errors import InputError
 from rwjax.waves import compare, correlation, fit as fit_lib, recorded
@@ -110,6 +110,12 @@ def _check_measure_args(args) -> None:
                      f'{args.min_size}, {args.smooth}, {args.frame_dt}')
 
 
+def _check_out(out) -> None:
+  """A bucket --out that cannot be written to: one message before the work (rwjax.paths)."""
+  if out and paths.is_remote(out):
+    paths.check_writable(out)
+
+
 def _curve(m: compare.Measured, max_um: float = 1500.0) -> dict[str, list]:
   centres, mean, pairs = correlation.by_distance(m.pairs, max_um=max_um)
   return dict(distance_um=centres.tolist(), ci=mean.tolist(), pairs=pairs.tolist())
@@ -159,14 +165,14 @@ def survey(folder: str, groups: str = 'day', frame_dt: float = recorded.FRAME_DT
            min_size: int = wave_stats.DEFAULT_MIN_SIZE, log=None) -> dict[str, Any]:
   """Per age group: pooled waves' median and IQR of speed, interval, duration and area;
   median and IQR over the recordings of their correlation index at 100/200/400 um."""
-  if not os.path.isdir(folder):
+  if not paths.isdir(folder):
     raise InputError(f'--folder {folder!r} is not a directory of .h5 MEA spike files')
-  paths = sorted(glob.glob(os.path.join(folder, '*.h5')))
-  if not paths:
+  files_h5 = paths.glob(paths.join(folder, '*.h5'))
+  if not files_h5:
     raise InputError(f'no .h5 files in {folder!r}')
   per_group: dict[str, dict[str, list]] = {}
   files = []
-  for path in paths:
+  for path in files_h5:
     start = time.time()
     rec = recorded.load_mea(path)
     m = compare.measure(rec, frame_dt, smooth, min_size)
@@ -216,12 +222,12 @@ def survey_table(result: dict[str, Any]) -> str:
 
 def run_survey(args) -> None:
   _check_measure_args(args)
+  _check_out(args.out and os.path.dirname(args.out))
   result = survey(args.folder, args.groups, args.frame_dt, args.smooth, args.min_size,
                   log=lambda s: print(s, file=sys.stderr, flush=True))
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-      json.dump(_jsonable(result), f, indent=2)
+    paths.makedirs(os.path.dirname(paths.abspath(args.out)))
+    paths.write_json(args.out, _jsonable(result))
   if args.json:
     print(json.dumps(_jsonable(result), allow_nan=False))
   else:
@@ -256,6 +262,7 @@ def run_compare(args) -> None:
   overrides = parse_params(mod, args.param)
   if args.batch < 1 or args.warmup < 0 or (args.seconds is not None and args.seconds <= 0):
     raise InputError('need --batch >= 1, --warmup >= 0 and --seconds > 0')
+  _check_out(args.out)
   rec, m_rec = _recording_and_target(args)
   start = time.time()
   m_sim, params, rate = compare.simulate_matched(
@@ -265,7 +272,7 @@ def run_compare(args) -> None:
       progress=_progress('compare'))
   wall = time.time() - start
   tested = compare.tests(m_rec, m_sim)
-  os.makedirs(args.out, exist_ok=True)
+  paths.makedirs(args.out)
   result = dict(recording=dict(m_rec.summary, source=rec.source,
                                ci_by_distance=_curve(m_rec)),
                 model=dict(m_sim.summary, name=args.model, params=params._asdict(),
@@ -276,9 +283,8 @@ def run_compare(args) -> None:
                 'Kolmogorov-Smirnov; per wave (speed, duration, area), per pixel '
                 '(interval), per pair (CI); samples are not independent (module '
                 'rwjax.waves.compare)')
-  with open(os.path.join(args.out, 'compare.json'), 'w') as f:
-    json.dump(_jsonable(result), f, indent=2)
-  compare.figure(os.path.join(args.out, 'compare.png'),
+  paths.write_json(paths.join(args.out, 'compare.json'), _jsonable(result))
+  compare.figure(paths.join(args.out, 'compare.png'),
                  {f'recording P{rec.age_days}': m_rec, args.model: m_sim},
                  title=os.path.basename(rec.source))
   if args.json:
@@ -327,6 +333,7 @@ def run_fit(args) -> None:
   if not 0 < args.tol < 1:
     raise InputError(f'--tol must be in (0, 1), got {args.tol}')
   fit_lib.check_names_bounds(names, None, bounds)
+  _check_out(args.out)
   rec, m_rec = _recording_and_target(args)
   _, base = compare.matched_params('lansdell', rec, overrides, args.size, args.frame_dt)
   start_values = {n: getattr(base, n) for n in names}
@@ -338,20 +345,19 @@ def run_fit(args) -> None:
       warmup_s=args.warmup, budget_s=args.budget, seed=args.seed, rate_hz=rate,
       tol=args.tol, frame_dt=args.frame_dt, smooth=args.smooth, min_size=args.min_size,
       log=lambda s: print(s, file=sys.stderr, flush=True))
-  os.makedirs(args.out, exist_ok=True)
+  paths.makedirs(args.out)
   out = result.to_json()
   out.update(recording=rec.source, rate_hz=rate, flags=fit_flags(result.fitted),
              lattice=base.size,
              distance_note='sum of squared log-ratios of median speed, interval, area and '
              '(weight 1/3 each) CI at 100/200/400 um (rwjax.waves.fit)')
-  with open(os.path.join(args.out, 'fit.json'), 'w') as f:
-    json.dump(_jsonable(out), f, indent=2)
+  paths.write_json(paths.join(args.out, 'fit.json'), _jsonable(out))
   # One flag per line: `python -m rwjax.train ... $(cat DIR/config_flags.txt)`,
   # `python -m rwjax.waves simulate ... $(cat DIR/param_flags.txt)`.
   for kind in ('config', 'param'):
-    with open(os.path.join(args.out, f'{kind}_flags.txt'), 'w') as f:
-      f.write('\n'.join(out['flags'][kind]) + '\n')
-  compare.figure(os.path.join(args.out, 'fit.png'),
+    paths.write_atomic(paths.join(args.out, f'{kind}_flags.txt'),
+                       '\n'.join(out['flags'][kind]) + '\n')
+  compare.figure(paths.join(args.out, 'fit.png'),
                  {f'recording P{rec.age_days}': m_rec, 'start': result.start_measured,
                   'fitted': result.fitted_measured},
                  title=f'fit of {", ".join(names)} to {os.path.basename(rec.source)}')
@@ -423,14 +429,15 @@ def build_dataset(paths: list[str], segment_s: float, ages=None,
 def run_dataset(args) -> None:
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
   _check_measure_args(args)
-  paths = list(args.mea)
+  _check_out(args.out)
+  files = list(args.mea)
   if args.folder:
-    if not os.path.isdir(args.folder):
+    if not paths.isdir(args.folder):
       raise InputError(f'--folder {args.folder!r} is not a directory')
-    paths += sorted(glob.glob(os.path.join(args.folder, '*.h5')))
-  if not paths:
+    files += paths.glob(paths.join(args.folder, '*.h5'))
+  if not files:
     raise InputError('dataset needs --folder=DIR or --mea=FILE.h5')
-  movie, labels, used, shape = build_dataset(paths, args.segment_s, _ages(args.ages),
+  movie, labels, used, shape = build_dataset(files, args.segment_s, _ages(args.ages),
                                              args.frame_dt, args.smooth, args.min_size)
   pitch = recorded.load_mea(used[0]['file']).pitch_mm
   meta = dict(model='recorded', sources=used, segment_s=args.segment_s, smooth=args.smooth,

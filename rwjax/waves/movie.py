@@ -3,9 +3,11 @@
 A movie directory holds `movie.npy` (float32[B, T, H, W]), `labels.npy`
 (int32[B, T], per-frame wave ids, -1 = no wave; see `rwjax.waves.stats`) and
 `meta.json` (model, parameters, frame_dt, pixel_mm, threshold, ...).
+
+Paths: anything rwjax.paths takes (a local directory, gs://BUCKET/...). Reading a movie
+reads the whole .npy (it is returned whole); on a bucket each file is one object upload.
 """
 
-import json
 import math
 import os
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from rwjax import paths
 from rwjax.errors import InputError
 
 MOVIE_FILE = 'movie.npy'
@@ -33,18 +36,17 @@ def save_movie(out_dir: str, frames: np.ndarray, labels: np.ndarray,
   if frames.ndim != 4 or labels.shape != frames.shape[:2]:
     raise InputError(f'need frames [B, T, H, W] and labels [B, T], got {frames.shape} '
                      f'and {labels.shape}')
-  os.makedirs(out_dir, exist_ok=True)
-  np.save(os.path.join(out_dir, MOVIE_FILE), frames)
-  np.save(os.path.join(out_dir, LABELS_FILE), labels)
-  with open(os.path.join(out_dir, META_FILE), 'w') as f:
-    json.dump(meta, f, indent=2, sort_keys=True)
+  paths.makedirs(out_dir)
+  paths.save_npy(paths.join(out_dir, MOVIE_FILE), frames)
+  paths.save_npy(paths.join(out_dir, LABELS_FILE), labels)
+  paths.write_json(paths.join(out_dir, META_FILE), meta, sort_keys=True)
 
 
 def _movie_path(path: str) -> str:
   """`path` itself, or `path`/movie.npy when `path` is a movie directory."""
-  if os.path.isdir(path):
-    path = os.path.join(path, MOVIE_FILE)
-  if not os.path.isfile(path):
+  if paths.isdir(path):
+    path = paths.join(path, MOVIE_FILE)
+  if not paths.isfile(path):
     raise InputError(f'movie file {path!r} does not exist; pass a .npy written by '
                      f'`python -m rwjax.waves simulate` (or its output directory)')
   return path
@@ -64,7 +66,7 @@ def load_movie(path: str) -> np.ndarray:
   """
   path = _movie_path(path)
   try:
-    frames = np.load(path, allow_pickle=False)
+    frames = paths.load_npy(path)
   except (OSError, ValueError, EOFError) as e:
     raise InputError(f'cannot read {path!r} as a .npy array ({e}); '
                      f'pass a float32 movie saved with numpy.save') from None
@@ -83,12 +85,11 @@ def load_movie(path: str) -> np.ndarray:
 
 def load_meta(path: str) -> dict[str, Any]:
   """The meta.json next to a movie (or in its directory); {} when there is none."""
-  meta_path = os.path.join(os.path.dirname(_movie_path(path)), META_FILE)
-  if not os.path.isfile(meta_path):
+  meta_path = paths.join(os.path.dirname(_movie_path(path)), META_FILE)
+  if not paths.isfile(meta_path):
     return {}
   try:
-    with open(meta_path) as f:
-      meta = json.load(f)
+    meta = paths.read_json(meta_path)
   except (OSError, ValueError) as e:
     raise InputError(f'cannot read {meta_path!r} as JSON ({e}); fix or delete it') from None
   if not isinstance(meta, dict):
@@ -140,5 +141,6 @@ def write_gif(path: str, frames: np.ndarray, fps: float = 10.0, scale: int = 1) 
   if scale > 1:
     grey = grey.repeat(scale, axis=1).repeat(scale, axis=2)
   images = [Image.fromarray(g) for g in grey]  # u8[h, w] -> mode 'L'
-  images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                 duration=max(10, round(1000 / fps / 10) * 10), optimize=False)
+  with paths.open_write(path) as f:
+    images[0].save(f, format='GIF', save_all=True, append_images=images[1:], loop=0,
+                   duration=max(10, round(1000 / fps / 10) * 10), optimize=False)

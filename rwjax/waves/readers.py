@@ -35,10 +35,15 @@ numbers per line, comma or whitespace separated, '#' comments).
 Every problem is one `InputError` naming the file: missing, empty, truncated or
 corrupt, missing variable or dataset, wrong number of dimensions, unsupported dtype.
 Non-finite values are found when the frames are read (rwjax.waves.dataset).
+
+Any path rwjax.paths takes (a local file, gs://BUCKET/...): remote files are read
+through a seekable file object (rwjax.paths.open_read, ranged reads), so TIFF pages,
+C-order .npy frames and HDF5 / v7.3 hyperslabs stay lazy on a bucket too. Read whole
+from a bucket: a .npy in Fortran order or not time-first (memory-mapped locally), .npz
+(as locally) and MATLAB v5/v4 files (as locally).
 """
 
 import contextlib
-import glob
 import io
 import logging
 import os
@@ -48,6 +53,7 @@ import zlib
 
 import numpy as np
 
+from rwjax import paths
 from rwjax.errors import InputError
 
 FORMATS = ('tiff', 'npy', 'npz', 'hdf5', 'mat')
@@ -59,9 +65,10 @@ MAT_KEY = 'V'  # the variable of the paper's simulated movies (rw_model_72k_V.ma
 class CountingFile(io.RawIOBase):
   """A read-only binary file that counts the bytes read through it (`bytes_read`)."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, readahead: bool = False):
     super().__init__()
-    self._f = open(path, 'rb', buffering=0)  # pylint: disable=consider-using-with
+    self._f = (paths.open_read(path, readahead) if paths.is_remote(path)  # ranged reads
+               else open(path, 'rb', buffering=0))  # pylint: disable=consider-using-with
     self.bytes_read = 0
 
   def readable(self):
@@ -111,14 +118,14 @@ def movie_paths(spec: str | list[str] | tuple[str, ...], fmt: str = 'auto') -> l
                      'or a glob pattern')
   out = []
   for item in items:
-    if os.path.isdir(item):
-      found = sorted(os.path.join(item, f) for f in os.listdir(item)
+    if paths.isdir(item):
+      found = sorted(paths.join(item, f) for f in paths.listdir(item)
                      if os.path.splitext(f)[1].lower() in exts)
       if not found:
         raise InputError(f'folder {item!r} holds no movie files ({sorted(exts)})')
       out += found
     elif any(c in item for c in '*?['):
-      found = sorted(glob.glob(item))
+      found = paths.glob(item)
       if not found:
         raise InputError(f'the pattern {item!r} matches no file')
       out += found
@@ -128,9 +135,9 @@ def movie_paths(spec: str | list[str] | tuple[str, ...], fmt: str = 'auto') -> l
 
 
 def _check_file(path: str) -> None:
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     raise InputError(f'movie file {path!r} does not exist')
-  if os.path.getsize(path) == 0:
+  if paths.getsize(path) == 0:
     raise InputError(f'movie file {path!r} is empty (0 bytes)')
 
 
@@ -224,7 +231,7 @@ def _open_npy(path, axes):
     f.close()
     raise InputError(f'{path!r} holds Python objects; save a numeric array with numpy.save')
   need = offset + int(np.prod(shape)) * dtype.itemsize
-  size = os.path.getsize(path)
+  size = paths.getsize(path)
   if size < need:
     f.close()
     raise InputError(f'{path!r} is truncated: its header announces {shape} {dtype} '
@@ -240,13 +247,16 @@ def _open_npy(path, axes):
 
     return Movie(path, 'npy', shape, dtype, axes, read, f.close, f)
   f.close()
+  if paths.is_remote(path):  # no memory map of an object: read whole
+    arr = paths.load_npy(path)
+    return Movie(path, 'npy', arr.shape, arr.dtype, axes, lambda index: arr[index])
   arr = np.load(path, mmap_mode='r', allow_pickle=False)  # pages are read when sliced
   return Movie(path, 'npy', arr.shape, arr.dtype, axes, lambda index: arr[index])
 
 
 def _open_npz(path, key, axes):
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with paths.open_read(path) as f, np.load(f, allow_pickle=False) as z:
       names = list(z.files)
       if not key:
         if len(names) != 1:
@@ -315,14 +325,34 @@ def _open_hdf5(path, key, axes, fmt='hdf5'):
   return Movie(path, fmt, ds.shape, ds.dtype, axes, lambda index: ds[index], close, counter)
 
 
+def _is_hdf5(path) -> bool:
+  """h5py.is_hdf5 for any path: the HDF5 signature at byte 0, 512, 1024, 2048, ... (a
+  MATLAB v7.3 file has a 512-byte user block first)."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  if not paths.is_remote(path):
+    return h5py.is_hdf5(path)
+  size, offset = paths.getsize(path), 0
+  with paths.open_read(path) as f:
+    while offset + 8 <= size:
+      f.seek(offset)
+      if f.read(8) == b'\x89HDF\r\n\x1a\n':
+        return True
+      offset = 512 if offset == 0 else 2 * offset
+  return False
+
+
 def _open_mat(path, key, axes):
   import h5py  # pylint: disable=g-import-not-at-top
   key = key or MAT_KEY
-  if h5py.is_hdf5(path):  # v7.3: MATLAB's column-major array, HDF5 axes reversed
+  if _is_hdf5(path):  # v7.3: MATLAB's column-major array, HDF5 axes reversed
     return _open_hdf5(path, key, axes[::-1], fmt='mat')
   import scipy.io  # pylint: disable=g-import-not-at-top
+  if paths.is_remote(path):  # v5/v4 files are read whole, locally too
+    path_or_file = io.BytesIO(paths.read_bytes(path))
+  else:
+    path_or_file = path
   try:
-    names = [name for name, _, _ in scipy.io.whosmat(path)]
+    names = [name for name, _, _ in scipy.io.whosmat(path_or_file)]
   except Exception as e:  # pylint: disable=broad-except  # scipy raises many types
     raise InputError(f'{path!r} is not a readable MATLAB file ({type(e).__name__}: {e}); the '
                      'file is damaged or truncated') from None
@@ -330,7 +360,9 @@ def _open_mat(path, key, axes):
     raise InputError(f'{path!r} has no variable {key!r}; it holds {names} (set key=NAME, '
                      '--config.data.recorded.key)')
   try:
-    arr = scipy.io.loadmat(path, variable_names=[key])[key]
+    if not isinstance(path_or_file, str):
+      path_or_file.seek(0)
+    arr = scipy.io.loadmat(path_or_file, variable_names=[key])[key]
   except Exception as e:  # pylint: disable=broad-except
     raise InputError(f'{path!r}: cannot read variable {key!r} ({type(e).__name__}: {e}); the '
                      'file is damaged or truncated') from None
@@ -365,7 +397,7 @@ def _open_tiff(path, axes):
   if axes != 'THW':
     raise InputError(f"{path!r}: a TIFF stack has one frame per page; axes must be 'THW', "
                      f'got {axes!r}')
-  counter = CountingFile(path)
+  counter = CountingFile(path, readahead=True)  # page headers spread over the file
   try:
     with _tifffile_warnings() as warned:
       tif = tifffile.TiffFile(counter)
@@ -391,7 +423,7 @@ def _open_tiff(path, axes):
     close()
     raise InputError(f'{path!r}: TIFF pages of shape {shape}; need grey frames (one 2-D '
                      'image per page, no colour samples)')
-  size = os.path.getsize(path)
+  size = paths.getsize(path)
   for i in range(n):  # every frame's bytes must lie inside the file
     page = pages[i]
     end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
@@ -445,7 +477,7 @@ def read_movie(path: str, **kwargs) -> np.ndarray:
 
 def _npy_ndim(path: str) -> int | None:
   try:
-    with open(path, 'rb') as f:
+    with paths.open_read(path) as f:
       version = np.lib.format.read_magic(f)
       header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
@@ -462,8 +494,8 @@ def load_any(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') 
   supported file is one recording (read_movie): f32[T, H, W].
   """
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
-  if os.path.isdir(path) or (os.path.isfile(path) and detect_format(path, fmt) == 'npy'
-                             and _npy_ndim(path) == 4):
+  if paths.isdir(path) or (paths.isfile(path) and detect_format(path, fmt) == 'npy'
+                           and _npy_ndim(path) == 4):
     return movie_io.load_movie(path)
   return read_movie(path, fmt=fmt, key=key, axes=axes)
 
@@ -471,17 +503,16 @@ def load_any(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') 
 def read_intervals(path: str) -> np.ndarray:
   """Wave intervals i64[N, 2] of [start, end) frames from .npy, .csv or .txt (see the
   module docstring); checked to be whole numbers with start < end, sorted by start."""
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     raise InputError(f'interval file {path!r} does not exist')
-  if os.path.getsize(path) == 0:
+  if paths.getsize(path) == 0:
     raise InputError(f'interval file {path!r} is empty (0 bytes)')
   ext = os.path.splitext(path)[1].lower()
   try:
     if ext == '.npy':
-      x = np.load(path, allow_pickle=False)
+      x = paths.load_npy(path)
     elif ext in ('.csv', '.txt'):
-      with open(path) as f:
-        text = f.read().replace(',', ' ')
+      text = paths.read_text(path).replace(',', ' ')
       with warnings.catch_warnings():  # an empty file is reported below
         warnings.simplefilter('ignore', UserWarning)
         x = np.loadtxt(io.StringIO(text), ndmin=2, comments='#')

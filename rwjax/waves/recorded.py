@@ -47,6 +47,7 @@ import numpy as np
 from scipy import ndimage
 from scipy import spatial
 
+from rwjax import paths
 from rwjax.errors import InputError
 
 GRID = 64
@@ -109,10 +110,10 @@ def _scalar(value):
 
 def _read(path: str) -> dict:
   import h5py  # pylint: disable=g-import-not-at-top  (only recorded data needs it)
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     raise InputError(f'{path} does not exist; pass an MEA spike file (.h5)')
   try:
-    with h5py.File(path, 'r') as f:
+    with paths.open_read(path) as raw, h5py.File(raw, 'r') as f:  # any path (gs://)
       missing = [k for k in ('epos', 'sCount', 'spikes') if k not in f]
       if missing:
         raise InputError(f'{path} has no {missing} dataset(s): not an MEA spike file '
@@ -269,7 +270,7 @@ def load_mea(path: str) -> Recording:
   return Recording(times=times, channel=np.repeat(np.arange(counts.size), counts).astype(np.int32),
                    row=row.astype(np.int32), col=col.astype(np.int32),
                    duration_s=float(duration), age_days=_age(d['age']),
-                   source=os.path.abspath(path), pos_um=pos, pitch_mm=pitch_um / 1000.0,
+                   source=paths.abspath(path), pos_um=pos, pitch_mm=pitch_um / 1000.0,
                    shape=shape, pixel_train=pixel_train, layout=layout, array=array)
 
 
