@@ -12,7 +12,6 @@ initialisation and batch order from fold_in(.., 11), its manifolds from fold_in(
 their projections and Gaussian draws from fold_in(.., 13): the same for both arms.
 """
 
-import os
 from typing import Any, Callable
 
 import jax

@@ -342,7 +342,6 @@ def _is_hdf5(path) -> bool:
 
 
 def _open_mat(path, key, axes):
-  import h5py  # pylint: disable=g-import-not-at-top
   key = key or MAT_KEY
   if _is_hdf5(path):  # v7.3: MATLAB's column-major array, HDF5 axes reversed
     return _open_hdf5(path, key, axes[::-1], fmt='mat')

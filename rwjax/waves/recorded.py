@@ -40,7 +40,6 @@ for simulated movies, with pixel_mm = the raster pitch (`Recording.pitch_mm`).
 """
 
 import dataclasses
-import os
 import re
 
 import numpy as np
