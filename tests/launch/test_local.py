@@ -2,7 +2,6 @@
 training path they exercise (2 processes x 4 CPU devices against 1 x 8)."""
 
 import importlib.util
-import json
 import os
 import runpy
 import signal
