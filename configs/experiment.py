@@ -100,8 +100,8 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   # Evaluation points: fractions of config.pretrain.train.steps (checkpoints at those steps are
   # what the evaluator sees; step 0 is the random-init network of the same seed).
   c.eval_steps = (0.0, 0.1, 0.3, 1.0)
-  # Keep compiled programs in DIR/jax_cache (unless JAX_COMPILATION_CACHE_DIR is set): on CPU
-  # compilation is a large part of a short run, and most runs share their programs.
+  # Keep compiled programs in DIR/jax_cache (a local DIR; unless JAX_COMPILATION_CACHE_DIR is
+  # set): on CPU compilation is a large part of a short run, and most runs share programs.
   c.compilation_cache = True
   c.null_seed_offset = 1000  # the null arm's networks: random inits of seeds offset by this
 

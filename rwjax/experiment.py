@@ -669,9 +669,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The whole experiment: plan, check, data, runs, report. Returns the results dict."""
   from rwjax import experiment_report  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
-  if config.compilation_cache and workdir and not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+  if (config.compilation_cache and workdir and not paths_lib.is_remote(workdir)
+      and not os.environ.get('JAX_COMPILATION_CACHE_DIR')):
     # Runs of one shape (every seed; an arm and its controls) compile the same programs: the
-    # persistent cache compiles each once for the matrix and again never on a re-run.
+    # persistent cache compiles each once for the matrix and again never on a re-run (kept
+    # locally only: a bucket would add a round trip per program).
     import jax  # pylint: disable=g-import-not-at-top
     jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, 'jax_cache'))
   plan = make_plan(config, workdir)
