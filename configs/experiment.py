@@ -198,9 +198,11 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     c.seeds, c.first_seed = 3, 42  # the paper's seeds
     c.arms = ','.join(ALL_ARMS)
     c.movie.update({'seconds': 1000.0, 'batch': 2})  # 20,000 frames (the paper's set)
-    # The paper's 100 epochs of ~16,000 training frames are ~1.6M views: 2,000 steps of 512
-    # pairs (1,024 views) is about as many.
-    c.pretrain.train.steps, c.pretrain.train.checkpoint_every = 2000, 500
+    # One step count for every arm: the paper's 100 epochs of its whole-wave batches (the
+    # 16,000 training frames of the 20,000-frame movie make 5 batches of > 3,000 frames per
+    # epoch: 500 steps, ~1.5M views); the random-pairs arms get 500 steps of 512 pairs
+    # (0.5M views).
+    c.pretrain.train.steps, c.pretrain.train.checkpoint_every = 500, 50
     c.protocols = _protocols('cifar10_folder', 'paper', mnist=True)
     c.protocols.rwjax.overrides = {'data': {'source': 'folder:{cifar10}'},
                                    'exemplar': {'source': 'folder:{cifar10}'}}
@@ -211,6 +213,6 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
       c.seeds = 2
       c.arms = ('random_init,lansdell,movie_pairs,temporal,spatial,lansdell_movie,'
                 'temporal_global,spatial_per_frame,recorded,null')
-      c.pretrain.train.steps = 1000
+      c.pretrain.train.steps = 250  # 50 epochs of the paper's batches
       c.protocols.rwjax.overrides.update({'seeds': 1, 'capacity': {'layers': 'stages'}})
   return c
