@@ -5,10 +5,13 @@
 SCALE:
   tiny   CPU, a few minutes: 4-wide ResNet-18 on 16x16 frames, digits for every task; checks
          the machinery end to end (tests/test_experiment.py runs it).
-  cpu    2 CPU cores, about an hour for the matrix: 8-wide ResNet-18 on 32x32 frames, CIFAR-10
-         and MNIST subsets from image folders (--config.cifar10=PATH --config.mnist=PATH;
-         CIFAR-10 stands in for CIFAR-100 wherever the paper used it).
-  paper  the paper's sizes (64-wide ResNet-18, its movie of 20,000 frames), every arm, 3 seeds
+  cpu    2 CPU cores, under the hour (42 min measured, README): the paper's protocol arms,
+         its controls, random init and the null arm, 3 seeds, 20 steps of an 8-wide
+         ResNet-18 on 32x32 frames, CIFAR-10 and MNIST subsets from image folders
+         (--config.cifar10=PATH --config.mnist=PATH; CIFAR-10 stands in for CIFAR-100
+         wherever the paper used it).
+  paper  the paper's sizes (64-wide ResNet-18, its movie of 20,000 frames, 100 epochs of its
+         whole-wave batches, its evaluation sizes on the image folders), every arm, 3 seeds
          (42, 43, 44); a GPU.
   colab  the paper's network at fewer steps and seeds, for a free Colab GPU (launch/colab.ipynb).
 
