@@ -69,7 +69,7 @@ print('NOTEBOOK DONE')
 def test_notebook_runs_the_tiny_experiment_and_shows_the_report(tmp_path):
   runs = tmp_path / 'runs'
   params = {'RUNS': str(runs), 'CODE': ROOT, 'SCALE': 'tiny', 'INSTALL': False,
-            'EXTRA': '--config.only=random_init,null'}
+            'EXTRA': '--config.only=random_init'}
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu',
              PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
   p = subprocess.run([sys.executable, '-c', HARNESS, NOTEBOOK, json.dumps(params)], cwd=tmp_path,
@@ -79,4 +79,4 @@ def test_notebook_runs_the_tiny_experiment_and_shows_the_report(tmp_path):
   assert sum(l.startswith('claim ') for l in p.stdout.splitlines()) == 5
   assert 'DISPLAY Markdown' in p.stdout and 'DISPLAY HTML' in p.stdout
   assert (runs / 'experiment' / 'report.html').exists()
-  assert sorted(os.listdir(runs / 'experiment' / 'runs')) == ['null', 'random_init']
+  assert sorted(os.listdir(runs / 'experiment' / 'runs')) == ['random_init']
