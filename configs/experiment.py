@@ -62,7 +62,7 @@ def _paper_on_folders(**sizes) -> dict:
   CIFAR-10 in place of CIFAR-100 (its 10 classes for the invariance tasks, its test images
   for the exemplar manifolds), MNIST and CIFAR-10 classification, CIFAR-10 class manifolds
   of the first images of each class (the paper's ranked lists need TFDS ids), no wave
-  manifolds; `sizes` the CPU-sized counts, the paper's value in each comment (its simulated
+  manifolds; `sizes` the counts of a scale, the paper's value in each comment (its simulated
   capacity and colour manifolds can be left out: no claim reads them)."""
   folder = lambda name: 'folder:{' + name + '}'
   return {
