@@ -164,7 +164,17 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
         'exemplar': {'images': 10, 'n_train': 4, 'n_test': 2},
         'capacity': {'kinds': ('translate', 'class'), 'P': 4, 'M': 8, 'n_t': 20,
                      'project_dims': 128, 'layers': 'stages'}}
-    c.protocols.paper.overrides = {'seeds': 1}
+    # The paper's protocol at digits sizes, at four of its layers (each layer shape is a
+    # program to compile); its preset's own rwjax tasks are the rwjax protocol's job (as on
+    # the folders), its logistic rows and simulated capacity no claim's.
+    c.protocols.paper.overrides = {
+        'seeds': 1, 'layers': ('pooled',), 'shift': {'enabled': False},
+        'exemplar': {'enabled': False}, 'capacity': {'enabled': False},
+        'paper_tasks': {'per_class': 30},
+        'paper_probe': {'logistic': False, 'max_train': 300, 'max_test': 200,
+                        'layers': 'pooled,stem_relu,layer2_block0_relu1,layer4_block0_relu1'},
+        'paper_manifolds': {'simulate': False,
+                            'layers': 'stem_relu,layer2_block1_out,layer4_block1_out'}}
     c.claims.classification = 'rwjax:classification/pooled'  # digits stand in for both
   elif scale == 'cpu':
     # Fitted to the hour on the 2-core machine (README, "The experiment"): evaluation, not

@@ -59,7 +59,7 @@ from rwjax.eval import report as report_lib
 from rwjax.eval import stats
 from rwjax.ssl import checkpoint
 
-ARMS = ('pretrained', 'random_init')
+ARMS = stats.ARMS
 CAPACITY_LAYERS = ('stages', 'relus')  # config.capacity.layers
 CAPACITY_METRICS = ('alpha', 'radius', 'dimension', 'center_corr')
 TESTS = ('auto', 'welch', 'paired')  # config.test
@@ -215,12 +215,6 @@ def load_pretrained(workdirs: list[str]) -> tuple[list[ml_collections.ConfigDict
   return configs, [checkpoint.load_for_eval(d)[1] for d in workdirs]
 
 
-def evaluated_arms(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The arms whose networks are evaluated: both, or the pre-trained one alone
-  (config.random_init_arm=False)."""
-  return ARMS if config.random_init_arm else ARMS[:1]
-
-
 def networks_of(config: ml_collections.ConfigDict, model: models.SimCLRModel, size: int,
                 workdirs: list[str], pretrained: list[dict]) -> dict[str, list[Network]]:
   """{arm: [Network for seed s in range(config.seeds)]}: pre-trained network s is workdir s
@@ -332,7 +326,7 @@ def evaluate(config: ml_collections.ConfigDict) -> dict:
   geometry = {arm: {g: {kind: {l: [] for l in cap_layers} for kind in cap_kinds}
                     for g in CAPACITY_METRICS} for arm in ARMS}
   solver_residual, capacity_dims = 0.0, {}
-  for arm in evaluated_arms(config):
+  for arm in stats.evaluated_arms(config.random_init_arm):
     fixed, fixed_source = None, None  # One network's features of fixed images, kept while
     for net in networks[arm]:         # the next seed has the same network (one workdir).
       seed = net.seed

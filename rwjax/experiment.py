@@ -33,7 +33,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from absl import app
 from absl import flags
@@ -665,17 +665,29 @@ def machine() -> dict:
           'devices': [str(d) for d in jax.devices()]}
 
 
+def compilation_cache_dir(config: ml_collections.ConfigDict, workdir: str,
+                          environ: Mapping[str, str]) -> Optional[str]:
+  """DIR/jax_cache when config.compilation_cache and DIR is local, else None (a cache the
+  environment names, JAX_COMPILATION_CACHE_DIR, is jax's own and kept).
+
+  Runs of one shape (every seed; an arm and its controls) compile the same programs: the
+  persistent cache compiles each once for the matrix and again never on a re-run (kept
+  locally only: a bucket would add a round trip per program).
+  """
+  if (not config.compilation_cache or not workdir or paths_lib.is_remote(workdir)
+      or environ.get('JAX_COMPILATION_CACHE_DIR')):
+    return None
+  return os.path.join(workdir, 'jax_cache')
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The whole experiment: plan, check, data, runs, report. Returns the results dict."""
   from rwjax import experiment_report  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
-  if (config.compilation_cache and workdir and not paths_lib.is_remote(workdir)
-      and not os.environ.get('JAX_COMPILATION_CACHE_DIR')):
-    # Runs of one shape (every seed; an arm and its controls) compile the same programs: the
-    # persistent cache compiles each once for the matrix and again never on a re-run (kept
-    # locally only: a bucket would add a round trip per program).
+  cache = compilation_cache_dir(config, workdir, os.environ)
+  if cache:
     import jax  # pylint: disable=g-import-not-at-top
-    jax.config.update('jax_compilation_cache_dir', os.path.join(workdir, 'jax_cache'))
+    jax.config.update('jax_compilation_cache_dir', cache)
   plan = make_plan(config, workdir)
   check_existing(plan)
   paths_lib.check_writable(plan.workdir)  # creates it; a bucket's errors: one message

@@ -323,6 +323,16 @@ def test_step_zero_of_a_trained_arm_is_the_random_init_network(tmp_path):
   np.testing.assert_array_equal(flat[0], flat[1])
 
 
+def test_compilation_cache_only_in_a_local_workdir_and_never_over_the_environments():
+  c = tiny()
+  assert experiment.compilation_cache_dir(c, '/runs/x', {}) == '/runs/x/jax_cache'
+  assert experiment.compilation_cache_dir(c, 'gs://bucket/x', {}) is None  # a round trip each
+  assert experiment.compilation_cache_dir(c, '/runs/x',
+                                          {'JAX_COMPILATION_CACHE_DIR': '/c'}) is None
+  c.compilation_cache = False
+  assert experiment.compilation_cache_dir(c, '/runs/x', {}) is None
+
+
 def test_claim_rules_on_planted_comparisons():
   """The verdict rules of rwjax/eval/claims.py on hand-made comparisons."""
   c = lambda gain, p: {'gain': gain, 'p': p}

@@ -26,7 +26,7 @@ from rwjax.data.preprocess import FITS, to_network_input
 from rwjax.errors import InputError
 from rwjax.eval import paper, paper_manifolds, probes, stats
 
-ARMS = ('pretrained', 'random_init')
+ARMS = stats.ARMS
 EXEMPLAR_KINDS = ('translate', 'color')
 PROTOCOL = ('paper protocol: a linear layer trained with Adam (lr {lr}, batch {batch_size}, '
             '{epochs} epochs, weight decay {weight_decay}); the number is the best test '
@@ -300,7 +300,7 @@ def run(prepared: dict) -> dict:
     return paper.make_features(model, ex.variables, batch_size=ex.batch_size,
                                batchnorm=ex.batchnorm, bn_batch=ex.bn_batch)
 
-  for arm in ARMS if config.random_init_arm else ARMS[:1]:
+  for arm in stats.evaluated_arms(config.random_init_arm):
     for s in seeds:
       features = features_for(arm, s, 'probes')
       out = {'probes': {}, 'manifolds': {}}

@@ -29,6 +29,14 @@ import scipy.stats
 
 from rwjax.errors import InputError
 
+ARMS = ('pretrained', 'random_init')  # the two networks of every comparison
+
+
+def evaluated_arms(random_init_arm: bool) -> tuple[str, ...]:
+  """The arms whose networks an evaluation computes: both, or the pre-trained one alone
+  (config.random_init_arm=False: compare then has no random-init values)."""
+  return ARMS if random_init_arm else ARMS[:1]
+
 
 def _number(x: float) -> Optional[float]:
   return float(x) if math.isfinite(x) else None
