@@ -163,9 +163,10 @@ def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
   """--only subset on 1 device against the 8-device run.
 
   The untrained arms (random init here; null is the same code path with other seeds) and
-  step 0 of every arm are the same networks whatever the device count (the trainer initialises from config.seed alone) and the
-  evaluator runs on one device, so what may differ is float32 rounding of XLA's CPU kernels,
-  whose threads are split differently between 1 and 8 virtual devices. Probe accuracies
+  step 0 of every arm are the same networks whatever the device count (the trainer
+  initialises from config.seed alone) and the evaluator runs on one device, so what may
+  differ is float32 rounding of XLA's CPU kernels, whose threads are split differently
+  between 1 and 8 virtual devices. Probe accuracies
   (multiples of 1/n_test) must be equal, and the manifolds' center correlation, computed
   directly from the features, equal to 1e-4 relative (measured: 1.3e-6). Capacity, radius
   and dimension come out of an iterative float32 NNLS solver whose anchor points are not
@@ -183,19 +184,19 @@ def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
   assert sorted(os.listdir(os.path.join(one, 'runs'))) == ['random_init']
   ours = json.load(open(os.path.join(one, 'results.json')))['results']
   eight = json.load(open(os.path.join(workdir, 'results.json')))['results']
-  for arm in ('random_init',):
-    for seed, by in ours[arm].items():
-      a, b = by['rwjax']['0'], eight[arm][seed]['rwjax']['0']
-      assert a.keys() == b.keys() and len(a) > 20
-      for k in a:
-        if a[k] is None or b[k] is None:
-          assert a[k] == b[k], k
-        elif k.startswith('capacity/center_corr/'):
-          assert a[k] == pytest.approx(b[k], rel=1e-4), k
-        elif k.startswith('capacity/'):
-          assert a[k] == pytest.approx(b[k], rel=0.15), k
-        else:
-          assert a[k] == b[k], k
+  assert sorted(ours['random_init']) == sorted(eight['random_init']) and ours['random_init']
+  for seed, by in ours['random_init'].items():
+    a, b = by['rwjax']['0'], eight['random_init'][seed]['rwjax']['0']
+    assert a.keys() == b.keys() and len(a) > 20
+    for k in a:
+      if a[k] is None or b[k] is None:
+        assert a[k] == b[k], k
+      elif k.startswith('capacity/center_corr/'):
+        assert a[k] == pytest.approx(b[k], rel=1e-4), k
+      elif k.startswith('capacity/'):
+        assert a[k] == pytest.approx(b[k], rel=0.15), k
+      else:
+        assert a[k] == b[k], k
 
 
 def test_workdir_of_another_config_is_refused_and_kept(tiny_run):
