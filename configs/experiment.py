@@ -17,7 +17,8 @@ SCALE:
 
 The arms (rwjax/experiment.py ARMS) are data: each is a set of overrides of `config.pretrain`;
 an arm whose keys or values this tree's trainer does not know yet is listed as pending in the
-report. `--config.arms=a,b` sets the matrix, `--config.only=a,b` runs a subset of it, and
+report. `--config.arms=a,b` sets the matrix, `--config.only=a,b` runs a subset of it
+(`--config.only_protocols=a,b` a subset of the evaluation protocols), and
 `--config.recordings=FOLDER` (MEA spike files, e.g. ../shared/data/mea-maccione2014) adds the
 recorded-waves arm. Re-running skips finished runs and resumes an interrupted one.
 Results: DIR/report.md, DIR/report.html (self-contained), DIR/results.json.
@@ -97,6 +98,7 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   c.first_seed = 0
   c.arms = ','.join(ALL_ARMS)  # the matrix (recorded: skipped without config.recordings)
   c.only = ''  # 'a,b': run only these arms of the matrix (the report covers what exists)
+  c.only_protocols = ''  # 'a,b': evaluate with only these of config.protocols (as `only`)
   c.recordings = ''  # folder of MEA spike files (.h5): adds the recorded-waves arm
   c.cifar10 = 'data/cifar10'  # image folders (split/label/file) for the cpu / paper scales
   c.mnist = 'data/mnist'
@@ -150,10 +152,11 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     p.data.sim_params.lansdell.spont_prob = 0.01  # frequent waves: every buffer has pairs
     p.train.batch_pairs, p.train.steps = 16, 6
     p.train.log_every, p.train.checkpoint_every = 3, 3
-    # The wave finder needs real waves: from rest only failed starts occur for ~300 s, and
-    # the 32-cell lattice with the stream's frequent starts gave none (measured: 37 waves in
-    # 2 x 30 s at 64 cells, default parameters, 300 s warm-up; 0 at 32 cells).
-    c.movie.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 300.0,
+    # The wave finder needs real waves: the 32-cell lattice with the stream's frequent starts
+    # gave none; at 64 cells, default parameters, seed 0 (measured, waves per retina in 2 x
+    # 30 s by the trainer's frame labels): 0-1 after 0-50 s of warm-up, 15 and 18 after 100 s
+    # (37% of frames in waves; 10 s to simulate on 2 cores), 12 and 16 after 300 s (28 s).
+    c.movie.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 100.0,
                     'pretrain_params': False})
     c.recorded.max_frames = 400
     c.protocols = _protocols('digits', 'paper_digits', mnist=False)
@@ -164,16 +167,17 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
         'exemplar': {'images': 10, 'n_train': 4, 'n_test': 2},
         'capacity': {'kinds': ('translate', 'class'), 'P': 4, 'M': 8, 'n_t': 20,
                      'project_dims': 128, 'layers': 'stages'}}
-    # The paper's protocol at digits sizes, at four of its layers (each layer shape is a
-    # program to compile); its preset's own rwjax tasks are the rwjax protocol's job (as on
-    # the folders), its logistic rows and simulated capacity no claim's.
+    # The paper's protocol at digits sizes, at three of its layers (each layer shape is a
+    # program to compile), its translation manifolds of the class manifolds' size (one
+    # compiled analysis for both kinds); its preset's own rwjax tasks are the rwjax
+    # protocol's job (as on the folders), its logistic rows and simulated capacity no claim's.
     c.protocols.paper.overrides = {
         'seeds': 1, 'layers': ('pooled',), 'shift': {'enabled': False},
         'exemplar': {'enabled': False}, 'capacity': {'enabled': False},
         'paper_tasks': {'per_class': 30},
         'paper_probe': {'logistic': False, 'max_train': 300, 'max_test': 200,
-                        'layers': 'pooled,stem_relu,layer2_block0_relu1,layer4_block0_relu1'},
-        'paper_manifolds': {'simulate': False,
+                        'layers': 'pooled,stem_relu,layer4_block0_relu1'},
+        'paper_manifolds': {'simulate': False, 'exemplar_m': 10,
                             'layers': 'stem_relu,layer2_block1_out,layer4_block1_out'}}
     c.claims.classification = 'rwjax:classification/pooled'  # digits stand in for both
   elif scale == 'cpu':

@@ -220,14 +220,14 @@ def networks_of(config: ml_collections.ConfigDict, model: models.SimCLRModel, si
   """{arm: [Network for seed s in range(config.seeds)]}: pre-trained network s is workdir s
   (the one workdir for every s when there is one), random-init network s is initialised
   from split(PRNGKey(s), 3)[0]."""
-  init = jax.jit(lambda key: models.init_variables(model, key, size))
   out = {'pretrained': [], 'random_init': []}
   for seed in range(config.seeds):
     i = seed % len(workdirs)
     out['pretrained'].append(Network('pretrained', seed, paths_lib.abspath(workdirs[i]),
                                      pretrained[i]))
     k_init = jax.random.split(jax.random.PRNGKey(seed), 3)[0]
-    out['random_init'].append(Network('random_init', seed, f'init seed {seed}', init(k_init)))
+    out['random_init'].append(Network('random_init', seed, f'init seed {seed}',
+                                      models.init_variables(model, k_init, size)))
   return out
 
 

@@ -172,7 +172,7 @@ class Plan:
   workdir: str
   config: ml_collections.ConfigDict
   arms: dict  # name -> 'run' | 'pending ...' | 'skipped ...' (matrix order)
-  protocols: dict  # name -> evaluate ConfigDict
+  protocols: dict  # name -> evaluate ConfigDict (every protocol that can run: the report's)
   protocol_status: dict  # name -> 'run' | 'pending ...'
   not_applied: dict  # protocol -> override keys its preset does not have
   runs: list  # Run, in execution order (config.only applied)
@@ -182,6 +182,7 @@ class Plan:
   rejected: dict  # recording file -> why it was not used
   n_devices: int
   claims_arm: Optional[str]  # None: the first of CLAIMS_ARMS with results
+  run_protocols: tuple  # the protocols this invocation evaluates (config.only_protocols)
 
 
 def seed_of(config: ml_collections.ConfigDict, arm: str, i: int) -> int:
@@ -361,6 +362,12 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
   if not protocols:
     raise InputError('no evaluation protocol can run; config.protocols names presets of '
                      'configs/evaluate.py')
+  only_protocols = _names(config.only_protocols)
+  bad = [p for p in only_protocols if p not in protocols]
+  if bad:
+    raise InputError(f'config.only_protocols: {bad} cannot run; choose from {list(protocols)} '
+                     '(config.protocols; a pending one needs its preset)')
+  run_protocols = tuple(p for p in protocols if not only_protocols or p in only_protocols)
 
   recordings, rejected = [], {}
   if config.recordings and (not only or 'recorded' in only):
@@ -401,7 +408,7 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
       raise InputError(f'config.claims.waves_arm={claims_arm!r} must be "auto" or a waves '
                        f"arm: {[a for a, x in ARMS.items() if x.role == 'waves']}")
   return Plan(workdir, config, arms, protocols, protocol_status, not_applied, runs, steps,
-              paths, recordings, rejected, n_devices, claims_arm)
+              paths, recordings, rejected, n_devices, claims_arm, run_protocols)
 
 
 # ---------------------------------------------------------------------------------------
@@ -427,7 +434,7 @@ def check_existing(plan: Plan) -> None:
       continue
     old = paths_lib.read_json(path)
     new = dict(run.record)
-    if finished(run, plan.protocols):  # a finished run does not depend on the device count
+    if finished(run, plan.run_protocols):  # a finished run does not depend on the device count
       old.pop('n_devices', None)
       new.pop('n_devices', None)
     diff = _differences(old, new)
@@ -546,7 +553,7 @@ def execute(plan: Plan, run: Run) -> dict:
   _write_json(os.path.join(run.dir, 'run.json'), run.record)
   timing = {'train_s': 0.0, 'eval_s': 0.0}
   for step in run.steps:
-    todo = [p for p in plan.protocols
+    todo = [p for p in plan.run_protocols
             if not paths_lib.exists(os.path.join(run.eval_dir(step, p), 'report.json'))]
     if not todo:
       continue
@@ -587,12 +594,12 @@ def run_matrix(plan: Plan) -> None:
     rest = plan.runs[i:]
     mean = lambda t: (np.mean(spent[t]) if spent[t] else
                       np.mean(spent[not t]) if spent[not t] else None)
-    est = [mean(ARMS[r.arm].trained) for r in rest if not finished(r, plan.protocols)]
+    est = [mean(ARMS[r.arm].trained) for r in rest if not finished(r, plan.run_protocols)]
     return None if any(e is None for e in est) else float(sum(est))
 
   for i, run in enumerate(plan.runs):
     label = f'run {i + 1}/{n} {run.arm} seed {run.seed}'
-    if finished(run, plan.protocols):
+    if finished(run, plan.run_protocols):
       what = 'finished before, skipped'
     else:
       t0 = time.perf_counter()
@@ -694,13 +701,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pending = {a: s for a, s in plan.arms.items() if s != 'run'}
   print(f'experiment: {len(plan.runs)} runs ({len(plan.arms) - len(pending)} arms x '
         f'{config.seeds} seeds{", only " + config.only if config.only else ""}); '
-        f'protocols {[p for p in plan.protocols]}; steps {list(plan.steps)}'
+        f'protocols {list(plan.run_protocols)}; steps {list(plan.steps)}'
         + ''.join(f'\n  {a}: {s}' for a, s in pending.items())
         + ''.join(f'\n  protocol {p}: {s}' for p, s in plan.protocol_status.items()
                   if s != 'run'), file=sys.stderr, flush=True)
-  if any('movie' in r.record and not finished(r, plan.protocols) for r in plan.runs):
+  if any('movie' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
     write_movie(plan)
-  if any('recorded' in r.record and not finished(r, plan.protocols) for r in plan.runs):
+  if any('recorded' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
     write_recorded(plan)
   interrupted = None
   try:

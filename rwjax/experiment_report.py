@@ -471,7 +471,9 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
       ['training steps', config.pretrain.train.steps], ['evaluation steps', list(plan.steps)],
       ['devices for training', plan.n_devices], ['elapsed (this invocation)',
                                                   f'{elapsed_s:.0f} s'],
-      ['only', config.only or '(whole matrix)'], ['recordings', config.recordings or '-']]
+      ['only', config.only or '(whole matrix)'],
+      ['only protocols', config.only_protocols or '(all)'],
+      ['recordings', config.recordings or '-']]
       + [[k, v if not isinstance(v, list) else ', '.join(v)] for k, v in machine.items()]))
   movie = os.path.join(plan.paths['{movie}'], 'settings.json')
   if paths_lib.exists(movie):

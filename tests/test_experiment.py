@@ -160,7 +160,7 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(tiny_run):
 
 
 def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
-  """--only subset on 1 device against the 8-device run.
+  """--only subset on 1 device against the 8-device run (the rwjax protocol: --only_protocols).
 
   The untrained arms (random init here; null is the same code path with other seeds) and
   step 0 of every arm are the same networks whatever the device count (the trainer
@@ -180,8 +180,10 @@ def test_one_device_gives_the_numbers_of_eight(tiny_run, tmp_path):
   """
   workdir, _ = tiny_run
   one = str(tmp_path / 'one')
-  run_cli(one, '--config.only=random_init', devices=1)  # the null arm: the same code path
-  assert sorted(os.listdir(os.path.join(one, 'runs'))) == ['random_init']
+  run_cli(one, '--config.only=random_init', '--config.only_protocols=rwjax', devices=1)
+  assert sorted(os.listdir(os.path.join(one, 'runs'))) == ['random_init']  # null: same path
+  assert os.listdir(os.path.join(one, 'runs', 'random_init', 'seed0', 'eval', 'step0')) == [
+      'rwjax']
   ours = json.load(open(os.path.join(one, 'results.json')))['results']
   eight = json.load(open(os.path.join(workdir, 'results.json')))['results']
   assert sorted(ours['random_init']) == sorted(eight['random_init']) and ours['random_init']
@@ -213,6 +215,7 @@ def test_workdir_of_another_config_is_refused_and_kept(tiny_run):
 
 @pytest.mark.parametrize('key, value, message', [
     ('only', 'lansdell,nope', r"config.only: \['nope'\] not in the matrix"),
+    ('only_protocols', 'rwjax,nope', r"config.only_protocols: \['nope'\] cannot run"),
     ('arms', 'random_init,bogus', r"unknown arm\(s\) \['bogus'\]"),
     ('eval_steps', (0.0, 1.5), 'fractions in'),
 ])

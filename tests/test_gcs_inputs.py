@@ -310,7 +310,7 @@ def _cheap(plan):
   e.seeds, e.layers = 1, ('pooled',)
   e.data.max_train, e.data.max_test, e.probe.steps = 100, 50, 20
   e.shift.enabled = e.exemplar.enabled = e.capacity.enabled = False
-  plan.protocols = {'rwjax': e}
+  plan.protocols, plan.run_protocols = {'rwjax': e}, ('rwjax',)
   return plan
 
 

@@ -1,5 +1,6 @@
 """Networks: ResNet-18 backbone + projection head (`create_model` builds one from config values)."""
 
+import functools
 from typing import Sequence
 
 import jax
@@ -54,12 +55,15 @@ def create_model(stem: str = 'imagenet', width: int = 64,
                      axis_name=axis_name, dtype=resolve_dtype(dtype))
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'image_size'))
 def init_variables(model: SimCLRModel, key: jax.Array, image_size: int) -> dict:
   """Initial {'params', 'batch_stats'} for inputs f32[B, image_size, image_size, model.channels].
 
   Same distributions as `model.init` (torchvision's, see rwjax.models.resnet) but drawn with two
   RNG calls for the whole network instead of one per tensor: compiling `model.init` costs tens of
-  seconds on CPU, this about one. Running means start at 0 and running variances at 1.
+  seconds on CPU, this about one. Running means start at 0 and running variances at 1. Jitted
+  with the model and size static: a process that builds many networks of one architecture (the
+  evaluator's random inits, checkpoint shapes) traces it once.
   """
   x = jnp.zeros((1, image_size, image_size, model.channels), jnp.float32)
   shapes = jax.eval_shape(lambda k: model.init(k, x, train=False), key)

@@ -4,7 +4,7 @@ jupyter is not installed here, so a subprocess runs the notebook's code cells as
 translated the way IPython does: `!cmd` lines become shell commands with {name} filled from
 the notebook's variables, `%cd DIR` changes directory, and IPython.display is a stand-in that
 prints what it would show. The parameter cell's values are then replaced by the test's (tiny
-scale, a temporary RUNS folder, this checkout as CODE, no pip install, two arms).
+scale, a temporary RUNS folder, this checkout as CODE, no pip install, one arm and seed).
 """
 
 import json
@@ -69,7 +69,7 @@ print('NOTEBOOK DONE')
 def test_notebook_runs_the_tiny_experiment_and_shows_the_report(tmp_path):
   runs = tmp_path / 'runs'
   params = {'RUNS': str(runs), 'CODE': ROOT, 'SCALE': 'tiny', 'INSTALL': False,
-            'EXTRA': '--config.only=random_init'}
+            'EXTRA': '--config.only=random_init --config.seeds=1'}
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu',
              PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
   p = subprocess.run([sys.executable, '-c', HARNESS, NOTEBOOK, json.dumps(params)], cwd=tmp_path,
