@@ -19,12 +19,13 @@ demo: install
 	$(PY) -m rwjax.demo --workdir=out/demo
 
 # Two pytest-xdist workers (CI has 2 cores; more: make test TEST_WORKERS=N); each test module
-# runs on one worker (--dist loadscope), so its module fixtures run once.
+# runs on one worker (--dist loadscope), so its module fixtures run once, in the order of
+# tests/conftest.py (longest first).
 TEST_WORKERS ?= 2
 
 test: install
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu $(PY) -m pytest -q \
-	  -n $(TEST_WORKERS) --dist loadscope tests
+	  -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder tests
 
 clean:
 	rm -rf $(VENV) out

@@ -161,7 +161,7 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     c.recorded.max_frames = 400
     c.protocols = _protocols('digits', 'paper_digits', mnist=False)
     c.protocols.rwjax.overrides = {
-        'seeds': 1, 'layers': ('stem', 'layer1', 'layer2', 'layer3', 'layer4', 'pooled'),
+        'seeds': 1, 'layers': ('stem', 'layer2', 'layer4', 'pooled'),
         'probe': {'steps': 50, 'l2_grid': (1e-4, 1e-2)},
         'data': {'max_train': 300, 'max_test': 200}, 'shift': {'pixels': (0, 4)},
         'exemplar': {'images': 10, 'n_train': 4, 'n_test': 2},

@@ -15,6 +15,21 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(_ROOT, '.jax_cac
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
+# Module order. `make test` hands whole modules to its pytest-xdist workers in this order
+# (--dist loadscope --no-loadscope-reorder): the longest first, so that no core idles at the
+# end (the tiny experiment's module alone is ~1/4 of the suite), and the notebook's tiny
+# experiment last, when its programs are in the compilation cache (the experiment tests
+# compiled them).
+_FIRST = ('tests/test_experiment.py', 'tests/launch/test_local.py', 'tests/test_train.py')
+_LAST = ('tests/launch/test_colab.py',)
+
+
+def pytest_collection_modifyitems(config, items):
+  def rank(item):
+    path = os.path.relpath(str(item.path), _ROOT).replace(os.sep, '/')
+    return (_FIRST.index(path) if path in _FIRST else len(_FIRST) + (path in _LAST))
+  items.sort(key=rank)  # stable: collection order within each rank
+
 
 # A local Cloud Storage emulator for the gs:// tests (tests/test_gcs.py), started on first
 # use and stopped when the session ends. A pytest fixture rather than .ci/run, so that

@@ -21,6 +21,7 @@ to get or prepare the data.
 """
 
 import concurrent.futures
+import functools
 import io
 import os
 import re
@@ -184,18 +185,26 @@ def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet
 
 def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
   try:
-    from sklearn.datasets import load_digits
+    import sklearn.datasets  # pylint: disable=unused-import
   except ImportError:
     raise InputError('the digits source needs scikit-learn; install it with '
                      '`pip install scikit-learn` (or `pip install rwjax[test]`)') from None
   if split not in ('train', 'test'):
     raise InputError(f"the digits source has splits 'train' and 'test', not {split!r}")
-  digits = load_digits()
-  images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+  images, target = _digits()
   order = np.random.default_rng(_DIGITS_SEED).permutation(len(images))
   order = order[:-_DIGITS_TEST] if split == 'train' else order[-_DIGITS_TEST:]
   order = order[_subset(len(order), max_examples)]
-  return images[order], digits.target[order].astype(np.int32), [str(d) for d in range(10)]
+  return images[order], target[order].astype(np.int32), [str(d) for d in range(10)]
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+  """All digits, u8[1797, 8, 8, 1] and labels, read once per process (an experiment loads
+  them for every evaluation); callers index copies out of them."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  digits = load_digits()
+  return np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None], digits.target
 
 
 def parse_ids(ids: Sequence) -> np.ndarray:

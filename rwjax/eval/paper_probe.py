@@ -52,6 +52,7 @@ def epoch_orders(key: jax.Array, n: int, epochs: int) -> np.ndarray:
                    for e in range(epochs)]).astype(np.int32)
 
 
+@functools.partial(jax.jit, static_argnames=('dims', 'num_classes'))  # one program per shape
 def init_linear(key: jax.Array, dims: int, num_classes: int) -> tuple[jax.Array, jax.Array]:
   """nn.Linear's initialisation: weights f32[D, K] and bias f32[K] ~ U(+-1/sqrt(D))."""
   k_w, k_b = jax.random.split(key)
