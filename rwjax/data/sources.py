@@ -184,11 +184,6 @@ def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet
 
 
 def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
-  try:
-    import sklearn.datasets  # pylint: disable=unused-import
-  except ImportError:
-    raise InputError('the digits source needs scikit-learn; install it with '
-                     '`pip install scikit-learn` (or `pip install rwjax[test]`)') from None
   if split not in ('train', 'test'):
     raise InputError(f"the digits source has splits 'train' and 'test', not {split!r}")
   images, target = _digits()
@@ -202,7 +197,11 @@ def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
 def _digits() -> tuple[np.ndarray, np.ndarray]:
   """All digits, u8[1797, 8, 8, 1] and labels, read once per process (an experiment loads
   them for every evaluation); callers index copies out of them."""
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  try:
+    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise InputError('the digits source needs scikit-learn; install it with '
+                     '`pip install scikit-learn` (or `pip install rwjax[test]`)') from None
   digits = load_digits()
   return np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None], digits.target
 
