@@ -8,7 +8,6 @@ already summed over devices: the replicated parameters enter the per-device comp
 an implicit broadcast whose transpose is a psum, so the step adds no explicit gradient all-reduce.
 """
 
-from functools import partial
 from typing import Any, Callable
 
 import flax
@@ -50,7 +49,7 @@ def create_train_state(model: SimCLRModel, tx: optax.GradientTransformation, key
                        image_size: int, source: Any) -> TrainState:
   """A fresh state (not yet placed on a mesh; see `place_state`)."""
   init_key, rng = jax.random.split(key)
-  variables = jax.jit(partial(init_variables, model), static_argnums=1)(init_key, image_size)
+  variables = init_variables(model, init_key, image_size)  # jitted, model and size static
   return TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
                     batch_stats=variables['batch_stats'], opt_state=tx.init(variables['params']),
                     rng=rng, source=source)
