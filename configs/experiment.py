@@ -165,19 +165,22 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
         'probe': {'steps': 50, 'l2_grid': (1e-4, 1e-2)},
         'data': {'max_train': 300, 'max_test': 200}, 'shift': {'pixels': (0, 4)},
         'exemplar': {'images': 10, 'n_train': 4, 'n_test': 2},
-        'capacity': {'kinds': ('translate', 'class'), 'P': 4, 'M': 8, 'n_t': 20,
-                     'project_dims': 128, 'layers': 'stages'}}
+        # The paper protocol's manifold sizes (below): every capacity analysis of the
+        # matrix is one compiled program (features of at most 64 dims at these layers).
+        'capacity': {'kinds': ('translate', 'class'), 'P': 5, 'M': 10, 'n_t': 50,
+                     'project_dims': 64, 'layers': 'stages'}}
     # The paper's protocol at digits sizes, at three of its layers (each layer shape is a
-    # program to compile), its translation manifolds of the class manifolds' size (one
-    # compiled analysis for both kinds); its preset's own rwjax tasks are the rwjax
-    # protocol's job (as on the folders), its logistic rows and simulated capacity no claim's.
+    # program to compile), its translation manifolds of the class manifolds' size and its
+    # features projected to the rwjax protocol's width (one compiled analysis for both
+    # kinds and protocols); its preset's own rwjax tasks are the rwjax protocol's job (as on
+    # the folders), its logistic rows and simulated capacity no claim's.
     c.protocols.paper.overrides = {
         'seeds': 1, 'layers': ('pooled',), 'shift': {'enabled': False},
         'exemplar': {'enabled': False}, 'capacity': {'enabled': False},
         'paper_tasks': {'per_class': 30},
         'paper_probe': {'logistic': False, 'max_train': 300, 'max_test': 200,
                         'layers': 'pooled,stem_relu,layer4_block0_relu1'},
-        'paper_manifolds': {'simulate': False, 'exemplar_m': 10,
+        'paper_manifolds': {'simulate': False, 'exemplar_m': 10, 'project_dims': 64,
                             'layers': 'stem_relu,layer2_block1_out,layer4_block1_out'}}
     c.claims.classification = 'rwjax:classification/pooled'  # digits stand in for both
   elif scale == 'cpu':
