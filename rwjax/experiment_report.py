@@ -372,6 +372,16 @@ def _html(blocks, images: dict) -> str:
 # ---------------------------------------------------------------------------------------
 # The report.
 
+def batchnorm_modes(e) -> str:
+  """'features mode / manifolds mode' of an evaluate config (rwjax.eval.batchnorm; the
+  manifold analysis's own mode, config.capacity.batchnorm, defaults to config.batchnorm)."""
+  if e is None:
+    return '-'
+  mode = e.batchnorm + (f' ({e.batchnorm_batch} images)' if e.batchnorm == 'batch'
+                        and e.batchnorm_batch else '')
+  return f'{mode} / {e.capacity.batchnorm or e.batchnorm}'
+
+
 def _timing(plan) -> list[list]:
   rows = []
   for run in sorted(plan.runs, key=lambda r: (r.arm, r.seed)):
@@ -449,8 +459,10 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
          s if s != 'run' else ('ran' if a in res.r else 'no results yet')]
         for a, s in plan.arms.items()]))
   add(('h', 2, 'Evaluation protocols'))
-  add(('table', ['protocol', 'preset', 'status', 'overrides not applied (no such key)'],
-       [[p, config.protocols[p].preset, s, ', '.join(plan.not_applied.get(p, [])) or '-']
+  add(('table', ['protocol', 'preset', 'BatchNorm (features / manifolds)', 'status',
+                  'overrides not applied (no such key)'],
+       [[p, config.protocols[p].preset, batchnorm_modes(plan.protocols.get(p)), s,
+         ', '.join(plan.not_applied.get(p, [])) or '-']
         for p, s in plan.protocol_status.items()]))
 
   for p in plan.protocols:

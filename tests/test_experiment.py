@@ -86,6 +86,10 @@ def test_report_files_claims_and_progress(tiny_run):
                                                        '| 5 |'))]
   assert len(table) == 5 and all(any(f'| {v} |' in l for v in VERDICTS) for l in table)
   assert summary['claims_arm'] == 'movie_pairs'
+  # Each protocol's BatchNorm modes: the paper's probes in train mode on batches (32 images
+  # at digits sizes), its manifolds with the stored statistics; rwjax's stored throughout.
+  assert '| paper | paper_digits | batch (32 images) / running | run |' in md
+  assert '| rwjax | digits | running / running | run |' in md
   # Pending arms are listed, not failed: the paper's protocol keys are not in this tree yet.
   schema = defaults.pretrain_config()
   if not experiment._has(schema, 'data.batching'):
