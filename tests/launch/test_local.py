@@ -1,5 +1,10 @@
 """launch/local.py: N cooperating JAX processes on one machine, and the multi-process
-training path they exercise (2 processes x 4 CPU devices against 1 x 8)."""
+training path they exercise (2 processes x 4 CPU devices against 1 x 8).
+
+The two training tests share one pair of launches (a run stopped by SIGTERM, then resumed):
+each launch costs a full compilation in the second process, which never reads the
+compilation cache (jax writes it from process 0 only, under keys naming each process's
+devices)."""
 
 import importlib.util
 import os
@@ -11,6 +16,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from rwjax import metrics as metrics_lib
 from rwjax import train
@@ -89,34 +95,54 @@ def test_ctrl_c_reaches_every_process_once():
   assert sorted(out.split('\n')[:2]) == ['[1] sigints 1', 'sigints 1'], out
 
 
-def test_two_processes_train_like_one(tmp_path):
-  p = _launch(*_train_command(tmp_path / 'two'))
-  out, _ = p.communicate(timeout=600)
-  assert p.returncode == 0, out
-  assert 'starting: 8 device(s)' in out
-  one = train.train(runpy.run_path(TINY)['get_config'](), str(tmp_path / 'one'))
-  _, two = checkpoint.load_for_eval(str(tmp_path / 'two'))
+@pytest.fixture(scope='module')
+def preempted_pair(tmp_path_factory):
+  """2 processes x 4 devices trained, stopped by SIGTERM through the launcher, resumed for 2
+  more steps: (workdir, first output, second output, the step the preemption saved)."""
+  workdir = tmp_path_factory.mktemp('two')
+  p = _launch(*_train_command(workdir, '--config.train.steps=100000',
+                              '--config.train.checkpoint_every=100000'))
+  deadline = time.time() + 300
+  while not metrics_lib.read_metrics(str(workdir)) and time.time() < deadline:
+    time.sleep(0.5)
+  p.send_signal(signal.SIGTERM)  # the launcher passes it to both processes
+  first, _ = p.communicate(timeout=300)
+  assert p.returncode == 0, first
+  step = checkpoint.latest_step(str(workdir))
+  assert step is not None and step >= 2, first
+  p = _launch(*_train_command(workdir, f'--config.train.steps={step + 2}'))
+  second, _ = p.communicate(timeout=300)
+  assert p.returncode == 0, second
+  return workdir, first, second, step
+
+
+def test_preemption_saves_on_every_process_then_resumes(preempted_pair):
+  workdir, first, second, step = preempted_pair
+  assert 'starting: 8 device(s)' in first
+  assert 'preempted: saved step' in first
+  assert f'resuming from step {step}' in second
+  assert checkpoint.latest_step(str(workdir)) == step + 2
+
+
+def test_two_processes_train_like_one(preempted_pair, tmp_path):
+  """The pair's parameters after its step + 2 steps (preempted and resumed on the way)
+  against one process of 8 devices trained for as many steps without a stop."""
+  workdir, _, _, step = preempted_pair
+  c = runpy.run_path(TINY)['get_config']()
+  c.train.steps = step + 2
+  one = train.train(c, str(tmp_path / 'one'))
+  _, two = checkpoint.load_for_eval(str(workdir))
   # Same global batch and RNG streams; only the all-reduce order differs (gloo).
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                jax.tree.map(np.asarray, one.params), two['params'])
-  losses = lambda w: [r['loss'] for r in metrics_lib.read_metrics(str(tmp_path / w))]
-  np.testing.assert_allclose(losses('one'), losses('two'), rtol=1e-4)
-
-
-def test_preemption_saves_on_every_process_then_resumes(tmp_path):
-  p = _launch(*_train_command(tmp_path, '--config.train.steps=100000',
-                              '--config.train.checkpoint_every=100000'))
-  deadline = time.time() + 300
-  while not metrics_lib.read_metrics(str(tmp_path)) and time.time() < deadline:
-    time.sleep(0.5)
-  p.send_signal(signal.SIGTERM)  # the launcher passes it to both processes
-  out, _ = p.communicate(timeout=300)
-  assert p.returncode == 0, out
-  assert 'preempted: saved step' in out
-  step = checkpoint.latest_step(str(tmp_path))
-  assert step is not None and step >= 2
-  p = _launch(*_train_command(tmp_path, f'--config.train.steps={step + 2}'))
-  out, _ = p.communicate(timeout=300)
-  assert p.returncode == 0, out
-  assert f'resuming from step {step}' in out
-  assert checkpoint.latest_step(str(tmp_path)) == step + 2
+  # A record's loss is the mean over the steps since the one before (the preemption logs
+  # its step, and the resumed run starts a new window): compare records of the same steps.
+  def losses(w):
+    steps = [r['step'] for r in metrics_lib.read_metrics(str(w))]
+    return {(a, b): r['loss'] for a, b, r in zip([0] + steps, steps,
+                                                 metrics_lib.read_metrics(str(w)))}
+  one_l, two_l = losses(tmp_path / 'one'), losses(workdir)
+  common = sorted(set(one_l) & set(two_l))
+  assert len(common) >= 2 and common[-1][1] == step + 2, (one_l, two_l)
+  np.testing.assert_allclose([one_l[k] for k in common], [two_l[k] for k in common],
+                             rtol=1e-4)
