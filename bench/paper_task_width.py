@@ -37,12 +37,13 @@ def main(_):
   c.pretrain.model.width = _WIDTH.value
   c.only, c.only_protocols, c.seeds, c.first_seed = 'random_init', 'paper', 1, _SEED.value
   workdir = tempfile.mkdtemp(prefix='paper_task_width_')
-  run = experiment.make_plan(c, workdir).runs[0]
+  plan = experiment.make_plan(c, workdir)
+  run = plan.runs[0]
   t0 = time.perf_counter()
   cfg = copy.deepcopy(run.pretrain)
   cfg.train.steps = 0  # the random-init network of the seed
   train.train(cfg, os.path.join(workdir, 'train'))
-  e = copy.deepcopy(experiment.make_plan(c, workdir).protocols['paper'])
+  e = copy.deepcopy(plan.protocols['paper'])
   e.workdir, e.out = os.path.join(workdir, 'train'), os.path.join(workdir, 'eval')
   e.paper_tasks.transforms = ('none', 'translate')
   e.paper_probe.layers, e.paper_probe.classification = 'pooled', ()

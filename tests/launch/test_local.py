@@ -138,9 +138,9 @@ def test_two_processes_train_like_one(preempted_pair, tmp_path):
   # A record's loss is the mean over the steps since the one before (the preemption logs
   # its step, and the resumed run starts a new window): compare records of the same steps.
   def losses(w):
-    steps = [r['step'] for r in metrics_lib.read_metrics(str(w))]
-    return {(a, b): r['loss'] for a, b, r in zip([0] + steps, steps,
-                                                 metrics_lib.read_metrics(str(w)))}
+    records = metrics_lib.read_metrics(str(w))
+    steps = [r['step'] for r in records]
+    return {(a, b): r['loss'] for a, b, r in zip([0] + steps, steps, records)}
   one_l, two_l = losses(tmp_path / 'one'), losses(workdir)
   common = sorted(set(one_l) & set(two_l))
   assert len(common) >= 2 and common[-1][1] == step + 2, (one_l, two_l)
