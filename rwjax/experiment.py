@@ -227,7 +227,8 @@ def _protocol(name: str, spec: ml_collections.ConfigDict, config: ml_collections
     src = e[key.split('.')[0]][key.split('.')[1]]
     used = key == 'data.source' or e.exemplar.enabled or (
         e.capacity.enabled and set(e.capacity.kinds) - {'class'})
-    if used and src.startswith('folder:') and not paths_lib.isdir(src[len('folder:'):]):
+    missing = src.startswith('folder:') and not paths_lib.isdir(src[len('folder:'):])
+    if used and missing and not config.report_only:  # a report reads no image
       raise InputError(
           f"protocol {name!r} reads images from {src[len('folder:'):]!r}, which is not a "
           'directory; pass --config.cifar10=PATH / --config.mnist=PATH (image folders laid '
@@ -697,6 +698,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     jax.config.update('jax_compilation_cache_dir', cache)
   plan = make_plan(config, workdir)
   check_existing(plan)
+  if config.report_only:
+    if not any(paths_lib.exists(os.path.join(r.dir, 'run.json')) for r in plan.runs):
+      raise InputError(f'config.report_only: {plan.workdir!r} holds no run of this matrix; '
+                       'run the experiment there first (or unpack its results there)')
+    results = collect(plan)
+    summary = experiment_report.write(plan, results, machine(), time.perf_counter() - t0)
+    print(f"experiment: wrote {os.path.join(plan.workdir, 'report.md')} and report.html "
+          'from the runs there (config.report_only)', file=sys.stderr, flush=True)
+    return summary
   paths_lib.check_writable(plan.workdir)  # creates it; a bucket's errors: one message
   pending = {a: s for a, s in plan.arms.items() if s != 'run'}
   print(f'experiment: {len(plan.runs)} runs ({len(plan.arms) - len(pending)} arms x '

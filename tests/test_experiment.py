@@ -230,6 +230,12 @@ def test_bad_arms_and_steps_are_refused_before_anything_is_written(tmp_path, key
   assert not os.path.exists(tmp_path / 'w')
 
 
+def test_report_only_needs_runs_and_writes_nothing_without_them(tmp_path):
+  with pytest.raises(InputError, match='holds no run of this matrix'):
+    experiment.run(tiny(report_only=True), str(tmp_path / 'w'))
+  assert not os.path.exists(tmp_path / 'w')
+
+
 def test_unknown_scale_is_one_error_line(tmp_path):
   with pytest.raises(InputError, match="unknown scale 'huge'"):
     runpy.run_path(CONFIG)['get_config']('huge')
@@ -368,7 +374,7 @@ def test_claim_rules_on_planted_comparisons():
   assert claims.null_rate([c(0.1, 0.01), c(0.1, 0.3), c(0.0, None)]) == (1, 2)
 
 
-@pytest.mark.parametrize('scale', ['cpu', 'paper', 'colab'])
+@pytest.mark.parametrize('scale', ['cpu', 'cpu_wide', 'paper', 'colab'])
 def test_larger_scales_are_complete_plans(tmp_path, scale):
   """Every arm of the larger scales resolves against the trainer's and the evaluator's
   validation (image folders stubbed): runnable or pending, seeds as configured."""
@@ -380,7 +386,10 @@ def test_larger_scales_are_complete_plans(tmp_path, scale):
   plan = experiment.make_plan(c, str(tmp_path / 'w'))
   assert list(plan.arms) == experiment._names(c.arms)
   runnable = [a for a, s in plan.arms.items() if s == 'run']
-  assert {'random_init', 'lansdell_movie', 'temporal_global', 'null'} <= set(runnable)
+  if scale == 'cpu_wide':  # the paper's width: waves against random init only
+    assert runnable == ['random_init', 'lansdell_movie'] and c.pretrain.model.width == 64
+  else:
+    assert {'random_init', 'lansdell_movie', 'temporal_global', 'null'} <= set(runnable)
   assert all(s == 'run' or s.startswith(('pending ', 'skipped ')) for s in plan.arms.values())
   assert len(plan.runs) == len(runnable) * c.seeds
   assert {'rwjax', 'rwjax_mnist'} <= set(plan.protocols)
@@ -399,3 +408,5 @@ def test_larger_scales_are_complete_plans(tmp_path, scale):
   with pytest.raises(InputError, match="reads images from .*missing.*--config.cifar10"):
     experiment.make_plan(c, str(tmp_path / 'w'))
   assert not os.path.exists(tmp_path / 'w')
+  c.report_only = True  # reads no image: the report of runs made elsewhere
+  assert experiment.make_plan(c, str(tmp_path / 'w')).runs

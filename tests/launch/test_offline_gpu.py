@@ -1,0 +1,142 @@
+"""launch/offline_gpu.sh: a slice of the experiment per session, results carried between them.
+
+The script's `run` at the tiny scale on CPU, three sessions on "fresh machines" (the
+experiment's directory deleted in between, only results.tgz carried over): the first trains
+and evaluates, the second finds every run finished and trains nothing, the third is stopped
+by its deadline and still reports and packs what exists; then `merge`.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, 'launch', 'offline_gpu.sh')
+# random_init: step 0 only; movie_pairs: steps 3 and 6 of the tiny scale (6 steps, eval at
+# 0, 0.5, 1.0); two protocols each.
+EXPECTED = {f'runs/random_init/seed0/eval/step0/{p}/report.json' for p in ('rwjax', 'paper')} | {
+    f'runs/movie_pairs/seed0/eval/step{s}/{p}/report.json' for s in (3, 6)
+    for p in ('rwjax', 'paper')}
+
+
+def script(*args, **env):
+  e = {**os.environ, 'PYTHON': sys.executable, 'SCALE': 'tiny', 'EXTRA': '--config.seeds=1',
+       'ONLY': 'random_init,movie_pairs', **env}
+  return subprocess.run(['bash', SCRIPT, *args], cwd=ROOT, env=e, capture_output=True,
+                        text=True, timeout=900)
+
+
+def members(path):
+  with tarfile.open(path) as t:
+    return {m.name: (t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()}
+
+
+def row(stdout, phase):
+  lines = [l for l in stdout.splitlines() if l.startswith(phase + ' ')]
+  assert len(lines) == 1, stdout
+  return lines[0]
+
+
+@pytest.fixture(scope='module')
+def sessions(tmp_path_factory):
+  """Three sessions: (tmp, [CompletedProcess]); tmp/leftN lists the files session N left in
+  the experiment's directory (each session starts from a fresh one)."""
+  tmp = tmp_path_factory.mktemp('offline')
+  common = dict(WORK=str(tmp / 'work'), DATA=str(tmp / 'data'))
+  settings = [
+      dict(RESULTS=''),
+      dict(RESULTS=str(tmp / 'out1' / 'results.tgz')),
+      # An arm whose run cannot finish before the deadline (the movie alone takes longer
+      # than the experiment's 7 s: DEADLINE_S - RESERVE_S).
+      dict(RESULTS=str(tmp / 'out2' / 'results.tgz'), ONLY='random_init,movie_pairs,temporal',
+           DEADLINE_S='12', RESERVE_S='5')]
+  done = []
+  for i, env in enumerate(settings, 1):
+    done.append(script('run', OUT=str(tmp / f'out{i}'), **common, **env))
+    (tmp / f'left{i}').write_text('\n'.join(
+        os.path.relpath(os.path.join(d, f), tmp / 'work')
+        for d, _, files in os.walk(tmp / 'work') for f in files))
+  return tmp, done
+
+
+def test_first_session_packs_every_evaluation_and_no_checkpoint(sessions):
+  tmp, (first, _, _) = sessions
+  assert first.returncode == 0, first.stdout + first.stderr
+  # The summary table is the last thing printed, and is also kept in OUT.
+  assert first.stdout.rstrip().endswith(row(first.stdout, 'total'))
+  assert open(tmp / 'out1' / 'session.txt').read() == first.stdout
+  assert 'rc 0: 2 runs done, 0 finished before' in row(first.stdout, 'experiment')
+  packed = members(tmp / 'out1' / 'results.tgz')
+  reports = {n for n in packed if n.endswith('/report.json')}
+  assert reports == EXPECTED
+  for run in ('random_init', 'movie_pairs'):
+    assert f'runs/{run}/seed0/run.json' in packed and f'runs/{run}/seed0/timing.json' in packed
+  assert {'report.md', 'report.html', 'results.json'} <= set(packed)
+  # Not packed: checkpoints, TensorBoard files, the movie, compiled programs (all exist).
+  left = (tmp / 'left1').read_text().splitlines()
+  assert [n for n in left if '/checkpoints/' in n] and [n for n in left if '/tensorboard/' in n]
+  assert [n for n in left if n.startswith('data/')]
+  assert not [n for n in packed if 'checkpoints' in n or 'tensorboard' in n
+              or n.startswith(('data', 'jax_cache'))]
+  assert open(tmp / 'out1' / 'report.md').read() == packed['report.md'].decode()
+
+
+def test_next_session_starts_from_the_results_and_trains_nothing(sessions):
+  tmp, (_, second, _) = sessions
+  assert second.returncode == 0, second.stdout + second.stderr
+  assert 'rc 0: 0 runs done, 2 finished before' in row(second.stdout, 'experiment')
+  # A fresh directory: nothing was trained (no checkpoint written), no movie simulated.
+  left = (tmp / 'left2').read_text().splitlines()
+  assert not [n for n in left if '/checkpoints/' in n or n.startswith('data/')]
+  one, two = members(tmp / 'out1' / 'results.tgz'), members(tmp / 'out2' / 'results.tgz')
+  assert all(two[n] == one[n] for n in EXPECTED)  # the same evaluations, byte for byte
+
+
+def test_a_session_stopped_by_its_deadline_still_reports_and_packs(sessions):
+  tmp, (_, _, third) = sessions
+  assert third.returncode == 0, third.stdout + third.stderr
+  assert 'rc 124' in row(third.stdout, 'experiment')
+  assert 'run again to go on' in row(third.stdout, 'experiment')
+  assert 'rc 0' in row(third.stdout, 'report')
+  three = members(tmp / 'out3' / 'results.tgz')
+  one = members(tmp / 'out1' / 'results.tgz')
+  assert {n for n in three if n.endswith('/report.json')} == EXPECTED
+  assert all(three[n] == one[n] for n in EXPECTED)
+  assert 'config.report_only' in open(tmp / 'out3' / 'experiment.log').read()
+  # The report, from the runs that exist: the earlier sessions' wave arm is the claims' arm.
+  assert 'Wave arm: movie_pairs' in three['report.md'].decode()
+
+
+def test_merge_keeps_the_results_and_refuses_a_file_without_them(sessions, tmp_path):
+  tmp, _ = sessions
+  dest = tmp_path / 'experiment_paper'
+  bad = tmp_path / 'bad.tgz'
+  with tarfile.open(bad, 'w:gz') as t:
+    info = tarfile.TarInfo('report.md')
+    info.size = 2
+    t.addfile(info, io.BytesIO(b'hi'))
+  p = script('merge', str(bad), DEST=str(dest))
+  assert p.returncode == 2 and 'holds no evaluation report' in p.stderr and not dest.exists()
+  p = script('merge', str(tmp / 'out3' / 'results.tgz'), DEST=str(dest))
+  assert p.returncode == 0, p.stderr
+  assert 'holds 6 evaluation reports' in p.stdout
+  assert sorted(os.listdir(dest)) == ['figures', 'report.md', 'results.json', 'results.tgz']
+  assert open(dest / 'results.tgz', 'rb').read() == open(tmp / 'out3' / 'results.tgz',
+                                                          'rb').read()
+  assert (dest / 'figures' / 'claims_vs_steps.png').is_file()
+
+
+def test_bad_settings_are_one_message_each(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+  p = subprocess.run(['bash', SCRIPT, 'run'], cwd=ROOT, env=env, capture_output=True,
+                     text=True, timeout=60)
+  assert p.returncode == 2 and 'set OUT' in p.stderr
+  p = script('run', OUT=str(tmp_path / 'out'), BENCH='wave')
+  assert p.returncode == 2 and "unknown benchmark 'wave'" in p.stderr
+  assert not (tmp_path / 'out').exists()  # refused before anything was written
+  p = script('nope')
+  assert p.returncode == 2 and 'offline_gpu.sh prepare' in p.stderr
