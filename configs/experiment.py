@@ -223,9 +223,10 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     if scale == 'cpu_wide':
       # The paper's width: at 8, the paper's probe is at chance on translated images for
       # every network (random init 0.111; at 64, 0.152: bench/paper_task_width.py), so claim
-      # 1 cannot be read there. A whole-wave step of the 64-wide network is ~25-40 s on 2
-      # cores (8-wide: ~2 s), so only the comparison claims 1-3 and 5 need: waves against
-      # random init; rwjax's protocol only for claim 2's classification probes.
+      # 1 cannot be read there. A whole-wave step of the 64-wide network takes ~36 s on 2
+      # cores (8-wide: ~1.5 s) and an evaluation 10-12 min, so only the comparison claims
+      # 1-3 and 5 need: waves against random init; rwjax's protocol only for claim 2's
+      # classification probes (README: 2 h 14 min on 2 cores).
       p.model.width, p.model.projector = 64, defaults.pretrain_config().model.projector
       c.arms = 'random_init,lansdell_movie'
       only_pooled = {'seeds': 1, 'layers': ('pooled',), 'exemplar': {'enabled': False},

@@ -99,6 +99,9 @@ run() {
   DEADLINE_S=${DEADLINE_S:-360} RESERVE_S=${RESERVE_S:-60} BENCH=${BENCH:-}
   BENCH_S=${BENCH_S:-90} WORK=${WORK:-/tmp/rwjax_experiment} DATA=${DATA:-/tmp/rwjax_data}
   RESULTS=${RESULTS-docs/experiment_paper/results.tgz}
+  case $(realpath -m "$WORK") in  # it is emptied first
+    / | "$ROOT" | "$HOME") die "WORK=$WORK would be deleted; name a directory of its own" ;;
+  esac
   local name
   for name in $BENCH; do
     [[ -n ${BENCH_ARGS[$name]:-} ]] || die "BENCH: unknown benchmark '$name'; use" \

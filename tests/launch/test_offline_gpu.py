@@ -138,5 +138,8 @@ def test_bad_settings_are_one_message_each(tmp_path):
   p = script('run', OUT=str(tmp_path / 'out'), BENCH='wave')
   assert p.returncode == 2 and "unknown benchmark 'wave'" in p.stderr
   assert not (tmp_path / 'out').exists()  # refused before anything was written
+  p = script('run', OUT=str(tmp_path / 'out'), WORK=ROOT)  # `run` empties WORK first
+  assert p.returncode == 2 and 'would be deleted' in p.stderr
+  assert os.path.isfile(os.path.join(ROOT, 'README.md'))
   p = script('nope')
   assert p.returncode == 2 and 'offline_gpu.sh prepare' in p.stderr
