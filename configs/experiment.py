@@ -226,7 +226,7 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
       # 1 cannot be read there. A whole-wave step of the 64-wide network takes ~36 s on 2
       # cores (8-wide: ~1.5 s) and an evaluation 10-12 min, so only the comparison claims
       # 1-3 and 5 need: waves against random init; rwjax's protocol only for claim 2's
-      # classification probes (README: 2 h 14 min on 2 cores).
+      # classification probes (README: 2 h on 2 cores).
       p.model.width, p.model.projector = 64, defaults.pretrain_config().model.projector
       c.arms = 'random_init,lansdell_movie'
       only_pooled = {'seeds': 1, 'layers': ('pooled',), 'exemplar': {'enabled': False},
