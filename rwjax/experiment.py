@@ -698,15 +698,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     jax.config.update('jax_compilation_cache_dir', cache)
   plan = make_plan(config, workdir)
   check_existing(plan)
-  if config.report_only:
-    if not any(paths_lib.exists(os.path.join(r.dir, 'run.json')) for r in plan.runs):
-      raise InputError(f'config.report_only: {plan.workdir!r} holds no run of this matrix; '
-                       'run the experiment there first (or unpack its results there)')
-    results = collect(plan)
-    summary = experiment_report.write(plan, results, machine(), time.perf_counter() - t0)
-    print(f"experiment: wrote {os.path.join(plan.workdir, 'report.md')} and report.html "
-          'from the runs there (config.report_only)', file=sys.stderr, flush=True)
-    return summary
+  if config.report_only and not any(paths_lib.exists(os.path.join(r.dir, 'run.json'))
+                                    for r in plan.runs):
+    raise InputError(f'config.report_only: {plan.workdir!r} holds no run of this matrix; '
+                     'run the experiment there first (or unpack its results there)')
   paths_lib.check_writable(plan.workdir)  # creates it; a bucket's errors: one message
   pending = {a: s for a, s in plan.arms.items() if s != 'run'}
   print(f'experiment: {len(plan.runs)} runs ({len(plan.arms) - len(pending)} arms x '
@@ -715,18 +710,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         + ''.join(f'\n  {a}: {s}' for a, s in pending.items())
         + ''.join(f'\n  protocol {p}: {s}' for p, s in plan.protocol_status.items()
                   if s != 'run'), file=sys.stderr, flush=True)
-  if any('movie' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
-    write_movie(plan)
-  if any('recorded' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
-    write_recorded(plan)
   interrupted = None
-  try:
-    run_matrix(plan)
-  except Interrupted as e:
-    interrupted = str(e)
+  if not config.report_only:  # report_only: the report from the runs that exist, nothing run
+    if any('movie' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
+      write_movie(plan)
+    if any('recorded' in r.record and not finished(r, plan.run_protocols) for r in plan.runs):
+      write_recorded(plan)
+    try:
+      run_matrix(plan)
+    except Interrupted as e:
+      interrupted = str(e)
   results = collect(plan)
   summary = experiment_report.write(plan, results, machine(), time.perf_counter() - t0)
   print(f"experiment: wrote {os.path.join(plan.workdir, 'report.md')} and report.html "
+        f"{'from the runs there (config.report_only) ' if config.report_only else ''}"
         f'({_duration(time.perf_counter() - t0)})', file=sys.stderr, flush=True)
   if interrupted:
     print(f'experiment: interrupted ({interrupted}); re-run the command to resume',
