@@ -7,10 +7,8 @@ binary reads them in one place and passes plain values down.
 
 import ml_collections
 
+from rwjax import schema as S
 from rwjax import waves
-from rwjax.errors import InputError
-from rwjax.eval.features import LAYERS
-from rwjax.eval.probes import L2_GRID
 
 
 def pretrain_config() -> ml_collections.ConfigDict:
@@ -173,216 +171,55 @@ def smoke_pretrain_config() -> ml_collections.ConfigDict:
   return c
 
 
-def evaluate_config(preset: str = 'cifar10') -> ml_collections.ConfigDict:
-  """Evaluation against random-init networks (configs/evaluate.py and its presets)."""
-  c = ml_collections.ConfigDict()
-  c.workdir = ''  # The pre-training workdir (config.json + checkpoints/); this or workdirs.
-  # Several pre-training runs for the pre-trained arm, one value per network: 'DIR1,DIR2,DIR3'
-  # and / or globs ('runs/seed*'); the paper pre-trained with seeds 42, 43, 44.
-  c.workdirs = ''
-  c.out = ''  # '' = <workdir>/eval (required with several workdirs).
-  # Random-init networks and probe / task draws per arm; with several workdirs, their count
-  # (seed s pairs workdir s with random-init network s).
-  c.seeds = 3
-  # Test between the arms: 'auto' = paired over seeds with one workdir (rwjax's original),
-  # Welch's t across networks with several (rwjax.eval.stats says why); 'welch' | 'paired'.
-  c.test = 'auto'
-  # Evaluate the random-init arm (rwjax's original and the paper's comparison). False: only
-  # the pre-trained networks are evaluated and rows carry their summary with no comparison,
-  # for callers that compare across runs themselves (rwjax.experiment); halves the cost.
-  c.random_init_arm = True
-  c.batch_size = 512  # Images per feature-extraction step.
-  c.layers = LAYERS
-  # BatchNorm statistics of the frozen networks on natural images, both arms alike
-  # (rwjax.eval.batchnorm): 'running' (the stored ones; rwjax's original), 'batch' (each
-  # feature-extraction batch's; the paper's probes), 'adapt' (recomputed once on the probe's
-  # training images, then fixed).
-  c.batchnorm = 'running'
-  c.batchnorm_batch = 0  # 'batch': images per BatchNorm batch (0 = batch_size); paper: 50.
-  c.batchnorm_adapt_images = 0  # 'adapt': training images to adapt on (0 = all).
-
-  # Natural images for the classification probes (and the translated test sets).
-  c.data = ml_collections.ConfigDict()
-  c.data.source = 'tfds:cifar10'  # tfds:<name> | folder:<path> | digits
-  c.data.data_dir = ''  # TFDS data_dir ('' = TFDS's default).
-  c.data.download = False  # Let TFDS download and prepare a missing dataset.
-  c.data.train_split = 'train'
-  c.data.test_split = 'test'
-  c.data.max_train = 0  # 0 = all (otherwise an evenly spaced subset).
-  c.data.max_test = 0
-
-  c.probe = ml_collections.ConfigDict()
-  c.probe.l2_grid = L2_GRID
-  c.probe.val_fraction = 0.2
-  c.probe.steps = 300  # Accelerated gradient steps per fit.
-
-  # (b) Translated test sets: probes trained on centred images, tested on shifted ones.
-  c.shift = ml_collections.ConfigDict()
-  c.shift.enabled = True
-  c.shift.pixels = (0, 1, 2, 4, 8)  # Horizontal shifts (to the right); uncovered pixels = 0.
-
-  # (a) Exemplar tasks: P images, each a class; samples are transforms of it.
-  c.exemplar = ml_collections.ConfigDict()
-  c.exemplar.enabled = True
-  c.exemplar.source = 'tfds:cifar100'
-  c.exemplar.split = 'test'
-  c.exemplar.images = 50  # P, drawn per seed.
-  c.exemplar.n_train = 20  # Transforms per image to train on...
-  c.exemplar.n_test = 10  # ...and held-out transforms to test on.
-  c.exemplar.transforms = ('translate', 'rotate', 'color')
-  c.exemplar.max_shift = 0.5  # Fraction of the image size, in y and x.
-  c.exemplar.max_degrees = 180.0
-  c.exemplar.fill = 0.0  # Value of uncovered pixels.
-
-  # Mean-field manifold capacity (rwjax.eval.capacity) of every layer's full (flattened)
-  # representation. Exemplar manifolds: P images of exemplar.source / exemplar.split, M
-  # transforms each (exemplar.max_shift / max_degrees / fill); class manifolds: P classes x
-  # M images of the data.test_split. The paper's sizes.
-  c.capacity = ml_collections.ConfigDict()
-  c.capacity.enabled = True
-  c.capacity.kinds = ('translate', 'rotate', 'color', 'class')
-  c.capacity.P = 10  # Manifolds.
-  c.capacity.M = 100  # Points per manifold.
-  c.capacity.n_t = 500  # Gaussian draws per manifold.
-  c.capacity.kappa = 0.0  # Margin.
-  c.capacity.project_dims = 5000  # Wider layers are randomly projected to this many dims.
-  # 'relus': every ReLU output of the ResNet-18 (the stem's and two per block, 17) and the
-  # projector's hidden ReLUs and output, as in the paper; 'stages': config.layers.
-  c.capacity.layers = 'relus'
-  # BatchNorm mode of the manifold analysis ('' = config.batchnorm); the paper's
-  # (src/mftma_analysis.py: model.eval()) is 'running'.
-  c.capacity.batchnorm = ''
-
-  _paper_protocol_keys(c)
-
-  if preset == 'cifar10_folder':
-    c.data.source = 'folder:data/cifar10'
-    c.exemplar.source = 'folder:data/cifar10'
-  elif preset == 'paper':
-    _enable_paper_protocol(c, digits=False)
-  elif preset == 'paper_digits':  # The digits preset with the paper's protocol on digits.
-    c = evaluate_config('digits')
-    _enable_paper_protocol(c, digits=True)
-  elif preset == 'digits':
-    c.seeds = 2
-    c.batch_size = 256
-    c.data.source = 'digits'
-    c.exemplar.source = 'digits'
-    c.exemplar.images = 20
-    c.exemplar.n_train = 10
-    c.exemplar.n_test = 5
-    c.shift.pixels = (0, 2, 4, 8)
-    c.capacity.P, c.capacity.M, c.capacity.n_t = 5, 20, 50
-    c.capacity.project_dims = 512
-    c.capacity.layers = 'stages'  # Keeps the CPU demo fast.
-  elif preset != 'cifar10':
-    raise InputError(f"unknown preset {preset!r}; use 'cifar10', 'cifar10_folder', 'digits', "
-                     "'paper' or 'paper_digits'")
-  if preset in ('paper', 'paper_digits'):
-    _paper_protocol(c, digits=preset == 'paper_digits')
-  return c
+def _evaluate() -> tuple[ml_collections.ConfigDict, dict]:
+  c, r = ml_collections.ConfigDict(), {}
+  # The pre-trained arm: one pre-training workdir (config.json + checkpoints/), or several
+  # ('DIR1,DIR2,DIR3' and / or globs 'runs/seed*'; the paper pre-trained with seeds 42-44).
+  S.key(c, r, 'workdir', '', S.Text())
+  S.key(c, r, 'workdirs', '', S.Text())
+  S.key(c, r, 'out', '', S.Text())  # '' = <workdir>/eval (required with several workdirs)
+  # Random-init networks and draws per arm; with several workdirs, their count (seed s pairs
+  # workdir s with random-init network s). The paper: 3.
+  S.key(c, r, 'seeds', 3, S.Int(1))
+  # 'auto' = paired over seeds with one workdir, Welch's t across networks with several
+  # (rwjax.eval.stats says why).
+  S.key(c, r, 'test', 'auto', S.Choice(('auto', 'welch', 'paired')))
+  # Evaluate the random-init arm too (False: the pre-trained networks only, for callers that
+  # compare across runs themselves, rwjax.experiment; halves the cost).
+  S.key(c, r, 'random_init_arm', True, S.Flag())
+  S.key(c, r, 'batch_size', 512, S.Int(1))  # images per forward step
+  # BatchNorm mode 'batch': images per BatchNorm batch (0 = batch_size); the paper's 50.
+  S.key(c, r, 'batchnorm_batch', 0, S.Int(0))
+  # BatchNorm mode 'adapt': the images whose statistics replace the running ones (e.g. the
+  # classification train split; `images` evenly spaced of them, 0 = all).
+  S.key(c, r, 'adapt.source', '', S.Text())
+  S.key(c, r, 'adapt.split', 'train', S.Text(True))
+  S.key(c, r, 'adapt.max_examples', 0, S.Int(0))
+  S.key(c, r, 'adapt.images', 0, S.Int(0))
+  S.key(c, r, 'data_dir', '', S.Text())  # TFDS data_dir ('' = TFDS's default)
+  S.key(c, r, 'download', False, S.Flag())  # let TFDS download and prepare a missing dataset
+  # The evaluations by name (rwjax.eval.evals; presets in configs/evaluate.py).
+  c.evals = ml_collections.ConfigDict()
+  return c, r
 
 
-def _paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
-  """The paper's evaluation protocol on top of an evaluate config (issue 13): its BatchNorm
-  handling and its statistics over pre-training seeds here; its tasks, probes and manifolds
-  (eval-tasks-manifolds) beside them. digits: the CPU-test sizes (scikit-learn digits)."""
-  c.seeds = 3  # The paper: pre-training seeds 42, 43, 44 (pass 3 workdirs).
-  c.test = 'auto'  # Welch's t across networks with several workdirs.
-  c.batchnorm = 'batch'  # src/test.py trains its probes with the encoder in train mode...
-  c.batchnorm_batch = 50  # ...on batches of 50 (its probe's batch size).
-  c.capacity.batchnorm = 'running'  # src/mftma_analysis.py: model.eval().
-  if digits:
-    c.batchnorm_batch = 32
-    c.data.max_train, c.data.max_test = 300, 300  # >= capacity.M = 20 test images per class
-    c.probe.steps = 100
+def evaluate_config() -> ml_collections.ConfigDict:
+  """The evaluator's keys without evaluations (configs/evaluate.py adds its presets')."""
+  return _evaluate()[0]
 
 
-def _paper_protocol_keys(c: ml_collections.ConfigDict) -> None:
-  """The paper's tasks, probes and manifolds (rwjax.eval.paper; off unless a preset or
-  --config.paper_*.enabled=True turns them on). Paper values from its code, commit f39aa6d."""
-  from rwjax.data import paper_tasks  # pylint: disable=g-import-not-at-top
-  # Invariance classification (its CIFAR100_classify_augs): 10 classes x all 600 images
-  # (train + test pooled), each transformed once, split 5/6 : 1/6 by a seeded draw.
-  t = c.paper_tasks = ml_collections.ConfigDict()
-  t.enabled = False
-  t.source = 'tfds:cifar100'  # Or folder:<CIFAR-100 folder>; CIFAR-10 stands in here.
-  t.splits = ('train', 'test')  # Pooled.
-  t.classes = paper_tasks.DEFAULT_CLASSES  # Paper: unknown (its tensor's script is missing).
-  t.per_class = paper_tasks.PER_CLASS  # 600 = all of CIFAR-100's; 0 = every image.
-  t.transforms = ('translate', 'rotate', 'color', 'none')
-  t.translate = 0.5  # RandomAffine(0, translate=(0.5, 0.5)).
-  t.degrees = 180.0  # RandomAffine(180).
-  t.jitter = (0.5, 0.5, 0.5, 0.5)  # ColorJitter(brightness, contrast, saturation, hue).
-  t.fill = 0.0  # Uncovered pixels (torchvision's 0).
-
-  # Probes: (a) the paper's Adam linear layer, best test accuracy over epochs ("paper
-  # protocol"), (b) today's logistic probe (config.probe) on the same features.
-  p = c.paper_probe = ml_collections.ConfigDict()
-  p.enabled = False
-  p.lr = 1e-4  # Paper: 1e-4.
-  p.batch_size = 50  # Paper: 50.
-  p.epochs = 4  # Paper: range(1, 5).
-  p.weight_decay = 1e-6  # Paper: Adam weight_decay 1e-6.
-  # 'relus': pooled + all 17 ReLUs; 'paper': pooled + its 9 probe nodes; or 'name,name,...'.
-  p.layers = 'relus'
-  p.logistic = True  # Also today's probe (config.probe settings) on every task and layer.
-  # Plain classification datasets (their data.train_split / data.test_split).
-  p.classification = ('tfds:mnist', 'tfds:cifar10')
-  p.fit = 'pad'  # Smaller images (MNIST 28x28) zero-padded to the input size; 'resize'.
-  p.max_train = 0  # 0 = all (else an evenly spaced subset), for CPU runs.
-  p.max_test = 0
-
-  m = c.paper_manifolds = ml_collections.ConfigDict()
-  m.enabled = False
-  m.kinds = ('translate', 'color', 'class_cifar10', 'class_cifar100', 'waves')
-  m.exemplar_source = 'tfds:cifar100'  # Paper: CIFAR-100 test images.
-  m.exemplar_split = 'test'
-  m.exemplar_p = 50  # Paper: 50 images...
-  m.exemplar_m = 20  # ...x 20 transforms.
-  m.translate = 0.1  # RandomAffine(0, translate=(0.1, 0.1)).
-  m.jitter = (0.5, 0.5, 0.5, 0.5)  # ColorJitter(0.5, 0.5, 0.5, 0.5).
-  # Class manifolds: kind 'class_<name>' reads classes.<name>. Paper: CIFAR-10 10 x 100,
-  # CIFAR-100 50 (random) x 50, from its ranked lists ('ranked' needs TFDS ids).
-  m.classes = ml_collections.ConfigDict({
-      'cifar10': {'source': 'tfds:cifar10', 'p': 10, 'm': 100, 'ranked': 'cifar10'},
-      'cifar100': {'source': 'tfds:cifar100', 'p': 50, 'm': 50, 'ranked': 'cifar100'}})
-  m.class_selection = 'ranked'  # 'ranked' | 'confidence' | 'first'.
-  # 'confidence': the logistic probe's network: 'pretrained', 'random_init' (seed 0's) or a
-  # pre-training workdir; '' = not chosen (an error when needed).
-  m.confidence_network = ''
-  # Wave manifolds: '' = the pre-training's data.movie / data.labels (file source); skipped
-  # when there is none.
-  m.wave_movie = ''
-  m.wave_labels = ''
-  m.wave_count = 50  # Paper: the first 50 waves...
-  m.wave_frames = (50, 132)  # ...of 50 to 132 frames.
-  m.layers = 'paper'  # The paper's hooks (13 for ResNet-18 + 512-128), or 'name,name,...'.
-  m.n_t = 500  # Paper: 500.
-  m.kappa = 0.0  # Paper: 0.
-  m.project_dims = 5000  # Paper: wider layers projected to 5,000.
-  m.variance = 0.9  # Paper: perc=0.90 (components holding 90% of the variance).
-  m.simulate = True  # Simulated capacity at the encoder output and projector layers.
-  m.sim_trials = 100  # Paper: n_rep=100.
+def evaluate_rules() -> dict:
+  """The rule of every key of `evaluate_config` (config.evals entries: rwjax.eval.evals)."""
+  return _evaluate()[1]
 
 
-def _enable_paper_protocol(c: ml_collections.ConfigDict, digits: bool) -> None:
-  """Turns on the paper's tasks, probes and manifolds; `digits`: scikit-learn's digits for
-  everything at CPU-test sizes."""
-  c.paper_tasks.enabled = c.paper_probe.enabled = c.paper_manifolds.enabled = True
-  if not digits:
-    return
-  t, p, m = c.paper_tasks, c.paper_probe, c.paper_manifolds
-  t.source = 'digits'
-  t.classes = tuple(str(i) for i in range(10))
-  t.per_class = 100  # digits has 174..183 per class (train + test)
-  t.transforms = ('translate', 'none')
-  p.classification = ('digits',)
-  p.layers = 'paper'
-  p.fit = 'resize'  # 8x8 digits
-  m.kinds = ('translate', 'class_digits')
-  m.exemplar_source, m.exemplar_p, m.exemplar_m = 'digits', 5, 4
-  m.classes = ml_collections.ConfigDict({'digits': {'source': 'digits', 'p': 5, 'm': 10,
-                                                    'ranked': ''}})
-  m.class_selection = 'first'
-  m.n_t, m.project_dims, m.sim_trials = 50, 256, 4
+def config_file(name: str, arg: str = ''):
+  """get_config(arg) of the repository's configs/NAME.py (presets live there, not here)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      'configs', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'rwjax_configs_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(*([arg] if arg else []))

@@ -113,7 +113,7 @@ def _set(tree: dict, path: tuple[str, ...], value: dict) -> None:
 
 
 def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
-          max_passes: Optional[int] = None) -> dict:
+          max_passes: Optional[int] = None, passes=None) -> dict:
   """Variables whose running statistics are the exact BatchNorm input statistics on `images`.
 
   Layer l's input depends on the statistics of the layers before it, so one pass cannot give
@@ -130,6 +130,7 @@ def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
     images: f32[N, H, W, C] network input (the probe's training images).
     batch_size: images per jitted step (the last one padded and masked).
     max_passes: stop after this many passes (None: one per BatchNorm layer plus one).
+    passes: rwjax.eval.activations.Passes, counting the images run (`adapt`).
 
   Returns:
     {'params', 'batch_stats'} with every 'mean' / 'var' replaced (float32).
@@ -141,7 +142,7 @@ def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
   stats = flax.core.unfreeze(jax.device_get(variables['batch_stats']))
   n_bn = len(jax.tree.leaves(stats)) // 2
   previous = None
-  for _ in range(max_passes or n_bn + 1):
+  for n_pass in range(1, (max_passes or n_bn + 1) + 1):
     current = {'params': variables['params'], 'batch_stats': stats}
     sums = {}
     for start in range(0, len(images), batch_size):
@@ -165,6 +166,8 @@ def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
     if previous is not None and all(np.array_equal(a, b) for a, b in zip(flat, previous)):
       break
     previous = flat
+  if passes is not None:
+    passes.adapt += n_pass * len(images)
   return {'params': variables['params'], 'batch_stats': jax.tree.map(jnp.asarray, stats)}
 
 

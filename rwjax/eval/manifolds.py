@@ -1,137 +1,157 @@
-"""The image manifolds that the manifold-capacity analysis measures in each network layer.
+"""The manifolds whose geometry the evaluation measures in every layer.
 
-A manifold is a set of M images that one linear readout should treat as one object; P of
-them are analysed together (rwjax.eval.capacity). As in the paper (arXiv:2312.02791):
-  - exemplar manifolds: P source images, each with M random transforms of itself:
-    'translate' (integer shifts of up to `max_shift` of the image size in y and x, drawn
-    with replacement; the paper's main case), 'rotate' (uniform angles in
-    [-max_degrees, max_degrees]) and 'color' (colour jitter), sharing the transform code of
-    the exemplar probe tasks (rwjax.data.tasks);
-  - class manifolds ('class'): P classes, M images of each.
-Manifold images are f32[P, M, H, W, C] network input; point (p, j) of an exemplar manifold
-is transform j of image p, with the transforms drawn by `random_shifts` / `random_angles`
-from the builder's key (so they can be reproduced).
+A manifold is a set of M images that one linear readout should treat as one object; P of them
+are analysed together (rwjax.eval.geometry). Kinds:
+  - exemplar ('translate', 'rotate', 'color'): P source images drawn from a pool, each with M
+    random transforms of itself (rwjax.eval.transforms, either style): rwjax's manifolds
+    (translations of up to half the side, rotations, colour jitter) and the paper's
+    (src/mftma_analysis.py: 50 CIFAR-100 test images x 20 draws of RandomAffine(0,
+    translate=(0.1, 0.1)) or ColorJitter(0.5, 0.5, 0.5, 0.5));
+  - class: P classes, M test images of each, chosen by `selection`:
+      'random':     P classes among those with >= M images and M of their images, at random
+                    (rwjax's);
+      'first':      P classes (all of them when P is the class count, else a random P,
+                    sorted), the first M test images of each in source order;
+      'ranked':     those classes, the M images the paper's classifier on a SimCLR network
+                    was most confident about (its ranked test-set indices, shipped in
+                    rwjax/data/ranked/; they index the dataset's original test order,
+                    recovered from TFDS's 'id' feature, rwjax.data.sources.original_positions;
+                    image folders keep no original order);
+      'confidence': those classes, the M images a logistic probe on a chosen network's pooled
+                    features gives the highest probability of their own class;
+  - waves: each wave of a movie one manifold, its frames the points: the first `count` waves
+    (by onset) lasting min_frames..max_frames frames (the paper's 50 waves of 50-132 frames),
+    the waves labelled as the trainer labels them (rwjax.waves.stats.frame_labels with the
+    pre-training's threshold and data.min_wave_size) unless a label file is given.
 """
 
+import functools
+import importlib.resources
+import json
 from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rwjax.data import tasks
 from rwjax.errors import InputError
+from rwjax.eval import transforms
 
-EXEMPLAR_KINDS = ('translate', 'rotate', 'color')
-KINDS = EXEMPLAR_KINDS + ('class',)
-
-
-def random_shifts(key: jax.Array, p: int, m: int, max_px: int) -> jax.Array:
-  """i32[P, M, 2]: (dy, dx) uniform on [-max_px, max_px]^2, independently per point."""
-  return jax.random.randint(key, (p, m, 2), -max_px, max_px + 1, jnp.int32)
+SELECTIONS = ('random', 'first', 'ranked', 'confidence')
+RANKED_FILES = {'cifar10': 'ranked_instances_cifar10_simclr.json',
+                'cifar100': 'ranked_instances_cifar100_simclr.json'}
 
 
-def random_angles(key: jax.Array, p: int, m: int, max_degrees: float) -> jax.Array:
-  """f32[P, M]: angles uniform on [-max_degrees, max_degrees]."""
-  return jax.random.uniform(key, (p, m), minval=-max_degrees, maxval=max_degrees)
+@functools.partial(jax.jit, static_argnames=('m', 't'))
+def _transformed(key, sources, m, t):
+  p = sources.shape[0]
+  tiled = jnp.repeat(sources, m, axis=0)  # [P * M, H, W, C], manifold-major
+  return transforms.random_transform(key, tiled, t).reshape(p, m, *sources.shape[1:])
 
 
-def exemplar_manifolds(key: jax.Array, images: jax.Array, *, kind: str, m: int,
-                       max_shift: float = 0.5, max_degrees: float = 180.0,
-                       jitter: tasks.ColorJitter = tasks.ColorJitter(),
-                       fill: tasks.Fill = 0.0) -> jax.Array:
-  """M random transforms of each of P images (jit-compatible; all but key and images static).
-
-  Args:
-    key: raw PRNG key u32[2].
-    images: f32[P, H, W, C] in [0, 1]; image p is the source of manifold p.
-    kind: 'translate', 'rotate' or 'color' (see the module docstring).
-    m: points per manifold.
-    max_shift: largest shift as a fraction of min(H, W) ('translate').
-    max_degrees: largest rotation ('rotate').
-    jitter: colour-jitter strengths ('color').
-    fill: value of pixels a translation or rotation uncovers (a number or 'mean').
-
-  Returns:
-    f32[P, M, H, W, C]; for 'translate' point (p, j) is images[p] shifted by
-    random_shifts(key, P, M, int(max_shift * min(H, W)))[p, j], for 'rotate' rotated by
-    random_angles(key, P, M, max_degrees)[p, j].
-  """
-  if kind not in EXEMPLAR_KINDS:
-    raise InputError(f'unknown exemplar manifold kind {kind!r}; use one of {EXEMPLAR_KINDS}')
-  if m < 1:
-    raise InputError(f'manifolds need m >= 1 points, got {m}')
-  p, h, w, c = images.shape
-  tiled = jnp.repeat(images, m, axis=0)  # [P * M, H, W, C], manifold-major.
-  if kind == 'translate':
-    shifts = random_shifts(key, p, m, int(max_shift * min(h, w)))
-    points = tasks.translate(tiled, shifts.reshape(p * m, 2), fill)
-  elif kind == 'rotate':
-    points = tasks.rotate(tiled, random_angles(key, p, m, max_degrees).reshape(-1), fill)
-  else:
-    points = tasks.color_jitter(key, tiled, jitter)
-  return points.reshape(p, m, h, w, c)
+def exemplar(key_images: jax.Array, key_transforms: jax.Array, pool: jax.Array, *, p: int,
+             m: int, t: transforms.Transform) -> jax.Array:
+  """M random transforms `t` of each of P images drawn (without replacement, key_images)
+  from pool f32[N, H, W, C]: f32[P, M, H, W, C], point (p, j) transform j of image p."""
+  chosen = jax.random.choice(key_images, len(pool), (p,), replace=False)
+  return _transformed(key_transforms, jnp.asarray(pool)[chosen], m, t)
 
 
-def class_manifolds(key: jax.Array, images: np.ndarray, labels: np.ndarray, *, p: int,
-                    m: int) -> tuple[np.ndarray, np.ndarray]:
-  """M distinct images of each of P distinct classes, drawn at random.
-
-  The classes are drawn among those with at least M images (the draw is host-side).
-
-  Args:
-    key: raw PRNG key u32[2].
-    images: f32[N, H, W, C] (numpy or jax); labels: i32[N].
-    p: classes (manifolds); m: images per class.
-
-  Returns:
-    (f32[P, M, H, W, C] images, the array type of `images`; i32[P] the class of each
-    manifold).
-  """
+def random_classes(key: jax.Array, labels: np.ndarray, *, p: int, m: int,
+                   what: str) -> np.ndarray:
+  """'random': i64[P, M] indices of M distinct images of each of P distinct classes drawn
+  among those with >= M images (host-side draws from the key); InputError naming `what`
+  (the class set's config key) when fewer classes have M images."""
   labels = np.asarray(labels)
   classes, counts = np.unique(labels, return_counts=True)
   eligible = classes[counts >= m]
   if p > len(eligible):
-    raise InputError(f'{p} class manifolds of M={m} images need {p} classes with >= {m} '
-                     f'images; {len(eligible)} of the {len(classes)} classes have them; lower '
-                     'capacity.P or capacity.M, or use more test images (data.max_test)')
+    raise InputError(f'{what}: {p} class manifolds of m={m} images need {p} classes with '
+                     f'>= {m} images; {len(eligible)} of the {len(classes)} classes have '
+                     'them: lower p or m, or load more images (max_examples)')
   rng = np.random.default_rng(np.asarray(key, np.uint32))
   chosen = rng.choice(eligible, p, replace=False)
-  index = np.stack([rng.choice(np.flatnonzero(labels == k), m, replace=False) for k in chosen])
-  return images[index], chosen.astype(np.int32)
+  return np.stack([rng.choice(np.flatnonzero(labels == k), m, replace=False) for k in chosen])
 
 
-def build(key: jax.Array, kinds: Sequence[str], *, exemplar_pool: Optional[jax.Array],
-          class_images: jax.Array, class_labels: np.ndarray, p: int, m: int,
-          max_shift: float = 0.5, max_degrees: float = 180.0,
-          fill: tasks.Fill = 0.0) -> jax.Array:
-  """Every requested kind of manifold for one draw, stacked: f32[len(kinds), P, M, H, W, C].
+def draw_classes(key: jax.Array, num_classes: int, p: int) -> np.ndarray:
+  """i64[P]: all classes in order when P = num_classes (CIFAR-10), else P drawn at random
+  without replacement (the paper's random.sample for CIFAR-100), sorted."""
+  if p == num_classes:
+    return np.arange(p)
+  return np.sort(np.asarray(jax.random.choice(key, num_classes, (p,), replace=False)))
 
-  The exemplar kinds share the same P source images, drawn from `exemplar_pool`
-  (f32[N, H, W, C]; may be None without exemplar kinds); the class manifolds come from `class_images` / `class_labels`. Each
-  kind's draw depends on the key and the kind only, not on the other kinds requested.
+
+def ranked_indices(dataset: str) -> dict[int, list[int]]:
+  """The paper's ranked original test indices per class label of 'cifar10' / 'cifar100'."""
+  text = importlib.resources.files('rwjax.data').joinpath('ranked', RANKED_FILES[dataset])
+  return {int(k): list(v) for k, v in json.loads(text.read_text()).items()}
+
+
+def class_index(labels: np.ndarray, classes: Sequence[int], m: int, *, selection: str,
+                what: str, ranked: Optional[dict] = None,
+                original: Optional[np.ndarray] = None,
+                scores: Optional[np.ndarray] = None) -> np.ndarray:
+  """i64[P, M] indices into the loaded test images of each class manifold ('first',
+  'ranked' or 'confidence'; module docstring); InputError naming `what` (the class set's
+  config key) when a class has too few images or the ranked images are not loaded.
+
+  Args:
+    labels: i32[N] test labels (the loaded order).
+    classes: the P class labels.
+    m: images per manifold.
+    ranked: class -> original test indices, most confident first ('ranked').
+    original: i64[N] original position of each loaded image ('ranked').
+    scores: f32[N] the probe's probability of each image's own class ('confidence').
   """
-  unknown = [k for k in kinds if k not in KINDS]
-  if unknown or not kinds:
-    raise InputError(f'manifold kinds {tuple(kinds)!r}: choose from {KINDS}')
-  k_source, k_class, k_transform = jax.random.split(key, 3)
-  sources = None
-  if any(k in EXEMPLAR_KINDS for k in kinds):
-    if p > len(exemplar_pool):
-      raise InputError(f'{p} exemplar manifolds need {p} source images, the pool has '
-                       f'{len(exemplar_pool)}; lower capacity.P')
-    sources = jnp.asarray(exemplar_pool)[
-        jax.random.choice(k_source, len(exemplar_pool), (p,), replace=False)]
+  labels = np.asarray(labels)
+  where = {int(o): i for i, o in enumerate(original)} if selection == 'ranked' else {}
   out = []
-  for kind in kinds:
-    if kind == 'class':
-      out.append(jnp.asarray(class_manifolds(k_class, class_images, class_labels, p=p,
-                                             m=m)[0]))
+  for c in classes:
+    if selection == 'ranked':
+      listed = ranked.get(int(c), [])[:m]
+      picked = [where.get(o) for o in listed]
+      if len(listed) < m or None in picked:
+        raise InputError(f'{what}: the paper ranked images of class {c} that are not among '
+                         f'the {len(labels)} loaded test images (or fewer than m={m}); load '
+                         'the whole test split of the dataset the paper ranked')
+      if any(labels[i] != c for i in picked):
+        raise InputError(f'{what}: ranked images of class {c} carry other labels here: the '
+                         'dataset is not the one the paper ranked (CIFAR-10 / CIFAR-100 test)')
     else:
-      out.append(_exemplar_jit(jax.random.fold_in(k_transform, KINDS.index(kind)), sources,
-                               kind=kind, m=m, max_shift=max_shift, max_degrees=max_degrees,
-                               fill=fill))
-  return jnp.stack(out)
+      found = np.flatnonzero(labels == c)
+      if len(found) < m:
+        raise InputError(f'{what}: class {c} has {len(found)} test images, a manifold needs '
+                         f'm={m}; lower m or load more test images')
+      if selection == 'confidence':
+        found = found[np.argsort(-np.asarray(scores)[found], kind='stable')]
+      picked = found[:m]
+    out.append(np.asarray(picked, np.int64))
+  return np.stack(out)
+
+
+def wave_index(labels: np.ndarray, *, count: int, min_frames: int,
+               max_frames: int) -> list[np.ndarray]:
+  """Frame indices of the wave manifolds: the first `count` waves (by onset) lasting
+  min_frames..max_frames frames.
+
+  Args:
+    labels: i32[T] or i32[B, T] per-frame wave ids (-1 = no wave; ids unique over the batch,
+      as rwjax.waves.stats.frame_labels writes them).
+
+  Returns:
+    A list of i64[M_i] indices into the flattened frames [B * T] (one array per wave).
+  """
+  flat = np.asarray(labels).reshape(-1)
+  ids, first, sizes = np.unique(flat[flat >= 0], return_index=True, return_counts=True)
+  onset = np.flatnonzero(flat >= 0)[first]
+  keep = [(o, i) for o, i, s in zip(onset, ids, sizes) if min_frames <= s <= max_frames]
+  keep = [i for _, i in sorted(keep)][:count]
+  if len(keep) < 2:
+    raise InputError(f'{len(keep)} of the {len(ids)} waves of the movie last {min_frames} to '
+                     f'{max_frames} frames; wave manifolds need at least 2: use a longer movie '
+                     'or change the eval\'s waves.frames')
+  return [np.flatnonzero(flat == i) for i in keep]
 
 
 def pad_features(points: np.ndarray, width: int) -> np.ndarray:
@@ -145,7 +165,3 @@ def pad_features(points: np.ndarray, width: int) -> np.ndarray:
   if n < m or n >= width:
     return points
   return np.pad(points, ((0, 0), (0, 0), (0, width - n)))
-
-
-_exemplar_jit = jax.jit(exemplar_manifolds, static_argnames=(
-    'kind', 'm', 'max_shift', 'max_degrees', 'jitter', 'fill'))

@@ -1,11 +1,11 @@
 """Seed statistics: a pre-trained network's numbers beside the random-init network's.
 
 `compare(pretrained, random_init)` summarises per-seed values (mean, sample std), their
-difference, a two-sided t-test from scipy.stats and an effect size: paired (`ttest_rel`;
-Cohen's d_z = mean difference / std of the differences) when seed i of both arms shares
-everything but the pre-training (same probe split, same task draw), Welch's (`ttest_ind`,
-unequal variances; Hedges' g = difference / pooled std x (1 - 3 / (4 (n_a + n_b) - 9)))
-otherwise. Undefined numbers (a std or a test from fewer than two seeds, values with no
+difference, a two-sided t-test from scipy.stats, paired (`ttest_rel`) when seed i of both arms
+shares everything but the pre-training (same probe split, same task draw) or Welch's
+(`ttest_ind`, unequal variances) otherwise, and one effect size for every comparison of the
+project (the evaluator's and the experiment's): Hedges' g = difference of the means / pooled
+sample std x (1 - 3 / (4 (n_a + n_b) - 9)). Undefined numbers (a std or a test from fewer than two seeds, values with no
 spread, a non-finite value such as the capacity of a dead layer) are None, so the result is
 strict JSON.
 
@@ -30,12 +30,6 @@ import scipy.stats
 from rwjax.errors import InputError
 
 ARMS = ('pretrained', 'random_init')  # the two networks of every comparison
-
-
-def evaluated_arms(random_init_arm: bool) -> tuple[str, ...]:
-  """The arms whose networks an evaluation computes: both, or the pre-trained one alone
-  (config.random_init_arm=False: compare then has no random-init values)."""
-  return ARMS if random_init_arm else ARMS[:1]
 
 
 def _number(x: float) -> Optional[float]:
@@ -66,8 +60,7 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
   Returns:
     {'pretrained': summary, 'random_init': summary, 'difference' (mean of pretrained minus
     mean of random_init), 'test' ('paired t' | 'welch t'), 't', 'p', 'effect_size'
-    (Cohen's d_z when paired, Hedges' g for Welch), 'effect_size_kind'} (t, p and the
-    effect size None when undefined).
+    (Hedges' g)} (t, p and the effect size None when undefined).
   """
   a = summarise(pretrained)
   # No random-init values: the evaluator's config.random_init_arm=False (nothing compared).
@@ -86,21 +79,17 @@ def compare(pretrained: Sequence[float], random_init: Sequence[float], *,
       result = (scipy.stats.ttest_rel(x, y) if paired
                 else scipy.stats.ttest_ind(x, y, equal_var=False))
     t, p = _number(result.statistic), _number(result.pvalue)
-    effect = _number(effect_size(x, y, paired=paired))
+    effect = _number(hedges_g(x, y))
   defined = a['mean'] is not None and b['mean'] is not None
   return {'pretrained': a, 'random_init': b,
           'difference': a['mean'] - b['mean'] if defined else None,
-          'test': 'paired t' if paired else 'welch t', 't': t, 'p': p,
-          'effect_size': effect, 'effect_size_kind': 'cohen d_z' if paired else 'hedges g'}
+          'test': 'paired t' if paired else 'welch t', 't': t, 'p': p, 'effect_size': effect}
 
 
-def effect_size(x: np.ndarray, y: np.ndarray, *, paired: bool) -> float:
-  """Cohen's d_z (paired: mean(x - y) / std(x - y)) or Hedges' g (difference of means over
-  the pooled sample std, times 1 - 3 / (4 (n_x + n_y) - 9)); NaN when there is no spread."""
+def hedges_g(x: np.ndarray, y: np.ndarray) -> float:
+  """Hedges' g: (mean x - mean y) / pooled sample std x (1 - 3 / (4 (n_x + n_y) - 9)); NaN
+  when there is no spread."""
   with np.errstate(all='ignore'):
-    if paired:
-      d = x - y
-      return float(d.mean() / d.std(ddof=1))
     nx, ny = len(x), len(y)
     pooled = np.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
     return float((x.mean() - y.mean()) / pooled * (1 - 3 / (4 * (nx + ny) - 9)))

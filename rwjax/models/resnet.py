@@ -13,9 +13,10 @@ training mode, so every device normalises with the statistics of the global batc
 runs in `dtype` (bfloat16 on accelerators), parameters and BatchNorm statistics in float32, and
 all outputs are float32.
 
-Every ReLU output (and the projector's output) is recorded with `sow` in the 'intermediates'
-collection, a no-op unless that collection is mutable: apply with mutable=['intermediates']
-and read them with `relu_outputs`, in the network order of `relu_names`.
+Every layer the evaluation reads (each ReLU output, the stem's output, the projector's Dense
+outputs) is recorded with `sow` in the 'intermediates' collection, a no-op unless that
+collection is mutable: apply with mutable=['intermediates'] and read them by name with
+rwjax.models.layers.read.
 """
 
 from typing import Any, Sequence
@@ -27,50 +28,6 @@ import jax.numpy as jnp
 from rwjax.errors import InputError
 
 STEMS = ('imagenet', 'cifar')
-
-# The backbone's 17 ReLU outputs in network order: the stem's (before the max-pool), then per
-# BasicBlock the one after bn1 ('relu1') and the block output ('out').
-BACKBONE_RELUS = ('stem_relu',) + tuple(
-    f'layer{i}_block{b}_{r}' for i in range(1, 5) for b in range(2) for r in ('relu1', 'out'))
-
-
-def relu_names(projector: Sequence[int] = ()) -> tuple[str, ...]:
-  """Names of the sown activations in network order: BACKBONE_RELUS, then for a projector of
-  widths `projector` its hidden ReLUs 'projector_hidden{i}_relu' and its output
-  'projector_output' (before the L2 normalisation); () = backbone only.
-
-  (The projector's sow names cannot be 'hidden{i}' / 'out': those are its Dense layers.)
-  """
-  if not projector:
-    return BACKBONE_RELUS
-  hidden = tuple(f'projector_hidden{i}_relu' for i in range(len(projector) - 1))
-  return BACKBONE_RELUS + hidden + ('projector_output',)
-
-
-def relu_outputs(intermediates: dict) -> dict[str, jax.Array]:
-  """The sown activations by `relu_names` name, in the compute dtype.
-
-  Args:
-    intermediates: the 'intermediates' collection of one apply of a SimCLRModel (activations
-      under 'backbone' and 'projector') or of a ResNet18.
-
-  Returns:
-    {name: f32/bf16[B, h, w, c] (backbone) or [B, d] (projector)}, in network order (also
-    when `intermediates` went through a jit boundary, which sorts dict keys).
-  """
-  found = {}
-
-  def visit(tree, prefix):
-    for k, v in tree.items():
-      if isinstance(v, tuple):  # sow's default: a tuple of the values of each call
-        found['_'.join(prefix + (k,))] = v[-1]
-      else:
-        visit(v, prefix + (k,) if k != 'backbone' else prefix)
-
-  visit(intermediates, ())
-  n_projector = sum(k.startswith('projector_') for k in found)
-  return {k: found[k] for k in relu_names((1,) * n_projector)}  # widths do not matter here
-
 
 # torchvision: kaiming_normal_(mode='fan_out', nonlinearity='relu') for convs, and nn.Linear's
 # kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)) = variance 1 / (3 fan_in) for dense kernels.
@@ -135,21 +92,17 @@ class ResNet18(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool, return_stages: bool = False):
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Runs the backbone.
 
     Args:
       x: f32[B, H, W, C] images in [0, 1] (C = 1 or 3).
       train: batch statistics (synced over `axis_name`) and running-average updates if True;
         running averages if False.
-      return_stages: also return every stage's activations.
 
     Returns:
-      pooled f32[B, 8 * width] (global average of layer4), or with `return_stages` a dict with
-      'stem' (the input of layer1, after the max-pool for the imagenet stem), 'layer1'..'layer4'
-      as f32[B, h, w, c] maps and 'pooled' f32[B, 8 * width].
+      pooled f32[B, 8 * width] (global average of layer4).
     """
-    stages = {}
     x = x.astype(self.dtype)
     kernel, stride = (7, 2) if self.stem == 'imagenet' else (3, 1)
     x = _conv(self.width, kernel, stride, self.dtype, name='stem_conv')(x)
@@ -157,20 +110,14 @@ class ResNet18(nn.Module):
     self.sow('intermediates', 'stem_relu', x)
     if self.stem == 'imagenet':
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    stages['stem'] = x
+    self.sow('intermediates', 'stem', x)
     for i, mult in enumerate((1, 2, 4, 8)):
       stride = 1 if i == 0 else 2
       x = BasicBlock(self.width * mult, stride, self.axis_name, self.dtype,
                      name=f'layer{i + 1}_block0')(x, train)
       x = BasicBlock(self.width * mult, 1, self.axis_name, self.dtype,
                      name=f'layer{i + 1}_block1')(x, train)
-      stages[f'layer{i + 1}'] = x
-    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-    if not return_stages:
-      return pooled
-    stages = {k: v.astype(jnp.float32) for k, v in stages.items()}
-    stages['pooled'] = pooled
-    return stages
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
 class Projector(nn.Module):
@@ -190,6 +137,7 @@ class Projector(nn.Module):
     for i, f in enumerate(self.features[:-1]):
       x = nn.Dense(f, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
                    kernel_init=DENSE_INIT, name=f'hidden{i}')(x)
+      self.sow('intermediates', f'hidden{i}_linear', x)
       x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name=f'hidden{i}_bn')(x))
       self.sow('intermediates', f'hidden{i}_relu', x)
     x = nn.Dense(self.features[-1], dtype=self.dtype, param_dtype=jnp.float32,
