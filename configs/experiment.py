@@ -3,91 +3,83 @@
   python -m rwjax.experiment --config=configs/experiment.py:SCALE --workdir=DIR [--config.x.y=v]
 
 SCALE:
-  tiny   CPU, a few minutes: 4-wide ResNet-18 on 16x16 frames, digits for every task; checks
-         the machinery end to end (tests/test_experiment.py runs it).
-  cpu    2 CPU cores, under the hour (42 min measured, README): the paper's protocol arms,
-         its controls, random init and the null arm, 3 seeds, 20 steps of an 8-wide
-         ResNet-18 on 32x32 frames, CIFAR-10 and MNIST subsets from image folders
-         (--config.cifar10=PATH --config.mnist=PATH; CIFAR-10 stands in for CIFAR-100
-         wherever the paper used it).
-  paper  the paper's sizes (64-wide ResNet-18, its movie of 20,000 frames, 100 epochs of its
-         whole-wave batches, its evaluation sizes on the image folders), every arm, 3 seeds
-         (42, 43, 44); a GPU.
-  cpu_wide  the cpu scale at the paper's width (64, the paper's projector), where claim 1's
-         measure is above chance (README): waves (lansdell_movie) against random init only,
-         3 seeds, 20 steps; the paper's protocol, rwjax's classification probes only.
-  colab  the paper's network at fewer steps and seeds, for a free Colab GPU (launch/colab.ipynb).
+  tiny      CPU, a few minutes: 4-wide ResNet-18 on 16x16 frames, digits for every task; checks
+            the machinery end to end (tests/test_experiment.py runs it).
+  cpu       2 CPU cores, under the hour: the paper's protocol arms, its controls, random init
+            and the null arm, 3 seeds, 20 steps of an 8-wide ResNet-18 on 32x32 frames,
+            CIFAR-10 and MNIST subsets from image folders (--config.cifar10=PATH
+            --config.mnist=PATH; CIFAR-10 stands in for CIFAR-100 wherever the paper used it).
+  cpu_wide  the cpu scale at the paper's width (64, the paper's projector): waves
+            (lansdell_movie) against random init, 3 seeds, 20 steps; rwjax's probes only
+            for the classification claim.
+  paper     the paper's sizes (64-wide ResNet-18, its movie of 20,000 frames, 100 epochs of
+            its whole-wave batches, its evaluation sizes on the image folders), every arm, 3
+            seeds (42, 43, 44); a GPU.
+  colab     the paper's network at fewer steps and seeds, for a free Colab GPU.
 
-The arms (rwjax/experiment.py ARMS) are data: each is a set of overrides of `config.pretrain`;
-an arm whose keys or values this tree's trainer does not know yet is listed as pending in the
-report. `--config.arms=a,b` sets the matrix, `--config.only=a,b` runs a subset of it
-(`--config.only_protocols=a,b` a subset of the evaluation protocols), and
-`--config.recordings=FOLDER` (MEA spike files, e.g. ../shared/data/mea-maccione2014) adds the
-recorded-waves arm. Re-running skips finished runs and resumes an interrupted one.
-Results: DIR/report.md, DIR/report.html (self-contained), DIR/results.json.
+Arms: rwjax/experiment/arms.py (`--config.arms=a,b` sets the matrix, `--config.only=a,b` runs
+a subset; `--config.recordings=FOLDER` of MEA spike files adds the recorded-waves arm). Every
+checkpoint is evaluated once with `config.evaluate` (the presets of configs/evaluate.py at the
+scale's sizes; '{cifar10}' / '{mnist}' in a source are config.cifar10 / config.mnist). Claims
+read report rows by their keys (rwjax/eval/claims.py). Re-running skips finished runs and
+resumes an interrupted one. Results: DIR/report.md, DIR/report.html, DIR/results.json.
 """
 
 import ml_collections
 
 from rwjax import defaults
+from rwjax.eval import evals
 
 SCALES = ('tiny', 'cpu', 'cpu_wide', 'paper', 'colab')
-
-# Every arm of rwjax/experiment.py ARMS; a scale's matrix is a subset.
 ALL_ARMS = ('random_init', 'lansdell', 'godfrey', 'movie_pairs', 'temporal', 'spatial',
             'spatiotemporal', 'lansdell_movie', 'temporal_global', 'spatial_per_frame',
             'spatiotemporal_global', 'recorded', 'null')
-
-
-def _protocols(rwjax_preset: str, paper_preset: str, mnist: bool) -> ml_collections.ConfigDict:
-  """Evaluation protocols: name -> {preset of configs/evaluate.py, overrides of its keys}.
-
-  Overrides of keys a preset does not have are not applied (the report lists them); a preset
-  this tree does not have yet makes the protocol pending. '{cifar10}' / '{mnist}' in a value
-  become config.cifar10 / config.mnist.
-  """
-  p = ml_collections.ConfigDict()
-  p.rwjax = ml_collections.ConfigDict({'preset': rwjax_preset, 'overrides': {}})
-  if mnist:  # Plain MNIST classification (the paper's second dataset): probes only.
-    p.rwjax_mnist = ml_collections.ConfigDict({'preset': rwjax_preset, 'overrides': {
-        'data': {'source': 'folder:{mnist}'},
-        'exemplar': {'enabled': False}, 'capacity': {'enabled': False},
-        'shift': {'enabled': False}}})
-  p.paper = ml_collections.ConfigDict({'preset': paper_preset, 'overrides': {}})
-  return p
-
-
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                    'ship', 'truck')
+CIFAR10, MNIST = 'folder:{cifar10}', 'folder:{mnist}'
 
 
-def _paper_on_folders(**sizes) -> dict:
-  """Overrides of the `paper` preset for the image folders (config.cifar10 / config.mnist):
-  CIFAR-10 in place of CIFAR-100 (its 10 classes for the invariance tasks, its test images
-  for the exemplar manifolds), MNIST and CIFAR-10 classification, CIFAR-10 class manifolds
-  of the first images of each class (the paper's ranked lists need TFDS ids), no wave
-  manifolds; `sizes` the counts of a scale, the paper's value in each comment (its simulated
-  capacity and colour manifolds can be left out: no claim reads them)."""
-  folder = lambda name: 'folder:{' + name + '}'
-  return {
-      'seeds': 1,
-      # The preset's own rwjax tasks are the rwjax protocol's job: the least of them here.
-      'data': {'source': folder('cifar10'), 'max_train': 500, 'max_test': 200},
-      'layers': ('pooled',), 'shift': {'enabled': False}, 'exemplar': {'enabled': False},
-      'capacity': {'enabled': False},
-      'paper_tasks': {'source': folder('cifar10'), 'classes': CIFAR10_CLASSES,
-                      'per_class': sizes['per_class']},  # paper: 600 (CIFAR-100)
-      'paper_probe': {'classification': (folder('mnist'), folder('cifar10')),
-                      'max_train': sizes['max_train'], 'max_test': sizes['max_test'],
-                      'layers': 'paper', 'logistic': False},  # paper: all images, 9 nodes
-      'paper_manifolds': {
-          'kinds': sizes.get('manifold_kinds', ('translate', 'color', 'class_cifar10')),
-          'exemplar_source': folder('cifar10'), 'exemplar_p': sizes['exemplar_p'],  # 50
-          'classes': {'cifar10': {'source': folder('cifar10'), 'p': 10,
-                                  'm': sizes['class_m'], 'ranked': ''}},  # m: 100
-          'class_selection': 'first', 'n_t': sizes['n_t'],  # 500
-          'project_dims': sizes['project_dims'],  # 5000
-          'simulate': sizes.get('simulate', True), 'sim_trials': sizes.get('sim_trials', 100)}}
+def _evaluate(probe_layers: str, cifar10: str = CIFAR10, mnist: str = MNIST,
+              **sizes) -> ml_collections.ConfigDict:
+  """rwjax's probes, the paper's probes (+ the logistic probe on the same features at the
+  encoder output) and manifolds, at the sizes of a scale (the paper's value beside each)."""
+  c = defaults.config_file('evaluate', 'combined')
+  c.seeds, c.random_init_arm = 1, False  # the experiment compares its own networks
+  c.adapt.source, c.adapt.max_examples = cifar10, sizes.get('max_train', 0)
+  p = c.evals.probes
+  p.classification.sources = (cifar10, mnist)
+  p.classification.max_train = sizes.get('rw_max_train', 0)
+  p.classification.max_test = sizes.get('rw_max_test', 0)
+  p.exemplar.source = c.evals.capacity.exemplar.source = cifar10
+  c.evals.capacity.classes['class'].source = cifar10
+  q = c.evals.paper_probes
+  q.layers = probe_layers  # paper: 'paper_probe_relus' (every ReLU)
+  q.probes = ('adam',)
+  q.invariance.source = cifar10  # paper: CIFAR-100
+  q.invariance.classes = CIFAR10_CLASSES
+  q.invariance.per_class = sizes.get('per_class', 600)  # paper: 600
+  q.classification.sources = (mnist, cifar10)
+  q.classification.max_train = sizes.get('max_train', 0)  # paper: 0 (all)
+  q.classification.max_test = sizes.get('max_test', 0)
+  # Claim 2's second reading: the converged logistic probe on the same features.
+  lg = c.evals.paper_logistic = evals.new('probe')
+  lg.update({k: q[k] for k in ('batchnorm', 'features', 'draws')})
+  lg.layers, lg.probes = 'pooled', ('logistic',)
+  lg.classification = q.classification
+  m = c.evals.paper_manifolds
+  name = sizes.get('class_set', 'class_cifar10')
+  m.kinds = sizes.get('kinds', ('translate', 'color', name))
+  m.exemplar.source, m.exemplar.p = cifar10, sizes.get('exemplar_p', 50)  # paper: 50
+  classes = m.classes['class_cifar10']
+  del m.classes['class_cifar100'], m.classes['class_cifar10']
+  m.classes[name] = classes
+  classes.update({'source': cifar10, 'selection': 'first',  # paper: its ranked lists
+                  'm': sizes.get('class_m', 100)})  # paper: 100
+  m.n_t = sizes.get('n_t', 500)  # paper: 500
+  m.project_dims = sizes.get('project_dims', 5000)  # paper: 5000
+  if not sizes.get('simulate', True):
+    m.measures = tuple(g for g in m.measures if g != 'sim_alpha')
+  return c
 
 
 def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
@@ -99,56 +91,49 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   c.scale = scale
   c.seeds = 2  # pre-training seeds per arm (the paper: 3, seeds 42, 43, 44)
   c.first_seed = 0
-  c.arms = ','.join(ALL_ARMS)  # the matrix (recorded: skipped without config.recordings)
+  c.arms = ','.join(ALL_ARMS)  # the matrix (recorded: only with config.recordings)
   c.only = ''  # 'a,b': run only these arms of the matrix (the report covers what exists)
-  c.only_protocols = ''  # 'a,b': evaluate with only these of config.protocols (as `only`)
   # Write the report from the runs DIR holds (e.g. results brought back from other machines,
   # launch/offline_gpu.sh); train and evaluate nothing, read no image.
   c.report_only = False
   c.recordings = ''  # folder of MEA spike files (.h5): adds the recorded-waves arm
   c.cifar10 = 'data/cifar10'  # image folders (split/label/file) for the cpu / paper scales
   c.mnist = 'data/mnist'
-  # Evaluation points: fractions of config.pretrain.train.steps (checkpoints at those steps are
-  # what the evaluator sees; step 0 is the random-init network of the same seed).
+  c.budget = ''  # the training budget of a reduced scale, stated as a trade (the report)
+  # Evaluation points: fractions of config.pretrain.train.steps (step 0 is the random-init
+  # network of the same seed).
   c.eval_steps = (0.0, 0.1, 0.3, 1.0)
   # Keep compiled programs in DIR/jax_cache (a local DIR; unless JAX_COMPILATION_CACHE_DIR is
   # set): on CPU compilation is a large part of a short run, and most runs share programs.
   c.compilation_cache = True
   c.null_seed_offset = 1000  # the null arm's networks: random inits of seeds offset by this
-
   # The recorded-waves arm: stage II recordings (age <= max_age_days), each converted with
-  # `python -m rwjax.waves convert`, then the first max_frames / n frames of each, joined in
-  # time (the paper's recorded set is a few thousand frames; 20,000 as its simulated set).
+  # `python -m rwjax.waves convert`, then the first max_frames / n frames of each, joined.
   c.recorded = ml_collections.ConfigDict({'max_age_days': 9, 'max_frames': 20_000})
-
-  # The saved movie of the file-source arms, written by `python -m rwjax.waves simulate`
-  # with config.pretrain.data.sim_params of `model` (the paper: 20,000 frames of a 64x64
-  # lattice pooled to 32x32).
-  # pretrain_params: simulate with config.pretrain.data.sim_params (False: the model's own).
-  c.movie = ml_collections.ConfigDict({'model': 'lansdell', 'size': 64, 'seconds': 1000.0,
-                                       'batch': 2, 'warmup': 300.0, 'seed': 0,
-                                       'pretrain_params': True})
-
-  # The pre-training every arm starts from (rwjax.defaults.pretrain_config: the paper's
-  # values); an arm overrides a few keys. Nothing is tuned per arm.
+  # The saved movies of the file-source arms (rwjax/experiment/arms.py names them), written
+  # by `python -m rwjax.waves simulate` (pretrain_params: with config.pretrain.data.
+  # sim_params of `model`; False: the model's own). The paper: 20,000 frames of a 64x64
+  # lattice pooled to 32x32.
+  c.movies = ml_collections.ConfigDict({'lansdell': {
+      'model': 'lansdell', 'size': 64, 'seconds': 1000.0, 'batch': 2, 'warmup': 300.0,
+      'seed': 0, 'pretrain_params': True}})
+  # The pre-training every arm starts from (the paper's values); an arm overrides a few keys.
   c.pretrain = defaults.pretrain_config()
   c.pretrain.train.log_every = 10
-
-  # Which numbers each claim reads: 'protocol:path' candidates (paths into the evaluator's
-  # report.json), the first measured one is used; classification uses every measured one
-  # (one per dataset); capacity is a family of layers ('<layer>').
+  # Which report rows each claim reads (rwjax/eval/claims.py): eval/task/layer/measure
+  # [/batchnorm], layer * = every layer; several comma-separated.
   c.claims = ml_collections.ConfigDict()
-  c.claims.waves_arm = 'auto'  # 'auto': the first with results of lansdell_movie, movie_pairs, lansdell
-  paper = lambda task: f'paper:paper/probes/invariance_{task}/pooled/paper_protocol'
-  c.claims.translation = paper('translate') + ',rwjax:exemplar/translate/pooled'
-  c.claims.rotation = paper('rotate') + ',rwjax:exemplar/rotate/pooled'
-  c.claims.color = paper('color') + ',rwjax:exemplar/color/pooled'
-  c.claims.classification = 'rwjax:classification/pooled,rwjax_mnist:classification/pooled'
-  c.claims.capacity = ('paper:paper/manifolds/translate/<layer>/alpha,'
-                       'rwjax:capacity/alpha/translate/<layer>')
+  c.claims.waves_arm = 'auto'  # the first with results of lansdell_movie, movie_pairs, lansdell
+  invariance = lambda t: f'paper_probes/invariance_{t}/pooled/adam_best'
+  c.claims.translation = invariance('translate')
+  c.claims.rotation = invariance('rotate')
+  c.claims.color = invariance('color')
+  c.claims.classification = 'paper_probes/cifar10/pooled/adam_best,paper_probes/mnist/pooled/adam_best'
+  c.claims.classification_logistic = ('paper_logistic/cifar10/pooled/logistic,'
+                                      'paper_logistic/mnist/pooled/logistic')
+  c.claims.capacity = 'paper_manifolds/translate/*/alpha'
 
   if scale == 'tiny':
-    c.seeds = 2
     c.eval_steps = (0.0, 0.5, 1.0)
     p = c.pretrain
     p.model.width, p.model.projector, p.model.dtype = 4, (16, 8), 'float32'
@@ -158,43 +143,41 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     p.data.sim_params.lansdell.spont_prob = 0.01  # frequent waves: every buffer has pairs
     p.train.batch_pairs, p.train.steps = 16, 6
     p.train.log_every, p.train.checkpoint_every = 3, 3
-    # The wave finder needs real waves: the 32-cell lattice with the stream's frequent starts
-    # gave none; at 64 cells, default parameters, seed 0 (measured, waves per retina in 2 x
-    # 30 s by the trainer's frame labels): 0-1 after 0-50 s of warm-up, 15 and 18 after 100 s
-    # (37% of frames in waves; 10 s to simulate on 2 cores), 12 and 16 after 300 s (28 s).
-    c.movie.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 100.0,
-                    'pretrain_params': False})
+    # The wave finder needs real waves: at 64 cells, default parameters, seed 0, 100 s of
+    # warm-up, 15 and 18 waves per retina in 2 x 30 s (37% of frames in waves).
+    c.movies.lansdell.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 100.0,
+                              'pretrain_params': False})
     c.recorded.max_frames = 400
-    c.protocols = _protocols('digits', 'paper_digits', mnist=False)
-    c.protocols.rwjax.overrides = {
-        'seeds': 1, 'layers': ('stem', 'layer2', 'layer4', 'pooled'),
-        'probe': {'steps': 50, 'l2_grid': (1e-4, 1e-2)},
-        'data': {'max_train': 300, 'max_test': 200}, 'shift': {'pixels': (0, 4)},
-        'exemplar': {'images': 10, 'n_train': 4, 'n_test': 2},
-        # The paper protocol's manifold sizes (below): every capacity analysis of the
-        # matrix is one compiled program (features of at most 64 dims at these layers).
-        'capacity': {'kinds': ('translate', 'class'), 'P': 5, 'M': 10, 'n_t': 50,
-                     'project_dims': 64, 'layers': 'stages'}}
-    # The paper's protocol at digits sizes, at three of its layers (each layer shape is a
-    # program to compile), its translation manifolds of the class manifolds' size and its
-    # features projected to the rwjax protocol's width (one compiled analysis for both
-    # kinds and protocols); its preset's own rwjax tasks are the rwjax protocol's job (as on
-    # the folders), its logistic rows and simulated capacity no claim's.
-    c.protocols.paper.overrides = {
-        'seeds': 1, 'layers': ('pooled',), 'shift': {'enabled': False},
-        'exemplar': {'enabled': False}, 'capacity': {'enabled': False},
-        'paper_tasks': {'per_class': 30},
-        'paper_probe': {'logistic': False, 'max_train': 300, 'max_test': 200,
-                        'layers': 'pooled,stem_relu,layer4_block0_relu1'},
-        'paper_manifolds': {'simulate': False, 'exemplar_m': 10, 'project_dims': 64,
-                            'layers': 'stem_relu,layer2_block1_out,layer4_block1_out'}}
-    c.claims.classification = 'rwjax:classification/pooled'  # digits stand in for both
+    e = c.evaluate = _evaluate('pooled,stem_relu,layer4_block0_relu1', 'digits', 'digits',
+                               max_train=300, max_test=200, per_class=30,
+                               kinds=('translate', 'class_digits'), class_set='class_digits',
+                               exemplar_p=5, class_m=10, n_t=50, project_dims=64,
+                               simulate=False)
+    e.batch_size, e.batchnorm_batch = 256, 32
+    pr, cap = e.evals.probes, e.evals.capacity
+    pr.classification.sources = ('digits',)
+    pr.classification.update({'max_train': 300, 'max_test': 200, 'shifts': (4,)})
+    pr.layers = 'stem,layer2,layer4,pooled'
+    pr.logistic.update({'steps': 50, 'l2_grid': (1e-4, 1e-2)})
+    pr.exemplar.update({'images': 10, 'n_train': 4, 'n_test': 2})
+    cap.kinds, cap.layers = ('translate', 'class'), 'stem,layer2,layer4,pooled'
+    cap.exemplar.update({'p': 5, 'm': 10})
+    cap.classes['class'].update({'p': 5, 'm': 10, 'max_examples': 200})
+    cap.n_t, cap.project_dims = 50, 64
+    q = e.evals.paper_probes
+    q.invariance.update({'classes': tuple(str(i) for i in range(10)),
+                         'transforms': ('translate', 'none')})
+    q.classification.update({'sources': ('digits',), 'fit': 'resize'})
+    e.evals.paper_logistic.classification = q.classification
+    m = e.evals.paper_manifolds
+    m.layers = 'stem_relu,layer2_block1_out,layer4_block1_out'
+    m.exemplar.m = 10
+    m.classes['class_digits'].update({'p': 5})
+    c.claims.classification = 'paper_probes/digits/pooled/adam_best'
+    c.claims.classification_logistic = 'paper_logistic/digits/pooled/logistic'
   elif scale in ('cpu', 'cpu_wide'):
-    # Fitted to the hour on the 2-core machine (README, "The experiment"): evaluation, not
-    # training, is most of a run there, so the paper's evaluation runs at reduced sizes
-    # and at two points (step 0, which is random_init's, and the end); the paper's own
-    # pre-training protocol (whole-wave batches of 3,000 frames) for 20 steps of a 8-wide
-    # network; the paper's controls; 3 seeds (the paper's count).
+    # Evaluation, not training, is most of a run on 2 cores at these sizes: the paper's
+    # evaluation at reduced sizes, at two points (step 0, random_init's, and the end).
     c.seeds = 3
     c.eval_steps = (0.0, 1.0)
     p = c.pretrain
@@ -203,55 +186,42 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     p.data.calibration_s = 30.0
     p.train.batch_pairs, p.train.steps = 64, 20
     p.train.log_every, p.train.checkpoint_every = 5, 10
-    c.arms = 'random_init,lansdell_movie,temporal_global,spatial_per_frame,spatiotemporal_global,null'
-    c.movie.update({'seconds': 500.0, 'batch': 2})  # 10,000 frames of 32x32
+    c.arms = ('random_init,lansdell_movie,temporal_global,spatial_per_frame,'
+              'spatiotemporal_global,null')
+    c.movies.lansdell.update({'seconds': 500.0, 'batch': 2})  # 10,000 frames of 32x32
     c.recorded.max_frames = 10_000
-    c.protocols = _protocols('cifar10_folder', 'paper', mnist=True)
-    sizes = {'seeds': 1, 'data': {'source': 'folder:{cifar10}', 'max_train': 2000,
-                                  'max_test': 500},
-             'exemplar': {'source': 'folder:{cifar10}', 'images': 20, 'n_train': 10,
-                          'n_test': 5},
-             'shift': {'pixels': (0, 4, 8)},
-             'capacity': {'kinds': ('translate', 'class'), 'P': 10, 'M': 20, 'n_t': 100,
-                          'project_dims': 1024, 'layers': 'stages'}}
-    c.protocols.rwjax.overrides = sizes
-    c.protocols.rwjax_mnist.overrides.seeds = 1
-    c.protocols.rwjax_mnist.overrides.data.update({'max_train': 2000, 'max_test': 500})
-    c.protocols.paper.overrides = _paper_on_folders(
-        per_class=600, max_train=5000, max_test=1000, manifold_kinds=('translate', 'class_cifar10'),
-        exemplar_p=20, class_m=50, n_t=100, project_dims=1024, simulate=False)
+    e = c.evaluate = _evaluate('paper_probe', max_train=5000, max_test=1000, per_class=600,
+                               kinds=('translate', 'class_cifar10'), exemplar_p=20,
+                               class_m=50, n_t=100, project_dims=1024, simulate=False,
+                               rw_max_train=2000, rw_max_test=500)
+    pr, cap = e.evals.probes, e.evals.capacity
+    pr.classification.shifts = (4, 8)
+    pr.exemplar.update({'images': 20, 'n_train': 10, 'n_test': 5})
+    cap.kinds, cap.layers = ('translate', 'class'), 'stages'
+    cap.exemplar.update({'p': 10, 'm': 20})
+    cap.classes['class'].update({'p': 10, 'm': 20, 'max_examples': 500})
+    cap.n_t, cap.project_dims = 100, 1024
     if scale == 'cpu_wide':
-      # The paper's width: at 8, the paper's probe is at chance on translated images for
-      # every network (random init 0.111; at 64, 0.152: bench/paper_task_width.py), so claim
-      # 1 cannot be read there. A whole-wave step of the 64-wide network takes ~36 s on 2
-      # cores (8-wide: ~1.5 s) and an evaluation 10-12 min, so only the comparison claims
-      # 1-3 and 5 need: waves against random init; rwjax's protocol only for claim 2's
-      # classification probes (README: 2 h on 2 cores).
+      # The paper's width, where the paper's probe of translated images is above chance
+      # (bench/paper_task_width.py). A whole-wave step takes ~36 s on 2 cores, so only the
+      # comparison claims 1-3 and 5 are run: waves against random init, rwjax's probes at the
+      # encoder output only.
       p.model.width, p.model.projector = 64, defaults.pretrain_config().model.projector
       c.arms = 'random_init,lansdell_movie'
-      only_pooled = {'seeds': 1, 'layers': ('pooled',), 'exemplar': {'enabled': False},
-                     'capacity': {'enabled': False}, 'shift': {'enabled': False}}
-      c.protocols.rwjax.overrides = {**only_pooled, 'data': sizes['data']}
-      c.protocols.rwjax_mnist.overrides.update(only_pooled)
-  elif scale in ('paper', 'colab'):
+      pr.layers, pr.exemplar.transforms, pr.classification.shifts = 'pooled', (), ()
+      del e.evals.capacity
+  else:  # paper, colab
     c.seeds, c.first_seed = 3, 42  # the paper's seeds
-    c.arms = ','.join(ALL_ARMS)
-    c.movie.update({'seconds': 1000.0, 'batch': 2})  # 20,000 frames (the paper's set)
+    c.movies.lansdell.update({'seconds': 1000.0, 'batch': 2})  # 20,000 frames (the paper's)
     # One step count for every arm: the paper's 100 epochs of its whole-wave batches (the
     # 16,000 training frames of the 20,000-frame movie make 5 batches of > 3,000 frames per
-    # epoch: 500 steps, ~1.5M views); the random-pairs arms get 500 steps of 512 pairs
-    # (0.5M views).
+    # epoch: 500 steps); the random-pairs arms get 500 steps of 512 pairs.
     c.pretrain.train.steps, c.pretrain.train.checkpoint_every = 500, 50
-    c.protocols = _protocols('cifar10_folder', 'paper', mnist=True)
-    c.protocols.rwjax.overrides = {'data': {'source': 'folder:{cifar10}'},
-                                   'exemplar': {'source': 'folder:{cifar10}'}}
-    c.protocols.paper.overrides = _paper_on_folders(  # the paper's sizes
-        per_class=600, max_train=0, max_test=0, exemplar_p=50, class_m=100, n_t=500,
-        project_dims=5000)
+    c.evaluate = _evaluate('paper_probe')  # the paper's sizes
     if scale == 'colab':  # a free Colab GPU (T4, 15 GB): fewer steps and seeds
       c.seeds = 2
       c.arms = ('random_init,lansdell,movie_pairs,temporal,spatial,lansdell_movie,'
                 'temporal_global,spatial_per_frame,recorded,null')
       c.pretrain.train.steps = 250  # 50 epochs of the paper's batches
-      c.protocols.rwjax.overrides.update({'seeds': 1, 'capacity': {'layers': 'stages'}})
+      c.evaluate.evals.capacity.layers = 'stages'
   return c

@@ -1,70 +1,97 @@
 """Statistics across pre-training networks, and the verdict rules of the paper's five claims.
 
 The unit of replication is the network: one value per pre-training seed (each network's
-number is the evaluator's, i.e. its mean over the evaluator's own probe seeds). An arm is
-compared with the random-init arm by Welch's t-test across networks (two-sided,
-scipy.stats.ttest_ind with unequal variances; rwjax.eval.stats.compare(paired=False)): no
-pairing is assumed, because the null arm's networks share nothing with the random-init ones
-and the test must be the same for every arm. The effect size is Cohen's d with the pooled
-standard deviation (ddof 1). A gain is mean(arm) - mean(random init).
+number is the evaluator's, its mean over the evaluator's own draws). An arm is compared with
+the random-init arm by Welch's t-test across networks (two-sided, rwjax.eval.stats.compare
+(paired=False)): no pairing is assumed, because the null arm's networks share nothing with
+the random-init ones and the test must be the same for every arm. The effect size is Hedges'
+g (rwjax.eval.stats.hedges_g, the evaluator's). A gain is mean(arm) - mean(random init).
 
-The rules below were fixed before any result existed (issue 14) and are not tuned:
+A claim reads report rows by their keys (rwjax.eval.report): a spec 'eval/task/layer/measure'
+or 'eval/task/layer/measure/batchnorm', layer '*' for every layer of the eval (`parse`).
+
+The rules (fixed before the runs they judge, not tuned):
   ALPHA = 0.05   significance level of every test;
   MOST  = 0.5    a control (or another task) "keeps" a fraction gain_other / gain_waves of the
                  wave arm's gain; it "loses most of the gain" when it keeps less than MOST.
   1. translation: held if gain > 0 and p < ALPHA at the encoder output; not held if gain <= 0;
      inconclusive otherwise (gain > 0, p >= ALPHA or undefined).
-  2. classification (each dataset, encoder output): held if every gain >= 0; not held if any
-     gain < 0 with p < ALPHA; inconclusive otherwise.
-  3. capacity of translation manifolds: with g the per-layer gains of the backbone layers
-     (projector layers left out) and e the encoder-output layer: held if g[e] > 0 with
-     p < ALPHA and the largest gain lies in the later half of the layers; not held if
-     g[e] <= 0, or g[e] is significant but the largest gain lies in the earlier half;
-     inconclusive otherwise.
-  4. controls (on claim 1's measure): held if the wave arm's gain is > 0 with p < ALPHA and
-     every control keeps < MOST of it; not held if that gain is significant and some control
-     keeps >= MOST; inconclusive if the wave arm's gain is not significant or no control ran.
-  5. specificity to translation: held (the gain is specific) if the translation gain is > 0
-     with p < ALPHA and the rotation and colour gains each keep < MOST of it; not held if
-     the translation gain is significant and rotation or colour keeps >= MOST; inconclusive
-     if the translation gain is not significant.
+  2. classification (each dataset, encoder output), read twice: with the paper's own probe
+     (the Adam probe's best epoch, the paper's number) and with the converged logistic probe
+     on the same features (same BatchNorm mode, same images): held if every gain >= 0; not
+     held if any gain < 0 with p < ALPHA; inconclusive otherwise.
+  3. capacity of translation manifolds, once per BatchNorm mode of the manifold analysis (the
+     paper's running statistics, and 'adapt': statistics re-estimated on natural images):
+     with g the per-layer gains of the backbone layers (projector layers left out) and e the
+     encoder-output layer: held if g[e] > 0 with p < ALPHA and the largest gain lies in the
+     later half of the layers; not held if g[e] <= 0, or g[e] is significant but the largest
+     gain lies in the earlier half; inconclusive otherwise. `survives` says how much of the
+     running-mode gain at e 'adapt' keeps.
+  4. controls, on claim 1's measure and on claim 3's (the encoder output, each mode):
+     inconclusive if the wave arm's gain is not significant or no control ran; not held if
+     some control keeps >= MOST of the gain; held if every control keeps < MOST and the wave
+     arm is above it by a direct test (Welch across networks, wave arm vs control, p < ALPHA);
+     inconclusive otherwise (the controls keep less, not all significantly less).
+  5. specificity to translation: not held if another task (rotation, colour) gains
+     significantly more than translation: per network the difference other - translation,
+     its gain over random init > 0 with p < ALPHA; otherwise inconclusive if the translation
+     gain is not significant; held if the rotation and colour gains each keep < MOST of it,
+     not held if one keeps >= MOST.
+  The null arm (random inits standing in as pre-trained) counts the rows that come out
+  "significant" at ALPHA: about ALPHA of them is what trustworthy tests give.
 """
 
-import math
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from rwjax.errors import InputError
 from rwjax.eval import stats
 
 ALPHA = 0.05
 MOST = 0.5
 HELD, NOT_HELD, INCONCLUSIVE = 'held', 'not held', 'inconclusive'
-TEST = "Welch's t-test across pre-training networks (two-sided), Cohen's d (pooled SD)"
+TEST = "Welch's t-test across pre-training networks (two-sided), Hedges' g"
 
 
-def cohen_d(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
-  """(mean a - mean b) / pooled SD (ddof 1); None when undefined (n < 2 or no spread)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
-    return None
-  pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1))
-                     / (len(a) + len(b) - 2))
-  return float((a.mean() - b.mean()) / pooled) if pooled > 0 else None
+class Spec(NamedTuple):
+  """Which report rows a claim reads: None batchnorm = any mode, '*' layer = every layer."""
+  eval: str
+  task: str
+  layer: str
+  measure: str
+  batchnorm: Optional[str] = None
+
+  def matches(self, key: tuple) -> bool:
+    ev, task, layer, measure, mode = key
+    return ((ev, task, measure) == (self.eval, self.task, self.measure)
+            and self.layer in ('*', layer) and self.batchnorm in (None, mode))
+
+  def __str__(self):
+    return '/'.join(x for x in self if x is not None)
+
+
+def parse(spec: str, what: str) -> Spec:
+  """'eval/task/layer/measure[/batchnorm]' -> Spec; InputError naming `what` (the key)."""
+  parts = spec.split('/')
+  if len(parts) not in (4, 5) or not all(parts):
+    raise InputError(f'{what}={spec!r} must name report rows as eval/task/layer/measure or '
+                     'eval/task/layer/measure/batchnorm (layer * = every layer)')
+  return Spec(*parts)
 
 
 def compare_networks(arm: Sequence[float], baseline: Sequence[float]) -> dict:
-  """An arm's per-network values against the baseline's (random init).
+  """An arm's per-network values against the baseline's (random init, or another arm).
 
-  Returns {'mean', 'std', 'n', 'baseline_mean', 'baseline_std', 'baseline_n', 'gain', 'p',
-  'd', 'values', 'baseline_values'}; undefined numbers are None.
+  Returns {'mean', 'std', 'n', 'values', 'baseline_mean', 'baseline_std', 'baseline_n',
+  'baseline_values', 'gain', 'p', 'g'}; undefined numbers are None.
   """
   c = stats.compare(list(arm), list(baseline), paired=False)
   a, b = c['pretrained'], c['random_init']
   return {'mean': a['mean'], 'std': a['std'], 'n': a['n'], 'values': a['values'],
           'baseline_mean': b['mean'], 'baseline_std': b['std'], 'baseline_n': b['n'],
           'baseline_values': b['values'], 'gain': c['difference'], 'p': c['p'],
-          'd': cohen_d(arm, baseline)}
+          'g': c['effect_size']}
 
 
 def significant_gain(c: Optional[dict]) -> bool:
@@ -77,12 +104,12 @@ def _num(x: Optional[float], spec: str = '.3f') -> str:
 
 
 def describe(c: Optional[dict]) -> str:
-  """'0.412 +- 0.010 vs 0.380 +- 0.020 (gain +0.032, p=0.04, d=2.0, n=3 vs 3)'."""
+  """'0.412 +- 0.010 vs 0.380 +- 0.020 (gain +0.032, p=0.04, g=2.0, n=3 vs 3)'."""
   if c is None:
     return 'not measured'
   return (f"{_num(c['mean'])} +- {_num(c['std'])} vs {_num(c['baseline_mean'])} +- "
           f"{_num(c['baseline_std'])} (gain {_num(c['gain'], '+.3f')}, p={_num(c['p'], '.3g')}, "
-          f"d={_num(c['d'], '.2f')}, n={c['n']} vs {c['baseline_n']})")
+          f"g={_num(c['g'], '.2f')}, n={c['n']} vs {c['baseline_n']})")
 
 
 def kept(gain_other: Optional[float], gain_waves: Optional[float]) -> Optional[float]:
@@ -92,9 +119,13 @@ def kept(gain_other: Optional[float], gain_waves: Optional[float]) -> Optional[f
   return gain_other / gain_waves
 
 
+def _measured(c: Optional[dict]) -> bool:
+  return c is not None and c['gain'] is not None
+
+
 def translation(c: Optional[dict]) -> str:
   """Claim 1 (see the module docstring)."""
-  if c is None or c['gain'] is None:
+  if not _measured(c):
     return INCONCLUSIVE
   if c['gain'] <= 0:
     return NOT_HELD
@@ -103,7 +134,7 @@ def translation(c: Optional[dict]) -> str:
 
 def not_worse(cs: Sequence[Optional[dict]]) -> str:
   """Claim 2: waves >= random init on every dataset."""
-  cs = [c for c in cs if c is not None and c['gain'] is not None]
+  cs = [c for c in cs if _measured(c)]
   if not cs:
     return INCONCLUSIVE
   if any(c['gain'] < 0 and c['p'] is not None and c['p'] < ALPHA for c in cs):
@@ -129,12 +160,11 @@ def late_layers(layers: Sequence[str]) -> list[str]:
 
 
 def capacity(per_layer: dict[str, Optional[dict]]) -> tuple[str, Optional[str]]:
-  """Claim 3: (verdict, the layer with the largest gain). per_layer: layer -> comparison,
-  in network order."""
+  """Claim 3 in one BatchNorm mode: (verdict, the layer with the largest gain). per_layer:
+  layer -> comparison, in network order."""
   layers = backbone(per_layer)
   e = encoder_output(layers)
-  gains = {l: per_layer[l]['gain'] for l in layers
-           if per_layer[l] is not None and per_layer[l]['gain'] is not None}
+  gains = {l: per_layer[l]['gain'] for l in layers if _measured(per_layer[l])}
   if e is None or e not in gains:
     return INCONCLUSIVE, None
   top = max(gains, key=gains.get)
@@ -145,26 +175,50 @@ def capacity(per_layer: dict[str, Optional[dict]]) -> tuple[str, Optional[str]]:
   return (HELD if top in late_layers(layers) else NOT_HELD), top
 
 
-def controls(waves: Optional[dict], control: dict[str, Optional[dict]]) -> str:
-  """Claim 4: each control keeps < MOST of the wave arm's (significant) gain."""
-  control = {k: c for k, c in control.items() if c is not None and c['gain'] is not None}
+def survives(running: Optional[dict], adapt: Optional[dict]) -> str:
+  """What of claim 3's running-mode gain at the encoder output 'adapt' keeps."""
+  if not (_measured(running) and _measured(adapt)):
+    return 'not measured in both modes'
+  share = kept(adapt['gain'], running['gain'])
+  return (f"with statistics re-estimated on natural images ('adapt') the gain is "
+          f"{_num(adapt['gain'], '+.3f')} (p={_num(adapt['p'], '.2g')}) against "
+          f"{_num(running['gain'], '+.3f')} (p={_num(running['p'], '.2g')}) with the "
+          f"running statistics: {_num(share, '.0%')} of it survives"
+          + (', significant' if significant_gain(adapt) else ', not significant'))
+
+
+def controls(waves: Optional[dict], control: dict[str, Optional[dict]],
+             direct: dict[str, Optional[dict]]) -> str:
+  """Claim 4 on one measure. control: name -> the control's comparison with random init;
+  direct: name -> the wave arm's comparison with that control (Welch across networks)."""
+  control = {k: c for k, c in control.items() if _measured(c)}
   if not significant_gain(waves) or not control:
     return INCONCLUSIVE
-  fractions = [kept(c['gain'], waves['gain']) for c in control.values()]
-  return HELD if all(f < MOST for f in fractions) else NOT_HELD
+  if any(kept(c['gain'], waves['gain']) >= MOST for c in control.values()):
+    return NOT_HELD
+  return HELD if all(significant_gain(direct.get(k)) for k in control) else INCONCLUSIVE
 
 
-def specific(translate: Optional[dict], others: dict[str, Optional[dict]]) -> str:
-  """Claim 5: the rotation and colour gains each keep < MOST of the translation gain."""
-  others = {k: c for k, c in others.items() if c is not None and c['gain'] is not None}
+def specific(translate: Optional[dict], others: dict[str, Optional[dict]],
+             excess: dict[str, Optional[dict]]) -> str:
+  """Claim 5. others: task -> its comparison with random init; excess: task -> the
+  comparison of the per-network difference (task - translation) with random init's."""
+  if any(significant_gain(c) for c in excess.values()):
+    return NOT_HELD
+  others = {k: c for k, c in others.items() if _measured(c)}
   if not significant_gain(translate) or not others:
     return INCONCLUSIVE
   fractions = [kept(c['gain'], translate['gain']) for c in others.values()]
   return HELD if all(f < MOST for f in fractions) else NOT_HELD
 
 
-def null_rate(comparisons: Sequence[dict]) -> tuple[int, int]:
+def null_rate(comparisons: Sequence[Optional[dict]]) -> tuple[int, int]:
   """(rows with p < ALPHA, rows with a defined p) of the null arm against random init."""
   ps = [c['p'] for c in comparisons if c is not None and c['p'] is not None]
   return sum(p < ALPHA for p in ps), len(ps)
 
+
+def difference(a: Sequence[Optional[float]], b: Sequence[Optional[float]]) -> list[float]:
+  """Per network a - b (the networks where both are measured)."""
+  return [float(x - y) for x, y in zip(a, b) if x is not None and y is not None
+          and np.isfinite(x) and np.isfinite(y)]

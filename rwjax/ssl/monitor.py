@@ -24,7 +24,7 @@ import ml_collections
 
 from rwjax.data import sources
 from rwjax.data.preprocess import to_network_input
-from rwjax.eval import features as features_lib
+from rwjax.eval import activations
 from rwjax.eval import probes
 
 
@@ -62,15 +62,15 @@ def make_monitor(config: ml_collections.ConfigDict, model,
   key = jax.random.PRNGKey(config.seed)
 
   def measure(variables):
-    f = lambda x: features_lib.extract_features(
-        model, variables, x, batch_size=m.batch_size, layers=('pooled',))['pooled']
+    f = lambda x: activations.extract(model, variables, x, [activations.View('pooled')],
+                                      batch_size=m.batch_size)[0]
     f_train, f_test = f(x_train), f(x_test)
     knn = knn_accuracy(f_train, y_train, f_test, y_test, num_classes=num_classes, k=m.knn_k,
                        temperature=m.knn_temperature)
-    probe = probes.linear_probe(key, f_train, y_train, f_test, y_test,
-                                num_classes=num_classes, l2_grid=tuple(m.probe_l2_grid),
-                                steps=m.probe_steps)
-    return {'knn_acc': float(knn), 'probe_acc': float(probe.test_accuracy)}
+    probe = probes.logistic(key, f_train, y_train, [(f_test, y_test)],
+                            num_classes=num_classes, l2_grid=tuple(m.probe_l2_grid),
+                            steps=m.probe_steps)[0]
+    return {'knn_acc': float(knn), 'probe_acc': float(probe.accuracy)}
 
   init = {f'monitor/{k}_init': v for k, v in measure(init_variables).items()}
 

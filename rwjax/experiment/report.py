@@ -1,0 +1,467 @@
+"""The experiment's report: DIR/report.md, a self-contained DIR/report.html (figures embedded
+as base64 PNG), DIR/figures/*.png and DIR/results.json (every number behind the report).
+
+The report is a list of blocks (headings, paragraphs, tables, figures) rendered twice, as
+Markdown and as HTML. Numbers: per arm and report row (rwjax.eval.report keys), the mean +-
+std over pre-training networks, the gain over random init, Welch's p across networks and
+Hedges' g (rwjax.eval.claims); the claims table applies the rules of rwjax.eval.claims.
+"""
+
+import base64
+import html
+import io
+import json
+import os
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from rwjax import paths as paths_lib
+from rwjax.eval import claims as claims_lib
+from rwjax.eval.report import short_layer_name
+from rwjax.experiment.arms import ARMS, CLAIMS_ARMS
+
+CLAIMS = {
+    '1': 'Translation-invariance task: waves > random init (p < 0.05 across networks) at the '
+         'encoder output',
+    '2': 'Classification (CIFAR-10, MNIST): waves >= random init',
+    '3': 'Manifold capacity of translation manifolds: waves > random init, the gap largest '
+         'in the late layers',
+    '4': f'Controls: the altered movies lose most of the gain (each keeps less than '
+         f"{claims_lib.MOST:.0%} of the wave arm's gain, and the wave arm is above it by a "
+         'direct test)',
+    '5': 'Rotation and colour tasks: the gain is specific to translation',
+}
+
+
+class Results:
+  """results[arm][seed][step][row key] -> value, with the comparisons of the report."""
+
+  def __init__(self, plan, results: dict):
+    self.plan, self.r = plan, results
+    self.final = max(plan.steps)
+    self.steps = tuple(plan.steps)
+
+  def by_seed(self, arm: str, key: tuple, step: int) -> dict:
+    step = step if ARMS[arm].trained else 0
+    out = {}
+    for seed in sorted(self.r.get(arm, {})):
+      v = self.r[arm][seed].get(step, {}).get(key)
+      if v is not None:
+        out[seed] = v
+    return out
+
+  def values(self, arm: str, key: tuple, step: int) -> list[float]:
+    return list(self.by_seed(arm, key, step).values())
+
+  def compare(self, arm: str, key: Optional[tuple], step: Optional[int] = None,
+              baseline: str = 'random_init') -> Optional[dict]:
+    step = self.final if step is None else step
+    if key is None:
+      return None
+    a, b = self.values(arm, key, step), self.values(baseline, key, step)
+    return claims_lib.compare_networks(a, b) if a and b else None
+
+  def excess(self, arm: str, key: tuple, over: tuple, step: Optional[int] = None):
+    """The per-network difference key - over, compared between the arm and random init."""
+    step = self.final if step is None else step
+    diff = lambda a: claims_lib.difference(*zip(*[
+        (v, self.by_seed(a, over, step).get(s)) for s, v in self.by_seed(a, key, step).items()
+    ])) if self.by_seed(a, key, step) else []
+    a, b = diff(arm), diff('random_init')
+    return claims_lib.compare_networks(a, b) if a and b else None
+
+  def keys(self) -> list[tuple]:
+    """Every row measured, in report order (from the random-init networks)."""
+    out = {}
+    for seed in sorted(self.r.get('random_init', {})):
+      for key in self.r['random_init'][seed].get(0, {}):
+        out[key] = None
+    return list(out)
+
+  def match(self, spec: claims_lib.Spec) -> list[tuple]:
+    return [k for k in self.keys() if spec.matches(k)]
+
+  def one(self, spec: claims_lib.Spec) -> Optional[tuple]:
+    found = self.match(spec)
+    return found[0] if found else None
+
+  def arms(self) -> list[str]:
+    return [a for a in self.plan.arms if a in self.r]
+
+
+def _fmt(x, spec='.3f'):
+  return '-' if x is None else format(x, spec)
+
+
+def _cell(c: Optional[dict], baseline: bool = False) -> str:
+  if c is None:
+    return '-'
+  if baseline:
+    return f"{_fmt(c['baseline_mean'])} +- {_fmt(c['baseline_std'])}"
+  return (f"{_fmt(c['mean'])} +- {_fmt(c['std'])} ({_fmt(c['gain'], '+.3f')}, "
+          f"p={_fmt(c['p'], '.2g')}, g={_fmt(c['g'], '.1f')})")
+
+
+def _specs(config, name: str) -> list[claims_lib.Spec]:
+  value = config.claims[name]
+  return [claims_lib.parse(s.strip(), f'config.claims.{name}') for s in value.split(',')
+          if s.strip()]
+
+
+def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
+  """Every claim's verdicts for wave arm `arm`: one row per claim and reading (claim 2 with
+  two probes, claim 3 per BatchNorm mode, claim 4 per measure), with the numbers behind it,
+  the measure read and the wave arm's gain at every evaluation step."""
+  config = res.plan.config
+  row = lambda n, reading='', **kw: {'claim': n, 'reading': reading, 'text': CLAIMS[n],
+                                     'verdict': claims_lib.INCONCLUSIVE, 'numbers': '',
+                                     'measure': '', 'by_step': {}, **kw}
+  if arm is None or arm not in res.r:
+    return [row(n, numbers='no wave arm has results') for n in CLAIMS]
+  gain_by_step = lambda key, a=arm: {s: (res.compare(a, key, s) or {}).get('gain')
+                                     for s in res.steps}
+  rows = []
+  trans = res.one(_specs(config, 'translation')[0])
+  t = res.compare(arm, trans)
+  last = (res.one(claims_lib.Spec(*trans[:3], 'adam_last', trans[4]))
+          if trans and trans[3] == 'adam_best' else None)
+  rows.append(row('1', verdict=claims_lib.translation(t), numbers=claims_lib.describe(t) + (
+      f'; last epoch: {claims_lib.describe(res.compare(arm, last))}' if last else ''),
+                  measure='/'.join(trans) if trans else 'not measured',
+                  by_step=gain_by_step(trans) if trans else {}))
+  for name, reading in (('classification', "the paper's probe"),
+                        ('classification_logistic', 'logistic probe')):
+    keys = [k for spec in _specs(config, name) for k in res.match(spec)[:1]]
+    cs = [res.compare(arm, k) for k in keys]
+    rows.append(row('2', reading, verdict=claims_lib.not_worse(cs),
+                    measure=', '.join('/'.join(k) for k in keys) or 'not measured',
+                    numbers='; '.join(f'{k[1]}: {claims_lib.describe(c)}'
+                                      for k, c in zip(keys, cs)) or 'not measured',
+                    by_step=gain_by_step(keys[0]) if keys else {}))
+  encoder = {}  # mode -> the encoder output's key of claim 3
+  for spec in _specs(config, 'capacity'):
+    keys = res.match(spec)
+    mode = keys[0][4] if keys else spec.batchnorm
+    per_layer = {k[2]: res.compare(arm, k) for k in keys}
+    verdict, top = claims_lib.capacity(per_layer)
+    e = claims_lib.encoder_output(list(per_layer))
+    encoder[mode] = next((k for k in keys if k[2] == e), None)
+    gains = ', '.join(f"{short_layer_name(l)} {_fmt((c or {}).get('gain'), '+.3f')}"
+                      for l, c in per_layer.items() if l in claims_lib.backbone(per_layer))
+    rows.append(row('3', f'BatchNorm {mode}', verdict=verdict,
+                    measure=str(spec) if keys else 'not measured',
+                    numbers=(f'encoder output ({e}): {claims_lib.describe(per_layer.get(e))}; '
+                             f'largest gain at {top}; gains per layer: {gains}') if e else
+                    'not measured', by_step=gain_by_step(encoder[mode]) if e else {}))
+  if 'running' in encoder and 'adapt' in encoder:
+    rows[-1]['numbers'] += '. ' + claims_lib.survives(res.compare(arm, encoder['running']),
+                                                      res.compare(arm, encoder['adapt']))
+  ctrl = [a for a in res.arms() if ARMS[a].role == 'control' and ARMS[a].reference == arm]
+  for reading, key in [('on claim 1', trans)] + [(f'on claim 3, BatchNorm {m}', k)
+                                                 for m, k in encoder.items()]:
+    w = res.compare(arm, key)
+    cc = {a: res.compare(a, key) for a in ctrl}
+    direct = {a: res.compare(arm, key, baseline=a) for a in ctrl}
+    rows.append(row('4', reading, verdict=claims_lib.controls(w, cc, direct),
+                    measure='/'.join(key) if key else 'not measured',
+                    numbers=(f"wave arm gain {_fmt((w or {}).get('gain'), '+.3f')} (p="
+                             f"{_fmt((w or {}).get('p'), '.2g')}); " + '; '.join(
+                                 f"{a}: gain {_fmt((c or {}).get('gain'), '+.3f')}, keeps "
+                                 f"{_fmt(claims_lib.kept((c or {}).get('gain'), (w or {}).get('gain')), '.0%')}"
+                                 f", wave arm - {a} {_fmt((direct[a] or {}).get('gain'), '+.3f')} "
+                                 f"(p={_fmt((direct[a] or {}).get('p'), '.2g')})"
+                                 for a, c in cc.items())) if cc and key else
+                    f'no control of {arm} has results',
+                    by_step={s: {a: claims_lib.kept((res.compare(a, key, s) or {}).get('gain'),
+                                                    (res.compare(arm, key, s) or {}).get('gain'))
+                                 for a in ctrl} for s in res.steps} if key else {}))
+  others, excess = {}, {}
+  for name in ('rotation', 'color'):
+    key = res.one(_specs(config, name)[0])
+    if key and trans:
+      others[name] = res.compare(arm, key)
+      excess[name] = res.excess(arm, key, trans)
+  rows.append(row('5', verdict=claims_lib.specific(t, others, excess),
+                  measure=', '.join(str(s) for n in ('rotation', 'color')
+                                    for s in _specs(config, n)),
+                  numbers=(f"translation gain {_fmt((t or {}).get('gain'), '+.3f')}; " + '; '.join(
+                      f"{k}: {claims_lib.describe(c)}, keeps "
+                      f"{_fmt(claims_lib.kept((c or {}).get('gain'), (t or {}).get('gain')), '.0%')}, "
+                      f"gain over translation {_fmt((excess[k] or {}).get('gain'), '+.3f')} "
+                      f"(p={_fmt((excess[k] or {}).get('p'), '.2g')})"
+                      for k, c in others.items())) if others else 'not measured',
+                  by_step={s: {'translation': (res.compare(arm, trans, s) or {}).get('gain'),
+                               **{k: (res.compare(arm, res.one(_specs(config, k)[0]), s)
+                                      or {}).get('gain') for k in others}}
+                           for s in res.steps}))
+  return rows
+
+
+def null_rows(res: Results) -> tuple[int, int]:
+  """(significant, tested) rows of the null arm against random init."""
+  return claims_lib.null_rate([res.compare('null', k) for k in res.keys()])
+
+
+# ---------------------------------------------------------------------------------------
+# Figures.
+
+def _png(fig) -> bytes:
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
+  plt.close(fig)
+  return buf.getvalue()
+
+
+def _colors(arms):
+  cmap = plt.get_cmap('tab20')
+  out = {a: cmap(i % 20) for i, a in enumerate(arms)}
+  out['random_init'] = (0.3, 0.3, 0.3, 1.0)
+  return out
+
+
+def layers_figure(res: Results, measures: tuple, title: str) -> Optional[bytes]:
+  """One panel per (eval, task, measure, BatchNorm mode) measured at >= 2 layers: every
+  arm's mean +- std over networks per layer, at the final step."""
+  panels = {}
+  for k in res.keys():
+    if k[3] in measures:
+      panels.setdefault((k[0], k[1], k[3], k[4]), []).append(k)
+  panels = {p: ks for p, ks in panels.items() if len(ks) >= 2}
+  if not panels:
+    return None
+  arms = res.arms()
+  colors = _colors(arms)
+  cols = min(4, len(panels))
+  rows = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.2 * cols, 3.2 * rows))
+  for ax, (panel, keys) in zip(axes.flat, panels.items()):
+    x = np.arange(len(keys))
+    for arm in arms:
+      vals = [res.values(arm, k, res.final) for k in keys]
+      ax.errorbar(x, [np.mean(v) if v else np.nan for v in vals],
+                  yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], label=arm,
+                  color=colors[arm], marker='o', ms=3, capsize=2)
+    ax.set_xticks(x, [short_layer_name(k[2]) for k in keys], rotation=70, fontsize=6)
+    ax.set_title('/'.join(panel), fontsize=8)
+  for ax in list(axes.flat)[len(panels):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=6, ncol=2)
+  fig.suptitle(f'{title}, step {res.final}, mean +- std over networks', fontsize=10)
+  fig.tight_layout()
+  return _png(fig)
+
+
+def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
+  """Each claim's measure against training steps, every arm (mean +- std over networks)."""
+  keys = {}
+  for r in claim_rows:
+    for m in r['measure'].split(', '):
+      parts = tuple(m.split('/'))
+      if len(parts) == 5 and parts[2] != '*' and parts not in keys.values():
+        keys[f"claim {r['claim']} {r['reading']}".strip()] = parts
+  if len(res.steps) < 2 or not keys:
+    return None
+  arms, colors = res.arms(), _colors(res.arms())
+  cols = min(4, len(keys))
+  rows = -(-len(keys) // cols)
+  fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.5 * cols, 3.2 * rows))
+  for ax, (title, key) in zip(axes.flat, keys.items()):
+    for arm in arms:
+      vals = [res.values(arm, key, s) for s in res.steps]
+      ax.errorbar(res.steps, [np.mean(v) if v else np.nan for v in vals],
+                  yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], label=arm,
+                  color=colors[arm], marker='o', ms=3, capsize=2)
+    ax.set_title(f"{title}\n{'/'.join(key)}", fontsize=7)
+    ax.set_xlabel('training step', fontsize=8)
+  for ax in list(axes.flat)[len(keys):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=6)
+  fig.tight_layout()
+  return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# Blocks -> Markdown and HTML.
+
+def _md(blocks) -> str:
+  out = []
+  for b in blocks:
+    kind = b[0]
+    if kind == 'h':
+      out.append('#' * b[1] + ' ' + b[2])
+    elif kind == 'p':
+      out.append(b[1])
+    elif kind == 'pre':
+      out.append('```\n' + b[1] + '\n```')
+    elif kind == 'table':
+      esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
+      out.append('| ' + ' | '.join(map(esc, b[1])) + ' |\n|' + ' --- |' * len(b[1])
+                 + ''.join('\n| ' + ' | '.join(map(esc, r)) + ' |' for r in b[2]))
+    elif kind == 'img':
+      out.append(f'![{b[2]}]({b[1]})')
+  return '\n\n'.join(out) + '\n'
+
+
+def _html(blocks, images: dict) -> str:
+  out = ['<!DOCTYPE html><html><head><meta charset="utf-8"><title>rwjax experiment</title>'
+         '<style>body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}'
+         'table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid '
+         '#ccc;padding:2px 6px;text-align:left;vertical-align:top}th{background:#eee}'
+         'img{max-width:100%}pre{background:#f6f6f6;padding:0.5em;overflow-x:auto}'
+         '.held{background:#cfc}.not-held{background:#fcc}.inconclusive{background:#ffc}'
+         '</style></head><body>']
+  verdicts = (claims_lib.HELD, claims_lib.NOT_HELD, claims_lib.INCONCLUSIVE)
+  for b in blocks:
+    kind = b[0]
+    if kind == 'h':
+      out.append(f'<h{b[1]}>{html.escape(b[2])}</h{b[1]}>')
+    elif kind == 'p':
+      out.append(f'<p>{html.escape(b[1])}</p>')
+    elif kind == 'pre':
+      out.append(f'<pre>{html.escape(b[1])}</pre>')
+    elif kind == 'table':
+      cls = lambda v: f' class="{v.replace(" ", "-")}"' if v in verdicts else ''
+      out.append('<table><tr>' + ''.join(f'<th>{html.escape(str(h))}</th>' for h in b[1])
+                 + '</tr>' + ''.join('<tr>' + ''.join(
+                     f'<td{cls(str(v))}>{html.escape(str(v))}</td>' for v in r) + '</tr>'
+                                     for r in b[2]) + '</table>')
+    elif kind == 'img':
+      data = base64.b64encode(images[b[1]]).decode()
+      out.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                 f'<figcaption>{html.escape(b[2])}</figcaption></figure>')
+  out.append('</body></html>')
+  return '\n'.join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# The report.
+
+def _timing(plan) -> list[list]:
+  rows = []
+  for run in sorted(plan.runs, key=lambda r: (r.arm, r.seed)):
+    path = os.path.join(run.dir, 'timing.json')
+    if paths_lib.exists(path):
+      t = paths_lib.read_json(path)
+      rows.append([run.arm, run.seed, f"{t['train_s']:.0f}", f"{t['eval_s']:.0f}"])
+  return rows
+
+
+def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
+  """Writes the report files; returns {'claims': rows, 'other_claims', 'null', 'files'}."""
+  from rwjax.experiment import to_json  # pylint: disable=g-import-not-at-top
+  res = Results(plan, results)
+  config = plan.config
+  images, blocks = {}, []
+  add = blocks.append
+
+  def figure(name, png, caption):
+    if png is not None:
+      path = f'figures/{name}.png'
+      images[path] = png
+      add(('img', path, caption))
+
+  add(('h', 1, f'rwjax experiment: {config.scale} scale'))
+  add(('p', 'Does pre-training on retinal waves give a network better natural-image '
+            'representations than random init (arXiv:2312.02791)? Each arm is pre-trained '
+            f'from {config.seeds} seed(s) and evaluated at steps {list(plan.steps)}; every '
+            "number below is one per network (the evaluator's value), compared with the "
+            f'random-init networks by {claims_lib.TEST}. Nothing is tuned per arm.'))
+  if config.budget:
+    add(('p', f'Training budget: {config.budget}'))
+  add(('h', 2, 'Claims'))
+  add(('p', f'Rules (rwjax/eval/claims.py, fixed before the runs): significance p < '
+            f"{claims_lib.ALPHA}; a control or task \"keeps\" gain_other / gain_waves of the "
+            f"wave arm's gain, \"most\" is lost below {claims_lib.MOST:.0%}. Verdicts at step "
+            f'{res.final}.'))
+  arm = (config.claims.waves_arm if config.claims.waves_arm != 'auto'
+         else next((a for a in CLAIMS_ARMS if a in res.r), None))
+  rows = evaluate_claims(res, arm)
+  by_step = lambda r: '; '.join(
+      f'{s}: ' + (', '.join(f'{k} {_fmt(v, "+.3f")}' for k, v in x.items())
+                  if isinstance(x, dict) else _fmt(x, '+.3f')) for s, x in r['by_step'].items())
+  add(('p', f'Wave arm: {arm} ({ARMS[arm].describe if arm else "none ran"}).'))
+  add(('table', ['#', 'claim', 'reading', 'verdict', 'numbers', 'measure',
+                 'gain against steps'],
+       [[r['claim'], r['text'], r['reading'], r['verdict'], r['numbers'], r['measure'],
+         by_step(r)] for r in rows]))
+  other = {a: evaluate_claims(res, a) for a in res.arms()
+           if ARMS[a].role == 'waves' and a != arm}
+  if other:
+    add(('p', 'The same rules for the other wave arms:'))
+    add(('table', ['arm'] + [f"claim {r['claim']} {r['reading']}".strip() for r in rows],
+         [[a] + [r['verdict'] for r in rs] for a, rs in other.items()]))
+  sig, tested = null_rows(res) if 'null' in res.r else (0, 0)
+  add(('p', f'Null arm (random inits of other seeds standing in as pre-trained): {sig} of '
+            f'{tested} rows "significant" at p < {claims_lib.ALPHA} '
+            f'(rate {_fmt(sig / tested if tested else None, ".2f")}; about '
+            f'{claims_lib.ALPHA} is what trustworthy tests give).' if tested else
+            'Null arm: no results.'))
+  figure('claims_vs_steps', steps_figure(res, rows),
+         "Each claim's measure against training steps, every arm (mean +- std over "
+         'networks; step 0 is the random-init network).')
+  add(('h', 2, 'Figures'))
+  figure('accuracy', layers_figure(res, ('logistic', 'adam_best', 'adam_last'), 'Accuracy'),
+         'Probe accuracy per layer')
+  figure('geometry', layers_figure(res, ('alpha', 'radius', 'dimension'), 'Geometry'),
+         'Manifold capacity, radius and dimension per layer')
+  add(('h', 2, 'Arms'))
+  add(('table', ['arm', 'role', 'what', 'overrides of config.pretrain', 'status'],
+       [[a, ARMS[a].role, ARMS[a].describe,
+         ', '.join(f'{k}={v!r}' for k, v in ARMS[a].overrides.items()),
+         'ran' if a in res.r else 'no results yet'] for a in plan.arms]))
+  add(('h', 2, 'Evaluations'))
+  add(('table', ['eval', 'type', 'BatchNorm', 'layers', 'tasks / kinds'],
+       [[n, e.type, ', '.join(e.batchnorm), e.layers,
+         ', '.join(e.kinds) if e.type == 'manifolds' else ', '.join(
+             list(e.invariance.transforms) + list(e.classification.sources)
+             + list(e.exemplar.transforms))] for n, e in plan.evaluate.evals.items()]))
+  add(('h', 2, f'Every measure (step {res.final})'))
+  add(('p', 'Cells: mean +- std over pre-training networks (gain over random init, Welch p '
+            "across networks, Hedges' g)."))
+  arms = [a for a in res.arms() if a != 'random_init']
+  add(('table', ['eval/task/layer/measure/batchnorm', 'random_init'] + arms,
+       [['/'.join(k), _cell(res.compare('random_init', k), baseline=True)]
+        + [_cell(res.compare(a, k)) for a in arms] for k in res.keys()]))
+  add(('h', 2, 'Settings and machine'))
+  add(('table', ['setting', 'value'], [
+      ['scale', config.scale], ['seeds', f'{config.seeds} (first {config.first_seed})'],
+      ['training steps', config.pretrain.train.steps], ['evaluation steps', list(plan.steps)],
+      ['devices for training', plan.n_devices],
+      ['elapsed (this invocation)', f'{elapsed_s:.0f} s'],
+      ['only', config.only or '(whole matrix)'], ['recordings', config.recordings or '-']]
+      + [[k, v if not isinstance(v, list) else ', '.join(v)] for k, v in machine.items()]))
+  for name in sorted({m for a in plan.arms for m in ARMS[a].movies}):
+    path = os.path.join(plan.paths['{movies}'], name, 'settings.json')
+    if paths_lib.exists(path):
+      add(('p', f'Movie {name}: ' + paths_lib.read_json(path)['command']))
+  if plan.recordings or plan.rejected:
+    add(('p', f'Recordings used: {[os.path.basename(r) for r in plan.recordings]}; not used: '
+              + '; '.join(f'{os.path.basename(k)} ({v})' for k, v in plan.rejected.items())))
+  timing = _timing(plan)
+  if timing:
+    add(('table', ['arm', 'seed', 'train s', 'eval s'], timing))
+  add(('p', 'The experiment config:'))
+  add(('pre', json.dumps(to_json(config), indent=1, sort_keys=True)))
+
+  paths_lib.makedirs(os.path.join(plan.workdir, 'figures'))
+  for path, png in images.items():
+    paths_lib.write_atomic(os.path.join(plan.workdir, path), png)
+  files = {'md': os.path.join(plan.workdir, 'report.md'),
+           'html': os.path.join(plan.workdir, 'report.html'),
+           'json': os.path.join(plan.workdir, 'results.json')}
+  paths_lib.write_atomic(files['md'], _md(blocks))
+  paths_lib.write_atomic(files['html'], _html(blocks, images))
+  summary = {'claims_arm': arm, 'claims': rows, 'other_claims': other,
+             'null': {'significant': sig, 'tested': tested}, 'arms': list(plan.arms),
+             'steps': list(plan.steps),
+             'results': {a: {str(s): {str(st): {'/'.join(k): v for k, v in m.items()}
+                                      for st, m in by.items()}
+                             for s, by in seeds.items()} for a, seeds in results.items()},
+             'machine': machine, 'files': files}
+  paths_lib.write_atomic(files['json'], json.dumps(summary, indent=1, default=str))
+  return summary
