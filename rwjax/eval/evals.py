@@ -191,6 +191,9 @@ def validate(name: str, c: ml_collections.ConfigDict) -> None:
   known = dict(rules, **({'classes': None} if c.type == 'manifolds' else {}))
   S.unknown_keys(c, {k: v for k, v in known.items()}, prefix)
   S.check(c, rules, prefix)
+  any_head = (1,) * 9  # layer names of any projector of up to 8 hidden layers
+  for key in ('layers', 'simulate_layers') if c.type == 'manifolds' else ('layers',):
+    layers_lib.layer_set(c[key], any_head, f'{prefix}{key}')
   if c.type == 'manifolds':
     for set_name, entry in classes.items():
       S.unknown_keys(entry, class_set_rules(), f'{prefix}classes.{set_name}.')
