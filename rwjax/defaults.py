@@ -196,6 +196,9 @@ def _evaluate() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'adapt.split', 'train', S.Text(True))
   S.key(c, r, 'adapt.max_examples', 0, S.Int(0))
   S.key(c, r, 'adapt.images', 0, S.Int(0))
+  # 'dataset': normalised with the dataset's channel mean and std, as evals with normalize=
+  # 'dataset' see their images (the paper's).
+  S.key(c, r, 'adapt.normalize', 'none', S.Choice(('none', 'dataset')))
   S.key(c, r, 'data_dir', '', S.Text())  # TFDS data_dir ('' = TFDS's default)
   S.key(c, r, 'download', False, S.Flag())  # let TFDS download and prepare a missing dataset
   # The evaluations by name (rwjax.eval.evals; presets in configs/evaluate.py).

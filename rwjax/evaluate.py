@@ -36,6 +36,7 @@ from rwjax import models
 from rwjax import paths as paths_lib
 from rwjax import schema as S
 from rwjax.data import sources
+from rwjax.data import preprocess
 from rwjax.data.preprocess import to_network_input
 from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.eval import activations as act
@@ -157,6 +158,23 @@ class _Loader:
     return self.cache[k]
 
 
+def _stats(load, channels: int):
+  """stats(spec) -> (mean f32[C], std f32[C]): the paper's constants for the datasets it
+  normalised (rwjax.data.preprocess.CHANNEL_STATS, by name), else those of the source's
+  train split."""
+  cache = {}
+
+  def stats(spec: str):
+    if spec not in cache:
+      known = preprocess.CHANNEL_STATS.get(evals_lib.source_name(spec))
+      found = known or preprocess.channel_stats(load(spec, 'train')[0])
+      cache[spec] = tuple(np.broadcast_to(np.asarray(v, np.float32), (channels,))
+                          for v in found)
+    return cache[spec]
+
+  return stats
+
+
 def _features(model, config, passes: act.Passes):
   """features(network, variables, mode, jobs) -> {(set_id, view, key bytes): f32[N, D]}: each
   set of images through the network once (all views of all jobs on it), the fixed sets of a
@@ -209,8 +227,10 @@ def evaluate_networks(config: ml_collections.ConfigDict, model: models.SimCLRMod
   """
   size, channels = pre_config.data.input_size, pre_config.model.channels
   load = _Loader(config, size, channels)
+  dataset_stats = _stats(load, channels)
   ctx = evals_lib.Context(model, tuple(model.projector), size, channels, pre_config, load,
-                          lambda arm, seed: networks[arm][seed].variables, config.batch_size)
+                          lambda arm, seed: networks[arm][seed].variables, config.batch_size,
+                          dataset_stats)
   evals = [evals_lib.build(name, c, ctx) for name, c in config.evals.items()]
   modes = tuple(dict.fromkeys(m for e in evals for m in e.modes))
   adapt_images = None
@@ -220,6 +240,9 @@ def evaluate_networks(config: ml_collections.ConfigDict, model: models.SimCLRMod
     if a.images and a.images < len(adapt_images):
       adapt_images = adapt_images[np.linspace(0, len(adapt_images) - 1,
                                               a.images).round().astype(int)]
+    if a.normalize == 'dataset':
+      mean, std = dataset_stats(a.source)
+      adapt_images = (adapt_images - mean) / std
   passes, timing = act.Passes(), {'inputs_s': 0.0, 'networks_s': 0.0, 'measures_s': 0.0}
   features = _features(model, config, passes)
   adapted = {}

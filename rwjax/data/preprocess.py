@@ -13,6 +13,18 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 FITS = ('resize', 'pad')
+# Per-channel mean and std the paper normalised each dataset with after its transforms (its
+# src/data.py: transforms.Normalize), by dataset name.
+CHANNEL_STATS = {'cifar10': ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+                 'cifar100': ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+                 'mnist': ((0.1307,), (0.3081,))}
+
+
+def channel_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) per channel of network-input images f32[N, H, W, C] (population std)."""
+  x = jnp.asarray(images, jnp.float32)
+  return (tuple(float(v) for v in x.mean(axis=(0, 1, 2))),
+          tuple(float(v) for v in x.std(axis=(0, 1, 2))))
 
 
 def to_network_input(images: jax.Array, size: int, channels: int,

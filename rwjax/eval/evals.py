@@ -56,6 +56,8 @@ from rwjax.models import layers as layers_lib
 TYPES = ('probe', 'manifolds')
 DRAWS = ('rwjax', 'paper')
 FEATURES = ('pool', 'paper')
+NORMALIZE = ('none', 'dataset')
+REDRAW = ('once', 'epoch')
 _MODES = S.Seq(S.Choice(bn_lib.MODES), min_len=1, distinct=True)
 _FILL = S.Either(S.Float(), S.Choice(('mean',)))
 _JITTER = S.Seq(S.Float(0.0), size=4)
@@ -88,6 +90,9 @@ def probe_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'probes', ('logistic',), S.Seq(S.Choice(probes_lib.PROBES), min_len=1,
                                                 distinct=True))  # paper: ('adam',)
   S.key(c, r, 'draws', 'rwjax', S.Choice(DRAWS))
+  # 'dataset': images normalised with their dataset's channel mean and std after the
+  # transforms (the paper's; rwjax.data.preprocess.CHANNEL_STATS); 'none': [0, 1] (rwjax's).
+  S.key(c, r, 'normalize', 'none', S.Choice(NORMALIZE))  # paper: 'dataset'
   S.key(c, r, 'logistic.l2_grid', probes_lib.L2_GRID, S.Seq(S.Float(0.0), min_len=1))
   S.key(c, r, 'logistic.val_fraction', 0.2, S.Float(0.0, 1.0, open_lo=True))
   S.key(c, r, 'logistic.steps', 300, S.Int(1))
@@ -119,6 +124,9 @@ def probe_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'invariance.classes', tasks_lib.CIFAR100_CLASSES,
         S.Seq(S.Text(True), min_len=2, distinct=True))
   S.key(c, r, 'invariance.per_class', 600, S.Int(0))  # 0 = every image of the class
+  # 'once': every image transformed once; 'epoch': drawn anew for each epoch of the Adam
+  # probe, train and test images (the paper's: its dataset transforms in __getitem__).
+  S.key(c, r, 'invariance.redraw', 'once', S.Choice(REDRAW))  # paper: 'epoch'
   _transform_keys(c, r, 'invariance', 'torchvision', 0.5)  # paper: translate 0.5
   c.invariance.jitter = (0.5, 0.5, 0.5, 0.5)  # paper: ColorJitter(0.5, 0.5, 0.5, 0.5)
   return c, r
@@ -142,6 +150,7 @@ def manifolds_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'kappa', 0.0, S.Float(0.0))  # paper: 0
   S.key(c, r, 'project_dims', 5000, S.Int(1))  # paper: 5000
   S.key(c, r, 'draws', 'rwjax', S.Choice(DRAWS))
+  S.key(c, r, 'normalize', 'none', S.Choice(NORMALIZE))  # paper: 'dataset' (not the waves)
   S.key(c, r, 'exemplar.source', 'tfds:cifar100', S.Text(True))  # paper: CIFAR-100 test
   S.key(c, r, 'exemplar.split', 'test', S.Text(True))
   S.key(c, r, 'exemplar.p', 10, S.Int(2))  # paper: 50
@@ -241,9 +250,10 @@ class Context(NamedTuple):
   load: Callable  # (spec, split, max_examples=0, fit='resize') -> (images, labels, names)
   variables_of: Callable  # (arm, seed) -> variables
   batch_size: int
+  stats: Callable  # spec -> (mean f32[C], std f32[C]) of that dataset's images
 
 
-def _name(spec: str) -> str:
+def source_name(spec: str) -> str:
   """A short task name of an image source: 'tfds:mnist' -> 'mnist', 'folder:/a/cifar10' ->
   'cifar10', 'digits' -> 'digits'."""
   tail = spec.split(':', 1)[-1].rstrip('/')
@@ -268,7 +278,7 @@ class ProbeEval:
         for l in self.layers)
     cl = c.classification
     self._classification = [
-        (_name(spec), ctx.load(spec, cl.train_split, cl.max_train, cl.fit),
+        (source_name(spec), ctx.load(spec, cl.train_split, cl.max_train, cl.fit),
          ctx.load(spec, cl.test_split, cl.max_test, cl.fit), spec) for spec in cl.sources]
     self._pool = ctx.load(c.exemplar.source, c.exemplar.split)[0] \
         if c.exemplar.transforms else None
@@ -299,10 +309,11 @@ class ProbeEval:
     c = self.c
     k_task, _ = self._keys(seed)
     out = []
+    draws = c.adam.epochs if c.invariance.redraw == 'epoch' and 'adam' in c.probes else 1
     for kind in c.invariance.transforms:
       out.append(tasks_lib.invariance(f'invariance_{kind}', k_task, *self._invariance,
                                       _transform(c.invariance, kind),
-                                      len(c.invariance.classes)))
+                                      len(c.invariance.classes), draws))
     for name, (x_tr, y_tr, names), (x_te, y_te, _), _ in self._classification:
       out.append(tasks_lib.classification(name, x_tr, y_tr, x_te, y_te, len(names),
                                           c.classification.shifts))
@@ -314,53 +325,80 @@ class ProbeEval:
         out.append(tasks_lib.exemplar(f'exemplar_{kind}', jax.random.fold_in(k_task, i),
                                       chosen, _transform(e, kind), n_train=e.n_train,
                                       n_test=e.n_test))
+    if c.normalize == 'dataset':  # after the transforms, as the paper's Normalize
+      out = [self._normalized(task, self.ctx.stats(self._source(t)))
+             for t, task in enumerate(out)]
     return out
 
-  def _ids(self, seed: int, t: int, task: tasks_lib.Task) -> dict:
+  @staticmethod
+  def _normalized(task: tasks_lib.Task, stats) -> tasks_lib.Task:
+    norm = lambda x: (x - stats[0]) / stats[1]
+    draw = lambda x, tests: (norm(x), {n: (norm(v), y) for n, (v, y) in tests.items()})
+    first = draw(task.x_train, task.tests)
+    return task._replace(x_train=first[0], tests=first[1],
+                         redraws=tuple(draw(*d) for d in task.redraws))
+
+  def _source(self, t: int) -> str:
+    """The image source of task t (draw order)."""
+    n_inv = len(self.c.invariance.transforms)
+    if t < n_inv:
+      return self.c.invariance.source
+    if t < n_inv + len(self._classification):
+      return self._classification[t - n_inv][3]
+    return self.c.exemplar.source
+
+  def _ids(self, seed: int, t: int, task: tasks_lib.Task, draw: int = 0) -> dict:
     """'train' and each test set's name -> its set id (fixed for the classification sets)."""
     n_fixed = len(self.c.invariance.transforms)
     if n_fixed <= t < n_fixed + len(self._classification):
-      cl, spec = self.c.classification, self._classification[t - n_fixed][3]
-      test = ('load', spec, cl.test_split, cl.max_test, cl.fit)
-      return {'train': ('load', spec, cl.train_split, cl.max_train, cl.fit),
+      cl, spec = self.c.classification, self._source(t)
+      how = (cl.fit, self.c.normalize)
+      test = ('load', spec, cl.test_split, cl.max_test) + how
+      return {'train': ('load', spec, cl.train_split, cl.max_train) + how,
               **{name: test + (name,) for name in task.tests}}
-    return {w: (self.name, seed, task.name, w) for w in ('train',) + tuple(task.tests)}
+    return {w: (self.name, seed, task.name, w, draw) for w in ('train',) + tuple(task.tests)}
+
+  def _draws(self, task: tasks_lib.Task) -> list[tuple]:
+    """(x_train, tests) of each draw of the task's transforms."""
+    return [(task.x_train, task.tests)] + list(task.redraws)
 
   def jobs(self, seed: int, tasks: list) -> list[Job]:
     views = tuple((v, None) for v in self.views)
     out = []
     for t, task in enumerate(tasks):
-      ids = self._ids(seed, t, task)
-      images = {'train': task.x_train, **{n: x for n, (x, _) in task.tests.items()}}
-      out += [Job(ids[w], images[w], views, ids[w][0] == 'load') for w in ids]
+      for d, (x_train, tests) in enumerate(self._draws(task)):
+        ids = self._ids(seed, t, task, d)
+        images = {'train': x_train, **{n: x for n, (x, _) in tests.items()}}
+        out += [Job(ids[w], images[w], views, ids[w][0] == 'load') for w in ids]
     return out
 
   def measure(self, seed: int, tasks: list, features: Callable) -> dict:
-    """{(task, layer, measure): value}; features(set_id, view, key) -> f32[N, D]."""
+    """{(task, layer, measure): value}; features(job's set id, view, key) -> f32[N, D]."""
     c = self.c
     _, probe_key = self._keys(seed)
     out = {}
     for t, task in enumerate(tasks):
-      ids = self._ids(seed, t, task)
+      ids = [self._ids(seed, t, task, d) for d in range(1 + len(task.redraws))]
       for i, (layer, view) in enumerate(zip(self.layers, self.views)):
         prep = (lambda f: f) if view.reduce == 'pool' else probes_lib.l2_normalize
-        x_train = prep(features(ids['train'], view, None))
-        tests = [(prep(features(ids[name], view, None)), y)
-                 for name, (_, y) in task.tests.items()]
+        get = lambda set_id: prep(features(set_id, view, None))
         key = probe_key(t, i)
         for probe in c.probes:
           if probe == 'logistic':
             results = probes_lib.logistic(
-                key, x_train, task.y_train, tests, num_classes=task.num_classes,
-                l2_grid=tuple(c.logistic.l2_grid), val_fraction=c.logistic.val_fraction,
-                steps=c.logistic.steps)
+                key, get(ids[0]['train']), task.y_train,
+                [(get(ids[0][n]), y) for n, (_, y) in task.tests.items()],
+                num_classes=task.num_classes, l2_grid=tuple(c.logistic.l2_grid),
+                val_fraction=c.logistic.val_fraction, steps=c.logistic.steps)
             for name, r in zip(task.tests, results):
               out[name, layer, 'logistic'] = r.accuracy
-          else:
+          else:  # one draw of the images per epoch, or the one draw for every epoch
+            stack = lambda w: np.stack([get(d[w]) for d in ids])
             results = probes_lib.adam(
-                key, x_train, task.y_train, tests, num_classes=task.num_classes,
-                lr=c.adam.lr, batch_size=c.adam.batch_size, epochs=c.adam.epochs,
-                weight_decay=c.adam.weight_decay)
+                key, stack('train'), task.y_train,
+                [(stack(n), y) for n, (_, y) in task.tests.items()],
+                num_classes=task.num_classes, lr=c.adam.lr, batch_size=c.adam.batch_size,
+                epochs=c.adam.epochs, weight_decay=c.adam.weight_decay)
             for name, r in zip(task.tests, results):
               out[name, layer, 'adam_best'] = r.accuracy
               out[name, layer, 'adam_last'] = r.last
@@ -522,6 +560,10 @@ class ManifoldEval:
               selection=cs.selection, what=what, ranked=ranked, original=original,
               scores=scores)
         out[kind] = (images[index.reshape(-1)], [cs.m] * cs.p)
+      if c.normalize == 'dataset' and kind != 'waves':  # after the transforms (the paper's)
+        mean, std = self.ctx.stats(c.classes[kind].source if kind in c.classes
+                                   else c.exemplar.source)
+        out[kind] = ((out[kind][0] - mean) / std, out[kind][1])
     return out
 
   def _sets(self, manifolds: dict) -> dict:

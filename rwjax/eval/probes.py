@@ -231,7 +231,9 @@ def train_linear(params: tuple[jax.Array, jax.Array], x: jax.Array, y: jax.Array
 
   Args:
     params: (weights f32[D, K], bias f32[K]) to start from.
-    x: f32[N, D]; y: i32[N]; x_test: f32[M, D]; y_test: i32[M] (the test sets stacked).
+    x: f32[E', N, D] the training features of each epoch (E' = 1: the same every epoch);
+      y: i32[N].
+    x_test: f32[E', M, D] the test sets stacked, as scored after each epoch; y_test: i32[M].
     batches: i32[E, B, batch] row indices of each batch of each epoch (padding rows any);
       mask: f32[E, B, batch], 1 for real rows (every batch holds at least one).
     sizes: the rows of each test set in x_test (static).
@@ -242,29 +244,32 @@ def train_linear(params: tuple[jax.Array, jax.Array], x: jax.Array, y: jax.Array
   """
   optimizer = optax.chain(optax.add_decayed_weights(weight_decay),
                           optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
+  cuts = np.cumsum((0,) + sizes)
 
-  def loss(params, index, weight):
-    w, b = params
-    logits = jnp.dot(x[index], w, precision=jax.lax.Precision.HIGHEST) + b
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y[index])
-    return jnp.sum(weight * ce) / jnp.sum(weight)  # the mean over the batch's real rows
+  def epoch(carry, inputs):
+    batches, mask, e = inputs
+    x_e, x_test_e = x[jnp.minimum(e, len(x) - 1)], x_test[jnp.minimum(e, len(x_test) - 1)]
 
-  def step(carry, batch):
-    params, state = carry
-    index, weight = batch
-    grads = jax.grad(loss)(params, index, weight)
-    updates, state = optimizer.update(grads, state, params)
-    return (optax.apply_updates(params, updates), state), None
+    def loss(params, index, weight):
+      w, b = params
+      logits = jnp.dot(x_e[index], w, precision=jax.lax.Precision.HIGHEST) + b
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, y[index])
+      return jnp.sum(weight * ce) / jnp.sum(weight)  # the mean over the batch's real rows
 
-  def epoch(carry, batches):
-    carry, _ = jax.lax.scan(step, carry, batches)
+    def step(carry, batch):
+      params, state = carry
+      grads = jax.grad(loss)(params, *batch)
+      updates, state = optimizer.update(grads, state, params)
+      return (optax.apply_updates(params, updates), state), None
+
+    carry, _ = jax.lax.scan(step, carry, (batches, mask))
     w, b = carry[0]
-    logits = jnp.dot(x_test, w, precision=jax.lax.Precision.HIGHEST) + b
+    logits = jnp.dot(x_test_e, w, precision=jax.lax.Precision.HIGHEST) + b
     hits = jnp.argmax(logits, -1) == y_test
-    cuts = np.cumsum((0,) + sizes)
     return carry, jnp.stack([jnp.mean(hits[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
 
-  _, accuracy = jax.lax.scan(epoch, (params, optimizer.init(params)), (batches, mask))
+  _, accuracy = jax.lax.scan(epoch, (params, optimizer.init(params)),
+                             (batches, mask, jnp.arange(len(batches))))
   return accuracy
 
 
@@ -276,25 +281,28 @@ def adam(key: jax.Array, x_train: np.ndarray, y_train: np.ndarray,
 
   Args:
     key: raw PRNG key u32[2]: fold_in 0 initialises the layer, fold_in e + 1 orders epoch e.
-    x_train: f32[N, D] features; y_train: i32[N] labels in [0, num_classes).
-    tests: test sets (f32[M_s, D] features, i32[M_s] labels).
+    x_train: f32[N, D] features, or f32[E, N, D] one draw of the images per epoch (the
+      paper's datasets transform every image anew each epoch); y_train: i32[N] labels in
+      [0, num_classes).
+    tests: test sets (f32[M_s, D] or f32[E, M_s, D] features, i32[M_s] labels).
     num_classes: K.
     lr, batch_size, epochs, weight_decay: the paper's 1e-4, 50, 4, 1e-6 by default.
 
   Returns:
     Per test set: the best accuracy over epochs, the last epoch's, and every epoch's.
   """
-  n = len(x_train)
-  per_epoch = -(-n // batch_size)
+  per_epoch = lambda x: np.asarray(x, np.float32).reshape((-1,) + np.shape(x)[-2:])
+  x_train = per_epoch(x_train)
+  n = x_train.shape[1]
+  steps = -(-n // batch_size)
   orders = epoch_orders(key, n, epochs)
-  pad = per_epoch * batch_size - n
-  batches = np.pad(orders, ((0, 0), (0, pad))).reshape(epochs, per_epoch, batch_size)
+  pad = steps * batch_size - n
+  batches = np.pad(orders, ((0, 0), (0, pad))).reshape(epochs, steps, batch_size)
   mask = np.pad(np.ones_like(orders, np.float32), ((0, 0), (0, pad))).reshape(batches.shape)
-  params = init_linear(jax.random.fold_in(key, 0), x_train.shape[1], num_classes)
+  params = init_linear(jax.random.fold_in(key, 0), x_train.shape[-1], num_classes)
   accuracy = np.asarray(train_linear(
-      params, jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32),
-      jnp.asarray(batches), jnp.asarray(mask),
-      jnp.asarray(np.concatenate([x for x, _ in tests]), jnp.float32),
+      params, jnp.asarray(x_train), jnp.asarray(y_train, jnp.int32), jnp.asarray(batches),
+      jnp.asarray(mask), jnp.asarray(np.concatenate([per_epoch(x) for x, _ in tests], 1)),
       jnp.asarray(np.concatenate([y for _, y in tests]), jnp.int32),
       sizes=tuple(len(y) for _, y in tests), lr=float(lr), weight_decay=float(weight_decay)))
   out = []

@@ -43,6 +43,9 @@ class Task(NamedTuple):
   y_train: np.ndarray  # i32[N]
   tests: dict  # test set name -> (f32[M, H, W, C], i32[M]); the first is the task's own
   num_classes: int
+  # Further draws of the transforms, one per later epoch of the Adam probe: (x_train, tests)
+  # with the images and labels of the first draw in the same order ('epoch' redraws).
+  redraws: tuple = ()
 
 
 def classification(name: str, x_train, y_train, x_test, y_test, num_classes: int,
@@ -120,16 +123,20 @@ _transform_jit = jax.jit(transforms.random_transform, static_argnames=('t',))
 
 
 def invariance(name: str, key: jax.Array, images: jax.Array, labels: np.ndarray,
-               t: transforms.Transform, num_classes: int) -> Task:
-  """Transforms every image once and splits the set 5/6 : 1/6.
+               t: transforms.Transform, num_classes: int, draws: int = 1) -> Task:
+  """Transforms every image and splits the set 5/6 : 1/6.
 
-  key: fold_in 0 draws the split (the same for every transform), fold_in 1 the transforms.
+  key: fold_in 0 draws the split (the same for every transform), fold_in 1 the transforms;
+  draw d > 0 of them (`draws`: one per epoch of the probe) fold_in(fold_in(key, 1), d).
   """
   n = len(images)
   order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), n))
   cut = n * TRAIN_SHARE[0] // TRAIN_SHARE[1]  # As the paper's len * 5 // 6.
   train, test = order[:cut], order[cut:]
-  moved = _transform_jit(jax.random.fold_in(key, 1), jnp.asarray(images), t)
   labels = np.asarray(labels, np.int32)
-  return Task(name, moved[train], labels[train], {name: (moved[test], labels[test])},
-              num_classes)
+  out = []
+  for d in range(draws):
+    k = jax.random.fold_in(key, 1)
+    moved = _transform_jit(jax.random.fold_in(k, d) if d else k, jnp.asarray(images), t)
+    out.append((moved[train], {name: (moved[test], labels[test])}))
+  return Task(name, out[0][0], labels[train], out[0][1], num_classes, tuple(out[1:]))
