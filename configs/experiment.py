@@ -30,10 +30,13 @@ import ml_collections
 from rwjax import defaults
 from rwjax.eval import evals
 
-SCALES = ('tiny', 'cpu', 'cpu_wide', 'paper', 'colab')
+SCALES = ('tiny', 'cpu', 'cpu_wide', 'cpu_paper', 'paper', 'colab')
 ALL_ARMS = ('random_init', 'lansdell', 'godfrey', 'movie_pairs', 'temporal', 'spatial',
             'spatiotemporal', 'lansdell_movie', 'temporal_global', 'spatial_per_frame',
-            'spatiotemporal_global', 'recorded', 'null')
+            'spatiotemporal_global', 'paper_movie', 'paper_temporal_global',
+            'paper_spatial_per_frame', 'noise', 'recorded', 'null')
+# The paper's pre-training: 100 epochs of its whole-wave batches, Adam lr 1e-4 (its scripts).
+PAPER_LR, PAPER_STEPS = 1e-4, 500
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                    'ship', 'truck')
 CIFAR10, MNIST = 'folder:{cifar10}', 'folder:{mnist}'
@@ -85,6 +88,21 @@ def _evaluate(probe_layers: str, cifar10: str = CIFAR10, mnist: str = MNIST,
   return c
 
 
+def _paper_settings(c, *, lr: float, steps: int) -> None:
+  """The paper's values of the settings that differ from rwjax's: its movie normalisation
+  and projector head, Adam lr and steps; natural images normalised with their dataset's
+  statistics, its invariance tasks' transforms drawn anew every epoch."""
+  p = c.pretrain
+  p.data.movie_norm = 'paper'  # one z-score and min-max over the pooled movie
+  p.model.projector_bias_last = False  # its head's last Linear has no bias
+  p.optim.lr, p.train.steps = lr, steps
+  e = c.evaluate
+  for name in ('paper_probes', 'paper_logistic', 'paper_manifolds'):
+    e.evals[name].normalize = 'dataset'
+  e.adapt.normalize = 'dataset'
+  e.evals.paper_probes.invariance.redraw = 'epoch'
+
+
 def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   if scale not in SCALES:
     from rwjax.errors import InputError  # pylint: disable=g-import-not-at-top
@@ -113,13 +131,22 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   # The recorded-waves arm: stage II recordings (age <= max_age_days), each converted with
   # `python -m rwjax.waves convert`, then the first max_frames / n frames of each, joined.
   c.recorded = ml_collections.ConfigDict({'max_age_days': 9, 'max_frames': 20_000})
-  # The saved movies of the file-source arms (rwjax/experiment/arms.py names them), written
-  # by `python -m rwjax.waves simulate` (pretrain_params: with config.pretrain.data.
-  # sim_params of `model`; False: the model's own). The paper: 20,000 frames of a 64x64
-  # lattice pooled to 32x32.
-  c.movies = ml_collections.ConfigDict({'lansdell': {
-      'model': 'lansdell', 'size': 64, 'seconds': 1000.0, 'batch': 2, 'warmup': 300.0,
-      'seed': 0, 'pretrain_params': True}})
+  # The saved movies of the file-source arms (rwjax/experiment/arms.py names them): written by
+  # rwjax.waves.simulate.write_movie (`python -m rwjax.waves simulate`; params: the model's
+  # Params changed), or noise like another (`python -m rwjax.waves noise`). The paper: 20,000
+  # frames of 32x32, few long waves (~300 frames per wave, ~10 per 3,000-frame batch).
+  c.movies = ml_collections.ConfigDict({
+      # rwjax's movie: the Lansdell model's defaults, 0.1 s frames (~18 frames per wave).
+      'lansdell': {'model': 'lansdell', 'size': 64, 'seconds': 1000.0, 'batch': 2,
+                   'warmup': 300.0, 'seed': 0, 'min_size': 50, 'params': {}},
+      # The paper-like movie (docs/paper_movie.md): the model fitted to a P6 recording's
+      # diffusion on 4 mm, filmed every 5 ms, waves of >= 1,000 pixel-frames.
+      'paper': {'model': 'lansdell', 'size': 64, 'seconds': 100.0, 'batch': 1,
+                'warmup': 300.0, 'seed': 0, 'min_size': 1000,
+                'params': {'frame_dt': 0.005, 'spont_frames': 20, 'extent_mm': 4.0,
+                           'diff': 0.0022, 'spont_prob': 1.6e-4}},
+      # The noise control: the paper-like movie's histogram, correlation lengths and labels.
+      'noise': {'like': 'paper', 'seed': 0, 'refine': 2}})
   # The pre-training every arm starts from (the paper's values); an arm overrides a few keys.
   c.pretrain = defaults.pretrain_config()
   c.pretrain.train.log_every = 10
@@ -150,8 +177,7 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     p.train.log_every, p.train.checkpoint_every = 3, 3
     # The wave finder needs real waves: at 64 cells, default parameters, seed 0, 100 s of
     # warm-up, 15 and 18 waves per retina in 2 x 30 s (37% of frames in waves).
-    c.movies.lansdell.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 100.0,
-                              'pretrain_params': False})
+    c.movies.lansdell.update({'size': 64, 'seconds': 30.0, 'batch': 2, 'warmup': 100.0})
     c.recorded.max_frames = 400
     e = c.evaluate = _evaluate('pooled,stem_relu,layer4_block0_relu1', 'digits', 'digits',
                                max_train=300, max_test=200, per_class=30,
@@ -180,6 +206,8 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     m.classes['class_digits'].update({'p': 5})
     c.claims.classification = 'paper_probes/digits/pooled/adam_best'
     c.claims.classification_logistic = 'paper_logistic/digits/pooled/logistic'
+    _paper_settings(c, lr=p.optim.lr, steps=p.train.steps)
+    c.movies.noise.like = 'lansdell'  # the tiny matrix's movie
   elif scale in ('cpu', 'cpu_wide'):
     # Evaluation, not training, is most of a run on 2 cores at these sizes: the paper's
     # evaluation at reduced sizes, at two points (step 0, random_init's, and the end).
@@ -215,18 +243,43 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
       c.arms = 'random_init,lansdell_movie'
       pr.layers, pr.exemplar.transforms, pr.classification.shifts = 'pooled', (), ()
       del e.evals.capacity
+  elif scale == 'cpu_paper':
+    # The paper's settings at its width on 2 CPU cores: the paper-like movie against rwjax's
+    # movie, two shuffles of it and noise, 3 seeds, evaluated at three points with what the
+    # claims read. The budget: the paper's lr x steps in fewer steps (c.budget).
+    c.seeds = 3
+    c.arms = ('random_init,paper_movie,lansdell_movie,paper_temporal_global,'
+              'paper_spatial_per_frame,noise')
+    c.eval_steps = (0.0, 0.5, 1.0)
+    p = c.pretrain
+    p.model.width, p.model.dtype = 64, 'float32'
+    steps = 24
+    lr = PAPER_LR * PAPER_STEPS / steps
+    c.budget = (f'{steps} whole-wave steps (about {steps / 5:.0f} epochs of the paper-like '
+                f'movie) at Adam lr {lr:.3g}: the paper\'s lr x steps ({PAPER_LR:g} x '
+                f'{PAPER_STEPS} = {PAPER_LR * PAPER_STEPS:g}) in {steps / PAPER_STEPS:.0%} of '
+                'its steps, for a 3-seed matrix of 6 arms in ~10 hours on 2 CPU cores')
+    p.train.log_every, p.train.checkpoint_every = 2, steps // 2
+    e = c.evaluate = _evaluate('pooled', max_train=5000, max_test=1000, per_class=600,
+                               kinds=('translate',), exemplar_p=50, n_t=200,
+                               project_dims=2048, simulate=False, adapt_images=1000)
+    del e.evals.probes, e.evals.capacity  # only what the claims read
+    e.evals.paper_manifolds.measures = ('alpha', 'radius', 'dimension', 'center_corr')
+    _paper_settings(c, lr=lr, steps=steps)
   else:  # paper, colab
     c.seeds, c.first_seed = 3, 42  # the paper's seeds
     c.movies.lansdell.update({'seconds': 1000.0, 'batch': 2})  # 20,000 frames (the paper's)
     # One step count for every arm: the paper's 100 epochs of its whole-wave batches (the
-    # 16,000 training frames of the 20,000-frame movie make 5 batches of > 3,000 frames per
+    # 16,000 training frames of a 20,000-frame movie make ~5 batches of > 3,000 frames per
     # epoch: 500 steps); the random-pairs arms get 500 steps of 512 pairs.
-    c.pretrain.train.steps, c.pretrain.train.checkpoint_every = 500, 50
+    c.pretrain.train.checkpoint_every = 50
     c.evaluate = _evaluate('paper_probe')  # the paper's sizes
+    _paper_settings(c, lr=PAPER_LR, steps=PAPER_STEPS)
     if scale == 'colab':  # a free Colab GPU (T4, 15 GB): fewer steps and seeds
       c.seeds = 2
       c.arms = ('random_init,lansdell,movie_pairs,temporal,spatial,lansdell_movie,'
                 'temporal_global,spatial_per_frame,recorded,null')
       c.pretrain.train.steps = 250  # 50 epochs of the paper's batches
+      c.budget = "250 steps at the paper's lr 1e-4: half its training"
       c.evaluate.evals.capacity.layers = 'stages'
   return c

@@ -2,7 +2,7 @@
 
   python -m rwjax.experiment --config=configs/experiment.py:SCALE --workdir=DIR [--config.x.y=v]
 
-Each run (arm, seed) trains in DIR/runs/ARM/seedS/train/ (`rwjax.train.train`) and evaluates
+Each run (arm, seed) trains in DIR/runs/ARM/seedS/train/ (`rwjax.ssl.trainer.train`) and evaluates
 each evaluation step's checkpoint once with config.evaluate (`rwjax.evaluate.evaluate`: every
 eval of the scale's presets, one pass per image set) into eval/stepN/report.json; log.txt
 holds their output. Evaluation at several points of training: the run trains to each step of
@@ -204,7 +204,7 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
               n_devices: Optional[int] = None) -> Plan:
   """Everything the experiment will do, checked; InputError on bad input. Writes nothing."""
   import jax  # pylint: disable=g-import-not-at-top
-  from rwjax import train  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import trainer  # pylint: disable=g-import-not-at-top
   if not workdir:
     raise InputError('--workdir is required: the directory for the runs and the report')
   n_devices = n_devices or jax.device_count()
@@ -230,7 +230,9 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
         'several steps trains in stages (the trainer resumes), which gives the straight '
         "run's network only for a constant learning rate (the paper's); use "
         "--config.eval_steps='(1.0,)' for a schedule")
-  missing = sorted({m for a in matrix for m in ARMS[a].movies} - set(config.movies))
+  used = {m for a in matrix for m in ARMS[a].movies}
+  used |= {config.movies[m].like for m in used & set(config.movies) if 'like' in config.movies[m]}
+  missing = sorted(used - set(config.movies))
   if missing:
     raise InputError(f'config.movies has no {missing}: the arms {matrix} train on them')
   evaluate = resolved_evaluate(config)
@@ -247,7 +249,7 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
     for s in range(config.seeds):
       cfg = arm_config(arm, config, paths, seed_of(config, name, s))
       try:
-        train.validate(cfg, n_devices)
+        trainer.validate(cfg, n_devices)
       except InputError as e:
         raise InputError(f'arm {name!r}: {e}') from None
       run_steps = tuple(x for x in steps if x > 0) if arm.trained else (0,)
@@ -303,17 +305,23 @@ def check_existing(plan: Plan) -> None:
 # Data: the saved movies and the recorded movie.
 
 def movie_settings(config: ml_collections.ConfigDict, name: str) -> dict:
-  """What movie `name` is made from (its settings.json)."""
-  from rwjax import waves  # pylint: disable=g-import-not-at-top
-  m = config.movies[name]
-  defaults = waves.get_model(m.model).Params()._asdict()
-  given = dict(config.pretrain.data.sim_params.get(m.model, {})) if m.pretrain_params else {}
-  params = {k: v for k, v in given.items() if k in defaults and v != defaults[k]}
-  return {**to_json(m), 'params': params}
+  """What movie `name` is made from (its settings.json): a simulation (model, size, seconds,
+  batch, warmup, seed, min_size, params) or noise like another movie (like, seed, refine)."""
+  return to_json(config.movies[name])
+
+
+def _movie_order(config: ml_collections.ConfigDict, names) -> list[str]:
+  """The movies to write for `names`, each after the movie its noise is like."""
+  out = []
+  for name in names:
+    like = config.movies[name].get('like')
+    out += [m for m in _movie_order(config, [like]) if m not in out] if like else []
+    out += [name] if name not in out else []
+  return out
 
 
 def _quiet(log_path: str):
-  """Redirects prints (trainer, evaluator, waves CLI) into a log file."""
+  """Redirects prints (trainer, evaluator, movie writers) into a log file."""
   stack = contextlib.ExitStack()
   f = stack.enter_context(paths_lib.open_append(log_path))  # a bucket: uploaded on exit
   stack.enter_context(contextlib.redirect_stdout(f))
@@ -322,32 +330,41 @@ def _quiet(log_path: str):
 
 
 def write_movies(plan: Plan) -> None:
-  """DIR/data/movies/NAME/{movie,labels}.npy of every movie an unfinished run trains on."""
-  from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
-  for name in sorted({m for r in plan.runs if not r.finished for m in ARMS[r.arm].movies}):
+  """DIR/data/movies/NAME/{movie,labels}.npy of every movie an unfinished run trains on
+  (rwjax.waves.simulate.write_movie; noise: rwjax.waves.noise.write_movie of its `like`)."""
+  from rwjax.waves import noise, simulate  # pylint: disable=g-import-not-at-top
+  names = sorted({m for r in plan.runs if not r.finished for m in ARMS[r.arm].movies})
+  for name in _movie_order(plan.config, names):
     out = os.path.join(plan.paths['{movies}'], name)
     if paths_lib.exists(os.path.join(out, 'settings.json')):
       continue
     s = movie_settings(plan.config, name)
-    argv = ['simulate', '--model', s['model'], '--size', str(s['size']),
-            '--seconds', str(s['seconds']), '--batch', str(s['batch']),
-            '--warmup', str(s['warmup']), '--seed', str(s['seed']), '--gif-seconds', '0',
-            '--out', out]
-    for k, v in sorted(s['params'].items()):
-      argv += ['--param', f'{k}={v}']
     paths_lib.makedirs(out)
-    with _quiet(os.path.join(out, 'log.txt')):
-      waves_cli.main(argv)
+    if 'like' in s:
+      like = os.path.join(plan.paths['{movies}'], s['like'])
+      command = f"python -m rwjax.waves noise --like={like} --seed={s['seed']} --refine={s['refine']}"
+      with _quiet(os.path.join(out, 'log.txt')):
+        noise.write_movie(like, out, seed=s['seed'], refine=s['refine'])
+    else:
+      command = ('python -m rwjax.waves simulate ' + ' '.join(
+          f'--{k.replace("_", "-")}={s[k]}' for k in ('model', 'size', 'seconds', 'batch',
+                                                      'warmup', 'seed', 'min_size'))
+                 + ''.join(f' --param {k}={v}' for k, v in sorted(s['params'].items())))
+      with _quiet(os.path.join(out, 'log.txt')):
+        simulate.write_movie(out, gif_seconds=0.0, progress=None, **{
+            k: s[k] for k in ('model', 'size', 'seconds', 'batch', 'warmup', 'seed',
+                              'min_size', 'params')})
     paths_lib.write_atomic(os.path.join(out, 'settings.json'), json.dumps(
-        {**s, 'command': 'python -m rwjax.waves ' + ' '.join(argv)}, indent=1))
+        {**s, 'command': f'{command} --out={out}'}, indent=1))
 
 
 def write_recorded(plan: Plan) -> None:
-  """Each usable recording through `python -m rwjax.waves convert`, then the first
-  max_frames / n frames of each joined in time into DIR/data/recorded/{movie,labels}.npy
-  (labels offset so that waves of different recordings stay apart)."""
-  from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
+  """Each usable recording through rwjax.waves.recorded.write_movie (`python -m rwjax.waves
+  convert`), then the first max_frames / n frames of each joined in time into
+  DIR/data/recorded/{movie,labels}.npy (labels offset so that waves of different
+  recordings stay apart)."""
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
+  from rwjax.waves import recorded  # pylint: disable=g-import-not-at-top
   out = plan.paths['{recorded}']
   if paths_lib.exists(os.path.join(out, 'settings.json')):
     return
@@ -358,7 +375,7 @@ def write_recorded(plan: Plan) -> None:
     d = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
     if not paths_lib.exists(os.path.join(d, movie_io.META_FILE)):
       with _quiet(os.path.join(out, 'log.txt')):
-        waves_cli.main(['convert', '--mea', path, '--out', d, '--gif-seconds', '0'])
+        recorded.write_movie(d, path)
     m = movie_io.load_movie(d)[..., :per, :, :].reshape(-1, *movie_io.load_movie(d).shape[-2:])
     l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE))
     l = l.reshape(-1)[:len(m)].astype(np.int32)
@@ -396,8 +413,9 @@ def _write_json(path: str, obj) -> None:
 def execute(plan: Plan, run: Run) -> dict:
   """Trains the run to each evaluation step in turn and evaluates it there once; what
   exists is skipped. Returns {'train_s', 'eval_s'} of this call."""
-  from rwjax import evaluate, train  # pylint: disable=g-import-not-at-top
-  from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
+  from rwjax import checkpoint, evaluate  # pylint: disable=g-import-not-at-top
+  from rwjax.eval import monitor  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import trainer  # pylint: disable=g-import-not-at-top
   paths_lib.makedirs(run.dir)
   _write_json(os.path.join(run.dir, 'run.json'), run.record)
   timing = {'train_s': 0.0, 'eval_s': 0.0}
@@ -408,7 +426,7 @@ def execute(plan: Plan, run: Run) -> dict:
     cfg.train.steps = step
     t0 = time.perf_counter()
     with _quiet(os.path.join(run.dir, 'log.txt')):
-      train.train(cfg, run.train_dir)
+      trainer.train(cfg, run.train_dir, hooks=monitor.hooks(cfg))
     timing['train_s'] += time.perf_counter() - t0
     if checkpoint.latest_step(run.train_dir) != step:
       raise Interrupted(f'{run.arm} seed {run.seed} stopped before step {step}')

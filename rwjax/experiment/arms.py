@@ -42,7 +42,7 @@ class Arm:
                  if isinstance(v, str) and v.startswith('{movies}/'))[:1]
 
 
-LANSDELL = movie('lansdell')
+LANSDELL, PAPER_MOVIE = movie('lansdell'), movie('paper')
 ARMS = {
     'random_init': Arm('baseline', dict(UNTRAINED), describe='untrained network of the seed'),
     'lansdell': Arm('waves', {'data.source': 'sim', 'data.simulator': 'lansdell'},
@@ -70,10 +70,23 @@ ARMS = {
     'spatiotemporal_global': Arm('control', {**LANSDELL, **PAPER_PROTOCOL,
                                              'data.shuffle': 'spatiotemporal_global'},
                                  'lansdell_movie', describe="the paper's two shuffles"),
+    'paper_movie': Arm('waves', {**PAPER_MOVIE, **PAPER_PROTOCOL}, describe='the paper-like '
+                       "movie (few, long waves), the paper's protocol"),
+    'paper_temporal_global': Arm('control', {**PAPER_MOVIE, **PAPER_PROTOCOL,
+                                             'data.shuffle': 'temporal_global'},
+                                 'paper_movie', describe="the paper's temporal shuffle of "
+                                 'the paper-like movie'),
+    'paper_spatial_per_frame': Arm('control', {**PAPER_MOVIE, **PAPER_PROTOCOL,
+                                               'data.shuffle': 'spatial_per_frame'},
+                                   'paper_movie', describe="the paper's spatial shuffle of "
+                                   'the paper-like movie'),
+    'noise': Arm('control', {**movie('noise'), **PAPER_PROTOCOL}, 'paper_movie',
+                 describe="noise with the paper-like movie's histogram, correlation lengths "
+                 'and labels, no waves (rwjax.waves.noise)'),
     'recorded': Arm('waves', {**RECORDED, **PAPER_PROTOCOL},
                     describe="stage II MEA recordings, the paper's protocol"),
     'null': Arm('null', dict(UNTRAINED),
                 describe='random inits of other seeds standing in as pre-trained'),
 }
 # claims.waves_arm='auto': the first of these with results.
-CLAIMS_ARMS = ('lansdell_movie', 'movie_pairs', 'lansdell')
+CLAIMS_ARMS = ('paper_movie', 'lansdell_movie', 'movie_pairs', 'lansdell')
