@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from rwjax.data.sources import load_images
+from rwjax.data.sources import load_images, original_positions, parse_ids
 from rwjax.errors import InputError
 
 _CLASSES = ('cat', 'dog', 'frog')
@@ -128,6 +128,14 @@ def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path, tfds_dir):
     load_images('tfds:no_such_dataset', 'train', data_dir=str(tmp_path))
   with pytest.raises(InputError, match="split 'validation'"):
     load_images('tfds:png_folder_images', 'validation', data_dir=tfds_dir)
+
+
+def test_original_test_positions_come_from_tfds_ids_and_folders_have_none():
+  np.testing.assert_array_equal(parse_ids([b'test_00042', 'train_7']), [42, 7])
+  with pytest.raises(InputError, match='original'):
+    parse_ids(['cat.jpg'])
+  with pytest.raises(InputError, match='keeps no original image order'):
+    original_positions('folder:/nowhere', 'test')
 
 
 def test_a_folder_split_is_decoded_once_per_process(image_folder, tmp_path):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rwjax.data.preprocess import to_network_input
+from rwjax.data.preprocess import channel_stats, to_network_input
 from rwjax.errors import InputError
 
 
@@ -44,3 +44,22 @@ def test_resize_keeps_constant_images_and_the_mean_when_downsampling():
 def test_bad_shapes_and_channels_raise_input_error(shape, channels):
   with pytest.raises(InputError):
     to_network_input(np.zeros(shape, np.uint8), 4, channels)
+
+
+def test_pad_places_small_images_unchanged_on_the_canvas():
+  digits = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
+  x = np.asarray(to_network_input(digits, 32, 3, fit='pad'))  # the paper's MNIST
+  assert x.shape == (2, 32, 32, 3)
+  np.testing.assert_allclose(x[:, 2:30, 2:30, 1], digits[..., 0] / 255.0, rtol=1e-6)
+  assert not x[:, :2].any() and not x[:, 30:].any() and not x[:, :, :2].any()
+  big = np.zeros((1, 40, 40, 1), np.uint8)
+  assert to_network_input(big, 32, 1, fit='pad').shape == (1, 32, 32, 1)  # larger: resized
+  with pytest.raises(InputError, match='fit'):
+    to_network_input(digits, 32, 1, fit='crop')
+
+
+def test_channel_stats_are_each_channels_mean_and_population_std():
+  x = np.random.default_rng(1).random((5, 4, 3, 3), np.float32) * [1.0, 0.5, 2.0]
+  mean, std = channel_stats(x)
+  np.testing.assert_allclose(mean, x.reshape(-1, 3).mean(0), rtol=1e-5)
+  np.testing.assert_allclose(std, x.reshape(-1, 3).std(0), rtol=1e-5)

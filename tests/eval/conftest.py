@@ -1,5 +1,7 @@
-"""Pre-training workdirs as the trainer leaves them, for the evaluator's tests."""
+"""Pre-training workdirs as the trainer leaves them, and a context for the evals, for the
+evaluator's tests."""
 
+import functools
 import os
 
 import jax
@@ -8,6 +10,8 @@ import pytest
 
 from rwjax import defaults
 from rwjax import models
+from rwjax.data import sources, to_network_input
+from rwjax.eval import evals
 from rwjax.ssl import checkpoint
 
 
@@ -25,10 +29,48 @@ def _write_workdir(workdir: str, config, *, step: int, seed: int) -> str:
   return workdir
 
 
+def pretrain_config(width: int = 4):
+  """A 4-wide cifar-stem network on 8x8 inputs."""
+  config = defaults.smoke_pretrain_config()
+  config.model.stem, config.model.width, config.model.projector = 'cifar', width, (8, 4)
+  config.data.input_size = 8
+  return config
+
+
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  """A 4-wide cifar-stem network on 8x8 inputs, saved at step 7."""
-  config = defaults.smoke_pretrain_config()
-  config.model.stem, config.model.width, config.model.projector = 'cifar', 4, (8, 4)
-  config.data.input_size = 8
-  return _write_workdir(str(tmp_path_factory.mktemp('pretrain')), config, step=7, seed=42)
+  """A pre-training workdir of PRNGKey(42)'s network, saved at step 7."""
+  return _write_workdir(str(tmp_path_factory.mktemp('pretrain')), pretrain_config(), step=7,
+                        seed=42)
+
+
+@pytest.fixture(scope='module')
+def workdirs(tmp_path_factory):
+  """Three pre-training runs root/seed{42,43,44} left at step 0: PRNGKey(seed)'s networks."""
+  root = tmp_path_factory.mktemp('runs')
+  return [_write_workdir(str(root / f'seed{s}'), pretrain_config(), step=0, seed=s)
+          for s in (42, 43, 44)]
+
+
+@functools.lru_cache(None)
+def _load_digits(spec, split, max_examples=0, fit='resize'):
+  images, labels, names = sources.load_images(spec, split, max_examples=max_examples or None)
+  return np.asarray(to_network_input(images, 8, 1, fit)), labels, names
+
+
+@pytest.fixture
+def eval_context():
+  """context(pre_config=None): an evals.Context for 8 x 8 grey inputs of a (8, 4) projector
+  whose networks must not run (inputs are built and checked before any network runs)."""
+  never = lambda arm, seed: pytest.fail('no network may run while the inputs are built')
+  return lambda pre=None: evals.Context(
+      model=None, projector=(8, 4), size=8, channels=1,
+      pre_config=pre or defaults.smoke_pretrain_config(), load=_load_digits,
+      variables_of=never, batch_size=64, stats=lambda spec: (np.zeros(1), np.ones(1)))
+
+
+@pytest.fixture(scope='module')
+def wide_workdir(tmp_path_factory):
+  """A pre-training run of another architecture (8 wide)."""
+  return _write_workdir(str(tmp_path_factory.mktemp('wide')), pretrain_config(8), step=0,
+                        seed=1)

@@ -7,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rwjax.errors import InputError
+from rwjax.eval import activations as act
 from rwjax.eval import batchnorm as bn_lib
-from rwjax.eval.features import backbone_of, extract_features, extract_relus
-from rwjax.models import create_model, init_variables
+from rwjax.models import create_model, init_variables, layers
 
 N, SIZE = 37, 8
 
@@ -95,20 +94,18 @@ def test_adapt_gives_every_batchnorm_input_zero_mean_unit_variance(model, arms, 
   assert np.abs(z.mean(axis=(0, 1, 2))).max() > 0.1 or np.abs(z.var(axis=(0, 1, 2)) - 1).max() > 0.1
 
 
+VIEWS = tuple(act.View(l) for l in layers.STAGES) + tuple(
+    act.View(l, 'flat') for l in ('layer2_block0_relu1', 'projector_hidden0_relu',
+                                  'projector_output'))
+
+
 def test_batch_mode_with_one_batch_of_all_images_equals_adapt(model, arms, images):
   for variables in arms.values():
     adapted = bn_lib.adapt(model, variables, images, batch_size=16)
-    batch = extract_features(model, variables, images, batch_size=64, batchnorm='batch')
-    running = extract_features(model, adapted, images, batch_size=16)
-    for layer in batch:
-      np.testing.assert_allclose(batch[layer], running[layer], rtol=1e-3, atol=1e-4,
-                                 err_msg=layer)
-    # The projector's BatchNorm too.
-    batch = extract_relus(model, variables, images, batch_size=64, batchnorm='batch')
-    running = extract_relus(model, adapted, images, batch_size=16)
-    for layer in batch:
-      np.testing.assert_allclose(batch[layer], running[layer], rtol=1e-3, atol=1e-4,
-                                 err_msg=layer)
+    batch = act.extract(model, variables, images, VIEWS, batch_size=64, batchnorm='batch')
+    running = act.extract(model, adapted, images, VIEWS, batch_size=16)
+    for view, b, r in zip(VIEWS, batch, running):  # the projector's BatchNorm too
+      np.testing.assert_allclose(b, r, rtol=1e-3, atol=1e-4, err_msg=str(view))
 
 
 def test_batch_mode_normalises_each_group_by_its_own_statistics(model, arms, images):
@@ -117,31 +114,25 @@ def test_batch_mode_normalises_each_group_by_its_own_statistics(model, arms, ima
   assert len(order) == 40 and sorted(order[:N]) == list(range(N))
   np.testing.assert_array_equal(order[N:], order[:3])  # topped up with the first images
   assert not np.array_equal(order[:N], np.arange(N))  # a permutation, not dataset order
+  views = (act.View('layer2'), act.View('pooled'))
+  passes = act.Passes()
   # 2 groups per step (16 images, sharded over the 8 test devices) or 1 (8): the same.
-  two = extract_features(model, variables, images, batch_size=16, batchnorm='batch',
-                         bn_batch=8, layers=('layer2', 'pooled'))
-  one = extract_features(model, variables, images, batch_size=8, batchnorm='batch',
-                         bn_batch=8, layers=('layer2', 'pooled'))
-  backbone, bvars = backbone_of(model, variables)
-  apply = jax.jit(lambda x: backbone.apply(bvars, x, train=True, return_stages=True,
-                                           mutable=['batch_stats'])[0])
+  two = act.extract(model, variables, images, views, batch_size=16, batchnorm='batch',
+                    bn_batch=8, passes=passes)
+  one = act.extract(model, variables, images, views, batch_size=8, batchnorm='batch',
+                    bn_batch=8)
+  assert passes.forward == N
+  apply = jax.jit(lambda x: model.apply(variables, x, train=True,
+                                        mutable=['batch_stats', 'intermediates'])[1])
   for g in range(5):
     members = order[8 * g:8 * (g + 1)]
-    reference = apply(jnp.asarray(images[members]))
+    x = jnp.asarray(images[members])
+    reference = layers.read(apply(x)['intermediates'], x)
     first = [j for j, i in enumerate(members) if 8 * g + j < N]  # first occurrences
-    for layer, f in (('layer2', reference['layer2'].mean(axis=(1, 2))),
-                     ('pooled', reference['pooled'])):
+    for k, f in enumerate((reference['layer2'].mean(axis=(1, 2)), reference['pooled'])):
       for out in (two, one):
-        np.testing.assert_allclose(out[layer][members[first]], np.asarray(f)[first],
+        np.testing.assert_allclose(out[k][members[first]], np.asarray(f)[first],
                                    rtol=1e-3, atol=1e-4)
-  eval_mode = extract_features(model, variables, images, batch_size=8, layers=('pooled',))
-  assert np.abs(eval_mode['pooled'] - one['pooled']).max() > 1e-3
+  eval_mode, = act.extract(model, variables, images, views[1:], batch_size=8)
+  assert np.abs(eval_mode - one[1]).max() > 1e-3
 
-
-def test_unknown_mode_is_one_input_error(model, arms, images):
-  with pytest.raises(InputError, match="config.batchnorm='train' is unknown"):
-    bn_lib.check_mode('train')
-  with pytest.raises(InputError, match="batchnorm='eval' is unknown"):
-    extract_features(model, arms['random_init'], images, batch_size=8, batchnorm='eval')
-  with pytest.raises(InputError, match='call rwjax.eval.batchnorm.adapt first'):
-    extract_relus(model, arms['random_init'], images, batch_size=8, batchnorm='adapt')

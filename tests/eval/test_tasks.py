@@ -1,108 +1,134 @@
-"""Invariance tasks: exact translations, rotations, colour jitter, exemplar task layout."""
+"""Probe tasks: shifted test sets, exemplar tasks whose test shifts are held out, the paper's
+invariance tasks (classes by name, a seeded 5/6 : 1/6 split, one transform per image)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rwjax.data import tasks
-from rwjax.data.tasks import ColorJitter
+from rwjax import defaults
 from rwjax.errors import InputError
+from rwjax.eval import evals
+from rwjax.eval import tasks
+from rwjax.eval.transforms import Transform
 
-# Jitted once per shape (eager dispatch of many small ops is slow); numeric fills, angles and
-# jitter strengths are traced, so they share one compiled program.
-translate = jax.jit(lambda x, shifts, fill=0.0: tasks.translate(x, shifts, fill))
-rotate = jax.jit(lambda x, degrees, fill=0.0: tasks.rotate(x, jnp.float32(degrees), fill))
-color_jitter = jax.jit(tasks.color_jitter)
-exemplar_task = jax.jit(tasks.exemplar_task, static_argnames=(
-    'transform', 'n_train', 'n_test', 'max_shift', 'fill'))
+NAMES = ['cat', 'dog', 'frog', 'ship']
 
 
-def _images(n=3, h=7, w=9, c=2, seed=0):
-  return jax.random.uniform(jax.random.PRNGKey(seed), (n, h, w, c))
+def shift(image, dy, dx):
+  """out[y, x] = image[y - dy, x - dx] where that exists, else 0."""
+  h, w = image.shape[:2]
+  out = np.zeros_like(image)
+  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
+      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
+  return out
 
 
-@pytest.mark.parametrize('dy, dx', [(0, 0), (2, 3), (-1, 4), (3, -5), (-6, -2), (7, 0), (0, -9)])
-def test_translation_shifts_exactly(dy, dx):
-  x = np.asarray(_images())
-  out = np.asarray(translate(x, jnp.array([dy, dx]), fill=-1.0))
-  expected = np.full_like(x, -1.0)
-  h, w = x.shape[1:3]
-  expected[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
-      x[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
-  np.testing.assert_array_equal(out, expected)
+def shift_of(sample, image, k):
+  """The (dy, dx) in [-k, k]^2 that moves image to sample (None if none does)."""
+  return next(((dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
+               if np.array_equal(shift(image, dy, dx), sample)), None)
 
 
-def test_per_image_shifts_and_mean_fill():
-  x = _images()
-  shifts = jnp.array([[1, 0], [0, -2], [-3, 3]])
-  out = jax.jit(tasks.translate, static_argnames='fill')(x, shifts, fill='mean')
-  for i in range(3):
-    alone = translate(x[i:i + 1], shifts[i])
-    covered = translate(jnp.ones_like(x[i:i + 1]), shifts[i]) == 1
-    np.testing.assert_array_equal(out[i][covered[0]], alone[0][covered[0]])
-    uncovered = np.asarray(out[i])[~np.asarray(covered[0])].reshape(-1, 2)
-    np.testing.assert_allclose(uncovered, np.broadcast_to(x[i].mean((0, 1)), uncovered.shape),
-                               rtol=1e-6)
+def _images(n, size=8, c=3, seed=0):
+  return np.asarray(jax.random.uniform(jax.random.PRNGKey(seed), (n, size, size, c)))
 
 
-def test_rotation_by_quarter_turns_is_exact_and_fills_the_corners():
-  x = _images(h=6, w=6)
-  np.testing.assert_allclose(rotate(x, 0.0), x, atol=1e-6)
-  # Counter-clockwise by 90 degrees = np.rot90 in the (row, column) plane.
-  np.testing.assert_allclose(rotate(x, 90.0), np.rot90(x, 1, axes=(1, 2)), atol=1e-5)
-  np.testing.assert_allclose(rotate(x, 180.0), x[:, ::-1, ::-1], atol=1e-5)
-  turned = rotate(jnp.ones_like(x), 45.0, fill=0.5)
-  assert float(turned[0, 0, 0, 0]) == pytest.approx(0.5)  # Uncovered corner.
-  assert float(turned[0, 3, 3, 0]) == pytest.approx(1.0)  # Centre stays covered.
-
-
-def test_colour_jitter_stays_in_range_and_zero_strength_is_identity():
-  x = _images(c=3)
-  none = ColorJitter(0.0, 0.0, 0.0, 0.0)
-  np.testing.assert_allclose(color_jitter(jax.random.PRNGKey(1), x, none), x, atol=1e-5)
-  y = color_jitter(jax.random.PRNGKey(1), x)
-  assert y.shape == x.shape and 0.0 <= float(y.min()) and float(y.max()) <= 1.0
-  assert float(jnp.abs(y - x).mean()) > 0.01
-  # Grey images: brightness and contrast only, still grey.
-  g = color_jitter(jax.random.PRNGKey(1), x[..., :1])
-  assert g.shape == (3, 7, 9, 1)
+def test_classification_adds_test_sets_shifted_right():
+  x, y = _images(4), np.arange(4)
+  task = tasks.classification('digits', x, y, x[:3], y[:3], 4, shifts=(0, 2, 3))
+  assert list(task.tests) == ['digits', 'digits_shift2', 'digits_shift3']
+  np.testing.assert_array_equal(task.tests['digits'][0], x[:3])
+  for k in (2, 3):
+    moved, labels = task.tests[f'digits_shift{k}']
+    np.testing.assert_array_equal(labels, y[:3])
+    for i in range(3):
+      np.testing.assert_array_equal(moved[i], shift(x[i], 0, k))
 
 
 def test_exemplar_translation_task_holds_out_test_shifts():
   p, n_train, n_test = 3, 5, 4
-  # Images with all-distinct positive pixels, so a sample determines its shift.
-  base = jnp.arange(1, 1 + p * 8 * 8, dtype=jnp.float32).reshape(p, 8, 8, 1) / 1000
-  task = exemplar_task(jax.random.PRNGKey(0), base, transform='translate', n_train=n_train,
-                       n_test=n_test, max_shift=0.5)
-  assert task.x_train.shape == (p * n_train, 8, 8, 1) and task.x_test.shape == (p * n_test, 8, 8, 1)
+  base = _images(p, c=1)
+  task = tasks.exemplar('exemplar_translate', jax.random.PRNGKey(0), base,
+                        Transform('translate', 'rwjax', translate=0.5),
+                        n_train=n_train, n_test=n_test)
+  x_test, y_test = task.tests['exemplar_translate']
+  assert task.num_classes == p and x_test.shape == (p * n_test, 8, 8, 1)
   np.testing.assert_array_equal(task.y_train, np.tile(np.arange(p), n_train))
-  np.testing.assert_array_equal(task.y_test, np.tile(np.arange(p), n_test))
-
-  def shift_of(sample, label):
-    # The exemplar's top-left visible pixel locates the shift; the whole sample must match.
-    y, x = np.argwhere(np.asarray(sample)[..., 0] > 0)[0]
-    source = np.argwhere(np.asarray(base[label]) == sample[y, x])[0]
-    dy, dx = int(y - source[0]), int(x - source[1])
-    assert -4 <= dy <= 4 and -4 <= dx <= 4
-    np.testing.assert_array_equal(translate(base[label:label + 1], jnp.array([dy, dx]))[0],
-                                  sample)
-    return dy, dx
-
+  np.testing.assert_array_equal(y_test, np.tile(np.arange(p), n_test))
   for label in range(p):
-    train = {shift_of(s, label) for s in task.x_train[task.y_train == label]}
-    test = {shift_of(s, label) for s in task.x_test[task.y_test == label]}
-    assert len(train) == n_train and len(test) == n_test and not train & test
-
-
-def test_exemplar_controls_and_errors():
-  x = _images(c=3, h=8, w=8)
-  for transform in ('rotate', 'color'):
-    task = exemplar_task(jax.random.PRNGKey(0), x, transform=transform, n_train=2, n_test=2)
-    assert task.x_train.shape == (6, 8, 8, 3) and task.x_test.shape == (6, 8, 8, 3)
+    # Shifts of up to int(0.5 * 8) = 4 pixels, distinct within the image's samples.
+    train = [shift_of(s, base[label], 4) for s in np.asarray(task.x_train)[task.y_train == label]]
+    test = [shift_of(s, base[label], 4) for s in np.asarray(x_test)[y_test == label]]
+    assert None not in train + test
+    assert len(set(train)) == n_train and len(set(test)) == n_test and not set(train) & set(test)
+  with pytest.raises(InputError, match='distinct shifts'):  # (2 * 2 + 1)^2 = 25 < 30
+    tasks.exemplar('e', jax.random.PRNGKey(0), base, Transform('translate', translate=0.25),
+                   n_train=20, n_test=10)
+  for t in (Transform('rotate'), Transform('color', 'torchvision')):
+    task = tasks.exemplar('e', jax.random.PRNGKey(0), _images(3), t, n_train=2, n_test=2)
+    assert task.x_train.shape == (6, 8, 8, 3) and task.tests['e'][0].shape == (6, 8, 8, 3)
     assert not np.allclose(task.x_train[:3], task.x_train[3:])
-  with pytest.raises(InputError, match='unknown transform'):
-    exemplar_task(jax.random.PRNGKey(0), x, transform='shear', n_train=2, n_test=2)
-  with pytest.raises(InputError, match='distinct shifts'):
-    exemplar_task(jax.random.PRNGKey(0), x, transform='translate', n_train=20, n_test=10,
-                  max_shift=0.25)
+
+
+def test_classes_are_chosen_by_name_first_images_first_and_relabelled_in_list_order():
+  labels = np.array([3, 0, 1, 3, 1, 3, 0, 2])
+  index, new = tasks.select_classes(labels, NAMES, ['ship', 'dog'], 2, 'c')
+  np.testing.assert_array_equal(index, [0, 3, 2, 4])  # first two ships, first two dogs
+  np.testing.assert_array_equal(new, [0, 0, 1, 1])
+  index, new = tasks.select_classes(labels, NAMES, ['ship', 'cat'], 0, 'c')
+  np.testing.assert_array_equal(index, [0, 3, 5, 1, 6])
+  what = 'config.evals.p.invariance.classes'
+  with pytest.raises(InputError, match=rf"{what}: unknown class name.*'horse'.*cat, dog, frog"):
+    tasks.select_classes(labels, NAMES, ['cat', 'horse'], 0, what)
+  with pytest.raises(InputError, match=rf"{what}: class 'dog' has 2 images.*per_class=3"):
+    tasks.select_classes(labels, NAMES, ['dog'], 3, what)
+
+
+def test_invariance_split_is_five_sixths_disjoint_complete_and_seeded():
+  index = np.arange(600, dtype=np.float32).reshape(600, 1, 1, 1)  # value = index
+  split = lambda key: tasks.invariance('i', jax.random.PRNGKey(key), index, np.zeros(600),
+                                       Transform('none'), 1)
+  task = split(4)
+  train = np.asarray(task.x_train).ravel().astype(int)
+  test = np.asarray(task.tests['i'][0]).ravel().astype(int)
+  assert len(train) == 500 and len(test) == 100  # the paper's 600 * 5 // 6
+  assert sorted(np.concatenate([train, test])) == list(range(600))
+  np.testing.assert_array_equal(np.asarray(split(4).x_train).ravel(), train)
+  assert set(np.asarray(split(5).x_train).ravel().astype(int)) != set(train)
+
+
+def test_each_draw_transforms_every_image_once_with_the_same_split_for_every_transform():
+  images, labels = _images(12), np.arange(12) % 3
+  key = jax.random.PRNGKey(7)
+  plain = tasks.invariance('none', key, images, labels, Transform('none'), 3)
+  moved = tasks.invariance('t', key, images, labels,
+                           Transform('translate', 'torchvision', translate=0.5), 3, draws=3)
+  # Which source image each train row is: the rows of 'none' are the images themselves.
+  rows = [next(i for i in range(12) if np.array_equal(images[i], r)) for r in plain.x_train]
+  assert len(set(rows)) == 10 and len(plain.tests['none'][1]) == 2 and not plain.redraws
+  np.testing.assert_array_equal(plain.y_train, labels[rows])
+  np.testing.assert_array_equal(moved.y_train, plain.y_train)
+  # round(U(-4, 4)) pixels each way, zero fill; per draw (one per epoch of the probe) a new
+  # shift of the same images in the same order, test images too.
+  assert len(moved.redraws) == 2
+  draws = [(moved.x_train, moved.tests)] + list(moved.redraws)
+  shifts = [[shift_of(s, images[i], 4) for s, i in zip(np.asarray(x), rows)] for x, _ in draws]
+  assert all(None not in s and len(set(s)) > 3 for s in shifts)
+  assert shifts[0] != shifts[1] != shifts[2]
+  for _, tests in draws[1:]:
+    np.testing.assert_array_equal(tests['t'][1], moved.tests['t'][1])
+    assert not np.array_equal(tests['t'][0], moved.tests['t'][0])
+
+
+def test_normalize_dataset_standardises_every_task_image_after_its_transforms(eval_context):
+  config = defaults.config_file('evaluate', 'paper_digits').evals.paper_probes
+  stats = lambda spec: (np.full(1, 0.5, np.float32), np.full(1, 0.25, np.float32))
+  ctx = eval_context()._replace(stats=stats)
+  plain = evals.build('p', config, ctx).tasks(0)
+  config.normalize = 'dataset'
+  normed = evals.build('p', config, ctx).tasks(0)
+  assert [t.name for t in normed] == ['invariance_translate', 'invariance_none', 'digits']
+  for a, b in zip(plain, normed):
+    np.testing.assert_allclose(b.x_train, (np.asarray(a.x_train) - 0.5) / 0.25, atol=1e-6)
+    for name, (x, y) in a.tests.items():
+      np.testing.assert_allclose(b.tests[name][0], (np.asarray(x) - 0.5) / 0.25, atol=1e-6)

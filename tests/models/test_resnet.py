@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from rwjax.errors import InputError
-from rwjax.models import ResNet18, create_model, init_variables
+from rwjax.models import create_model, init_variables, layers
 
 KEY = jax.random.PRNGKey(0)
 
@@ -33,10 +33,12 @@ def test_backbone_has_resnet18_parameter_count(channels, want):
     ('imagenet', 64, [16, 16, 8, 4, 2]),
 ])
 def test_stage_shapes(stem, size, maps):
-  net = ResNet18(stem=stem, width=4)
+  model = create_model(stem=stem, width=4, projector=(8,), dtype='float32')
   x = jnp.zeros((2, size, size, 3))
-  variables = jax.eval_shape(lambda k: net.init(k, x, train=False), KEY)
-  out = jax.eval_shape(lambda v: net.apply(v, x, train=False, return_stages=True), variables)
+  variables = jax.eval_shape(lambda k: model.init(k, x, train=False), KEY)
+  out = jax.eval_shape(lambda v: layers.read(
+      model.apply(v, x, train=False, mutable=['intermediates'])[1]['intermediates'], x),
+      variables)
   names = ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
   channels = [4, 4, 8, 16, 32]
   for name, m, c in zip(names, maps, channels):
