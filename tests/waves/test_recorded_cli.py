@@ -10,7 +10,7 @@ import tifffile
 from PIL import Image
 
 from rwjax.errors import cli_main
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 PIXEL_MM, FRAME_DT, STEP_PX = 0.01, 0.1, 1.5  # a front moving 1.5 px per frame: 0.15 mm/s
 

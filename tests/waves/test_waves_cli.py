@@ -11,7 +11,7 @@ from PIL import Image
 
 from rwjax.errors import cli_main
 from rwjax.waves import godfrey, stats
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,7 +49,7 @@ def test_simulate_writes_movie_labels_meta_gif(simulated):
       gif.seek(i)
       durations.append(gif.info['duration'])
   assert sum(durations) == 60 * 50  # 120 frames at stride 2, 20 fps: 4x real time
-  assert 'coverage' in proc.stdout and 'simulate: 100.0% (12/12 simulated s)' in proc.stderr
+  assert 'coverage' in proc.stdout and 'simulate: 100.0% (25/25 retina-s)' in proc.stderr
 
 
 def test_simulate_godfrey(tmp_path):
