@@ -279,7 +279,7 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
       if dists[k] < best['distance']:
         best = dict(distance=float(dists[k]), values=values[k], summary=summaries[k],
                     measured=measured[k])
-      report((gen + 1) * per_gen, note(gen * candidates + k + 1), force=k == candidates - 1)
+      report((gen + 1) * per_gen, note(gen * candidates + k + 1))
     dists = np.asarray(dists)
     if gen == 0:
       start_eval = (float(dists[0]), summaries[0], measured[0])
@@ -294,6 +294,8 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
     if spread.max() < tol:
       converged = True
       break
+    if gen < generations - 1:  # a milestone (the last one is `finish`)
+      report((gen + 1) * per_gen, note((gen + 1) * candidates), force=True)
   report.finish((gen + 1) * per_gen, note((gen + 1) * candidates) +
                 (', converged' if converged else ''))
   wall = time.time() - t0

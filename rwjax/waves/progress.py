@@ -39,26 +39,27 @@ class Progress:
     self.every_s = every_s
     self.start = time_fn()
     self._last = None  # wall time of the last report
-    self._width = 0    # of the last line on a terminal
+    self._line = ''    # the last report
 
   def __call__(self, done: float, note: str = '', force: bool = False) -> None:
     """Reports `done` units (throttled; `force`: now)."""
     if self.label is None:
       return
     every = self.every_s if self.every_s is not None else (1.0 if sys.stderr.isatty() else 10.0)
-    if force or self._last is None or self._time() - self._last >= every:
-      self._write(done, note, end=False)
+    now = self._time()
+    if force or self._last is None or now - self._last >= every:
+      self._write(done, note, False, now)
 
   def finish(self, done: float | None = None, note: str = '') -> None:
     """The last report; `done` (default: total) becomes the total when the work ends early
     (e.g. a fit that converged)."""
     self.total = self.total if done is None else done
     if self.label is not None:
-      self._write(self.total, note, end=True)
+      self._write(self.total, note, True, self._time())
 
-  def _write(self, done: float, note: str, end: bool) -> None:
+  def _write(self, done: float, note: str, end: bool, now: float) -> None:
     stream = sys.stderr  # looked up per call: a redirected stderr (a log file) is followed
-    self._last = now = self._time()
+    self._last = now
     elapsed = now - self.start
     line = (f'{self.label}: {100 * min(done / max(self.total, 1e-9), 1):5.1f}% ({done:,.0f}/'
             f'{self.total:,.0f} {self.unit})')
@@ -67,9 +68,9 @@ class Progress:
       line += (f', {rate:.3g} {self.unit}/s, {clock(elapsed)} elapsed, '
                f'ETA {clock(max(self.total - done, 0) / rate)}')
     line += f'; {note}' if note else ''
-    if stream.isatty():
-      stream.write('\r' + line.ljust(self._width) + ('\n' if end else ''))
-      self._width = 0 if end else len(line)
+    if stream.isatty():  # over the last line, padded to its length
+      stream.write('\r' + line.ljust(len(self._line)) + ('\n' if end else ''))
     else:
       stream.write(line + '\n')
+    self._line = '' if end else line
     stream.flush()
