@@ -158,8 +158,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   ft.add_argument('--bounds', action='append', default=[], metavar='NAME=LOW:HIGH',
                   help='search range of a fitted parameter (repeatable)')
   ft.add_argument('--search', default='quick', choices=tuple(fit_lib.SEARCHES),
-                  help='quick: ~10 min on 2 CPU cores for a 64x64 recording; full: the '
-                  'original search, ~20x longer; the flags below override either. ' +
+                  help='quick: 10-13 min on 2 CPU cores for a 64x64-electrode recording; '
+                  'full: the original search, up to ~20x longer; the flags below override '
+                  'either. ' +
                   '; '.join(f'{name}: ' + ' '.join(f'--{flag}={s[key]:g}' for flag, key in
                                                    _FIT_FLAGS.items())
                             for name, s in fit_lib.SEARCHES.items()))

@@ -30,7 +30,8 @@ batch, and it has no covariance to learn from few samples, while successive halv
 selects among its first draws (its precision is that of the initial grid). The fit is
 converged when every spread is under `tol` (0.05 of the log-range); otherwise the budget
 (simulated retina-seconds, warm-up included) ends it and the best candidate seen is
-returned marked unconverged. Only the Lansdell model is fitted: the Godfrey model's
+returned marked unconverged. SEARCHES names two sizes of search: 'quick' for a CPU and
+'full' for an accelerator. Only the Lansdell model is fitted: the Godfrey model's
 parameters size its coupling kernel and presets at trace time.
 """
 
@@ -68,9 +69,10 @@ MIN_SPREAD = 0.01
 CHUNK_FRAMES = 100
 # Searches (`python -m rwjax.waves fit --search=NAME`): candidates per generation, retinas
 # per candidate, simulated seconds of warm-up and of recording per retina, and the budget
-# (simulated retina-seconds) that sets the number of generations. 'quick' (the default)
-# ends in about 10 min on 2 CPU cores for a 64x64-electrode recording (85x85 cells);
-# 'full' is the original, ~20x longer search.
+# (simulated retina-seconds) that sets the number of generations. 'quick' (the default) is
+# sized for 2 CPU cores: 3 generations, 10-13 min for a 64x64-electrode recording (85x85
+# cells), at the price of noisier distances (one retina) and fewer candidates; 'full' is
+# the original search, up to ~20x longer (up to 10 generations), for an accelerator.
 SEARCHES = {
     'quick': dict(candidates=8, retinas=1, warmup_s=150.0, seconds=300.0, budget_s=10800.0),
     'full': dict(candidates=16, retinas=2, warmup_s=300.0, seconds=300.0, budget_s=2e5),

@@ -131,6 +131,8 @@ def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_
   assert 'best distance none yet' in lines[0] and 'best distance none' not in lines[-1]
   result = json.loads((out / 'fit.json').read_text())
   assert result['converged'] is False and result['generations'] == 2
+  assert result['search'] == dict(name='quick', candidates=4, retinas=1, warmup_s=0.0,
+                                  seconds=30.0, budget_s=240.0)
   assert result['start'] == {'diff': 0.005, 'spont_prob': 0.003}
   assert result['bounds']['spont_prob'] == [1e-4, 1e-2]
   assert set(result['fitted']) == {'diff', 'spont_prob'}
@@ -161,6 +163,10 @@ def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_
     (['--fit=diff', '--bounds=diff=0.01:0.03'], 'lies outside its bounds'),
     (['--bounds=diff=1'], 'need NAME=LOW:HIGH'),
     (['--fit=diff', '--bounds=tau_s=1:100'], 'which are not fitted'),
+    # The searches' sizes (fit.SEARCHES), quick by default; a flag overrides one value.
+    (['--budget=1000'], r'allows 0 generation\(s\) of 8 candidates x 1 retinas x 450 s'),
+    (['--search=full', '--budget=1000'], r'of 16 candidates x 2 retinas x 600 s'),
+    (['--search=full', '--budget=1000', '--warmup=100'], r'of 16 candidates x 2 retinas x 400'),
 ])
 def test_cli_bad_input_writes_nothing(tmp_path, args, message):
   path = mea_files.fronts_file(tmp_path / 'r.h5', size=8, starts=(2.0, 12.0, 22.0, 32.0),
