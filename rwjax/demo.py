@@ -19,15 +19,19 @@ from rwjax import defaults
 from rwjax import evaluate
 from rwjax import train
 from rwjax.errors import cli_main, parse_flags
-from rwjax.waves import __main__ as waves_cli
+from rwjax.waves import simulate
+from rwjax.waves import stats as wave_stats
 
 _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes everything.')
 
 
 def run(workdir: str) -> None:
   print('== 1/3 simulating retinal waves (Lansdell et al. 2014) ==', flush=True)
-  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=300',
-                  f'--out={os.path.join(workdir, "waves")}'])
+  out = os.path.join(workdir, 'waves')
+  meta = simulate.write_movie(out, model='lansdell', batch=4, seconds=60.0, warmup=300.0,
+                              gif_seconds=60.0)
+  print(f'wrote {out}/movie.npy {tuple(meta["shape"])}, labels.npy, meta.json, preview.gif')
+  print(wave_stats.table(meta['summary']), flush=True)
   print('\n== 2/3 SimCLR pre-training on simulated waves (configs/pretrain_smoke.py) ==',
         flush=True)
   pretrain_dir = os.path.join(workdir, 'pretrain')

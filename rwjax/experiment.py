@@ -475,8 +475,8 @@ def _quiet(log_path: str):
 
 
 def write_movie(plan: Plan) -> None:
-  """DIR/data/lansdell_movie/{movie,labels}.npy with `python -m rwjax.waves simulate`."""
-  from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
+  """DIR/data/lansdell_movie/{movie,labels}.npy with rwjax.waves.simulate.write_movie."""
+  from rwjax.waves import simulate  # pylint: disable=g-import-not-at-top
   out = plan.paths['{movie}']
   if paths_lib.exists(os.path.join(out, 'settings.json')):
     return
@@ -489,17 +489,19 @@ def write_movie(plan: Plan) -> None:
     argv += ['--param', f'{k}={v}']
   paths_lib.makedirs(out)
   with _quiet(os.path.join(out, 'log.txt')):
-    waves_cli.main(argv)
+    simulate.write_movie(out, **{k: s[k] for k in ('model', 'size', 'seconds', 'batch',
+                                                   'warmup', 'seed', 'params')})
   paths_lib.write_atomic(os.path.join(out, 'settings.json'), json.dumps(
       {**s, 'command': 'python -m rwjax.waves ' + ' '.join(argv)}, indent=1))
 
 
 def write_recorded(plan: Plan) -> None:
-  """Each usable recording through `python -m rwjax.waves convert`, then the first
-  max_frames / n frames of each joined in time into DIR/data/recorded/{movie,labels}.npy
-  (labels offset so that waves of different recordings stay apart)."""
-  from rwjax.waves import __main__ as waves_cli  # pylint: disable=g-import-not-at-top
+  """Each usable recording through rwjax.waves.recorded.write_movie (`python -m rwjax.waves
+  convert`), then the first max_frames / n frames of each joined in time into
+  DIR/data/recorded/{movie,labels}.npy (labels offset so that waves of different
+  recordings stay apart)."""
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
+  from rwjax.waves import recorded  # pylint: disable=g-import-not-at-top
   out = plan.paths['{recorded}']
   if paths_lib.exists(os.path.join(out, 'settings.json')):
     return
@@ -510,7 +512,7 @@ def write_recorded(plan: Plan) -> None:
     d = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
     if not paths_lib.exists(os.path.join(d, movie_io.META_FILE)):
       with _quiet(os.path.join(out, 'log.txt')):
-        waves_cli.main(['convert', '--mea', path, '--out', d, '--gif-seconds', '0'])
+        recorded.write_movie(d, path)
     m = movie_io.load_movie(d)[..., :per, :, :].reshape(-1, *movie_io.load_movie(d).shape[-2:])
     l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE))
     l = l.reshape(-1)[:len(m)].astype(np.int32)

@@ -22,7 +22,7 @@ from rwjax import paths
 from rwjax import train
 from rwjax.data import sources as image_sources
 from rwjax.errors import InputError
-from rwjax.waves import __main__ as waves_cli
+from rwjax.waves import cli as waves_cli
 from rwjax.waves import dataset
 from rwjax.waves import movie as movie_io
 from rwjax.waves import readers

@@ -11,7 +11,7 @@ import pytest
 from rwjax import train
 from rwjax.errors import InputError
 from rwjax.waves import compare, recorded
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
