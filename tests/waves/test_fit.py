@@ -109,14 +109,13 @@ def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_
   path = mea_files.fronts_file(tmp_path / 'r.h5', size=8, starts=(2.0, 12.0, 22.0, 32.0),
                                duration=40.0)
   out = tmp_path / 'fit'
-  with pytest.raises(SystemExit) as exit_info:
-    main(['fit', '--model=lansdell', f'--recording={path}', '--size=8', '--seconds=30',
-          '--warmup=0', '--candidates=4', '--retinas=1', '--budget=240', '--tol=1e-6',
-          '--fit=diff', '--fit=spont_prob', '--bounds=spont_prob=1e-4:1e-2',
-          '--param=spont_prob=0.003', f'--out={out}'])
-  assert exit_info.value.code == 3
+  # A result all the same (exit 0): the best candidate within the budget, with a warning.
+  main(['fit', '--model=lansdell', f'--recording={path}', '--size=8', '--seconds=30',
+        '--warmup=0', '--candidates=4', '--retinas=1', '--budget=240', '--tol=1e-6',
+        '--fit=diff', '--fit=spont_prob', '--bounds=spont_prob=1e-4:1e-2',
+        '--param=spont_prob=0.003', f'--out={out}'])
   err = capsys.readouterr().err
-  assert 'did not converge within --budget=240' in err
+  assert 'warning: the fit did not converge within --budget=240' in err
   # Progress (rwjax.waves.progress): from the first chunk (10 simulated s of 4 candidates:
   # 40 of the 2 x 4 x 30 = 240 retina-s), at the end of generation 1 (120, 4 measured)
   # and at the end; retina-seconds and candidates measured never go back; every line has

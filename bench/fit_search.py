@@ -11,7 +11,7 @@ Targets: (a) the test's own (D* = 0.012, one retina, 20 s warm-up, on the fit's 
 stream: distance 0 at D*), (b) six on other streams (D* in {0.006, 0.012, 0.02} x two
 seeds, 2 retinas x 80 s after 40 s), where the target's and the simulations' noise count.
 
-  PYTHONPATH=. JAX_PLATFORMS=cpu python docs/fit_search_accuracy.py
+  PYTHONPATH=. JAX_PLATFORMS=cpu python bench/fit_search.py
 """
 import importlib.util
 import json
