@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import checkpoint
 from rwjax import metrics as metrics_lib
-from rwjax import train
 from rwjax.errors import InputError
-from rwjax.ssl import checkpoint
+from rwjax.ssl import trainer
 
 
 TINY = os.path.join(os.path.dirname(__file__), 'configs', 'tiny_pretrain.py')
@@ -32,13 +32,13 @@ def params_of(state):
 
 def test_resume_gives_identical_parameters(tmp_path):
   c = tiny_config()
-  straight = train.train(c, str(tmp_path / 'straight'))
+  straight = trainer.train(c, str(tmp_path / 'straight'))
   assert int(straight.step) == 6
   c_half = tiny_config()
   c_half.train.steps = 3
-  train.train(c_half, str(tmp_path / 'resumed'))
+  trainer.train(c_half, str(tmp_path / 'resumed'))
   assert checkpoint.latest_step(str(tmp_path / 'resumed')) == 3
-  resumed = train.train(c, str(tmp_path / 'resumed'))
+  resumed = trainer.train(c, str(tmp_path / 'resumed'))
   assert int(resumed.step) == 6
   # The resumed run recompiles its step; on some CPUs two compilations need not give
   # bit-identical floats, so equality is to float32 rounding. Losing the optimizer state,
@@ -62,7 +62,7 @@ def test_resume_gives_identical_parameters(tmp_path):
 def test_zero_steps_writes_the_random_init_network(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   config, variables = checkpoint.load_for_eval(str(tmp_path))
   assert config.model.width == 4
   jax.tree.map(np.testing.assert_array_equal, params_of(state), variables['params'])
@@ -88,17 +88,17 @@ def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, over
   group, key, value = override
   c[group][key] = value
   with pytest.raises(InputError, match=message):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'))
   assert not os.path.exists(tmp_path / 'w' / 'checkpoints')
 
 
 def test_incompatible_checkpoint_is_refused_and_kept(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  train.train(c, str(tmp_path))
+  trainer.train(c, str(tmp_path))
   c.model.width = 8
   with pytest.raises(InputError, match='incompatible config.*model.width'):
-    train.train(c, str(tmp_path))
+    trainer.train(c, str(tmp_path))
   assert checkpoint.latest_step(str(tmp_path)) == 0
   assert checkpoint.read_config(str(tmp_path)).model.width == 4
 
@@ -106,7 +106,7 @@ def test_incompatible_checkpoint_is_refused_and_kept(tmp_path):
 def test_unwritable_workdir(tmp_path):
   (tmp_path / 'file').write_text('x')
   with pytest.raises(InputError, match='not writable'):
-    train.train(tiny_config(), str(tmp_path / 'file' / 'sub'))
+    trainer.train(tiny_config(), str(tmp_path / 'file' / 'sub'))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -115,8 +115,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   c.train.steps = 50
   c.train.checkpoint_every = 1
   c.train.log_every = 1
-  with pytest.raises(train.NonFiniteLoss, match=r'not finite at step (\d+).*last good checkpoint'):
-    train.train(c, str(tmp_path))
+  with pytest.raises(trainer.NonFiniteLoss, match=r'not finite at step (\d+).*last good checkpoint'):
+    trainer.train(c, str(tmp_path))
   last = checkpoint.latest_step(str(tmp_path))
   assert last is not None and last < 50
   _, variables = checkpoint.load_for_eval(str(tmp_path))
@@ -157,7 +157,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 def test_devices_simulate_different_retinas(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   v = np.asarray(state.source.sim.v)  # 8 devices x 2 retinas
   assert v.shape == (16, 32, 32)
   assert len({row.tobytes() for row in v}) == 16
@@ -184,15 +184,15 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
   c.data.movie = str(path)
   c.train.steps = 2
   c.train.log_every = 1
-  train.train(c, str(tmp_path / 'w'))
+  trainer.train(c, str(tmp_path / 'w'))
   rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
   assert [r['step'] for r in rows] == [1, 2] and all(r['n_anchors'] > 0 for r in rows)
   # The movie is not checkpointed; resuming rebuilds it from the file.
   c.train.steps = 3
-  assert int(train.train(c, str(tmp_path / 'w')).step) == 3
+  assert int(trainer.train(c, str(tmp_path / 'w')).step) == 3
   c.data.frame_separation = 24
   with pytest.raises(InputError, match='larger than the movie'):
-    train.train(c, str(tmp_path / 'other'))
+    trainer.train(c, str(tmp_path / 'other'))
 
 
 def _wave_config(tmp_path, movie):
@@ -214,7 +214,7 @@ def test_whole_wave_batches_run_epochs_and_log_the_validation_loss(tmp_path):
   # 6 disks of 8 frames: int(6 * 0.34) = 2 held out; 4 training waves, 2 per batch (16 > 10).
   c = _wave_config(tmp_path, _disk_movie(36, (2, 13, 24)))
   c.data.shuffle = 'spatiotemporal_global'  # the paper's control: labels kept, frames not
-  state = train.train(c, str(tmp_path / 'w'))
+  state = trainer.train(c, str(tmp_path / 'w'))
   assert int(state.step) == 4  # 2 epochs x 2 batches
   rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
   steps = [r for r in rows if 'loss' in r]
@@ -243,7 +243,7 @@ def test_bad_wave_movies_are_refused_before_anything_is_written(tmp_path, movie,
   w.mkdir()
   (w / 'config.json').write_text('{"kept": true}')
   with pytest.raises(InputError, match=message):
-    train.train(c, str(w))
+    trainer.train(c, str(w))
   assert (w / 'config.json').read_text() == '{"kept": true}'
   assert sorted(os.listdir(w)) == ['config.json']
 
@@ -259,7 +259,7 @@ def test_godfrey_simulator_feeds_training(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   c.train.checkpoint_every = 2
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   assert int(state.step) == 2
   rows = metrics_lib.read_metrics(str(tmp_path))
   assert all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
@@ -278,7 +278,7 @@ def test_controls_augmentations_and_sim_groups_run_in_the_step(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   c.train.checkpoint_every = 2
-  train.train(c, str(tmp_path))
+  trainer.train(c, str(tmp_path))
   rows = metrics_lib.read_metrics(str(tmp_path))
   assert len(rows) == 2 and all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
 
@@ -298,11 +298,11 @@ def test_simulator_parameters_come_from_the_config(tmp_path):
   c = tiny_config()
   c.data.sim_params.lansdell.nope = 1.0
   with pytest.raises(InputError, match=r"sim_params.lansdell has unknown keys \['nope'\]"):
-    train.train(c, str(tmp_path / 'bad'))
+    trainer.train(c, str(tmp_path / 'bad'))
   c = tiny_config()
   c.train.steps = 0
   c.data.sim_params.lansdell.spont_prob = 0.0  # no cell is ever driven: no waves
-  quiet = train.train(c, str(tmp_path / 'quiet'))
+  quiet = trainer.train(c, str(tmp_path / 'quiet'))
   assert (np.asarray(quiet.source.labels) == -1).all()
   assert np.asarray(quiet.source.sim.v).max() < -60.0
 
@@ -312,13 +312,13 @@ def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_
   # bad in ways only building the optimizer or the source finds out.
   c = tiny_config()
   c.train.steps = 0
-  train.train(c, str(tmp_path / 'sim'))
+  trainer.train(c, str(tmp_path / 'sim'))
   np.save(tmp_path / 'movie.npy', _disk_movie())
   f = tiny_config()
   f.train.steps = 0
   f.data.source = 'file'
   f.data.movie = str(tmp_path / 'movie.npy')
-  train.train(f, str(tmp_path / 'file'))
+  trainer.train(f, str(tmp_path / 'file'))
   before = {w: (tmp_path / w / 'config.json').read_bytes() for w in ('sim', 'file')}
   np.save(tmp_path / 'labels.npy', np.zeros((2, 23), np.int32))
 
@@ -338,6 +338,6 @@ def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_
   cases.append(('sim', unknown, 'unknown keys'))
   for workdir, cfg, message in cases:
     with pytest.raises(InputError, match=message):
-      train.train(cfg, str(tmp_path / workdir))
+      trainer.train(cfg, str(tmp_path / workdir))
   for w in ('sim', 'file'):
     assert (tmp_path / w / 'config.json').read_bytes() == before[w], w

@@ -1,9 +1,9 @@
-"""Checkpoints of a sharded state in one process (rwjax.ssl.checkpoint)."""
+"""Checkpoints of a sharded state in one process (rwjax.checkpoint)."""
 
 import jax
 import numpy as np
 
-from rwjax.ssl import checkpoint
+from rwjax import checkpoint
 
 
 def test_one_process_saves_without_compiling_and_restores_exactly(tmp_path):
