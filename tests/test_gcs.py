@@ -193,3 +193,45 @@ def test_a_failing_save_stops_the_run_and_keeps_the_last_good_checkpoint(gcs_fau
   assert checkpoint.latest_step('gs://bucket/broken') == 1
   _, variables = checkpoint.load_for_eval('gs://bucket/broken')
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
+
+
+def _objects(prefix: str) -> dict:
+  """{name under prefix: size} of every object under a gs:// prefix."""
+  import fsspec  # pylint: disable=g-import-not-at-top
+  fs, root = fsspec.core.url_to_fs(prefix)
+  fs.invalidate_cache()
+  return {p[len(root):].lstrip('/'): fs.size(p) for p in fs.find(root)}
+
+
+def test_a_damaged_bucket_checkpoint_is_set_aside_and_the_run_resumes(gcs_emulator, capfd):
+  c = tiny_config()
+  c.train.steps, c.train.checkpoint_every = 2, 1
+  trainer.train(c, 'gs://bucket/damaged')
+  # Step 2's data files cut to half (a copy into the bucket that was killed).
+  step2 = 'gs://bucket/damaged/checkpoints/2'
+  for name in _objects(step2):
+    if '/d/' in name:
+      data = paths.read_bytes(f'{step2}/{name}')
+      paths.write_atomic(f'{step2}/{name}', data[:len(data) // 2])
+  damaged = _objects(step2)
+  capfd.readouterr()
+  c.train.steps = 3
+  assert int(trainer.train(c, 'gs://bucket/damaged').step) == 3
+  warnings = [l for l in capfd.readouterr().err.splitlines() if l.startswith('warning: ')]
+  assert len(warnings) == 1, warnings
+  assert warnings[0].startswith(
+      'warning: checkpoint 2 in gs://bucket/damaged/checkpoints cannot be read (')
+  assert warnings[0].endswith(
+      'moved to gs://bucket/damaged/checkpoints_damaged/2, resuming from step 1')
+  assert _objects('gs://bucket/damaged/checkpoints_damaged/2') == damaged  # every object kept
+  assert checkpoint.latest_step('gs://bucket/damaged') == 3
+  _, variables = checkpoint.load_for_eval('gs://bucket/damaged')
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
+
+
+def test_a_log_appended_to_after_a_partial_line_starts_on_its_own_line(gcs_emulator):
+  paths.write_atomic('gs://bucket/logs/log.txt', 'first run\nkilled in the mid')
+  with paths.open_append('gs://bucket/logs/log.txt') as f:
+    f.write('second run\n')
+  assert paths.read_text('gs://bucket/logs/log.txt') == (
+      'first run\nkilled in the mid\nsecond run\n')

@@ -3,6 +3,7 @@
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -341,3 +342,47 @@ def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_
       trainer.train(cfg, str(tmp_path / workdir))
   for w in ('sim', 'file'):
     assert (tmp_path / w / 'config.json').read_bytes() == before[w], w
+
+
+def test_cli_resumes_a_workdir_damaged_by_a_crash(tmp_path):
+  """A workdir as a full disk or a killed copy leaves it: the latest checkpoint's data files
+  truncated, and metrics.jsonl ending inside a record. The binary says so in one line each,
+  resumes from the intact checkpoint before, and every whole record stays readable; with no
+  readable checkpoint it stops with one error line, exit code 2, and changes nothing."""
+  c = tiny_config()
+  c.train.steps, c.train.checkpoint_every, c.train.log_every = 2, 1, 1
+  w = tmp_path / 'w'
+  trainer.train(c, str(w))
+  for d, _, files in os.walk(w / 'checkpoints' / '2'):
+    for f in files if os.path.basename(d) == 'd' else ():
+      os.truncate(os.path.join(d, f), os.path.getsize(os.path.join(d, f)) // 2)
+  with open(w / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 3, "lo')
+  args = [f'--config={TINY}', f'--workdir={w}', '--config.train.checkpoint_every=1',
+          '--config.train.log_every=1']
+
+  p = _cli(args + ['--config.train.steps=3'])
+  out, err = p.communicate(timeout=300)
+  assert p.returncode == 0, err
+  assert 'Traceback' not in err and 'resuming from step 1' in out, err
+  warnings = [l for l in err.splitlines() if l.startswith('warning: ')]
+  assert len(warnings) == 2, warnings
+  assert warnings[0].startswith(f'warning: checkpoint 2 in {w}/checkpoints cannot be read '
+                                '(OUT_OF_RANGE')
+  assert warnings[0].endswith(f'moved to {w}/checkpoints_damaged/2, resuming from step 1')
+  assert warnings[1].startswith(f'warning: {w}/metrics.jsonl ended in a partial record')
+  assert checkpoint.latest_step(str(w)) == 3 and os.listdir(w / 'checkpoints_damaged') == ['2']
+  # Step 2 logged by both runs (the second re-ran it from step 1), the partial one kept aside.
+  assert [r['step'] for r in metrics_lib.read_metrics(str(w))] == [1, 2, 2, 3]
+  assert (w / 'metrics.jsonl.torn').read_text() == '{"step": 3, "lo\n'
+
+  for step in os.listdir(w / 'checkpoints'):
+    shutil.rmtree(w / 'checkpoints' / step)
+    (w / 'checkpoints' / step).mkdir()
+  before = sorted(os.walk(w))
+  p = _cli(args + ['--config.train.steps=4'])
+  _, err = p.communicate(timeout=300)
+  assert p.returncode == 2 and 'Traceback' not in err, err
+  assert err.strip().splitlines()[-1].startswith(
+      f'error: no checkpoint in {w}/checkpoints can be read: step 3 (its directory is empty)')
+  assert sorted(os.walk(w)) == before
