@@ -205,6 +205,11 @@ def _reason(e: BaseException) -> str:
   return next((line(x) for x in chain if _STATUS.match(line(x))), line(e))
 
 
+def _status_line(e: BaseException) -> str | None:
+  """tensorstore's own account of a failed read ('OUT_OF_RANGE: ...'), when it gave one."""
+  return _reason(e) if _STATUS.match(_reason(e)) else None
+
+
 # tensorstore's status codes (and the Python errors) of a storage that did not answer, as
 # opposed to files that are not there or not whole: the checkpoint may be fine.
 _STORAGE_CODES = ('PERMISSION_DENIED', 'UNAUTHENTICATED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED',
@@ -345,7 +350,7 @@ def restore(mngr: ocp.CheckpointManager, target):
           raise InputError(f'checkpoint {step} in {directory} does not match this config '
                            f'({_reason(e)[:200]}); use a new --workdir') from None
         raise
-      damaged.append((step, _reason(e) if _STATUS.match(_reason(e)) else reason))
+      damaged.append((step, _status_line(e) or reason))
       continue
     if damaged:
       _set_aside_all(mngr, damaged, step)
@@ -398,7 +403,7 @@ def load_for_eval(workdir: str):
     except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
       if _storage_failure(e):
         raise _read_error(path, step, e) from None
-      reason = _reason(e) if _STATUS.match(_reason(e)) else unreadable(path, step) or _reason(e)
+      reason = _status_line(e) or unreadable(path, step) or _reason(e)
       raise InputError(
           f'checkpoint {step} in {path} cannot be read ({reason}); '
           f'resuming the pre-training (python -m rwjax.train --config=... --workdir={workdir}) '

@@ -347,8 +347,11 @@ def move(path, dst) -> None:
   """
   path, dst = os.fspath(path), os.fspath(dst)
   if not is_remote(path):
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    os.rename(path, dst)
+    try:
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      os.rename(path, dst)
+    except OSError as e:
+      raise storage_error(dst, e) from None
     return
   import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
   _require(path)

@@ -295,6 +295,17 @@ def test_cli_unknown_key_or_bad_type_is_one_line_exit_2(tmp_path, override, mess
   assert err.startswith(message)
 
 
+def test_cli_builds_the_monitor_hook_from_the_config(tmp_path):
+  # The binary hands the trainer rwjax.eval.monitor's hook when monitor_every > 0: its
+  # settings are checked before anything is written.
+  p = _cli([f'--config={TINY}', f'--workdir={tmp_path / "w"}',
+            '--config.train.monitor_every=2', '--config.monitor.source=imagenet'])
+  _, err = p.communicate(timeout=120)
+  assert p.returncode == 2 and len(err.strip().splitlines()) == 1, err
+  assert err.startswith("error: config.monitor.source='imagenet' is unknown")
+  assert not os.path.exists(tmp_path / 'w')
+
+
 def test_simulator_parameters_come_from_the_config(tmp_path):
   c = tiny_config()
   c.data.sim_params.lansdell.nope = 1.0
@@ -386,3 +397,40 @@ def test_cli_resumes_a_workdir_damaged_by_a_crash(tmp_path):
   assert err.strip().splitlines()[-1].startswith(
       f'error: no checkpoint in {w}/checkpoints can be read: step 3 (its directory is empty)')
   assert sorted(os.walk(w)) == before
+
+
+def test_hooks_start_from_the_initial_network_and_measure_every_monitor_every_steps(tmp_path):
+  """The trainer's hook interface (rwjax.ssl.trainer.Hook) with a hook that records what it
+  is given: started once per run, resumed runs included, with the run's initial network (the
+  random-init network that steps=0 saves); measured at steps 2 and 4 (monitor_every=2) with
+  the network of that step; its values in that step's metrics record."""
+  calls = []
+  params = lambda v: jax.tree.map(np.asarray, v['params'])
+
+  def hook(model, init_variables):
+    assert model.width == 4  # the SimCLRModel of the config
+    calls.append(('start', params(init_variables)))
+
+    def measure(step, variables):
+      calls.append((step, params(variables)))
+      return {'hook/step': step}
+
+    return measure
+
+  c = tiny_config()
+  c.train.steps = 0
+  init = params_of(trainer.train(c, str(tmp_path / 'init'), hooks=(hook,)))
+  assert calls == []  # nothing to measure: the hooks are not started
+  c.train.steps, c.train.log_every, c.train.monitor_every, c.train.checkpoint_every = 2, 1, 2, 2
+  at_2 = params_of(trainer.train(c, str(tmp_path / 'w'), hooks=(hook,)))
+  c.train.steps = 4
+  at_4 = params_of(trainer.train(c, str(tmp_path / 'w'), hooks=(hook,)))
+
+  assert [k for k, _ in calls] == ['start', 2, 'start', 4]
+  for (_, got), want in zip(calls, (init, at_2, init, at_4)):
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+  rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
+  measured = [r for r in rows if 'hook/step' in r]
+  assert [(r['step'], r['hook/step']) for r in measured] == [(2, 2.0), (4, 4.0)]
+  assert all(r['monitor/seconds'] >= 0 for r in measured)
+  assert not any('hook/step' in r for r in rows if r['step'] in (1, 3))
