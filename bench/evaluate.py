@@ -103,7 +103,7 @@ def _preset_main() -> None:
   """The whole evaluator under a preset, 3 + 3 networks; prints one JSON object."""
   import tempfile  # pylint: disable=g-import-not-at-top
   from rwjax import defaults, evaluate  # pylint: disable=g-import-not-at-top
-  from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
+  from rwjax import checkpoint  # pylint: disable=g-import-not-at-top
   pre = defaults.pretrain_config()
   pre.model.stem, pre.model.width, pre.model.dtype = _STEM.value, _WIDTH.value, _DTYPE.value
   pre.data.input_size = _SIZE.value

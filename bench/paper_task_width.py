@@ -22,7 +22,7 @@ from absl import flags
 
 from rwjax import evaluate
 from rwjax import experiment
-from rwjax import train
+from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WIDTH = flags.DEFINE_integer('width', 8, 'ResNet-18 width (the paper: 64; cpu scale: 8).')
@@ -42,7 +42,7 @@ def main(_):
   t0 = time.perf_counter()
   cfg = copy.deepcopy(run.pretrain)
   cfg.train.steps = 0  # the random-init network of the seed
-  train.train(cfg, os.path.join(workdir, 'train'))
+  trainer.train(cfg, os.path.join(workdir, 'train'))
   e = copy.deepcopy(plan.protocols['paper'])
   e.workdir, e.out = os.path.join(workdir, 'train'), os.path.join(workdir, 'eval')
   e.paper_tasks.transforms = ('none', 'translate')

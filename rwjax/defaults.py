@@ -136,7 +136,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.checkpoint_every = 1000
   c.train.keep_checkpoints = 3
-  # Online natural-image accuracies (rwjax.ssl.monitor) every this many steps, a multiple
+  # Online natural-image accuracies (rwjax.eval.monitor) every this many steps, a multiple
   # of log_every (0 = off). Not in the paper (its evaluation runs after pre-training).
   c.train.monitor_every = 1000
   c.monitor = ml_collections.ConfigDict()

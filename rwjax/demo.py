@@ -17,8 +17,9 @@ from absl import flags
 
 from rwjax import defaults
 from rwjax import evaluate
-from rwjax import train
 from rwjax.errors import cli_main, parse_flags
+from rwjax.eval import monitor
+from rwjax.ssl import trainer
 from rwjax.waves import simulate
 from rwjax.waves import stats as wave_stats
 
@@ -35,7 +36,8 @@ def run(workdir: str) -> None:
   print('\n== 2/3 SimCLR pre-training on simulated waves (configs/pretrain_smoke.py) ==',
         flush=True)
   pretrain_dir = os.path.join(workdir, 'pretrain')
-  train.train(defaults.smoke_pretrain_config(), pretrain_dir)
+  pretrain = defaults.smoke_pretrain_config()
+  trainer.train(pretrain, pretrain_dir, hooks=monitor.hooks(pretrain))  # as the binary does
   print('\n== 3/3 evaluation: pre-trained vs random init on digits ==', flush=True)
   config = defaults.evaluate_config('digits')
   config.workdir = pretrain_dir

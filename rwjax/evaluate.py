@@ -43,6 +43,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from rwjax import checkpoint
 from rwjax import models
 from rwjax import paths as paths_lib
 from rwjax.data import sources
@@ -57,7 +58,6 @@ from rwjax.eval import paper_protocol
 from rwjax.eval import probes
 from rwjax.eval import report as report_lib
 from rwjax.eval import stats
-from rwjax.ssl import checkpoint
 
 ARMS = stats.ARMS
 CAPACITY_LAYERS = ('stages', 'relus')  # config.capacity.layers

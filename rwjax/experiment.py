@@ -2,8 +2,8 @@
 
   python -m rwjax.experiment --config=configs/experiment.py:SCALE --workdir=DIR [--config.x.y=v]
 
-Each run (arm, seed) is `rwjax.train.train` and `rwjax.evaluate.evaluate` (the binaries' own
-functions) in its own directory DIR/runs/ARM/seedS/ (train/: the trainer's workdir; eval/
+Each run (arm, seed) is `rwjax.ssl.trainer.train` and `rwjax.evaluate.evaluate` (the binaries'
+own functions) in its own directory DIR/runs/ARM/seedS/ (train/: the trainer's workdir; eval/
 stepN/PROTOCOL/report.json: the evaluator's report; log.txt: their output). Evaluation at
 several points of training: the run trains to each step of config.eval_steps in turn (the
 trainer's resume: with the paper's constant learning rate the stages give the same network
@@ -289,9 +289,9 @@ def _arm_config(name: str, arm: Arm, config: ml_collections.ConfigDict, paths: d
 def _validate_arm(name: str, arm: Arm, cfg, n_devices: int) -> Optional[str]:
   """None if the trainer accepts the arm's config; 'pending ...' if it refuses one of the
   arm's own values (a value this tree does not know yet); InputError otherwise."""
-  from rwjax import train  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import trainer  # pylint: disable=g-import-not-at-top
   try:
-    train.validate(cfg, n_devices)
+    trainer.validate(cfg, n_devices)
   except InputError as e:
     own = [k for k, v in arm.overrides.items() if isinstance(v, str) and repr(v) in str(e)]
     if own:
@@ -345,10 +345,11 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
            '{recorded}': os.path.join(data_dir, 'recorded')}
 
   # The base pre-training config must be valid on its own (a user's bad override).
-  from rwjax import train, waves  # pylint: disable=g-import-not-at-top
+  from rwjax import waves  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import trainer  # pylint: disable=g-import-not-at-top
   base = copy.deepcopy(config.pretrain)
   try:
-    train.validate(base, n_devices)
+    trainer.validate(base, n_devices)
     waves.get_model(config.movie.model)
   except InputError as e:
     raise InputError(f'config.pretrain: {e}') from None
@@ -550,8 +551,9 @@ def _write_json(path: str, obj) -> None:
 def execute(plan: Plan, run: Run) -> dict:
   """Trains the run to each evaluation step in turn and evaluates it there; what exists
   is skipped. Returns {'train_s', 'eval_s'} of this call."""
-  from rwjax import evaluate, train  # pylint: disable=g-import-not-at-top
-  from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
+  from rwjax import checkpoint, evaluate  # pylint: disable=g-import-not-at-top
+  from rwjax.eval import monitor  # pylint: disable=g-import-not-at-top
+  from rwjax.ssl import trainer  # pylint: disable=g-import-not-at-top
   paths_lib.makedirs(run.dir)
   _write_json(os.path.join(run.dir, 'run.json'), run.record)
   timing = {'train_s': 0.0, 'eval_s': 0.0}
@@ -567,7 +569,7 @@ def execute(plan: Plan, run: Run) -> dict:
     cfg.train.steps = step
     t0 = time.perf_counter()
     with _quiet(os.path.join(run.dir, 'log.txt')):
-      train.train(cfg, run.train_dir)
+      trainer.train(cfg, run.train_dir, hooks=monitor.hooks(cfg))
     timing['train_s'] += time.perf_counter() - t0
     if checkpoint.latest_step(run.train_dir) != step:
       raise Interrupted(f'{run.arm} seed {run.seed} stopped before step {step}')

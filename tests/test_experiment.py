@@ -21,9 +21,9 @@ import scipy.stats
 
 from rwjax import defaults
 from rwjax import experiment
-from rwjax import train
 from rwjax.errors import InputError
 from rwjax.eval import claims
+from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs', 'experiment.py')
@@ -331,7 +331,7 @@ def test_step_zero_of_a_trained_arm_is_the_random_init_network(tmp_path):
   for name in ('random_init', 'temporal'):
     cfg, _ = experiment._arm_config(name, experiment.ARMS[name], tiny(), paths, 3)
     cfg.train.steps = 0
-    states.append(train.train(cfg, str(tmp_path / name)))
+    states.append(trainer.train(cfg, str(tmp_path / name)))
   flat = [np.concatenate([np.ravel(x) for x in __import__('jax').tree.leaves(s.params)])
           for s in states]
   np.testing.assert_array_equal(flat[0], flat[1])

@@ -19,9 +19,9 @@ from PIL import Image
 from rwjax import experiment
 from rwjax import experiment_report
 from rwjax import paths
-from rwjax import train
 from rwjax.data import sources as image_sources
 from rwjax.errors import InputError
+from rwjax.ssl import trainer
 from rwjax.waves import cli as waves_cli
 from rwjax.waves import dataset
 from rwjax.waves import movie as movie_io
@@ -79,15 +79,15 @@ def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_pa
   # The trainer's file source (data.movie, data.labels) from the bucket gets the movie and
   # labels it gets from local disk.
   seen = []
-  real = train.sources.make_file_source
-  monkeypatch.setattr(train.sources, 'make_file_source',
+  real = trainer.sources.make_file_source
+  monkeypatch.setattr(trainer.sources, 'make_file_source',
                       lambda m, l: (seen.append((np.asarray(m), np.asarray(l))), real(m, l))[1])
   for where in (local, 'gs://bucket/saved'):
     c = runpy.run_path(os.path.join(_ROOT, 'tests', 'configs', 'tiny_pretrain.py'))['get_config']()
     c.data.source, c.data.movie_format = 'file', 'saved'
     c.data.movie, c.data.labels = f'{where}/movie.npy', f'{where}/labels.npy'
     c.data.frame_separation = 1
-    train.build_source(c)
+    trainer.build_source(c)
   assert len(seen) == 2
   np.testing.assert_array_equal(seen[0][0], seen[1][0])
   np.testing.assert_array_equal(seen[1][1], labels)

@@ -160,7 +160,7 @@ def _class_scores(config, pre_config, which, x_train, y_train, x_test, y_test, n
   """f32[N_test]: a logistic probe's probability of each test image's own class, on the
   pooled features of the network config.paper_manifolds.confidence_network names."""
   from rwjax.eval import features as features_lib  # pylint: disable=g-import-not-at-top
-  from rwjax.ssl import checkpoint  # pylint: disable=g-import-not-at-top
+  from rwjax import checkpoint  # pylint: disable=g-import-not-at-top
   if which in ARMS:
     net_config, variables = None, variables_of(which, 0)
   elif which and paths_lib.isdir(which):  # any path (gs://)

@@ -13,7 +13,7 @@ prepares it as the paper prepared its five TIFF stacks (src/data.py):
      ('recording', what a saved movie gets) or none;
   5. optional copies rotated by 90/180/270 degrees (the paper adds all three).
 
-Channel replication comes last, in the trainer (rwjax.train.make_batch_fn), as for
+Channel replication comes last, in the trainer (rwjax.ssl.trainer.make_batch_fn), as for
 every movie. Steps 2-4 are `frames.zscore`, `frames.block_pool` and
 `frames.unit_range`, the steps of `frames.to_network_input` that saved and simulated
 movies go through: min-max is one affine map per scope, so it commutes with mean

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import checkpoint
 from rwjax import defaults
 from rwjax import models
-from rwjax.ssl import checkpoint
 
 
 def _write_workdir(workdir: str, config, *, step: int, seed: int) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from rwjax import checkpoint
 from rwjax import defaults
 from rwjax import evaluate
 from rwjax import models
@@ -20,7 +21,6 @@ from rwjax.errors import InputError
 from rwjax.eval import features as features_lib
 from rwjax.eval import probes
 from rwjax.eval import stats
-from rwjax.ssl import checkpoint
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 8

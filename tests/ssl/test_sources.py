@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.metrics import adjusted_rand_score
 
-from rwjax import train
 from rwjax.ssl import sources
+from rwjax.ssl import trainer
 from rwjax.ssl import wave_labels
 from rwjax.waves import lansdell
 from rwjax.waves import stats
@@ -28,12 +28,12 @@ def _source(groups):
 
 def test_groups_take_turns_and_match_advancing_all_at_once():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  init = lambda s: train.source_init(s, mesh)
+  init = lambda s: trainer.source_init(s, mesh)
   whole, halves = _source(1), _source(2)
   key = jax.random.PRNGKey(0)
   state = init(halves)(key)
   np.testing.assert_array_equal(state.turn, [0, 0])  # one counter per device
-  step = train.source_step(halves, mesh)
+  step = trainer.source_step(halves, mesh)
   once = step(state)
   # Device rows: [0, 1] (group 0) and [2, 3] (group 1) of each device's 4 retinas.
   buf0, buf1 = np.asarray(state.buffer), np.asarray(once.buffer)
@@ -43,7 +43,7 @@ def test_groups_take_turns_and_match_advancing_all_at_once():
   np.testing.assert_array_equal(once.turn, [1, 1])
   # Two steps of two groups = one step of all retinas: same frames, labels, simulator.
   twice = step(once)
-  together = train.source_step(whole, mesh)(init(whole)(key))
+  together = trainer.source_step(whole, mesh)(init(whole)(key))
   np.testing.assert_array_equal(twice.turn, [0, 0])
   for field in ('buffer', 'labels', 'count', 'active'):
     np.testing.assert_array_equal(getattr(twice, field), getattr(together, field), field)
@@ -59,7 +59,7 @@ def test_a_file_movie_is_an_argument_of_the_init_program_not_a_constant():
   def program_chars(n_frames):
     movie = np.random.default_rng(0).random((2, n_frames, 16, 16), np.float32)
     source = sources.make_file_source(movie, np.zeros((2, n_frames), np.int32))
-    return len(train.source_init(source, mesh).lower(key, *source.inputs).as_text())
+    return len(trainer.source_init(source, mesh).lower(key, *source.inputs).as_text())
 
   small, large = program_chars(4), program_chars(400)  # 8 KB and 800 KB of frames
   assert large < small + 1000, (small, large)
@@ -104,7 +104,7 @@ def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
       frames_per_step=1, buffer_frames=buffer, warmup_s=0.0, calibration_s=0.1,
       threshold=0.5, active_fraction=0.01, label_delay=delay, min_wave_size=20)
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  state = train.source_init(source, mesh)(jax.random.PRNGKey(0))
+  state = trainer.source_init(source, mesh)(jax.random.PRNGKey(0))
   step = jax.jit(jax.shard_map(source.advance, mesh=mesh, in_specs=P('data'),
                                out_specs=P('data')))
   for _ in range(30):
