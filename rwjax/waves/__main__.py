@@ -9,6 +9,7 @@
   python -m rwjax.waves fit --model=lansdell --recording=RECORDING.h5
   python -m rwjax.waves stats --movie=rec.tif --pixel-mm=0.01 --frame-dt=0.1 --threshold=2 --json
   python -m rwjax.waves preview --movie=rec.tif --out=preview.gif
+  python -m rwjax.waves noise --like=out/waves --out=out/noise --seed=0
 
 `simulate` warms the retinas up, records `--seconds` of frames in chunks (progress
 and ETA on stderr), labels the waves and writes movie.npy, labels.npy, meta.json
@@ -17,6 +18,8 @@ for a recorded multi-electrode-array spike file (rwjax.waves.recorded). `stats` 
 a movie (its meta.json, if present, supplies threshold, frame_dt and pixel size);
 `stats` and `preview` take any movie rwjax.waves.readers reads (TIFF, .npy, .npz, HDF5,
 MATLAB), and `stats` can subtract a rolling-median background and smooth first.
+`noise` writes a noise movie like a saved movie (rwjax.waves.noise: its histogram and
+correlation lengths, no waves) with a copy of its labels.
 Bad input prints one `error: ...` line and exits with code 2. Every path (--movie,
 --out, --mea, --recording, --folder) may be a bucket path (gs://BUCKET/...; rwjax.paths).
 """
@@ -92,6 +95,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   mea_cli.add_stats_args(st)
   mea_cli.add_commands(sub)
   _add_recorded_args(sub, st)
+  _add_noise_command(sub)
   return parser.parse_args(argv)
 
 
@@ -344,12 +348,47 @@ def run_preview(args: argparse.Namespace) -> None:
         f'every {stride} of the movie\'s, {args.speedup:g}x real time)')
 
 
+def _add_noise_command(sub) -> None:
+  nz = sub.add_parser('noise', help='a noise movie like a saved movie, with its labels')
+  nz.add_argument('--like', required=True, help='a saved movie directory (movie.npy, labels.npy)')
+  nz.add_argument('--out', required=True, help='output directory')
+  nz.add_argument('--seed', type=int, default=0)
+  nz.add_argument('--refine', type=int, default=2,
+                  help='corrections of the smoothing widths after the histogram mapping')
+
+
+def run_noise(args: argparse.Namespace) -> None:
+  """movie.npy of rwjax.waves.noise.noise_like(--like's movie), labels.npy copied from --like,
+  meta.json: --like's settings (threshold, frame_dt, pixel_mm, ...) and the noise's."""
+  from rwjax.waves import noise  # pylint: disable=g-import-not-at-top
+  _check_out(args)
+  frames = movie_io.load_movie(args.like)
+  frames = frames[None] if frames.ndim == 3 else frames
+  labels_path = paths.join(args.like, movie_io.LABELS_FILE)
+  if not paths.isfile(labels_path):
+    raise InputError(f'{labels_path!r} does not exist: --like must be a movie directory written '
+                     'by `python -m rwjax.waves simulate` (movie.npy and labels.npy)')
+  labels = paths.load_npy(labels_path)
+  if labels.size != frames.shape[0] * frames.shape[1]:
+    raise InputError(f'{labels_path!r} holds {labels.size} labels for a movie of '
+                     f'{frames.shape[0]} x {frames.shape[1]} frames; one label per frame')
+  out, report = noise.noise_like(frames, jax.random.PRNGKey(args.seed), refine=args.refine)
+  meta = {k: v for k, v in movie_io.load_meta(args.like).items() if k != 'summary'}
+  meta.update(noise=dict(like=args.like, seed=args.seed, refine=args.refine, retinas=report),
+              labels='copied from the wave movie --like (its waves; this movie has none)')
+  movie_io.save_movie(args.out, out, labels.reshape(out.shape[:2]), meta)
+  print(f'wrote {args.out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},{movie_io.META_FILE}}}'
+        f' (movie {out.shape}); correlation lengths (frames, pixels) wanted -> obtained: '
+        + '; '.join(f"{r['want_frames']:.1f}, {r['want_pixels']:.2f} -> {r['got_frames']:.1f}, "
+                    f"{r['got_pixels']:.2f}" for r in report))
+
+
 def main(argv: list[str] | None = None) -> None:
   args = _parse(argv)
   if args.command in mea_cli.COMMANDS:
     return mea_cli.COMMANDS[args.command](args)
   {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats,
-   'preview': run_preview}[args.command](args)
+   'preview': run_preview, 'noise': run_noise}[args.command](args)
 
 
 if __name__ == '__main__':
