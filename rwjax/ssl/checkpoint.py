@@ -30,9 +30,9 @@ CHECKPOINT_DIR = 'checkpoints'
 # makes an existing checkpoint unusable.
 STRUCTURAL_KEYS = (
     'model.stem', 'model.width', 'model.channels', 'model.projector',
-    'model.projector_bias_last', 'data.source', 'data.simulator', 'data.sim_size', 'data.input_size',
-    'data.retinas_per_device', 'data.buffer_frames', 'data.movie_norm', 'optim.name',
-    'n_devices',
+    'model.projector_bias_last', 'data.source', 'data.simulator', 'data.sim_size',
+    'data.input_size', 'data.retinas_per_device', 'data.buffer_frames', 'data.movie_norm',
+    'optim.name', 'n_devices',
 )
 
 
