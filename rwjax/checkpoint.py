@@ -42,9 +42,24 @@ ITEM = 'default'  # the one item of a step's directory (orbax's name for a singl
 # makes an existing checkpoint unusable.
 STRUCTURAL_KEYS = (
     'model.stem', 'model.width', 'model.channels', 'model.projector',
-    'data.source', 'data.simulator', 'data.sim_size', 'data.input_size',
-    'data.retinas_per_device', 'data.buffer_frames', 'optim.name', 'n_devices',
+    'model.projector_bias_last', 'data.source', 'data.simulator', 'data.sim_size',
+    'data.input_size', 'data.retinas_per_device', 'data.buffer_frames', 'data.movie_norm',
+    'optim.name', 'n_devices',
 )
+# Keys added to the config after runs were saved, with the value that reproduces those runs:
+# a saved config.json without one of them is read as if it held this value.
+ADDED_KEYS = {'model.projector_bias_last': True, 'data.movie_norm': 'per_retina'}
+
+
+def with_added_keys(d: dict) -> dict:
+  """A saved config dict with every ADDED_KEYS key it lacks set to that key's old value."""
+  for dotted, value in ADDED_KEYS.items():
+    *parents, last = dotted.split('.')
+    node = d
+    for part in parents:
+      node = node.setdefault(part, {})
+    node.setdefault(last, value)
+  return d
 
 
 def _get(d: dict, dotted: str):
@@ -80,7 +95,7 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
   new['n_devices'] = n_devices
   path = paths.join(workdir, CONFIG_FILE)
   if paths.exists(path) and latest_step(workdir) is not None:
-    old = paths.read_json(path)
+    old = with_added_keys(paths.read_json(path))
     diff = [k for k in STRUCTURAL_KEYS if _get(old, k) != _get(new, k)]
     if diff:
       changes = ', '.join(f'{k}: {_get(old, k)!r} -> {_get(new, k)!r}' for k in diff)
@@ -103,7 +118,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     raise InputError(f'{path} does not exist: {workdir!r} is not a pre-training workdir; '
                      'run `python -m rwjax.train --config=... --workdir=DIR` first')
   d.pop('n_devices', None)
-  return ml_collections.ConfigDict(d)
+  return ml_collections.ConfigDict(with_added_keys(d))
 
 
 def _one_writer_saves() -> None:

@@ -1,6 +1,7 @@
 """Checkpoints (rwjax.checkpoint): a sharded state saved and restored in one process; damaged
 checkpoints set aside when a run resumes, and one line for the evaluator."""
 
+import json
 import os
 import runpy
 import shutil
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from rwjax import checkpoint
+from rwjax import defaults
 from rwjax.errors import InputError
 from rwjax.ssl import trainer
 
@@ -210,3 +212,29 @@ def test_the_evaluator_gets_one_line_for_an_unreadable_checkpoint(trained, tmp_p
   assert message.startswith(f'checkpoint 2 in {w}/checkpoints cannot be read (')
   assert reason in message and f'--workdir={w})' in message
   assert _files(w) == files  # the evaluator moves nothing
+
+
+def _old_workdir(tmp_path):
+  """A workdir saved before model.projector_bias_last and data.movie_norm existed: its
+  config.json lacks both keys, and it holds a checkpoint."""
+  d = json.loads(defaults.pretrain_config().to_json())
+  del d['model']['projector_bias_last'], d['data']['movie_norm']
+  d['n_devices'] = 1
+  (tmp_path / checkpoint.CONFIG_FILE).write_text(json.dumps(d))
+  mngr = checkpoint.manager(str(tmp_path))
+  checkpoint.save(mngr, 0, {'w': np.zeros(3, np.float32)})
+  checkpoint.wait(mngr)
+  return str(tmp_path)
+
+
+def test_config_saved_before_the_new_keys_reads_as_the_old_behaviour(tmp_path):
+  workdir = _old_workdir(tmp_path)
+  config = checkpoint.read_config(workdir)
+  assert config.model.projector_bias_last is True  # the head those runs were trained with
+  assert config.data.movie_norm == 'per_retina'
+  # Resuming it with today's defaults is the same structure; the paper's head is not.
+  checkpoint.write_config(workdir, defaults.pretrain_config(), 1, write=False)
+  paper_head = defaults.pretrain_config()
+  paper_head.model.projector_bias_last = False
+  with pytest.raises(InputError, match='projector_bias_last'):
+    checkpoint.write_config(workdir, paper_head, 1, write=False)

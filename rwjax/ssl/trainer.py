@@ -74,6 +74,7 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
   positive('loss.temperature', config.loss.temperature, integer=False)
   if d.shuffle not in pairs.SHUFFLES:
     raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {pairs.SHUFFLES}')
+  frames_lib.check_norm(d.movie_norm)
   validate_protocol(config)
   if d.source == 'sim':
     waves.get_model(d.simulator)
@@ -166,7 +167,7 @@ def recorded_dataset(config: ml_collections.ConfigDict):
       pixel_mm=r.pixel_mm, rotations=tuple(r.rotations), intervals=r.intervals,
       threshold=d.threshold, background_s=r.background_s, detect_dff=r.detect_dff,
       smooth_s=r.smooth_s, smooth_mm=r.smooth_mm, min_size=r.min_size,
-      chunk_frames=r.chunk_frames)
+      chunk_frames=r.chunk_frames, norm=d.movie_norm)
 
 
 def build_source(config: ml_collections.ConfigDict) -> sources.Source:
@@ -192,7 +193,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
     else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
       threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
-    x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1)[..., 0]
+    x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1, d.movie_norm)[..., 0]
     return placed_source(config, np.asarray(x), labels)
   model = waves.get_model(d.simulator)
   given = dict(d.sim_params.get(d.simulator, {}))
@@ -208,7 +209,7 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
       threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
       active_fraction=d.active_fraction, wave_labels=d.wave_labels,
-      label_delay=d.label_delay, min_wave_size=d.min_wave_size)
+      label_delay=d.label_delay, min_wave_size=d.min_wave_size, norm=d.movie_norm)
 
 
 def placed_source(config: ml_collections.ConfigDict, movie: np.ndarray, labels: np.ndarray):

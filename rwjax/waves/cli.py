@@ -10,6 +10,7 @@
   python -m rwjax.waves compare --model=lansdell --recording=RECORDING.h5 [--param NAME=VALUE]
   python -m rwjax.waves fit --model=lansdell --recording=RECORDING.h5 [--search=full]
   python -m rwjax.waves mea-dataset --folder=RECORDINGS/ --ages=2:9 --out=out/mea
+  python -m rwjax.waves noise --like=out/waves --out=out/noise --seed=0   (a control: no waves)
 
 `simulate` (rwjax.waves.simulate.write_movie) warms the retinas up, records `--seconds`
 of frames, labels the waves and writes movie.npy, labels.npy, meta.json and preview.gif
@@ -41,7 +42,7 @@ import numpy as np
 from rwjax import paths
 from rwjax import waves
 from rwjax.errors import InputError
-from rwjax.waves import compare, correlation, fit as fit_lib, readers, recorded, simulate
+from rwjax.waves import compare, correlation, fit as fit_lib, noise, readers, recorded, simulate
 from rwjax.waves import dataset as recorded_dataset
 from rwjax.waves import movie as movie_io
 from rwjax.waves import stats as wave_stats
@@ -190,6 +191,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
   pv.add_argument('--speedup', type=float, default=movie_io.GIF_SPEEDUP,
                   help='playback speed / real time')
   _reading_args(pv)
+  nz = sub.add_parser('noise', help='a noise movie like a saved movie, with its labels')
+  nz.add_argument('--like', required=True, help='a saved movie directory (movie.npy, labels.npy)')
+  nz.add_argument('--out', required=True, help='output directory')
+  nz.add_argument('--seed', type=int, default=0)
+  nz.add_argument('--refine', type=int, default=2,
+                  help='corrections of the smoothing widths after the histogram mapping')
   return parser.parse_args(argv)
 
 
@@ -642,9 +649,19 @@ def run_dataset(args) -> None:
         'in a wave')
 
 
+def run_noise(args) -> None:
+  """rwjax.waves.noise.write_movie of --like into --out."""
+  _check_out(args.out)
+  meta = noise.write_movie(args.like, args.out, seed=args.seed, refine=args.refine)
+  print(f'wrote {args.out}/{{{movie_io.MOVIE_FILE},{movie_io.LABELS_FILE},{movie_io.META_FILE}}};'
+        ' correlation lengths (frames, pixels) wanted -> obtained: ' + '; '.join(
+            f"{r['want_frames']:.1f}, {r['want_pixels']:.2f} -> {r['got_frames']:.1f}, "
+            f"{r['got_pixels']:.2f}" for r in meta['noise']['retinas']))
+
+
 COMMANDS = {'simulate': run_simulate, 'convert': run_convert, 'stats': run_stats,
             'preview': run_preview, 'survey': run_survey, 'compare': run_compare,
-            'fit': run_fit, 'mea-dataset': run_dataset}
+            'fit': run_fit, 'mea-dataset': run_dataset, 'noise': run_noise}
 
 
 def main(argv: list[str] | None = None) -> None:
