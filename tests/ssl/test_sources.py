@@ -148,7 +148,7 @@ def test_paper_norm_calibrates_one_transform_over_every_retina_and_device():
       threshold=0.5, active_fraction=0.01, label_delay=0, norm='paper')
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
   key = jax.random.PRNGKey(0)
-  state = train.source_init(source, mesh)(key)
+  state = trainer.source_init(source, mesh)(key)
   # The calibration frames (1 s of 0.1 s frames): after a reference frame, 10 per retina.
   starts = [int(jax.random.randint(jax.random.fold_in(key, d), (), 0, 40)) + 7 * r
             for d in range(2) for r in range(retinas)]
