@@ -3,11 +3,11 @@
   python bench/paper_task_width.py --width=8 --cifar10=PATH/cifar10 --mnist=PATH/mnist
 
 The `cpu` experiment scale's random-init arm (seed --seed, ResNet-18 of --width) evaluated
-with that scale's paper protocol (rwjax.experiment's own plan and configs), restricted to the
+with that scale's paper probes (rwjax.experiment's own plan and configs), restricted to the
 untransformed and translated invariance tasks at the pooled output, with the paper's Adam
-probe and rwjax's logistic probe beside it. Whether a linear probe rises above chance (0.1)
-on the translated images says whether claim 1 can be read at that width (README, "The `cpu`
-scale, as measured"). Prints one JSON object: accuracy per task and probe, seconds.
+probe and the logistic probe beside it. Whether a linear probe rises above chance (0.1) on
+the translated images says whether claim 1 can be read at that width (docs/experiment.md).
+Prints one JSON object: accuracy per task and probe, seconds.
 """
 
 import copy
@@ -22,7 +22,7 @@ from absl import flags
 
 from rwjax import evaluate
 from rwjax import experiment
-from rwjax import train
+from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WIDTH = flags.DEFINE_integer('width', 8, 'ResNet-18 width (the paper: 64; cpu scale: 8).')
@@ -35,23 +35,24 @@ def main(_):
   c = runpy.run_path(os.path.join(ROOT, 'configs', 'experiment.py'))['get_config']('cpu')
   c.cifar10, c.mnist = _CIFAR10.value, _MNIST.value
   c.pretrain.model.width = _WIDTH.value
-  c.only, c.only_protocols, c.seeds, c.first_seed = 'random_init', 'paper', 1, _SEED.value
+  c.only, c.seeds, c.first_seed = 'random_init', 1, _SEED.value
   workdir = tempfile.mkdtemp(prefix='paper_task_width_')
   plan = experiment.make_plan(c, workdir)
   run = plan.runs[0]
   t0 = time.perf_counter()
   cfg = copy.deepcopy(run.pretrain)
   cfg.train.steps = 0  # the random-init network of the seed
-  train.train(cfg, os.path.join(workdir, 'train'))
-  e = copy.deepcopy(plan.protocols['paper'])
+  trainer.train(cfg, os.path.join(workdir, 'train'))
+  e = copy.deepcopy(plan.evaluate)
   e.workdir, e.out = os.path.join(workdir, 'train'), os.path.join(workdir, 'eval')
-  e.paper_tasks.transforms = ('none', 'translate')
-  e.paper_probe.layers, e.paper_probe.classification = 'pooled', ()
-  e.paper_probe.logistic = True
-  e.paper_manifolds.enabled = False
-  probes = evaluate.evaluate(e)['paper']['probes']
-  acc = {task: {probe: row['pretrained']['mean'] for probe, row in probes[task]['pooled'].items()}
-         for task in ('invariance_none', 'invariance_translate')}
+  q = e.evals.paper_probes
+  for name in [n for n in e.evals if n != 'paper_probes']:
+    del e.evals[name]
+  q.invariance.transforms, q.classification.sources = ('none', 'translate'), ()
+  q.layers, q.probes = 'pooled', ('adam', 'logistic')
+  acc = {}
+  for r in evaluate.evaluate(e)['rows']:
+    acc.setdefault(r['task'], {})[r['measure']] = r['pretrained']['mean']
   print(json.dumps({'width': _WIDTH.value, 'seed': _SEED.value, 'accuracy': acc,
                     'seconds': round(time.perf_counter() - t0, 1)}))
 

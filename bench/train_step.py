@@ -46,11 +46,11 @@ import numpy as np
 
 from rwjax import defaults
 from rwjax import models
-from rwjax import train
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
 from rwjax.ssl import sources
 from rwjax.ssl import train_step as train_step_lib
+from rwjax.ssl import trainer
 
 
 def _config(args):
@@ -87,15 +87,15 @@ def _measure_waves(args):
   schedule = wave_batches.make_schedule(
       labels, budget=args.wave_batch_frames, val_fraction=0.2, seed=0, order='shuffled',
       temporal=pairs.control_parts(args.shuffle)[0], n_devices=n_dev)
-  source = train.with_wave_plan(sources.make_file_source(movie, labels), schedule, n_dev)
+  source = trainer.with_wave_plan(sources.make_file_source(movie, labels), schedule, n_dev)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**config.model)
   tx = optim.make_optimizer(name='adam', lr=1e-4, weight_decay=1e-6)
-  state = train.init_state(model, tx, source, mesh, config.seed, size)
+  state = trainer.init_state(model, tx, source, mesh, config.seed, size)
   step = train_step_lib.make_train_step(
-      model, tx, mesh, train.make_batch_fn(source, config, 0), denominator='negatives')
+      model, tx, mesh, trainer.make_batch_fn(source, config, 0), denominator='negatives')
   plans = schedule.plans_from(0)
-  put = lambda s: train.put_plan(s, next(plans)[2], mesh)
+  put = lambda s: trainer.put_plan(s, next(plans)[2], mesh)
   t0 = time.perf_counter()
   state, m = step(put(state))
   jax.block_until_ready(m)
@@ -110,9 +110,9 @@ def _measure_waves(args):
   # The same network on batch_pairs random pairs of the same movie.
   config.data.batching, config.loss.denominator = 'pairs', 'all'
   pair_source = sources.make_file_source(movie, labels)
-  pair_state = train.init_state(model, tx, pair_source, mesh, config.seed, size)
+  pair_state = trainer.init_state(model, tx, pair_source, mesh, config.seed, size)
   pair_step = train_step_lib.make_train_step(
-      model, tx, mesh, train.make_batch_fn(pair_source, config, args.batch_pairs // n_dev))
+      model, tx, mesh, trainer.make_batch_fn(pair_source, config, args.batch_pairs // n_dev))
   for _ in range(2):
     pair_state, m = pair_step(pair_state)
   jax.block_until_ready(m)
@@ -144,9 +144,9 @@ def _fixed(source: sources.Source) -> sources.Source:
 def _measure(config, source, mesh, steps):
   model = models.create_model(**config.model)
   tx = optim.make_optimizer(name='adam', lr=1e-3)
-  state = train.init_state(model, tx, source, mesh, config.seed, config.data.input_size)
+  state = trainer.init_state(model, tx, source, mesh, config.seed, config.data.input_size)
   step = train_step_lib.make_train_step(
-      model, tx, mesh, train.make_batch_fn(source, config,
+      model, tx, mesh, trainer.make_batch_fn(source, config,
                                            config.train.batch_pairs // mesh.size))
   feed = source.feed or (lambda s, i: s)  # a host-streamed movie: its chunk of step i
   t0 = time.perf_counter()
@@ -170,7 +170,7 @@ def _measure_recorded(args):
   config = _config(args)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   n_dev, size = jax.device_count(), config.data.input_size
-  sim_source = train.build_source(config)
+  sim_source = trainer.build_source(config)
   _, dt_sim, _, _ = _measure(config, sim_source, mesh, args.steps)
   _, dt_fixed, _, _ = _measure(config, _fixed(sim_source), mesh, args.steps)
   t = args.movie_frames
@@ -185,7 +185,7 @@ def _measure_recorded(args):
       lay = out['layout']
       row = lay.length * (size * size * 4 + 4)
       config.data.device_bytes = float(args.stream_bytes or 3 * row * max(1, lay.rows // 4))
-    source = train.placed_source(config, movie, labels)
+    source = trainer.placed_source(config, movie, labels)
     if where == 'sharded':
       out['layout'] = source.inputs[0].layout
     _, dt, first, anchors = _measure(config, source, mesh, args.steps)
@@ -240,16 +240,16 @@ def main():
                       "cost is the difference in sim_ms)")
   args = p.parse_args()
   config = _config(args)
-  train.validate(config, jax.device_count())
+  trainer.validate(config, jax.device_count())
   if args.batching == 'waves':
     return _measure_waves(args)
   if args.batching == 'recorded':
     return _measure_recorded(args)
-  source = train.build_source(config)
+  source = trainer.build_source(config)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   state, dt, first, anchors = _measure(config, source, mesh, args.steps)
   _, dt_fixed, _, _ = _measure(config, _fixed(source), mesh, args.steps)
-  sim_s = train.time_call(train.source_step(source, mesh), state.source, repeats=20)
+  sim_s = trainer.time_call(trainer.source_step(source, mesh), state.source, repeats=20)
   views = 2 * args.batch_pairs
   fresh = args.retinas * args.frames_per_step * jax.device_count() // args.sim_groups
   stats = jax.devices()[0].memory_stats() or {}

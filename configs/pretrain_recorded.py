@@ -46,6 +46,9 @@ import runpy
 def get_config():
   c = runpy.run_path(os.path.join(os.path.dirname(__file__), 'pretrain_paper.py'))['get_config']()
   c.data.val_fraction = 0.1  # the paper's held-out share of recorded waves
+  # Per-recording z-scores at full resolution, then pooling (the docstring's order); the
+  # paper's (pool, then one z-score over all recordings and rotations): 'paper'.
+  c.data.movie_norm = 'per_retina'
   c.data.movie_format = 'auto'  # from each file's extension
   c.data.movie = ''  # required: --config.data.movie=FILES
   return c

@@ -24,6 +24,9 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.model.width = 64
   c.model.channels = 3
   c.model.projector = (512, 128)  # hidden widths..., output width
+  # A bias on the projector's output layer: True (rwjax's original head) | False (the paper's
+  # code: bias_last=False, configs/pretrain_paper.py).
+  c.model.projector_bias_last = True
   c.model.dtype = 'auto'  # 'auto' = bfloat16 on GPU/TPU, float32 on CPU
 
   # Where the training frames come from.
@@ -38,6 +41,11 @@ def pretrain_config() -> ml_collections.ConfigDict:
       for name, model in waves.MODELS.items()})
   c.data.sim_size = 64  # lattice cells per side
   c.data.input_size = 32  # network input pixels per side (block mean-pooled)
+  # Frames -> network input (rwjax.waves.frames): 'per_retina' (each retina z-scored per pixel
+  # and min-maxed at lattice resolution, then block-pooled; rwjax's original) | 'paper' (its
+  # src/data.py: pooled first, then one per-pixel z-score and one min-max over the whole movie).
+  # Every source: the saved movie, recordings (data.recorded), the on-device simulator.
+  c.data.movie_norm = 'per_retina'
   # Independent retinas each device simulates: 128 keeps the simulator at ~1/7 of the
   # step on an H100 (bench/train_step.py) while the buffer still turns over every step.
   c.data.retinas_per_device = 128
@@ -134,7 +142,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.checkpoint_every = 1000
   c.train.keep_checkpoints = 3
-  # Online natural-image accuracies (rwjax.ssl.monitor) every this many steps, a multiple
+  # Online natural-image accuracies (rwjax.eval.monitor) every this many steps, a multiple
   # of log_every (0 = off). Not in the paper (its evaluation runs after pre-training).
   c.train.monitor_every = 1000
   c.monitor = ml_collections.ConfigDict()

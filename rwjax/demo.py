@@ -17,23 +17,29 @@ from absl import flags
 
 from rwjax import defaults
 from rwjax import evaluate
-from rwjax import train
 from rwjax.errors import cli_main, parse_flags
-from rwjax.waves import __main__ as waves_cli
+from rwjax.eval import monitor
+from rwjax.ssl import trainer
+from rwjax.waves import simulate
+from rwjax.waves import stats as wave_stats
 
 _WORKDIR = flags.DEFINE_string('workdir', 'out/demo', 'Where the demo writes everything.')
 
 
 def run(workdir: str) -> None:
   print('== 1/3 simulating retinal waves (Lansdell et al. 2014) ==', flush=True)
-  waves_cli.main(['simulate', '--model=lansdell', '--batch=4', '--seconds=60', '--warmup=300',
-                  f'--out={os.path.join(workdir, "waves")}'])
+  out = os.path.join(workdir, 'waves')
+  meta = simulate.write_movie(out, model='lansdell', batch=4, seconds=60.0, warmup=300.0,
+                              gif_seconds=60.0)
+  print(f'wrote {out}/movie.npy {tuple(meta["shape"])}, labels.npy, meta.json, preview.gif')
+  print(wave_stats.table(meta['summary']), flush=True)
   print('\n== 2/3 SimCLR pre-training on simulated waves (configs/pretrain_smoke.py) ==',
         flush=True)
   pretrain_dir = os.path.join(workdir, 'pretrain')
-  train.train(defaults.smoke_pretrain_config(), pretrain_dir)
+  pretrain = defaults.smoke_pretrain_config()
+  trainer.train(pretrain, pretrain_dir, hooks=monitor.hooks(pretrain))  # as the binary does
   print('\n== 3/3 evaluation: pre-trained vs random init on digits ==', flush=True)
-  config = defaults.evaluate_config('digits')
+  config = defaults.config_file('evaluate', 'digits')
   config.workdir = pretrain_dir
   evaluate.run(config)
   print(f'\ndone: everything is in {workdir}/', flush=True)

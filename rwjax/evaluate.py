@@ -31,6 +31,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from rwjax import checkpoint
 from rwjax import defaults
 from rwjax import models
 from rwjax import paths as paths_lib
@@ -44,7 +45,6 @@ from rwjax.eval import batchnorm as bn_lib
 from rwjax.eval import evals as evals_lib
 from rwjax.eval import report as report_lib
 from rwjax.eval import stats
-from rwjax.ssl import checkpoint
 
 
 def workdirs_of(config: ml_collections.ConfigDict) -> list[str]:

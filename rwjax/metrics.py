@@ -1,7 +1,9 @@
 """Run metrics: one JSON record per log interval, TensorBoard scalars, a progress line.
 
 Where the records go (read them back with `read_metrics(workdir)`, whichever it is):
-  - a local workdir: appended to DIR/metrics.jsonl, one line per record (as always);
+  - a local workdir: appended to DIR/metrics.jsonl, one line per record (as always). A
+    run killed while it wrote a record leaves a partial last line: the next run moves it to
+    DIR/metrics.jsonl.torn before it appends (rwjax.paths.set_aside_torn_line);
   - a bucket (gs://...): an object cannot be appended to (and gcsfs silently turns 'a'
     into an overwrite, fsspec/gcsfs#533), so each writer (one per run or resumption)
     keeps its records in memory and uploads them whole, at every log step, as one
@@ -37,16 +39,46 @@ def _parts(workdir: str) -> list[tuple[int, str]]:
   return sorted((int(m.group(1)), p) for m, p in found if m)
 
 
+def _record(text: str) -> dict | None:
+  """The record a line holds, or None when it is not one."""
+  try:
+    record = json.loads(text)
+  except json.JSONDecodeError:
+    return None
+  return record if isinstance(record, dict) and 'step' in record else None
+
+
+_START = re.compile(r'\{\s*"step"\s*:')
+
+
 def _records(text: str, path: str) -> list[dict]:
-  lines = [l for l in text.splitlines() if l.strip()]
+  """The records of one file; a line that is not one is skipped with one warning line on
+  stderr (file and line number), and every other line is still read."""
   out = []
-  for i, line in enumerate(lines):
-    try:
-      out.append(json.loads(line))
-    except json.JSONDecodeError:
-      if i < len(lines) - 1:  # only a crash mid-line (the last one, local files) is forgiven
-        raise ValueError(f'{path}: line {i + 1} is not JSON') from None
+  for number, line in enumerate(text.split('\n'), 1):
+    if not line.strip():
+      continue
+    record = _record(line)
+    if record is not None:
+      out.append(record)
+      continue
+    # A crash mid-write, then a run that appended to the partial line (before runs set it
+    # aside): the record after the partial one is whole.
+    after = [(m.start(), _record(line[m.start():])) for m in _START.finditer(line, 1)]
+    start, record = next(((i, r) for i, r in after if r is not None), (None, None))
+    if record is not None:
+      out.append(record)
+      print(f'warning: {path}: line {number} begins with a partial record '
+            f'({_clip(line[:start])}); skipped it and read the record after it (step '
+            f"{record['step']})", file=sys.stderr, flush=True)
+    else:
+      print(f'warning: {path}: line {number} is not a metrics record ({_clip(line)}); '
+            'skipped it', file=sys.stderr, flush=True)
   return out
+
+
+def _clip(text: str, n: int = 60) -> str:
+  return repr(text if len(text) <= n else text[:n] + '...')
 
 
 def read_metrics(workdir: str) -> list[dict]:
@@ -54,7 +86,8 @@ def read_metrics(workdir: str) -> list[dict]:
 
   DIR/metrics.jsonl (local runs) first, then DIR/metrics/part-*.jsonl (runs on object
   stores) in part order. Steps re-run after a crash (not after a preemption, which
-  checkpoints the step it stops at) appear once per run that logged them.
+  checkpoints the step it stops at) appear once per run that logged them. A line that is
+  not a record (a crash mid-write) is skipped with a warning line naming file and line.
   Returns [{'step': int, name: float, ...}, ...].
   """
   records = []
@@ -82,7 +115,13 @@ class MetricWriter:
       self._stage = tempfile.mkdtemp(prefix='rwjax-tensorboard-')
       self._tb = SummaryWriter(self._stage)
     else:
-      self._jsonl = open(os.path.join(workdir, METRICS_FILE), 'a')
+      path = os.path.join(workdir, METRICS_FILE)
+      torn = paths.set_aside_torn_line(path)
+      if torn is not None:
+        print(f'warning: {path} ended in a partial record ({_clip(torn)}: the last run '
+              f'stopped while writing it); moved it to {path}{paths.TORN_SUFFIX}',
+              file=sys.stderr, flush=True)
+      self._jsonl = open(path, 'a')
       self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
 
   def _upload_events(self) -> None:

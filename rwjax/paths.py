@@ -10,7 +10,10 @@ append and no rename, so:
     one whole object remotely (a Cloud Storage upload is atomic: readers see the old
     object or the new one, never a part);
   - nothing here appends (gcsfs silently turns mode 'a' into an overwrite,
-    fsspec/gcsfs#533): logs are written as whole objects (see rwjax.metrics).
+    fsspec/gcsfs#533): logs are written as whole objects (see rwjax.metrics);
+  - move(path, dst) renames locally and copies then deletes each object remotely.
+Local files appended to line by line (metrics, logs) may end in a partial line after a
+crash: set_aside_torn_line and open_append start the next line on a line of its own.
 Orbax checkpoints take the path string as is (orbax writes gs:// through tensorstore).
 
 Inputs: open_read(path) is a seekable binary file object; on a bucket its reads are
@@ -160,10 +163,17 @@ def save_npy(path, array) -> None:
 def open_append(path):
   """A text file to append a log to. Local: open(path, 'a'). Remote (no append on object
   stores): a local staging file; on exit the object is rewritten whole as its old content
-  plus what was written (one writer at a time, e.g. one run's log)."""
+  plus what was written (one writer at a time, e.g. one run's log).
+
+  A log whose last line is partial (a run killed while it wrote) gets a newline first: the
+  partial line stays where it was, for whoever reads the log, and what is appended now
+  begins on a line of its own.
+  """
   path = os.fspath(path)
   if not is_remote(path):
     with open(path, 'a') as f:
+      if f.tell() and _last_byte(path) != b'\n':
+        f.write('\n')
       yield f
     return
   import tempfile  # pylint: disable=g-import-not-at-top
@@ -176,8 +186,53 @@ def open_append(path):
       stage.seek(0)
       new = stage.read()
       old = read_bytes(path) if exists(path) else b''
-      write_atomic(path, old + new)
+      write_atomic(path, old + (b'\n' if old and not old.endswith(b'\n') else b'') + new)
       f.detach()
+
+
+def _last_byte(path: str) -> bytes:
+  with open(path, 'rb') as f:
+    f.seek(-1, os.SEEK_END)
+    return f.read(1)
+
+
+TORN_SUFFIX = '.torn'  # set_aside_torn_line's side file: PATH.torn
+
+
+def set_aside_torn_line(path) -> str | None:
+  """Makes a local file of records, one per line, end at its last complete line.
+
+  A partial last line (a crash while a record was written: a full disk, a killed process)
+  is appended to the side file PATH.torn, then cut from PATH, so that the next record
+  appended starts a line of its own. Returns the partial line, or None when PATH ends in a
+  newline, is empty or does not exist. (On object stores nothing is appended: every object
+  is written whole, see rwjax.metrics.)
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    return None
+  with open(path, 'r+b') as f:
+    size = f.seek(0, os.SEEK_END)
+    cut = size
+    while cut > 0:  # back to the last newline, a block at a time (the file may be long)
+      start = max(0, cut - (1 << 16))
+      f.seek(start)
+      block = f.read(cut - start)
+      newline = block.rfind(b'\n')
+      if newline >= 0:
+        cut = start + newline + 1
+        break
+      cut = start
+    if cut == size:
+      return None
+    f.seek(cut)
+    torn = f.read()
+    with open(path + TORN_SUFFIX, 'ab') as side:  # kept first, then cut: never lost
+      side.write(torn + b'\n')
+      side.flush()
+      os.fsync(side.fileno())
+    f.truncate(cut)
+  return torn.decode('utf-8', errors='replace')
 
 
 def makedirs(path) -> None:
@@ -281,6 +336,34 @@ def remove(path) -> None:
     _epath(path).unlink()
   else:
     os.remove(path)
+
+
+def move(path, dst) -> None:
+  """Moves a file or a directory (with everything in it) to `dst`, creating dst's parent.
+
+  Local: one rename. Remote (no rename on object stores): every object is copied to its
+  new name, then removed (fsspec's mv); an interrupted move leaves each object at its old
+  name, its new one or both, never neither.
+  """
+  path, dst = os.fspath(path), os.fspath(dst)
+  if not is_remote(path):
+    try:
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      os.rename(path, dst)
+    except OSError as e:
+      raise storage_error(dst, e) from None
+    return
+  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
+  _require(path)
+  fs, _ = fsspec.core.url_to_fs(path)
+  try:
+    fs.mv(path, dst, recursive=True)
+  except Exception as e:  # pylint: disable=broad-except  # gcsfs: OSError, HttpError
+    raise storage_error(dst, e) from None
+  finally:  # gcsfs caches listings in each instance (fsspec keeps one per thread and set of
+    # options; etils.epath, i.e. orbax, has its own): every one of them changed
+    for instance in [fs, *type(fs)._cache.values()]:  # pylint: disable=protected-access
+      instance.invalidate_cache()
 
 
 def glob(pattern) -> list[str]:

@@ -20,12 +20,12 @@ import pytest
 import scipy.stats
 
 from rwjax import experiment
-from rwjax import train
 from rwjax.errors import InputError
+from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs', 'experiment.py')
-ONLY = 'random_init,lansdell_movie,temporal_global,null'
+ONLY = 'random_init,lansdell_movie,temporal_global,noise,null'
 VERDICTS = {'held', 'not held', 'inconclusive'}
 
 
@@ -92,11 +92,12 @@ def test_report_files_claims_and_progress(tiny_run):
   assert '| probes | probe | running |' in md
   # One progress line per run: run i of N, elapsed, ETA.
   lines = [l for l in stderr.splitlines() if l.startswith('experiment: run ')]
-  assert len(lines) == 8 and lines[0].startswith('experiment: run 1/8 random_init seed 0')
+  assert len(lines) == 10 and lines[0].startswith('experiment: run 1/10 random_init seed 0')
   assert all('| elapsed ' in l and '| ETA ' in l for l in lines)
   assert sorted(os.listdir(os.path.join(workdir, 'runs'))) == sorted(ONLY.split(','))
-  # The movie arms trained on real waves: every logged step had anchors with positives.
-  for arm in ('lansdell_movie', 'temporal_global'):
+  # The movie arms trained on real waves (or the noise movie on their labels): every logged
+  # step had anchors with positives.
+  for arm in ('lansdell_movie', 'temporal_global', 'noise'):
     rows = [json.loads(l) for l in open(os.path.join(workdir, 'runs', arm, 'seed0', 'train',
                                                      'metrics.jsonl'))]
     rows = [r for r in rows if 'n_anchors' in r]
@@ -146,7 +147,7 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(tiny_run):
   lines = [l for l in stderr.splitlines() if l.startswith('experiment: run ')]
   redone = [l for l in lines if 'lansdell_movie seed 1' in l]
   assert len(redone) == 1 and 'done in' in redone[0]
-  assert sum('finished before, skipped' in l for l in lines) == 7
+  assert sum('finished before, skipped' in l for l in lines) == 9
   assert 'resuming from step 3' in open(os.path.join(run_dir, 'log.txt')).read()
   # Training resumed from the step-3 checkpoint gives the same network: the same numbers
   # (report.json also holds timings); every other report is untouched.
@@ -256,7 +257,7 @@ def test_step_zero_of_a_trained_arm_is_the_random_init_network(tmp_path):
     cfg = experiment.arm_config(experiment.ARMS[name], tiny(), paths, 3)
     cfg.data.movie, cfg.data.labels = str(tmp_path / 'movie.npy'), str(tmp_path / 'labels.npy')
     cfg.train.steps = 0
-    states.append(train.train(cfg, str(tmp_path / name)))
+    states.append(trainer.train(cfg, str(tmp_path / name)))
   flat = [np.concatenate([np.ravel(x) for x in __import__('jax').tree.leaves(s.params)])
           for s in states]
   np.testing.assert_array_equal(flat[0], flat[1])

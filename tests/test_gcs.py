@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from rwjax import checkpoint
 from rwjax import evaluate
 from rwjax import metrics
 from rwjax import paths
-from rwjax import train
 from rwjax.errors import InputError
-from rwjax.ssl import checkpoint
+from rwjax.ssl import trainer
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(_ROOT, 'tests', 'configs', 'tiny_pretrain.py')
@@ -58,7 +58,7 @@ def _scalars(event_files: list[str], tmp_path) -> dict:
 
 def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evaluates(
     gcs_emulator, tmp_path):
-  straight = train.train(tiny_config(), 'gs://bucket/straight')
+  straight = trainer.train(tiny_config(), 'gs://bucket/straight')
 
   # Preempt a run as a pod's maintenance does: SIGTERM right after its first step.
   with open(tmp_path / 'stderr', 'w') as log:
@@ -74,7 +74,7 @@ def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evalua
   stopped = checkpoint.latest_step('gs://bucket/run')
   assert 1 <= stopped < STEPS
 
-  resumed = train.train(tiny_config(), 'gs://bucket/run')
+  resumed = trainer.train(tiny_config(), 'gs://bucket/run')
   assert int(resumed.step) == STEPS and checkpoint.latest_step('gs://bucket/run') == STEPS
   # To float32 rounding (the resumed run recompiles its step; see tests/test_train.py).
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
@@ -142,7 +142,7 @@ def test_metric_records_come_back_in_order_across_writers(gcs_emulator, tmp_path
 
 def test_missing_bucket_is_one_message_and_nothing_is_written(gcs_emulator):
   with pytest.raises(InputError, match=r'the bucket gs://no-such-bucket does not exist'):
-    train.train(tiny_config(), 'gs://no-such-bucket/run')
+    trainer.train(tiny_config(), 'gs://no-such-bucket/run')
   with pytest.raises(InputError, match='is not a pre-training workdir'):
     checkpoint.read_config('gs://no-such-bucket/run')
 
@@ -164,7 +164,7 @@ def test_no_permission_is_one_message(gcs_faults):
               {'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
   with pytest.raises(InputError, match=r'cannot write to .*permission denied on gs://bucket; '
                      'grant .*objectAdmin'):
-    train.train(tiny_config(), 'gs://bucket/denied/run')
+    trainer.train(tiny_config(), 'gs://bucket/denied/run')
   with pytest.raises(InputError, match=r'cannot read .*permission denied on gs://bucket; '
                      'grant .*objectViewer'):
     checkpoint.read_config('gs://bucket/denied/run')
@@ -176,7 +176,7 @@ def test_transient_storage_errors_in_a_save_are_retried(gcs_faults):
   gcs_faults([{'method': 'POST', 'contains': 'flaky/checkpoints/', 'status': 503, 'times': 3}])
   c = tiny_config()
   c.train.steps = 2
-  assert int(train.train(c, 'gs://bucket/flaky').step) == 2
+  assert int(trainer.train(c, 'gs://bucket/flaky').step) == 2
   assert gcs_faults(None)[0]['times'] == 0  # the errors were served
   assert checkpoint.latest_step('gs://bucket/flaky') == 2
   _, variables = checkpoint.load_for_eval('gs://bucket/flaky')
@@ -189,7 +189,49 @@ def test_a_failing_save_stops_the_run_and_keeps_the_last_good_checkpoint(gcs_fau
   gcs_faults([{'method': 'POST', 'contains': 'broken/checkpoints/2', 'status': 403,
                'times': -1}])
   with pytest.raises(checkpoint.SaveError, match=r'last good checkpoint \(step 1\) is kept'):
-    train.train(c, 'gs://bucket/broken')
+    trainer.train(c, 'gs://bucket/broken')
   assert checkpoint.latest_step('gs://bucket/broken') == 1
   _, variables = checkpoint.load_for_eval('gs://bucket/broken')
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
+
+
+def _objects(prefix: str) -> dict:
+  """{name under prefix: size} of every object under a gs:// prefix."""
+  import fsspec  # pylint: disable=g-import-not-at-top
+  fs, root = fsspec.core.url_to_fs(prefix)
+  fs.invalidate_cache()
+  return {p[len(root):].lstrip('/'): fs.size(p) for p in fs.find(root)}
+
+
+def test_a_damaged_bucket_checkpoint_is_set_aside_and_the_run_resumes(gcs_emulator, capfd):
+  c = tiny_config()
+  c.train.steps, c.train.checkpoint_every = 2, 1
+  trainer.train(c, 'gs://bucket/damaged')
+  # Step 2's data files cut to half (a copy into the bucket that was killed).
+  step2 = 'gs://bucket/damaged/checkpoints/2'
+  for name in _objects(step2):
+    if '/d/' in name:
+      data = paths.read_bytes(f'{step2}/{name}')
+      paths.write_atomic(f'{step2}/{name}', data[:len(data) // 2])
+  damaged = _objects(step2)
+  capfd.readouterr()
+  c.train.steps = 3
+  assert int(trainer.train(c, 'gs://bucket/damaged').step) == 3
+  warnings = [l for l in capfd.readouterr().err.splitlines() if l.startswith('warning: ')]
+  assert len(warnings) == 1, warnings
+  assert warnings[0].startswith(
+      'warning: checkpoint 2 in gs://bucket/damaged/checkpoints cannot be read (')
+  assert warnings[0].endswith(
+      'moved to gs://bucket/damaged/checkpoints_damaged/2, resuming from step 1')
+  assert _objects('gs://bucket/damaged/checkpoints_damaged/2') == damaged  # every object kept
+  assert checkpoint.latest_step('gs://bucket/damaged') == 3
+  _, variables = checkpoint.load_for_eval('gs://bucket/damaged')
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
+
+
+def test_a_log_appended_to_after_a_partial_line_starts_on_its_own_line(gcs_emulator):
+  paths.write_atomic('gs://bucket/logs/log.txt', 'first run\nkilled in the mid')
+  with paths.open_append('gs://bucket/logs/log.txt') as f:
+    f.write('second run\n')
+  assert paths.read_text('gs://bucket/logs/log.txt') == (
+      'first run\nkilled in the mid\nsecond run\n')

@@ -17,12 +17,12 @@ import pytest
 from PIL import Image
 
 from rwjax import experiment
-from rwjax import experiment_report
+from rwjax.experiment import report as report_lib
 from rwjax import paths
-from rwjax import train
 from rwjax.data import sources as image_sources
 from rwjax.errors import InputError
-from rwjax.waves import __main__ as waves_cli
+from rwjax.ssl import trainer
+from rwjax.waves import cli as waves_cli
 from rwjax.waves import dataset
 from rwjax.waves import movie as movie_io
 from rwjax.waves import readers
@@ -79,15 +79,15 @@ def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_pa
   # The trainer's file source (data.movie, data.labels) from the bucket gets the movie and
   # labels it gets from local disk.
   seen = []
-  real = train.sources.make_file_source
-  monkeypatch.setattr(train.sources, 'make_file_source',
+  real = trainer.sources.make_file_source
+  monkeypatch.setattr(trainer.sources, 'make_file_source',
                       lambda m, l: (seen.append((np.asarray(m), np.asarray(l))), real(m, l))[1])
   for where in (local, 'gs://bucket/saved'):
     c = runpy.run_path(os.path.join(_ROOT, 'tests', 'configs', 'tiny_pretrain.py'))['get_config']()
     c.data.source, c.data.movie_format = 'file', 'saved'
     c.data.movie, c.data.labels = f'{where}/movie.npy', f'{where}/labels.npy'
     c.data.frame_separation = 1
-    train.build_source(c)
+    trainer.build_source(c)
   assert len(seen) == 2
   np.testing.assert_array_equal(seen[0][0], seen[1][0])
   np.testing.assert_array_equal(seen[1][1], labels)
@@ -300,17 +300,18 @@ def test_mea_dataset_from_and_into_a_bucket(gcs_emulator, tmp_path):
 def _tiny(**overrides):
   c = runpy.run_path(os.path.join(_ROOT, 'configs', 'experiment.py'))['get_config']('tiny')
   for k, v in overrides.items():
-    experiment._set(c, k, v)
+    experiment.set_key(c, k, v)
   return c
 
 
 def _cheap(plan):
-  """Only the rwjax protocol, probes of the pooled layer on a few digits."""
-  e = plan.protocols['rwjax']
-  e.seeds, e.layers = 1, ('pooled',)
-  e.data.max_train, e.data.max_test, e.probe.steps = 100, 50, 20
-  e.shift.enabled = e.exemplar.enabled = e.capacity.enabled = False
-  plan.protocols, plan.run_protocols = {'rwjax': e}, ('rwjax',)
+  """Only rwjax's probes, of the pooled layer on a few digits."""
+  e = plan.evaluate
+  for name in [n for n in e.evals if n != 'probes']:
+    del e.evals[name]
+  p = e.evals.probes
+  p.layers, p.exemplar.transforms, p.classification.shifts = 'pooled', (), ()
+  p.classification.max_train, p.classification.max_test, p.logistic.steps = 100, 50, 20
   return plan
 
 
@@ -337,19 +338,20 @@ def test_experiment_run_directory_and_report_in_a_bucket(gcs_emulator, tmp_path)
   plan = _cheap(experiment.make_plan(config, 'gs://bucket/exp'))
   (run,) = plan.runs
   assert run.dir == 'gs://bucket/exp/runs/random_init/seed0'
-  assert not experiment.finished(run, plan.protocols)
+  assert not run.finished
   experiment.execute(plan, run)
-  assert experiment.finished(run, plan.protocols)
+  assert run.finished
   assert json.loads(_get(run.dir + '/run.json')) == run.record
-  report = json.loads(_get(run.dir + '/eval/step0/rwjax/report.json'))
-  assert 0 <= report['classification']['pooled']['pretrained']['mean'] <= 1
+  report = json.loads(_get(run.dir + '/eval/step0/report.json'))
+  row = next(r for r in report['rows'] if (r['task'], r['layer']) == ('digits', 'pooled'))
+  assert 0 <= row['pretrained']['mean'] <= 1
   assert 'starting:' in _get(run.dir + '/log.txt').decode()  # the trainer's log, uploaded
   timing = json.loads(_get(run.dir + '/timing.json'))
   experiment.execute(plan, run)  # finished: nothing is redone
   assert json.loads(_get(run.dir + '/timing.json')) == timing
 
   results = experiment.collect(plan)
-  assert results['random_init'][0]['rwjax'][0] == experiment.measures(report)
+  assert results['random_init'][0][0] == experiment.measures(report)
   # A run directory of another config is refused, as locally.
   other = _cheap(experiment.make_plan(_tiny(only='random_init', seeds=1,
                                             **{'pretrain.model.width': 8}), 'gs://bucket/exp'))
@@ -360,16 +362,15 @@ def test_experiment_run_directory_and_report_in_a_bucket(gcs_emulator, tmp_path)
 
   # The report in the bucket is the report written locally from the same results (and a
   # planted trained arm, for the figures).
-  m = results['random_init'][0]['rwjax'][0]
-  results['movie_pairs'] = {0: {'rwjax': {0: m, plan.steps[-1]: {k: v + 0.05 for k, v in
-                                                                 m.items()}}}}
+  m = results['random_init'][0][0]
+  results['movie_pairs'] = {0: {0: m, plan.steps[-1]: {k: v + 0.05 for k, v in m.items()}}}
   machine = {'platform': 'test'}
   local = _cheap(experiment.make_plan(config, str(tmp_path / 'exp')))
   os.makedirs(local.runs[0].dir)
   with open(os.path.join(local.runs[0].dir, 'timing.json'), 'wb') as f:
     f.write(_get(run.dir + '/timing.json'))
-  experiment_report.write(plan, results, machine, 1.0)
-  experiment_report.write(local, results, machine, 1.0)
+  report_lib.write(plan, results, machine, 1.0)
+  report_lib.write(local, results, machine, 1.0)
   remote_md = _get('gs://bucket/exp/report.md').decode()
   assert remote_md == (tmp_path / 'exp' / 'report.md').read_text().replace(
       str(tmp_path / 'exp'), 'gs://bucket/exp')

@@ -3,6 +3,7 @@
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,10 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import checkpoint
 from rwjax import metrics as metrics_lib
-from rwjax import train
 from rwjax.errors import InputError
-from rwjax.ssl import checkpoint
+from rwjax.ssl import trainer
 
 
 TINY = os.path.join(os.path.dirname(__file__), 'configs', 'tiny_pretrain.py')
@@ -32,13 +33,13 @@ def params_of(state):
 
 def test_resume_gives_identical_parameters(tmp_path):
   c = tiny_config()
-  straight = train.train(c, str(tmp_path / 'straight'))
+  straight = trainer.train(c, str(tmp_path / 'straight'))
   assert int(straight.step) == 6
   c_half = tiny_config()
   c_half.train.steps = 3
-  train.train(c_half, str(tmp_path / 'resumed'))
+  trainer.train(c_half, str(tmp_path / 'resumed'))
   assert checkpoint.latest_step(str(tmp_path / 'resumed')) == 3
-  resumed = train.train(c, str(tmp_path / 'resumed'))
+  resumed = trainer.train(c, str(tmp_path / 'resumed'))
   assert int(resumed.step) == 6
   # The resumed run recompiles its step; on some CPUs two compilations need not give
   # bit-identical floats, so equality is to float32 rounding. Losing the optimizer state,
@@ -62,7 +63,7 @@ def test_resume_gives_identical_parameters(tmp_path):
 def test_zero_steps_writes_the_random_init_network(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   config, variables = checkpoint.load_for_eval(str(tmp_path))
   assert config.model.width == 4
   jax.tree.map(np.testing.assert_array_equal, params_of(state), variables['params'])
@@ -88,17 +89,17 @@ def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, over
   group, key, value = override
   c[group][key] = value
   with pytest.raises(InputError, match=message):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'))
   assert not os.path.exists(tmp_path / 'w' / 'checkpoints')
 
 
 def test_incompatible_checkpoint_is_refused_and_kept(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  train.train(c, str(tmp_path))
+  trainer.train(c, str(tmp_path))
   c.model.width = 8
   with pytest.raises(InputError, match='incompatible config.*model.width'):
-    train.train(c, str(tmp_path))
+    trainer.train(c, str(tmp_path))
   assert checkpoint.latest_step(str(tmp_path)) == 0
   assert checkpoint.read_config(str(tmp_path)).model.width == 4
 
@@ -106,7 +107,7 @@ def test_incompatible_checkpoint_is_refused_and_kept(tmp_path):
 def test_unwritable_workdir(tmp_path):
   (tmp_path / 'file').write_text('x')
   with pytest.raises(InputError, match='not writable'):
-    train.train(tiny_config(), str(tmp_path / 'file' / 'sub'))
+    trainer.train(tiny_config(), str(tmp_path / 'file' / 'sub'))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -115,8 +116,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   c.train.steps = 50
   c.train.checkpoint_every = 1
   c.train.log_every = 1
-  with pytest.raises(train.NonFiniteLoss, match=r'not finite at step (\d+).*last good checkpoint'):
-    train.train(c, str(tmp_path))
+  with pytest.raises(trainer.NonFiniteLoss, match=r'not finite at step (\d+).*last good checkpoint'):
+    trainer.train(c, str(tmp_path))
   last = checkpoint.latest_step(str(tmp_path))
   assert last is not None and last < 50
   _, variables = checkpoint.load_for_eval(str(tmp_path))
@@ -157,7 +158,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 def test_devices_simulate_different_retinas(tmp_path):
   c = tiny_config()
   c.train.steps = 0
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   v = np.asarray(state.source.sim.v)  # 8 devices x 2 retinas
   assert v.shape == (16, 32, 32)
   assert len({row.tobytes() for row in v}) == 16
@@ -184,15 +185,15 @@ def test_file_source_trains_on_a_saved_movie(tmp_path):
   c.data.movie = str(path)
   c.train.steps = 2
   c.train.log_every = 1
-  train.train(c, str(tmp_path / 'w'))
+  trainer.train(c, str(tmp_path / 'w'))
   rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
   assert [r['step'] for r in rows] == [1, 2] and all(r['n_anchors'] > 0 for r in rows)
   # The movie is not checkpointed; resuming rebuilds it from the file.
   c.train.steps = 3
-  assert int(train.train(c, str(tmp_path / 'w')).step) == 3
+  assert int(trainer.train(c, str(tmp_path / 'w')).step) == 3
   c.data.frame_separation = 24
   with pytest.raises(InputError, match='larger than the movie'):
-    train.train(c, str(tmp_path / 'other'))
+    trainer.train(c, str(tmp_path / 'other'))
 
 
 def _wave_config(tmp_path, movie):
@@ -214,7 +215,7 @@ def test_whole_wave_batches_run_epochs_and_log_the_validation_loss(tmp_path):
   # 6 disks of 8 frames: int(6 * 0.34) = 2 held out; 4 training waves, 2 per batch (16 > 10).
   c = _wave_config(tmp_path, _disk_movie(36, (2, 13, 24)))
   c.data.shuffle = 'spatiotemporal_global'  # the paper's control: labels kept, frames not
-  state = train.train(c, str(tmp_path / 'w'))
+  state = trainer.train(c, str(tmp_path / 'w'))
   assert int(state.step) == 4  # 2 epochs x 2 batches
   rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
   steps = [r for r in rows if 'loss' in r]
@@ -243,7 +244,7 @@ def test_bad_wave_movies_are_refused_before_anything_is_written(tmp_path, movie,
   w.mkdir()
   (w / 'config.json').write_text('{"kept": true}')
   with pytest.raises(InputError, match=message):
-    train.train(c, str(w))
+    trainer.train(c, str(w))
   assert (w / 'config.json').read_text() == '{"kept": true}'
   assert sorted(os.listdir(w)) == ['config.json']
 
@@ -259,7 +260,7 @@ def test_godfrey_simulator_feeds_training(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   c.train.checkpoint_every = 2
-  state = train.train(c, str(tmp_path))
+  state = trainer.train(c, str(tmp_path))
   assert int(state.step) == 2
   rows = metrics_lib.read_metrics(str(tmp_path))
   assert all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
@@ -278,7 +279,7 @@ def test_controls_augmentations_and_sim_groups_run_in_the_step(tmp_path):
   c.train.steps = 2
   c.train.log_every = 1
   c.train.checkpoint_every = 2
-  train.train(c, str(tmp_path))
+  trainer.train(c, str(tmp_path))
   rows = metrics_lib.read_metrics(str(tmp_path))
   assert len(rows) == 2 and all(np.isfinite(r['loss']) and r['n_anchors'] > 0 for r in rows)
 
@@ -294,15 +295,26 @@ def test_cli_unknown_key_or_bad_type_is_one_line_exit_2(tmp_path, override, mess
   assert err.startswith(message)
 
 
+def test_cli_builds_the_monitor_hook_from_the_config(tmp_path):
+  # The binary hands the trainer rwjax.eval.monitor's hook when monitor_every > 0: its
+  # settings are checked before anything is written.
+  p = _cli([f'--config={TINY}', f'--workdir={tmp_path / "w"}',
+            '--config.train.monitor_every=2', '--config.monitor.source=imagenet'])
+  _, err = p.communicate(timeout=120)
+  assert p.returncode == 2 and len(err.strip().splitlines()) == 1, err
+  assert err.startswith("error: config.monitor.source='imagenet' is unknown")
+  assert not os.path.exists(tmp_path / 'w')
+
+
 def test_simulator_parameters_come_from_the_config(tmp_path):
   c = tiny_config()
   c.data.sim_params.lansdell.nope = 1.0
   with pytest.raises(InputError, match=r"sim_params.lansdell has unknown keys \['nope'\]"):
-    train.train(c, str(tmp_path / 'bad'))
+    trainer.train(c, str(tmp_path / 'bad'))
   c = tiny_config()
   c.train.steps = 0
   c.data.sim_params.lansdell.spont_prob = 0.0  # no cell is ever driven: no waves
-  quiet = train.train(c, str(tmp_path / 'quiet'))
+  quiet = trainer.train(c, str(tmp_path / 'quiet'))
   assert (np.asarray(quiet.source.labels) == -1).all()
   assert np.asarray(quiet.source.sim.v).max() < -60.0
 
@@ -312,13 +324,13 @@ def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_
   # bad in ways only building the optimizer or the source finds out.
   c = tiny_config()
   c.train.steps = 0
-  train.train(c, str(tmp_path / 'sim'))
+  trainer.train(c, str(tmp_path / 'sim'))
   np.save(tmp_path / 'movie.npy', _disk_movie())
   f = tiny_config()
   f.train.steps = 0
   f.data.source = 'file'
   f.data.movie = str(tmp_path / 'movie.npy')
-  train.train(f, str(tmp_path / 'file'))
+  trainer.train(f, str(tmp_path / 'file'))
   before = {w: (tmp_path / w / 'config.json').read_bytes() for w in ('sim', 'file')}
   np.save(tmp_path / 'labels.npy', np.zeros((2, 23), np.int32))
 
@@ -338,6 +350,87 @@ def test_a_run_that_fails_on_bad_input_leaves_the_workdirs_config_untouched(tmp_
   cases.append(('sim', unknown, 'unknown keys'))
   for workdir, cfg, message in cases:
     with pytest.raises(InputError, match=message):
-      train.train(cfg, str(tmp_path / workdir))
+      trainer.train(cfg, str(tmp_path / workdir))
   for w in ('sim', 'file'):
     assert (tmp_path / w / 'config.json').read_bytes() == before[w], w
+
+
+def test_cli_resumes_a_workdir_damaged_by_a_crash(tmp_path):
+  """A workdir as a full disk or a killed copy leaves it: the latest checkpoint's data files
+  truncated, and metrics.jsonl ending inside a record. The binary says so in one line each,
+  resumes from the intact checkpoint before, and every whole record stays readable; with no
+  readable checkpoint it stops with one error line, exit code 2, and changes nothing."""
+  c = tiny_config()
+  c.train.steps, c.train.checkpoint_every, c.train.log_every = 2, 1, 1
+  w = tmp_path / 'w'
+  trainer.train(c, str(w))
+  for d, _, files in os.walk(w / 'checkpoints' / '2'):
+    for f in files if os.path.basename(d) == 'd' else ():
+      os.truncate(os.path.join(d, f), os.path.getsize(os.path.join(d, f)) // 2)
+  with open(w / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 3, "lo')
+  args = [f'--config={TINY}', f'--workdir={w}', '--config.train.checkpoint_every=1',
+          '--config.train.log_every=1']
+
+  p = _cli(args + ['--config.train.steps=3'])
+  out, err = p.communicate(timeout=300)
+  assert p.returncode == 0, err
+  assert 'Traceback' not in err and 'resuming from step 1' in out, err
+  warnings = [l for l in err.splitlines() if l.startswith('warning: ')]
+  assert len(warnings) == 2, warnings
+  assert warnings[0].startswith(f'warning: checkpoint 2 in {w}/checkpoints cannot be read '
+                                '(OUT_OF_RANGE')
+  assert warnings[0].endswith(f'moved to {w}/checkpoints_damaged/2, resuming from step 1')
+  assert warnings[1].startswith(f'warning: {w}/metrics.jsonl ended in a partial record')
+  assert checkpoint.latest_step(str(w)) == 3 and os.listdir(w / 'checkpoints_damaged') == ['2']
+  # Step 2 logged by both runs (the second re-ran it from step 1), the partial one kept aside.
+  assert [r['step'] for r in metrics_lib.read_metrics(str(w))] == [1, 2, 2, 3]
+  assert (w / 'metrics.jsonl.torn').read_text() == '{"step": 3, "lo\n'
+
+  for step in os.listdir(w / 'checkpoints'):
+    shutil.rmtree(w / 'checkpoints' / step)
+    (w / 'checkpoints' / step).mkdir()
+  before = sorted(os.walk(w))
+  p = _cli(args + ['--config.train.steps=4'])
+  _, err = p.communicate(timeout=300)
+  assert p.returncode == 2 and 'Traceback' not in err, err
+  assert err.strip().splitlines()[-1].startswith(
+      f'error: no checkpoint in {w}/checkpoints can be read: step 3 (its directory is empty)')
+  assert sorted(os.walk(w)) == before
+
+
+def test_hooks_start_from_the_initial_network_and_measure_every_monitor_every_steps(tmp_path):
+  """The trainer's hook interface (rwjax.ssl.trainer.Hook) with a hook that records what it
+  is given: started once per run, resumed runs included, with the run's initial network (the
+  random-init network that steps=0 saves); measured at steps 2 and 4 (monitor_every=2) with
+  the network of that step; its values in that step's metrics record."""
+  calls = []
+  params = lambda v: jax.tree.map(np.asarray, v['params'])
+
+  def hook(model, init_variables):
+    assert model.width == 4  # the SimCLRModel of the config
+    calls.append(('start', params(init_variables)))
+
+    def measure(step, variables):
+      calls.append((step, params(variables)))
+      return {'hook/step': step}
+
+    return measure
+
+  c = tiny_config()
+  c.train.steps = 0
+  init = params_of(trainer.train(c, str(tmp_path / 'init'), hooks=(hook,)))
+  assert calls == []  # nothing to measure: the hooks are not started
+  c.train.steps, c.train.log_every, c.train.monitor_every, c.train.checkpoint_every = 2, 1, 2, 2
+  at_2 = params_of(trainer.train(c, str(tmp_path / 'w'), hooks=(hook,)))
+  c.train.steps = 4
+  at_4 = params_of(trainer.train(c, str(tmp_path / 'w'), hooks=(hook,)))
+
+  assert [k for k, _ in calls] == ['start', 2, 'start', 4]
+  for (_, got), want in zip(calls, (init, at_2, init, at_4)):
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+  rows = metrics_lib.read_metrics(str(tmp_path / 'w'))
+  measured = [r for r in rows if 'hook/step' in r]
+  assert [(r['step'], r['hook/step']) for r in measured] == [(2, 2.0), (4, 4.0)]
+  assert all(r['monitor/seconds'] >= 0 for r in measured)
+  assert not any('hook/step' in r for r in rows if r['step'] in (1, 3))

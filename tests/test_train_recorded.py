@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from rwjax import train
+from rwjax import checkpoint
 from rwjax.errors import InputError
-from rwjax.ssl import checkpoint
+from rwjax.ssl import trainer
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
                       'pretrain_recorded.py')
@@ -48,9 +48,9 @@ def _config(tmp_path):
 def test_pretrain_recorded_trains_on_several_files(tmp_path):
   c = _config(tmp_path)
   c.data.recorded.rotations = (90,)
-  data = train.recorded_dataset(c)
+  data = trainer.recorded_dataset(c)
   assert data.movie.shape == (4, 30, 16, 16) and list(data.lengths) == [24, 30, 24, 30]
-  state = train.train(c, str(tmp_path / 'w'))
+  state = trainer.train(c, str(tmp_path / 'w'))
   assert int(state.step) == 2
   rows = [json.loads(l) for l in open(tmp_path / 'w' / 'metrics.jsonl')]
   assert [r['step'] for r in rows] == [1, 2]
@@ -70,13 +70,13 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
   c.train.steps = 4
   with pytest.raises(InputError, match=r"r2.tif' contains NaN or infinite values \(first in "
                      r'frame 7\)'):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'))
   assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
   tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
   # Waves found with a threshold instead of interval files: the disks.
   c.data.recorded.intervals = ''
   c.data.threshold = 600.0
-  found = train.recorded_dataset(c)
+  found = trainer.recorded_dataset(c)
   np.testing.assert_array_equal(found.labels[0] >= 0, np.isin(np.arange(30), [*range(2, 10),
                                                                            *range(12, 20)]))
 
@@ -101,5 +101,5 @@ def test_bad_recordings_are_refused_before_anything_is_written(tmp_path, change,
   c = _config(tmp_path)
   change(c, tmp_path)
   with pytest.raises(InputError, match=message):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'))
   assert not os.path.exists(tmp_path / 'w')

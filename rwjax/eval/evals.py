@@ -509,7 +509,7 @@ class ManifoldEval:
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     index = manifolds_lib.wave_index(labels, count=w.count, min_frames=w.frames[0],
                                      max_frames=w.frames[1])
-    frames = frames_lib.to_network_input(movie, self.ctx.size, self.ctx.channels)
+    frames = frames_lib.to_network_input(movie, self.ctx.size, self.ctx.channels, d.movie_norm)
     return frames.reshape(-1, *frames.shape[2:]), index, path
 
   def _keys(self, seed: int, kind: str):

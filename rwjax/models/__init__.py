@@ -26,7 +26,8 @@ def resolve_dtype(dtype: str) -> jnp.dtype:
 
 def create_model(stem: str = 'imagenet', width: int = 64,
                  projector: Sequence[int] = (512, 128), dtype: str = 'auto',
-                 axis_name: str | None = None, channels: int = 3) -> SimCLRModel:
+                 axis_name: str | None = None, channels: int = 3,
+                 projector_bias_last: bool = True) -> SimCLRModel:
   """Builds the SimCLR network from config values (config.model fields, passed as kwargs).
 
   Args:
@@ -36,6 +37,8 @@ def create_model(stem: str = 'imagenet', width: int = 64,
     dtype: compute dtype, 'auto' | 'float32' | 'bfloat16' (parameters always float32).
     axis_name: mesh axis to sync BatchNorm over ('data' inside shard_map; None outside).
     channels: input channels, 1 or 3.
+    projector_bias_last: whether the projector's output layer has a bias (the paper: False;
+      True is rwjax's original head, and what a config written before this key means).
 
   Raises:
     InputError: for any value out of range.
@@ -51,8 +54,12 @@ def create_model(stem: str = 'imagenet', width: int = 64,
       or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in projector)):
     raise InputError(f'model projector {projector!r} must be a non-empty sequence of positive '
                      'integers, e.g. (512, 128)')
+  if not isinstance(projector_bias_last, bool):
+    raise InputError(f'model projector_bias_last {projector_bias_last!r} must be True or False '
+                     '(the paper: False)')
   return SimCLRModel(stem=stem, width=width, channels=channels, projector=projector,
-                     axis_name=axis_name, dtype=resolve_dtype(dtype))
+                     axis_name=axis_name, dtype=resolve_dtype(dtype),
+                     projector_bias_last=projector_bias_last)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'image_size'))

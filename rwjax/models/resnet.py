@@ -125,10 +125,13 @@ class Projector(nn.Module):
 
   `features` lists all widths, the last being the output: (512, 128) = one hidden layer of 512
   then 128 out (the paper's); (2048, 128) = SimCLR's. The output is L2-normalised.
+  `bias_last`: whether the output Dense has a bias (the paper's code: bias_last=False; True,
+  rwjax's original head, keeps the networks trained before this option).
   """
   features: Sequence[int] = (512, 128)
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  bias_last: bool = True
 
   @nn.compact
   def __call__(self, h: jax.Array, train: bool) -> jax.Array:
@@ -140,8 +143,9 @@ class Projector(nn.Module):
       self.sow('intermediates', f'hidden{i}_linear', x)
       x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name=f'hidden{i}_bn')(x))
       self.sow('intermediates', f'hidden{i}_relu', x)
-    x = nn.Dense(self.features[-1], dtype=self.dtype, param_dtype=jnp.float32,
-                 kernel_init=DENSE_INIT, bias_init=dense_bias_init(x.shape[-1]), name='out')(x)
+    x = nn.Dense(self.features[-1], use_bias=self.bias_last, dtype=self.dtype,
+                 param_dtype=jnp.float32, kernel_init=DENSE_INIT,
+                 bias_init=dense_bias_init(x.shape[-1]), name='out')(x)
     x = x.astype(jnp.float32)
     self.sow('intermediates', 'output', x)  # Before the L2 normalisation (which the loss applies).
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -158,6 +162,7 @@ class SimCLRModel(nn.Module):
   projector: Sequence[int] = (512, 128)
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  projector_bias_last: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
@@ -166,5 +171,6 @@ class SimCLRModel(nn.Module):
       raise InputError(f'model input has shape {x.shape}; expected [batch, height, width, '
                        f'{self.channels}] (model.channels={self.channels})')
     h = ResNet18(self.stem, self.width, self.axis_name, self.dtype, name='backbone')(x, train)
-    z = Projector(tuple(self.projector), self.axis_name, self.dtype, name='projector')(h, train)
+    z = Projector(tuple(self.projector), self.axis_name, self.dtype, self.projector_bias_last,
+                  name='projector')(h, train)
     return z, h

@@ -76,17 +76,6 @@ def _first_frame(labels: jax.Array) -> jax.Array:
   return jnp.argmax(labels[:, :, None] == labels[:, None, :], axis=2)
 
 
-def wave_ids(labels: jax.Array, id_offset: int | jax.Array = 0) -> jax.Array:
-  """Global wave ids i32[R, T] of frames with labels i32[R, T] (see the module docstring).
-
-  Frames without a wave (label < 0) get -1.
-  """
-  labels = jnp.asarray(labels)
-  r, t = labels.shape
-  ids = id_offset + jnp.arange(r)[:, None] * t + _first_frame(labels)
-  return jnp.where(labels >= 0, ids, -1).astype(jnp.int32)
-
-
 def shuffle_pixels_per_frame(keys: jax.Array, views: jax.Array) -> jax.Array:
   """The paper's spatial control: views f32[N, H, W, C], each view and channel permuted by its
   own random pixel permutation drawn from keys u32[N, 2] (the same key, the same permutations)."""
@@ -198,8 +187,8 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
   if spatial:
     flat_views = views.reshape((2 * n_pairs, h * w) + views.shape[3:])
     views = flat_views[:, perm].reshape(views.shape)
-  # = wave_ids(labels, id_offset)[row, pos], without its [R, T, T] comparison of the whole
-  # buffer (a recorded movie's rows are thousands of frames long).
+  # The module docstring's wave id of each view, from its own row only (no [R, T, T]
+  # comparison of the whole buffer: a recorded movie's rows are thousands of frames long).
   label = labels[row, pos]
   first = jnp.argmax(labels[row] == label[:, None], axis=1)
   ids = jnp.where(label >= 0, id_offset + row * t + first, -1).astype(jnp.int32)

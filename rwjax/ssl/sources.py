@@ -13,9 +13,12 @@ folded with the device index) and keeps a ring buffer of the last T frames; ever
 step advances the retinas by `frames_per_step` frames. With `groups` > 1 the retinas
 take turns, one group of R / groups per step: the simulator then costs 1 / groups per
 step while the buffer still holds frames of all R retinas (each frame stays in it
-`groups` times as many steps). The paper's transform (per-pixel z-score over time,
-global min-max, block mean-pool) is fixed per retina from a calibration stretch of
-simulation after the warm-up, because a stream has no "whole movie" to normalise over.
+`groups` times as many steps). A stream has no "whole movie" to normalise over, so the
+transform to network input (rwjax.waves.frames, `norm`) is fixed from a calibration
+stretch of simulation after the warm-up: 'per_retina', per retina (per-pixel z-score
+over time, min-max, block mean-pool); 'paper', block mean-pool first, then one per-pixel
+z-score and one min-max over the calibration frames of every retina on every device.
+Frames outside the calibration range are clipped to [0, 1].
 
 `file`: a movie (already transformed, on device once) that is sampled in place.
 Its state holds the movie; `checkpoint_view` drops it from checkpoints. The movie is
@@ -72,8 +75,8 @@ class SimState(NamedTuple):
   labels: jax.Array  # i32[R, T + D] (D = label_delay frames not yet returned)
   count: jax.Array   # i32[R] waves begun so far ('active_fraction')
   active: jax.Array  # bool[R] whether the last frame was part of a wave ('active_fraction')
-  shift: jax.Array   # f32[R, H, W] per-pixel mean
-  scale: jax.Array   # f32[R, H, W] per-pixel 1 / std
+  shift: jax.Array   # f32[R, H, W] per-pixel mean ('paper': f32[R, h, w], pooled pixels)
+  scale: jax.Array   # f32[R, H, W] per-pixel 1 / std ('paper': f32[R, h, w])
   lo: jax.Array      # f32[R] min of the z-scored calibration movie
   hi: jax.Array      # f32[R] max of the z-scored calibration movie
   turn: jax.Array    # i32[1] steps taken mod groups: the group that advances next
@@ -84,32 +87,51 @@ def _device_index() -> jax.Array:
   return jax.lax.axis_index('data')
 
 
-def calibrate(model, sim, params, n_frames: int, chunk: int = 10):
-  """Per-pixel mean/std and global z range over `n_frames` simulated frames.
+def calibrate(model, sim, params, n_frames: int, chunk: int = 10, norm: str = 'per_retina',
+              input_size: int | None = None):
+  """Per-pixel mean/std and z range over `n_frames` simulated frames.
 
-  Streams the frames (nothing of size T is kept). Returns
-  (sim, shift f32[R, H, W], scale f32[R, H, W], lo f32[R], hi f32[R]).
+  Streams the frames (nothing of size T is kept). 'per_retina': per retina at lattice
+  resolution. 'paper': the frames block-pooled to `input_size` first, the statistics taken
+  over every retina of every device (psum over 'data') and the same for every retina.
+  Returns (sim, shift f32[R, H, W], scale f32[R, H, W], lo f32[R], hi f32[R]), H, W =
+  input_size for 'paper'.
   """
+  paper = norm == 'paper'
+  look = (lambda m: frames_lib.block_pool(m, input_size)) if paper else (lambda m: m)
   n_chunks = max(1, -(-n_frames // chunk))
   sim, first = model.advance(sim, 1, params)
-  ref = first[:, 0]  # shift before summing squares: keeps float32 accurate
+  ref = look(first)[:, 0]  # shift before summing squares: keeps float32 accurate
+  if paper:  # one reference for all retinas and devices: the sums below add up across them
+    ref = jnp.broadcast_to(jax.lax.pmean(ref.mean(0), 'data'), ref.shape)
 
   def body(carry, _):
     sim, s1, s2, vmin, vmax = carry
     sim, movie = model.advance(sim, chunk, params)
+    movie = look(movie)
     d = movie - ref[:, None]
     return (sim, s1 + d.sum(1), s2 + (d * d).sum(1),
             jnp.minimum(vmin, movie.min(1)), jnp.maximum(vmax, movie.max(1))), None
 
   zeros = jnp.zeros_like(ref)
+  # 'per_retina': the reference frame is in the range; 'paper' (ref is a mean): only the frames
+  lo0, hi0 = (jnp.full_like(ref, jnp.inf), jnp.full_like(ref, -jnp.inf)) if paper else (ref, ref)
   (sim, s1, s2, vmin, vmax), _ = jax.lax.scan(
-      body, (sim, zeros, zeros, ref, ref), None, length=n_chunks)
+      body, (sim, zeros, zeros, lo0, hi0), None, length=n_chunks)
   n = n_chunks * chunk
+  if paper:  # sums over retinas and devices: one movie
+    n = n * s1.shape[0] * jax.lax.psum(1, 'data')
+    s1, s2 = (jnp.broadcast_to(jax.lax.psum(x.sum(0), 'data'), x.shape) for x in (s1, s2))
+    vmin = jnp.broadcast_to(jax.lax.pmin(vmin.min(0), 'data'), vmin.shape)
+    vmax = jnp.broadcast_to(jax.lax.pmax(vmax.max(0), 'data'), vmax.shape)
   mean_d = s1 / n
   std = jnp.sqrt(jnp.maximum(s2 / n - mean_d * mean_d, 0.0))
-  # A pixel that no wave crossed has ~zero variance; floor its std so it cannot
-  # dominate the retina's min-max range.
-  std = jnp.maximum(std, 0.1 * std.mean((1, 2), keepdims=True) + 1e-6)
+  if paper:  # as frames.zscore (StandardScaler): a constant pixel maps to 0
+    std = jnp.maximum(std, 1e-6)
+  else:
+    # A pixel that no wave crossed has ~zero variance; floor its std so it cannot
+    # dominate the retina's min-max range.
+    std = jnp.maximum(std, 0.1 * std.mean((1, 2), keepdims=True) + 1e-6)
   mean = ref + mean_d
   scale = 1.0 / std
   lo = ((vmin - mean) * scale).min((1, 2))
@@ -122,13 +144,15 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
                     calibration_s: float, threshold: float,
                     active_fraction: float, groups: int = 1,
                     wave_labels: str = 'components', label_delay: int = 10,
-                    min_wave_size: int = 50) -> Source:
+                    min_wave_size: int = 50, norm: str = 'per_retina') -> Source:
   """The on-device simulator source (see module docstring). `model` is a
-  rwjax.waves simulator module, `params` its Params; `groups` divides `retinas`."""
+  rwjax.waves simulator module, `params` its Params; `groups` divides `retinas`; `norm`
+  one of rwjax.waves.frames.NORMS."""
   if retinas % groups:
     raise ValueError(f'groups={groups} must divide retinas={retinas}')
   if wave_labels not in WAVE_LABELS:
     raise ValueError(f'wave_labels={wave_labels!r} is not one of {WAVE_LABELS}')
+  frames_lib.check_norm(norm, 'norm')
   components = wave_labels == 'components'
   delay = label_delay if components else 0
   window = buffer_frames + delay
@@ -136,9 +160,12 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
   size = retinas // groups
 
   def transform(state: SimState, movie):  # f32[R, F, H, W] -> f32[R, F, h, w]
+    if norm == 'paper':
+      movie = frames_lib.block_pool(movie, input_size)
     z = (movie - state.shift[:, None]) * state.scale[:, None]
     x = (z - state.lo[:, None, None, None]) / (state.hi - state.lo)[:, None, None, None]
-    return frames_lib.block_pool(jnp.clip(x, 0.0, 1.0), input_size)
+    x = jnp.clip(x, 0.0, 1.0)
+    return x if norm == 'paper' else frames_lib.block_pool(x, input_size)
 
   def wave_id(first, n, local):  # local i32[n, ...] count or slot, -1 = none
     gid = _device_index() * retinas + first + jnp.arange(n, dtype=jnp.int32)
@@ -186,7 +213,8 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
     key = jax.random.fold_in(key, _device_index())
     sim = model.init(key, retinas, params)
     sim = model.warmup(sim, warmup_s, params)
-    sim, shift, scale, lo, hi = calibrate(model, sim, params, n_cal)
+    sim, shift, scale, lo, hi = calibrate(model, sim, params, n_cal, norm=norm,
+                                          input_size=input_size)
     state = SimState(
         sim=sim,
         buffer=jnp.zeros((retinas, window, input_size, input_size), jnp.float32),

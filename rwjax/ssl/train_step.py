@@ -14,7 +14,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from rwjax.models import SimCLRModel, init_variables
 from rwjax.ssl.loss import sharded_simclr_loss
@@ -47,7 +47,7 @@ class TrainState:
 
 def create_train_state(model: SimCLRModel, tx: optax.GradientTransformation, key: jax.Array,
                        image_size: int, source: Any) -> TrainState:
-  """A fresh state (not yet placed on a mesh; see `place_state`)."""
+  """A fresh state, not yet placed on a mesh (rwjax.ssl.trainer.init_state places it)."""
   init_key, rng = jax.random.split(key)
   variables = init_variables(model, init_key, image_size)  # jitted, model and size static
   return TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
@@ -59,22 +59,6 @@ def state_specs(state: TrainState, axis_name: str = 'data') -> TrainState:
   """PartitionSpecs (a prefix tree of `state`): all replicated except `source`."""
   return TrainState(step=P(), params=P(), batch_stats=P(), opt_state=P(), rng=P(),
                     source=jax.tree.map(lambda _: P(axis_name), state.source))
-
-
-def place_state(state: TrainState, mesh: Mesh, axis_name: str = 'data') -> TrainState:
-  """Puts `state` on `mesh`: replicated leaves everywhere, `source` split on its leading axis.
-
-  Every process passes the same replicated values; `source` leaves are this process's share
-  (the whole array in a single-process run).
-  """
-  replicated = NamedSharding(mesh, P())
-  put = lambda x: jax.device_put(x, replicated)
-  sharded = lambda x: jax.make_array_from_process_local_data(NamedSharding(mesh, P(axis_name)),
-                                                              x)
-  return TrainState(step=put(state.step), params=jax.tree.map(put, state.params),
-                    batch_stats=jax.tree.map(put, state.batch_stats),
-                    opt_state=jax.tree.map(put, state.opt_state), rng=put(state.rng),
-                    source=jax.tree.map(sharded, state.source))
 
 
 def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: Mesh,

@@ -29,19 +29,17 @@ rather than give calibrated error rates.
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any
 
-import jax
 import numpy as np
 from scipy import stats as sp_stats
 
 from rwjax import paths
 from rwjax import waves
 from rwjax.errors import InputError
-from rwjax.waves import correlation, recorded
+from rwjax.waves import correlation, recorded, simulate
 from rwjax.waves import stats as wave_stats
 
-CHUNK_S = 10.0  # simulated seconds per jitted call
 MIN_WAVES = 3  # fewer waves with a speed than this: too sparse to compare or fit
 MIN_SECONDS = 30.0
 STATS = ('speed_mm_s', 'iwi_s', 'duration_s', 'area_mm2')
@@ -150,35 +148,13 @@ def electrode_cells(rec: recorded.Recording, mod, params) -> np.ndarray:
 
 
 def simulate_active(mod, params, batch: int, warmup_s: float, seconds: float, seed: int,
-                    cells: np.ndarray, threshold: float | None = None,
-                    progress: Callable[[float, float], None] | None = None) -> np.ndarray:
+                    cells: np.ndarray, progress: str | None = None) -> np.ndarray:
   """bool[B, T, K]: whether each of the `cells` (flat lattice indices, [K]) is above the
-  activity threshold in each frame of `batch` simulated retinas."""
-  thr = mod.THRESHOLD if threshold is None else threshold
-  n_frames = round(seconds / params.frame_dt)
-  if n_frames < 1 or warmup_s < 0:
-    raise InputError(f'need seconds >= one frame and warmup >= 0, got {seconds}, {warmup_s}')
-  state = mod.init(jax.random.PRNGKey(seed), batch, params)
-  done, total = 0.0, warmup_s + n_frames * params.frame_dt
-  n_chunks, rest = divmod(warmup_s, CHUNK_S)
-  for _ in range(int(n_chunks)):
-    state = jax.block_until_ready(mod.warmup(state, CHUNK_S, params))
-    done += CHUNK_S
-    if progress:
-      progress(done, total)
-  if rest > 0:
-    state = mod.warmup(state, rest, params)
-    done += rest
-  chunk = min(n_frames, round(CHUNK_S / params.frame_dt))
-  out = []
-  for _ in range(math.ceil(n_frames / chunk)):
-    state, frames = mod.advance(state, chunk, params)
-    frames = np.asarray(frames).reshape(batch, chunk, -1)
-    out.append(frames[:, :, cells] > thr)
-    done += chunk * params.frame_dt
-    if progress:
-      progress(min(done, total), total)
-  return np.concatenate(out, axis=1)[:, :n_frames]
+  model's activity threshold in each frame of `batch` simulated retinas (progress: a
+  label, rwjax.waves.simulate.run)."""
+  above = lambda f: f.reshape(*f.shape[:2], -1)[:, :, cells] > mod.THRESHOLD
+  return simulate.run(mod, params, batch, warmup_s, seconds, seed, keep=above,
+                      progress=progress)
 
 
 def simulated_recording(active: np.ndarray, rec: recorded.Recording, rate_hz: float,
@@ -316,10 +292,11 @@ def simulate_matched(model: str, rec: recorded.Recording, overrides: dict | None
                      batch: int = 2, seconds: float | None = None, warmup_s: float = 300.0,
                      seed: int = 0, size: int | None = None, rate_hz: float | None = None,
                      frame_dt: float = recorded.FRAME_DT, smooth: int = recorded.DEFAULT_SMOOTH,
-                     min_size: int = wave_stats.DEFAULT_MIN_SIZE, progress=None):
+                     min_size: int = wave_stats.DEFAULT_MIN_SIZE,
+                     progress: str | None = None):
   """Simulates `batch` retinas matched to `rec` and measures them as `rec` is measured.
 
-  Returns (Measured, params, rate_hz).
+  Returns (Measured, params, rate_hz); progress: a label (rwjax.waves.simulate.run).
   """
   if batch < 1:
     raise InputError(f'batch={batch} must be >= 1')

@@ -13,7 +13,12 @@ prepares it as the paper prepared its five TIFF stacks (src/data.py):
      ('recording', what a saved movie gets) or none;
   5. optional copies rotated by 90/180/270 degrees (the paper adds all three).
 
-Channel replication comes last, in the trainer (rwjax.train.make_batch_fn), as for
+With norm='paper' (config.data.movie_norm) steps 2-4 run in the paper's order instead:
+block mean-pooling first, then one per-pixel z-score over every frame of every recording and
+rotated copy at once (its one StandardScaler over the concatenated tensor; `zscore`), then
+the min-max (`minmax`) of the z-scores.
+
+Channel replication comes last, in the trainer (rwjax.ssl.trainer.make_batch_fn), as for
 every movie. Steps 2-4 are `frames.zscore`, `frames.block_pool` and
 `frames.unit_range`, the steps of `frames.to_network_input` that saved and simulated
 movies go through: min-max is one affine map per scope, so it commutes with mean
@@ -235,6 +240,30 @@ def detection_movie(frames: np.ndarray, *, frame_dt: float = 0.0, pixel_mm: floa
   return x
 
 
+def _paper_norm(movie: np.ndarray, lengths: np.ndarray, n: int, zscore: bool,
+                minmax: str) -> None:
+  """In place on the pooled rows f32[B, T, h, w] (real frames movie[b, :lengths[b]], the rest
+  padding left at 0; row b is recording b % n): one per-pixel z-score over every real frame
+  of every row, then the min-max over the dataset or each recording's rows."""
+  rows = [movie[b, :t] for b, t in enumerate(lengths)]
+  if zscore:
+    count = float(lengths.sum())
+    mean = sum(r.sum(0, dtype=np.float64) for r in rows) / count
+    var = sum(np.square(r - mean).sum(0) for r in rows) / count
+    std = np.sqrt(var).astype(np.float32)
+    for r in rows:
+      r[:] = frames_lib.zscore(r, mean.astype(np.float32), std)
+  if minmax == 'none':
+    return
+  groups = [range(len(rows))] if minmax == 'dataset' else [range(i, len(rows), n)
+                                                            for i in range(n)]
+  for group in groups:
+    lo = min(float(rows[b].min()) for b in group)
+    hi = max(float(rows[b].max()) for b in group)
+    for b in group:
+      rows[b][:] = frames_lib.unit_range(rows[b], lo, hi)
+
+
 def interval_labels(intervals: np.ndarray, n_frames: int, path: str) -> np.ndarray:
   """i32[n_frames]: wave k (0-based, by start) on frames [start_k, end_k), -1 elsewhere."""
   iv = np.asarray(intervals, np.int64).reshape(-1, 2)
@@ -289,7 +318,8 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
                  rotations: tuple = (90, 180, 270), intervals='',
                  threshold: float | None = None, background_s: float = 0.0,
                  detect_dff: bool = False, smooth_s: float = 0.0, smooth_mm: float = 0.0,
-                 min_size: int = stats.DEFAULT_MIN_SIZE, chunk_frames: int = 256) -> Dataset:
+                 min_size: int = stats.DEFAULT_MIN_SIZE, chunk_frames: int = 256,
+                 norm: str = 'per_retina') -> Dataset:
   """Reads and prepares recordings for training (see the module docstring).
 
   Args:
@@ -302,6 +332,8 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
       find the waves with `threshold` (required then) after background_s / detect_dff /
       smooth_s / smooth_mm (detection_movie), keeping waves of >= min_size pixel-frames.
     chunk_frames: frames read at a time.
+    norm: 'per_retina' (z-score per recording at full resolution, then pool, then min-max)
+      or 'paper' (pool, then z-score over all rows at once, then min-max); module docstring.
 
   Returns:
     Dataset: movie f32[B, T, out_size, out_size], labels i32[B, T], B = recordings x
@@ -311,6 +343,8 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
     raise InputError(f'minmax={minmax!r} is unknown; use one of {MINMAX}')
   if chunk_frames < 1:
     raise InputError(f'chunk_frames={chunk_frames} must be >= 1')
+  frames_lib.check_norm(norm)
+  paper = norm == 'paper'
   files = readers.movie_paths(paths, fmt)
   iv_files = readers.movie_paths(intervals) if intervals else []
   if len(iv_files) not in (0, 1, len(files)):
@@ -326,8 +360,9 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
     if iv_files:
       labels = labels_from_intervals(iv_files, lengths)
     with jax.default_device(jax.devices('cpu')[0]):  # host-side: leave accelerators free
-      prepared = [prepare_recording(m, out_size, zscore=zscore, dff_window=dff_window,
-                                    chunk_frames=chunk_frames) for m in movies]
+      prepared = [prepare_recording(m, out_size, zscore=zscore and not paper,
+                                    dff_window=dff_window, chunk_frames=chunk_frames)
+                  for m in movies]
       if not iv_files:
         labels = [stats.frame_labels(detection_movie(
             m.read(), frame_dt=frame_dt, pixel_mm=pixel_mm, background_s=background_s,
@@ -341,12 +376,14 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
       label = np.full((n, t_max), -1, np.int32)
       for i, lab in enumerate(labels):
         x, prepared[i] = prepared[i][0], None
-        if minmax != 'none':
+        if minmax != 'none' and not paper:
           lo, hi = (min(los), max(his)) if minmax == 'dataset' else (los[i], his[i])
           x = frames_lib.unit_range(jnp.asarray(x), lo, hi)
         row = jnp.zeros((1, t_max, out_size, out_size), jnp.float32).at[0, :len(x)].set(x)
         movie[i::n] = np.asarray(frames_lib.rotated_copies(row, tuple(rotations)))
         label[i, :len(x)] = lab
+      if paper:
+        _paper_norm(movie, np.tile(np.asarray(lengths), copies), n, zscore, minmax)
   finally:
     for m in movies:
       m.close()

@@ -30,7 +30,8 @@ batch, and it has no covariance to learn from few samples, while successive halv
 selects among its first draws (its precision is that of the initial grid). The fit is
 converged when every spread is under `tol` (0.05 of the log-range); otherwise the budget
 (simulated retina-seconds, warm-up included) ends it and the best candidate seen is
-returned marked unconverged. Only the Lansdell model is fitted: the Godfrey model's
+returned marked unconverged. SEARCHES names two sizes of search: 'quick' for a CPU and
+'full' for an accelerator. Only the Lansdell model is fitted: the Godfrey model's
 parameters size its coupling kernel and presets at trace time.
 """
 
@@ -47,6 +48,7 @@ import numpy as np
 from rwjax.errors import InputError
 from rwjax.waves import compare, lansdell, recorded
 from rwjax.waves import stats as wave_stats
+from rwjax.waves.progress import Progress
 
 # Fields the gates, lattice or clock read as Python numbers at trace time: not fittable.
 _STATIC = ('size', 'extent_mm', 'dt', 'frame_dt', 'kappa', 'v0', 'v1', 'v2', 'v3', 'v4')
@@ -65,6 +67,16 @@ SMOOTH = 0.7
 INIT_SPREAD = 0.25
 MIN_SPREAD = 0.01
 CHUNK_FRAMES = 100
+# Searches (`python -m rwjax.waves fit --search=NAME`): candidates per generation, retinas
+# per candidate, simulated seconds of warm-up and of recording per retina, and the budget
+# (simulated retina-seconds) that sets the number of generations. 'quick' (the default) is
+# sized for 2 CPU cores: 3 generations, 10-13 min for a 64x64-electrode recording (85x85
+# cells), at the price of noisier distances (one retina) and fewer candidates; 'full' is
+# the original search, up to ~20x longer (up to 10 generations), for an accelerator.
+SEARCHES = {
+    'quick': dict(candidates=8, retinas=1, warmup_s=150.0, seconds=300.0, budget_s=10800.0),
+    'full': dict(candidates=16, retinas=2, warmup_s=300.0, seconds=300.0, budget_s=2e5),
+}
 
 
 def distance(sim: dict[str, Any], target: dict[str, Any]) -> float:
@@ -141,9 +153,11 @@ def _run(fields, keys, values, cells, base: lansdell.Params, names: tuple[str, .
 
 def simulate_candidates(base: lansdell.Params, names: tuple[str, ...], values: np.ndarray,
                         retinas: int, warmup_s: float, seconds: float, seed: int,
-                        cells: np.ndarray) -> np.ndarray:
+                        cells: np.ndarray,
+                        on_chunk: Callable[[float], None] | None = None) -> np.ndarray:
   """bool[N, R, T, K]: the cells' activity for N candidates (values f64[N, P]) x R retinas,
-  all candidates on the same R PRNG streams (common random numbers)."""
+  all candidates on the same R PRNG streams (common random numbers). on_chunk(s) after
+  each chunk: the retina-seconds simulated so far (N x R x simulated s)."""
   n = values.shape[0]
   rest = lansdell.init(jax.random.PRNGKey(seed), retinas, base)
   tile = lambda x: jnp.tile(x, (n,) + (1,) * (x.ndim - 1))
@@ -151,17 +165,20 @@ def simulate_candidates(base: lansdell.Params, names: tuple[str, ...], values: n
   keys = tile(rest.key)
   vals = jnp.asarray(np.repeat(values, retinas, axis=0), jnp.float32)
   cells = jnp.asarray(cells, jnp.int32)
-  chunk = CHUNK_FRAMES
-  for _ in range(round(warmup_s / base.frame_dt) // chunk):
-    fields, keys, _ = _run(fields, keys, vals, cells, base, names, chunk, False)
-  left = round(warmup_s / base.frame_dt) % chunk
-  if left:
-    fields, keys, _ = _run(fields, keys, vals, cells, base, names, left, False)
-  n_frames = round(seconds / base.frame_dt)
+  chunk, n_warm, n_frames = CHUNK_FRAMES, round(warmup_s / base.frame_dt), round(
+      seconds / base.frame_dt)
+  report = lambda frames: on_chunk and on_chunk(n * retinas * frames * base.frame_dt)
+  for i in range(n_warm // chunk):
+    fields, keys, _ = jax.block_until_ready(
+        _run(fields, keys, vals, cells, base, names, chunk, False))
+    report((i + 1) * chunk)
+  if n_warm % chunk:
+    fields, keys, _ = _run(fields, keys, vals, cells, base, names, n_warm % chunk, False)
   out = []
   for i in range(math.ceil(n_frames / chunk)):
     fields, keys, active = _run(fields, keys, vals, cells, base, names, chunk, True)
     out.append(np.asarray(active))
+    report(n_warm + min((i + 1) * chunk, n_frames))
   active = np.concatenate(out, axis=0)[:n_frames]          # [T, N * R, K]
   return np.moveaxis(active, 0, 1).reshape(n, retinas, n_frames, -1)
 
@@ -196,14 +213,15 @@ class FitResult:
 
 
 def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str, float],
-        bounds: dict | None = None, *, base: lansdell.Params, candidates: int = 16,
-        retinas: int = 2, seconds: float = 300.0, warmup_s: float = 300.0,
-        budget_s: float = 1e5, seed: int = 0, rate_hz: float, tol: float = 0.05,
+        bounds: dict | None = None, *, base: lansdell.Params, candidates: int = 8,
+        retinas: int = 1, seconds: float = 300.0, warmup_s: float = 150.0,
+        budget_s: float = 10800.0, seed: int = 0, rate_hz: float, tol: float = 0.05,
         frame_dt: float = recorded.FRAME_DT, smooth: int = recorded.DEFAULT_SMOOTH,
         min_size: int = wave_stats.DEFAULT_MIN_SIZE,
-        log: Callable[[str], None] | None = None) -> FitResult:
+        progress: str | None = None) -> FitResult:
   """Fits `names` of the Lansdell model so that simulations seen through `rec`'s
-  electrodes match the measured summary `target` (see the module docstring).
+  electrodes match the measured summary `target` (see the module docstring). The
+  defaults are SEARCHES['quick'].
 
   Args:
     target: a `compare.measure(...).summary` (the recording's, or a planted one).
@@ -211,6 +229,7 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
     start: every fitted parameter's starting value; base: the other parameters (lattice
       matched to rec: `compare.matched_params`).
     budget_s: simulated retina-seconds (warm-up included) the whole search may use.
+    progress: label of a progress line on stderr (rwjax.waves.progress); None: silent.
   """
   names = tuple(names)
   bounds = check_names_bounds(names, start, bounds or {})
@@ -236,12 +255,21 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
   t0 = time.time()
   converged = False
   gen = 0
+  report = Progress(progress, generations * per_gen)
+
+  def note(measured: int) -> str:
+    best_of = ('none yet' if 'values' not in best else f'{best["distance"]:.4g} at ' +
+               ', '.join(f'{n}={v:.4g}' for n, v in zip(names, best['values'])))
+    return (f'generation {gen + 1}/{generations}, candidates {measured}/'
+            f'{generations * candidates}, best distance {best_of}')
+
   for gen in range(generations):
     u = np.clip(mean + spread * rng.standard_normal((candidates, len(names))), 0, 1)
     u[0] = mean
     values = _from_unit(u, lo, hi)
     active = simulate_candidates(base, names, values, retinas, warmup_s, seconds,
-                                 seed, cells)
+                                 seed, cells,
+                                 lambda s: report(gen * per_gen + s, note(gen * candidates)))
     dists, summaries, measured = [], [], []
     for k in range(candidates):
       sims = compare.simulated_recordings(active[k][..., train_cell], rec, rate_hz, frame_dt,
@@ -250,13 +278,14 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
       dists.append(distance(m.summary, target))
       summaries.append(m.summary)
       measured.append(m)
+      if dists[k] < best['distance']:
+        best = dict(distance=float(dists[k]), values=values[k], summary=summaries[k],
+                    measured=measured[k])
+      report((gen + 1) * per_gen, note(gen * candidates + k + 1))
     dists = np.asarray(dists)
     if gen == 0:
       start_eval = (float(dists[0]), summaries[0], measured[0])
     k = int(np.argmin(dists))
-    if dists[k] < best['distance']:
-      best = dict(distance=float(dists[k]), values=values[k], summary=summaries[k],
-                  measured=measured[k])
     elite = np.argsort(dists)[:n_elite]
     mean = u[elite].mean(0)
     spread = np.maximum(SMOOTH * u[elite].std(0) + (1 - SMOOTH) * spread, MIN_SPREAD)
@@ -264,13 +293,13 @@ def fit(target: dict[str, Any], rec: recorded.Recording, names, start: dict[str,
                         median_distance=float(np.median(dists)),
                         mean={n: float(v) for n, v in zip(names, _from_unit(mean, lo, hi))},
                         spread=[float(s) for s in spread]))
-    if log:
-      log(f'fit: generation {gen + 1}/{generations}: best distance {dists[k]:.4f} '
-          f'(so far {best["distance"]:.4f}), spread {spread.max():.3f}, '
-          f'{time.time() - t0:.0f} s')
     if spread.max() < tol:
       converged = True
       break
+    if gen < generations - 1:  # a milestone (the last one is `finish`)
+      report((gen + 1) * per_gen, note((gen + 1) * candidates), force=True)
+  report.finish((gen + 1) * per_gen, note((gen + 1) * candidates) +
+                (', converged' if converged else ''))
   wall = time.time() - t0
   n_gen = gen + 1
   return FitResult(

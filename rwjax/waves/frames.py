@@ -1,8 +1,19 @@
-"""Simulator frames -> network input, as the paper prepared its wave movies.
+"""Simulator frames -> network input: z-score, min-max, block pooling, channels.
 
-Per-pixel z-score over time (removes each pixel's baseline and gain), global
-min-max to [0, 1] per movie, block mean-pooling to the network's resolution and
-channel replication. Pure jax.numpy, so it runs inside the jitted train step.
+Two orders of the same steps (`NORMS`, config.data.movie_norm):
+
+  'per_retina'  each retina (row of a batch) on its own at lattice resolution: per-pixel
+                z-score over its frames (removes each pixel's baseline and gain), min-max
+                of that retina to [0, 1], then block mean-pooling to the network's
+                resolution. Pooling after the min-max leaves frames inside [0, 1] but no
+                longer spanning it. rwjax's original order.
+  'paper'       the paper's (src/data.py, its 32x32 movies): block mean-pooling first, then
+                one per-pixel z-score over every frame of the movie (all retinas together,
+                sklearn's StandardScaler over [frames, pixels]: population std, a constant
+                pixel maps to 0), then one min-max over the whole movie, so the movie spans
+                exactly [0, 1].
+
+Then channel replication. Pure jax.numpy, so it runs inside the jitted train step.
 
 The steps are also exposed one by one (`zscore`, `unit_range`, `block_pool`,
 `rotated_copies`): rwjax.waves.dataset applies the same steps to recorded movies
@@ -15,15 +26,26 @@ import jax.numpy as jnp
 from rwjax.errors import InputError
 
 _EPS = 1e-6
+NORMS = ('per_retina', 'paper')
 
 
-def to_network_input(frames: jax.Array, out_size: int, channels: int = 1) -> jax.Array:
+def check_norm(norm: str, key: str = 'config.data.movie_norm') -> None:
+  """InputError unless `norm` is one of NORMS (`key`: the config key that set it)."""
+  if norm not in NORMS:
+    raise InputError(f'{key}={norm!r} is unknown; use one of {NORMS} (the paper: \'paper\')')
+
+
+def to_network_input(frames: jax.Array, out_size: int, channels: int = 1,
+                     norm: str = 'per_retina') -> jax.Array:
   """Turns wave movies into network input.
 
   Args:
     frames: f32[..., T, H, W] simulator frames (any units), H and W multiples of out_size.
     out_size: side of the output frames; H // out_size x W // out_size blocks are averaged.
     channels: 1, or 3 to replicate the grey frames for an RGB network.
+    norm: 'per_retina' (each [T, H, W] movie on its own, pooled last) or 'paper' (pooled
+      first, then one z-score per pixel and one min-max over all of `frames`); see the module
+      docstring.
   Returns:
     f32[..., T, out_size, out_size, channels] in [0, 1] (all 0 for a constant movie).
   """
@@ -35,11 +57,18 @@ def to_network_input(frames: jax.Array, out_size: int, channels: int = 1) -> jax
                      f'choose an out_size that divides both (e.g. {h // 2})')
   if channels not in (1, 3):
     raise InputError(f'channels={channels} must be 1 or 3')
+  check_norm(norm, 'norm')
   x = frames.astype(jnp.float32)
-  z = zscore(x, x.mean(axis=-3, keepdims=True), x.std(axis=-3, keepdims=True))
-  x = unit_range(z, z.min(axis=(-3, -2, -1), keepdims=True),
-                 z.max(axis=(-3, -2, -1), keepdims=True))
-  return jnp.repeat(block_pool(x, out_size)[..., None], channels, axis=-1)
+  if norm == 'paper':
+    x = block_pool(x, out_size)
+    frame_axes = tuple(range(x.ndim - 2))  # every frame of every retina: one movie
+    z = zscore(x, x.mean(axis=frame_axes), x.std(axis=frame_axes))
+    x = unit_range(z, z.min(), z.max())
+  else:
+    z = zscore(x, x.mean(axis=-3, keepdims=True), x.std(axis=-3, keepdims=True))
+    x = block_pool(unit_range(z, z.min(axis=(-3, -2, -1), keepdims=True),
+                              z.max(axis=(-3, -2, -1), keepdims=True)), out_size)
+  return jnp.repeat(x[..., None], channels, axis=-1)
 
 
 def zscore(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:

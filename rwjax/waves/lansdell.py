@@ -13,10 +13,13 @@ refractory variables R and S, and extracellular acetylcholine E, which diffuses
   dS/dt  = -S / tauS + c G
   dE/dt  = D lap(E) - E / tauACh + b G
 
-Spontaneous initiation: the spontaneous-input window is one movie frame
-(`frame_dt`, 0.1 s by default): at the start of every frame each cell independently
-gets gN = `g_n` for the whole frame with probability `spont_prob` (0.1/800), else 0.
-Drawing once per frame (not per step) keeps the random-number cost 1/100 of a step.
+Spontaneous initiation: the spontaneous-input window is `spont_frames` movie frames
+(one frame of `frame_dt` = 0.1 s by default, the published model's noise step): at the
+start of every window each cell independently gets gN = `g_n` for the whole window with
+probability `spont_prob` (0.1/800), else 0. Drawing once per window (not per step) keeps
+the random-number cost 1/100 of a step. Frames shorter than the window (e.g. frame_dt
+0.01 s with spont_frames 10: the same model, filmed 10 times as often) need `advance` to
+be called for whole windows (n_frames a multiple of spont_frames).
 
 Parameters are the published ones except D = 0.005 mm^2/s, half the published 0.01:
 the front speed grows roughly as sqrt(D / tauACh), and at D = 0.01 fronts advance at a
@@ -56,7 +59,8 @@ class Params(NamedTuple):
   size: int = 64            # lattice is size x size cells
   extent_mm: float = 2.0    # side of the square retina (mm); spacing extent/(size-1)
   dt: float = 0.001         # Euler step (s)
-  frame_dt: float = 0.1     # time between movie frames = spontaneous-input window (s)
+  frame_dt: float = 0.1     # time between movie frames (s)
+  spont_frames: int = 1     # frames per spontaneous-input window (window = 0.1 s published)
   cm: float = 160.0
   v_ca: float = 50.0
   v_k: float = -90.0
@@ -83,7 +87,7 @@ class Params(NamedTuple):
   c: float = 0.3
   i_app: float = 0.0
   g_n: float = 20.0         # spontaneous conductance while a cell is driven
-  spont_prob: float = 0.1 / 800  # probability per cell per frame window
+  spont_prob: float = 0.1 / 800  # probability per cell per spontaneous-input window
 
 
 class State(NamedTuple):
@@ -103,12 +107,22 @@ def pixel_mm(params: Params = Params()) -> float:
 steps_per_frame = lattice.steps_per_frame
 
 
+def window_frames(params: Params = Params()) -> int:
+  """Frames per spontaneous-input window (params.spont_frames); InputError below 1."""
+  k = params.spont_frames
+  if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    raise InputError(f'spont_frames={k!r} must be a whole number of frames >= 1 (frames per '
+                     'spontaneous-input window; 1 = one window per frame)')
+  return k
+
+
 @functools.partial(jax.jit, static_argnames=('batch', 'params'))
 def init(key: jax.Array, batch: int, params: Params = Params()) -> State:
   """Resting retinas: V = -70 mV, R = S = E = 0; `key` u32[2] is split per retina."""
   if batch < 1:
     raise InputError(f'batch={batch} must be >= 1')
   steps_per_frame(params)
+  window_frames(params)
   shape = (batch, params.size, params.size)
   zeros = jnp.zeros(shape, jnp.float32)
   return State(v=jnp.full(shape, -70.0, jnp.float32), r=zeros, s=zeros, e=zeros,
@@ -116,7 +130,7 @@ def init(key: jax.Array, batch: int, params: Params = Params()) -> State:
 
 
 def spontaneous_input(key: jax.Array, params: Params = Params()):
-  """One frame window's spontaneous drive for one retina.
+  """One spontaneous-input window's drive for one retina.
 
   Args:
     key: u32[2] the retina's PRNG key.
@@ -200,12 +214,28 @@ _ACCEL_UNROLL = 10
 
 
 def _frame(fields, driven, p: Params):
-  """Advances (v, r, s, e) through one frame window with fixed spontaneous drive."""
+  """Advances (v, r, s, e) through one frame with fixed spontaneous drive."""
   n = steps_per_frame(p)
   unroll = 1 if jax.default_backend() == 'cpu' else min(_ACCEL_UNROLL, n)
   body = lambda f, _: (step(*f, driven, p), None)
   fields, _ = jax.lax.scan(body, fields, None, length=n, unroll=unroll)
   return fields
+
+
+def _window(fields, key, p: Params):
+  """Advances (v, r, s, e) of B retinas (keys u32[B, 2]) through one spontaneous-input
+  window; returns (fields, key, V f32[spont_frames, B, H, W] at the end of each frame)."""
+  key, driven = jax.vmap(lambda k: spontaneous_input(k, p))(key)
+  if p.spont_frames == 1:
+    fields = _frame(fields, driven, p)
+    return fields, key, fields[0][None]
+
+  def one(f, _):
+    f = _frame(f, driven, p)
+    return f, f[0]
+
+  fields, v = jax.lax.scan(one, fields, None, length=p.spont_frames)
+  return fields, key, v
 
 
 def _check_count(name: str, value) -> None:
@@ -215,37 +245,44 @@ def _check_count(name: str, value) -> None:
 
 @functools.partial(jax.jit, static_argnames=('n_frames', 'params'))
 def advance(state: State, n_frames: int, params: Params = Params()):
-  """Simulates `n_frames` frame windows.
+  """Simulates `n_frames` frames.
 
   Args:
     state: State of B retinas.
-    n_frames: number of frames (static).
+    n_frames: number of frames (static), a multiple of params.spont_frames.
   Returns:
-    (new State, frames f32[B, n_frames, H, W]): V (mV) at the end of each window.
+    (new State, frames f32[B, n_frames, H, W]): V (mV) at the end of each frame.
   """
   _check_count('n_frames', n_frames)
+  k = window_frames(params)
+  if n_frames % k:
+    raise InputError(
+        f'n_frames={n_frames} is not a whole number of spontaneous-input windows of '
+        f'spont_frames={k} frames: advance by multiples of {k} (the on-device training source '
+        'advances a frame at a time and needs config.data.sim_params.lansdell.spont_frames=1)')
 
   def one(carry, _):
     fields, key = carry
-    key, driven = jax.vmap(lambda k: spontaneous_input(k, params))(key)
-    fields = _frame(fields, driven, params)
-    return (fields, key), fields[0]
+    fields, key, v = _window(fields, key, params)
+    return (fields, key), v
 
   carry = (tuple(state[:4]), state.key)
-  (fields, key), frames = jax.lax.scan(one, carry, None, length=n_frames)
+  (fields, key), frames = jax.lax.scan(one, carry, None, length=n_frames // k)
+  frames = frames.reshape((n_frames,) + frames.shape[2:])
   return State(*fields, key=key), jnp.moveaxis(frames, 0, 1)
 
 
 @functools.partial(jax.jit, static_argnames=('seconds', 'params'))
 def warmup(state: State, seconds: float, params: Params = Params()) -> State:
-  """Advances the state by `seconds` (rounded to whole frames) without keeping frames."""
+  """Advances the state by `seconds` (rounded to whole spontaneous-input windows) without
+  keeping frames."""
   _check_count('seconds', seconds)
-  n = round(seconds / params.frame_dt)
+  n = round(seconds / (window_frames(params) * params.frame_dt))
 
   def one(carry, _):
     fields, key = carry
-    key, driven = jax.vmap(lambda k: spontaneous_input(k, params))(key)
-    return (_frame(fields, driven, params), key), None
+    fields, key, _ = _window(fields, key, params)
+    return (fields, key), None
 
   (fields, key), _ = jax.lax.scan(one, (tuple(state[:4]), state.key), None, length=n)
   return State(*fields, key=key)

@@ -4,6 +4,10 @@ A movie directory holds `movie.npy` (float32[B, T, H, W]), `labels.npy`
 (int32[B, T], per-frame wave ids, -1 = no wave; see `rwjax.waves.stats`) and
 `meta.json` (model, parameters, frame_dt, pixel_mm, threshold, ...).
 
+`write_labelled` labels a movie's waves (rwjax.waves.stats) and writes all of it, with an
+optional preview.gif; `python -m rwjax.waves simulate / convert` and the experiment's
+saved movies are written by it.
+
 Paths: anything rwjax.paths takes (a local directory, gs://BUCKET/...). Reading a movie
 reads the whole .npy (it is returned whole); on a bucket each file is one object upload.
 """
@@ -17,10 +21,14 @@ from PIL import Image
 
 from rwjax import paths
 from rwjax.errors import InputError
+from rwjax.waves import stats as wave_stats
 
 MOVIE_FILE = 'movie.npy'
 LABELS_FILE = 'labels.npy'
 META_FILE = 'meta.json'
+GIF_FPS = 20
+GIF_SPEEDUP = 4  # previews play at 4x real time
+GIF_MAX_PIXELS = 256  # small retinas are upscaled to about this width
 
 
 def save_movie(out_dir: str, frames: np.ndarray, labels: np.ndarray,
@@ -144,3 +152,34 @@ def write_gif(path: str, frames: np.ndarray, fps: float = 10.0, scale: int = 1) 
   with paths.open_write(path) as f:
     images[0].save(f, format='GIF', save_all=True, append_images=images[1:], loop=0,
                    duration=max(10, round(1000 / fps / 10) * 10), optimize=False)
+
+
+def check_output(out: str, min_size: int) -> None:
+  """InputError before a long simulation or conversion: a bad min_size, or a bucket `out`
+  that cannot be written to (rwjax.paths)."""
+  if min_size < 1:
+    raise InputError(f'--min-size must be at least 1 pixel-frame, got {min_size}')
+  if paths.is_remote(out):
+    paths.check_writable(out)
+
+
+def write_labelled(out: str, frames: np.ndarray, meta: dict[str, Any], *, threshold: float,
+                   frame_dt: float, pixel_mm: float, min_size: int,
+                   gif_seconds: float = 0.0) -> dict[str, Any]:
+  """Labels and measures the waves of frames f32[B, T, H, W] and writes the movie
+  directory `out`: movie, labels, meta.json (`meta` plus these settings and the
+  statistics) and, if gif_seconds > 0, preview.gif of up to 16 retinas. Returns meta.json."""
+  result = wave_stats.wave_stats(frames, threshold=threshold, frame_dt=frame_dt,
+                                 pixel_mm=pixel_mm, min_size=min_size)
+  meta = dict(meta, frame_dt=frame_dt, pixel_mm=pixel_mm, threshold=threshold,
+              min_size=min_size, shape=list(frames.shape),
+              labels='per-frame wave id, unique across the batch; -1 = no wave',
+              summary=wave_stats.summary(result))
+  save_movie(out, frames, result.frame_labels, meta)
+  if gif_seconds > 0:
+    stride = max(1, round(GIF_SPEEDUP / (GIF_FPS * frame_dt)))
+    shown = frames[:16, :round(gif_seconds / frame_dt):stride]
+    width = tile(shown[:, :1]).shape[-1]
+    write_gif(paths.join(out, 'preview.gif'), shown, fps=GIF_FPS,
+              scale=max(1, GIF_MAX_PIXELS // width))
+  return meta

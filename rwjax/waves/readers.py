@@ -22,7 +22,10 @@ is MATLAB's own order, the one `size(V)` prints: scipy.io.loadmat returns arrays
 that order, and a v7.3 file, whose HDF5 dataset holds MATLAB's column-major array
 with its axes reversed, is read back in that order here, so the same `axes` works for
 both versions. A movie of shape [T, H, W] saved from MATLAB as `V` (size T x H x W)
-reads as 'THW'; a [H, W, T] stack (common in MATLAB) needs axes='HWT'.
+reads as 'THW'; a [H, W, T] stack (common in MATLAB) needs axes='HWT'. A movie whose
+axis order looks wrong (`axes_warning`: frames that are not square while another order
+makes them square, or fewer frames than pixels on a side) is read as asked, with one
+warning line on stderr naming the order to try.
 
 Several recordings: `movie_paths` turns a comma-separated list, a folder (its movie
 files, sorted by name) or a glob into a list of files; each file is one recording
@@ -47,6 +50,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import warnings
 import zipfile
 import zlib
@@ -438,6 +442,29 @@ def _open_tiff(path, axes):
   return Movie(path, 'tiff', (n, *shape), dtype, axes, read, close, counter)
 
 
+def axes_warning(path: str, axes: str, shape: tuple[int, int, int]) -> str | None:
+  """The warning for a movie read with `axes` as `shape` (T, H, W) when that order looks
+  wrong, else None: its frames are not square while another order makes them square, or
+  its time axis is shorter than a spatial one (the paper's movies are T x H x W with
+  T >= H = W). The order suggested makes the frames square (the longest such time axis),
+  else puts time on the longest axis."""
+  t, h, w = shape
+  if t >= max(h, w) and (h == w or len(set(shape)) == 3):
+    return None
+  sizes = [shape['THW'.index(a)] for a in axes]  # in the stored (or MATLAB size()) order
+  square = [i for i in range(3) if len({sizes[j] for j in range(3) if j != i}) == 1]
+  time_at = max(square or range(3), key=lambda i: sizes[i])
+  spatial = iter('HW')
+  order = ''.join('T' if i == time_at else next(spatial) for i in range(3))
+  n, side = sizes[time_at], [sizes[i] for i in range(3) if i != time_at]
+  fix = (f"if it holds {n} frames of {side[0]}x{side[1]}, pass --axes={order} (config key "
+         f"data.recorded.axes='{order}')") if order != axes else (
+         'if time is another axis, name the stored order with --axes (config key '
+         'data.recorded.axes)')
+  return (f"warning: {path} read with axes='{axes}' gives {t} frames of {h}x{w} pixels; "
+          + fix)
+
+
 def open_movie(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') -> Movie:
   """Opens one recording (see the module docstring); close it (or use `with`).
 
@@ -451,15 +478,15 @@ def open_movie(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW'
   _check_file(path)
   if sorted(axes) != ['H', 'T', 'W']:
     raise InputError(f"axes={axes!r} must be a permutation of 'THW' (e.g. 'HWT')")
-  if fmt == 'npy':
-    return _open_npy(path, axes)
-  if fmt == 'npz':
-    return _open_npz(path, key, axes)
-  if fmt == 'hdf5':
-    return _open_hdf5(path, key, axes)
-  if fmt == 'mat':
-    return _open_mat(path, key, axes)
-  return _open_tiff(path, axes)
+  if fmt == 'tiff':  # one frame per page: no other order to suggest
+    return _open_tiff(path, axes)
+  movie = {'npy': lambda: _open_npy(path, axes), 'npz': lambda: _open_npz(path, key, axes),
+           'hdf5': lambda: _open_hdf5(path, key, axes),
+           'mat': lambda: _open_mat(path, key, axes)}[fmt]()
+  warning = axes_warning(path, axes, movie.shape)
+  if warning:
+    print(warning, file=sys.stderr, flush=True)
+  return movie
 
 
 def read_movie(path: str, **kwargs) -> np.ndarray:

@@ -37,10 +37,13 @@ pitches), because the array records only some electrodes of a wave in any 0.1 s 
 pixel belongs to a wave where the density exceeds THRESHOLD (0.15: more than 4 spikes among
 the 27 electrode-frames around it); `rwjax.waves.stats` then finds and measures the waves as
 for simulated movies, with pixel_mm = the raster pitch (`Recording.pitch_mm`).
+`write_movie` saves a recording's activity movie as a labelled movie directory
+(rwjax.waves.movie; `python -m rwjax.waves convert`).
 """
 
 import dataclasses
 import re
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -48,6 +51,8 @@ from scipy import spatial
 
 from rwjax import paths
 from rwjax.errors import InputError
+from rwjax.waves import movie as movie_io
+from rwjax.waves import stats as wave_stats
 
 GRID = 64
 PITCH_MM = 0.042
@@ -300,3 +305,20 @@ def activity_movie(rec: Recording, frame_dt: float = FRAME_DT,
   if smooth < 1:
     raise InputError(f'smooth must be >= 1, got {smooth}')
   return ndimage.uniform_filter(spike_counts(rec, frame_dt), size=smooth)
+
+
+def write_movie(out: str, mea: str, *, frame_dt: float = FRAME_DT,
+                smooth: int = DEFAULT_SMOOTH, min_size: int = wave_stats.DEFAULT_MIN_SIZE,
+                gif_seconds: float = 0.0) -> dict[str, Any]:
+  """The activity movie of the MEA spike file `mea` as a movie directory `out`
+  (movie.npy f32[1, T, H, W], labels.npy i32[1, T], meta.json, optional preview.gif;
+  rwjax.waves.movie.write_labelled). Returns the meta.json contents."""
+  movie_io.check_output(out, min_size)  # before the conversion
+  rec = load_mea(mea)
+  meta = dict(model='recorded', source=rec.source, age_days=rec.age_days,
+              duration_s=rec.duration_s, smooth=smooth,
+              units='spikes per electrode and frame, box-averaged (rwjax.waves.recorded)')
+  return movie_io.write_labelled(out, activity_movie(rec, frame_dt, smooth)[None], meta,
+                                 threshold=THRESHOLD, frame_dt=frame_dt,
+                                 pixel_mm=rec.pitch_mm, min_size=min_size,
+                                 gif_seconds=gif_seconds)

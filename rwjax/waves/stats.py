@@ -251,3 +251,19 @@ def summary(stats: WaveStats) -> dict[str, Any]:
       min_size=stats.min_size,
   )
   return out
+
+
+def table(summary: dict[str, Any]) -> str:
+  """A `summary` as a human-readable table (median and p10/p90 of each statistic)."""
+  fmt = lambda v: '     n/a' if v is None else f'{v:8.3f}'
+  lines = [f"{summary['n_waves']} waves in {summary['n_retinas']} retina(s) x "
+           f"{summary['seconds']:.1f} s ({summary['waves_per_min']:.1f} per retina-minute)",
+           f"{'':16}{'p10':>8}{'median':>9}{'p90':>9}"]
+  for key, name in (('speed_mm_s', 'speed (mm/s)'), ('iwi_s', 'interval (s)'),
+                    ('duration_s', 'duration (s)'), ('area_mm2', 'area (mm^2)')):
+    lines.append(f'{name:16}' + ' '.join(fmt(summary[f'{key}_{q}'])
+                                         for q in ('p10', 'median', 'p90')))
+  lines.append(f"coverage {summary['coverage']:.3f} (min {summary['coverage_min']:.3f}), "
+               f"mean active fraction {summary['active_fraction_mean']:.3f}, "
+               f"frames in a wave {summary['frames_with_wave']:.3f}")
+  return '\n'.join(lines)

@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import checkpoint
 from rwjax import defaults
 from rwjax import models
 from rwjax.data import sources, to_network_input
 from rwjax.eval import evals
-from rwjax.ssl import checkpoint
 
 
 def _write_workdir(workdir: str, config, *, step: int, seed: int) -> str:

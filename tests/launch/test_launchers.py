@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 
+from rwjax import checkpoint
 from rwjax import metrics as metrics_lib
-from rwjax.ssl import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH = os.path.join(ROOT, 'launch')

@@ -18,9 +18,9 @@ import jax
 import numpy as np
 import pytest
 
+from rwjax import checkpoint
 from rwjax import metrics as metrics_lib
-from rwjax import train
-from rwjax.ssl import checkpoint
+from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = os.path.join(ROOT, 'launch', 'local.py')
@@ -130,7 +130,7 @@ def test_two_processes_train_like_one(preempted_pair, tmp_path):
   workdir, _, _, step = preempted_pair
   c = runpy.run_path(TINY)['get_config']()
   c.train.steps = step + 2
-  one = train.train(c, str(tmp_path / 'one'))
+  one = trainer.train(c, str(tmp_path / 'one'))
   _, two = checkpoint.load_for_eval(str(workdir))
   # Same global batch and RNG streams; only the all-reduce order differs (gloo).
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),

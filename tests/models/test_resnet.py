@@ -27,6 +27,26 @@ def test_backbone_has_resnet18_parameter_count(channels, want):
   assert 'bias' not in proj['hidden0']
 
 
+@pytest.mark.parametrize('bias_last', [True, False])
+def test_projector_bias_last_parameter_count(bias_last):
+  # The paper's head (src/models.py): nn.Linear(512, 512, bias=False), BatchNorm1d(512) (weight
+  # and bias), nn.Linear(512, 128, bias=bias_last); torchvision counts these by hand as below.
+  model = create_model(dtype='float32', projector_bias_last=bias_last)
+  variables = jax.eval_shape(lambda k: init_variables(model, k, 32), KEY)
+  proj = variables['params']['projector']
+  want = 512 * 512 + (512 + 512) + 512 * 128 + (128 if bias_last else 0)
+  assert n_params(proj) == want
+  assert ('bias' in proj['out']) == bias_last
+  # The same tree as flax's own init, and a forward pass without the bias.
+  reference = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False), KEY)
+  assert jax.tree.structure(variables) == jax.tree.structure(reference)
+  small = create_model(width=4, projector=(8, 4), dtype='float32', channels=1,
+                       projector_bias_last=bias_last)
+  v = init_variables(small, KEY, 16)
+  z, _ = small.apply(v, jnp.ones((2, 16, 16, 1)), train=False)
+  np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, rtol=1e-5)
+
+
 @pytest.mark.parametrize('stem,size,maps', [
     ('imagenet', 32, [8, 8, 4, 2, 1]),
     ('cifar', 32, [32, 32, 16, 8, 4]),
@@ -63,6 +83,7 @@ def test_compute_dtype_params_and_outputs(dtype):
     ({'dtype': 'float16'}, 'dtype'), ({'channels': 2}, 'channels'),
     ({'projector': ()}, 'projector'),
     ({'projector': (512, -1)}, 'projector'),
+    ({'projector_bias_last': 'no'}, 'projector_bias_last'),
 ])
 def test_create_model_rejects_bad_values(kwargs, match):
   with pytest.raises(InputError, match=match):

@@ -9,7 +9,7 @@ import pytest
 
 from rwjax.errors import InputError
 from rwjax.ssl.pairs import (control_parts, make_pixel_perm, sample_pairs,
-                              shuffle_pixels_per_frame, wave_ids)
+                              shuffle_pixels_per_frame)
 
 R, T, H, W = 4, 10, 4, 4
 LABELS = np.array([
@@ -64,13 +64,6 @@ def test_chop_pairs_are_same_wave_at_separation(sep):
   first = np.array([np.argmax(LABELS[r] == LABELS[r, t]) for r, t in zip(rows, ts)])
   np.testing.assert_array_equal(out['wave_id'], 1000 + rows * T + first)
   np.testing.assert_array_equal(out['wave_id'][a], out['wave_id'][b])
-
-
-def test_wave_ids_distinguish_waves_and_rows():
-  ids = np.asarray(wave_ids(LABELS, 7))
-  assert (ids[LABELS < 0] == -1).all()
-  assert ids[3, 0] == ids[3, 5] == 7 + 3 * T  # the paused wave keeps its id
-  assert len({ids[0, 2], ids[0, 7], ids[2, 0], ids[3, 0], ids[3, 6]}) == 5
 
 
 def test_more_pairs_than_positions_marks_extra_invalid():

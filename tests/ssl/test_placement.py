@@ -16,10 +16,10 @@ from jax.sharding import PartitionSpec as P
 
 from rwjax import defaults
 from rwjax import models
-from rwjax import train
 from rwjax.errors import InputError
 from rwjax.ssl import optim
 from rwjax.ssl import placement
+from rwjax.ssl import trainer
 from rwjax.ssl import wave_batches
 
 SIZE = 16
@@ -50,12 +50,12 @@ def _state(c, source):
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**c.model)
   tx = optim.make_optimizer(name='adam', lr=1e-3)
-  return train.init_state(model, tx, source, mesh, 0, SIZE), mesh
+  return trainer.init_state(model, tx, source, mesh, 0, SIZE), mesh
 
 
 def _draw(c, source, state, mesh, seed=0):
   """Every device's batch (stacked device by device) from state.source."""
-  batch_fn = train.make_batch_fn(source, c, c.train.batch_pairs // 8)
+  batch_fn = trainer.make_batch_fn(source, c, c.train.batch_pairs // 8)
   per_device = lambda s, k: batch_fn(s, jax.random.fold_in(k, jax.lax.axis_index('data')))[1]
   f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P('data'), P()),
                             out_specs=P('data'), check_vma=False))
@@ -93,7 +93,7 @@ def _check_pairs(batch, labels, n_local, separation=1):
 def test_sharded_movie_holds_an_eighth_per_device_and_draws_real_pairs():
   movie, labels = _planted(4, 32)
   c = _config('sharded')
-  source = train.placed_source(c, movie, labels)
+  source = trainer.placed_source(c, movie, labels)
   state, mesh = _state(c, source)
   shards = state.source.movie.addressable_shards
   assert len(shards) == 8 and len({s.device for s in shards}) == 8
@@ -119,7 +119,7 @@ def test_sharded_movie_holds_an_eighth_per_device_and_draws_real_pairs():
 def test_sharded_whole_wave_batches_are_whole_waves_of_the_devices_own_shard():
   movie, labels = _planted(4, 32)
   c = _config('sharded', batching='waves')
-  source = train.placed_source(c, movie, labels)
+  source = trainer.placed_source(c, movie, labels)
   state, mesh = _state(c, source)
   held = [set(_index(np.asarray(s.data)[0])) for s in state.source[0].movie.addressable_shards]
   schedule = source.schedule
@@ -130,7 +130,7 @@ def test_sharded_whole_wave_batches_are_whole_waves_of_the_devices_own_shard():
   seen = []
   local = schedule.capacity // 8
   for plan in schedule.epoch(0) + schedule.validation():
-    batch = _draw(c, source, train.put_plan(state, plan, mesh), mesh)
+    batch = _draw(c, source, trainer.put_plan(state, plan, mesh), mesh)
     idx = _index(batch['views'])
     for d in range(8):
       part = slice(local * d, local * (d + 1))
@@ -151,14 +151,14 @@ def test_sharded_whole_wave_batches_are_whole_waves_of_the_devices_own_shard():
 def test_streamed_pairs_feed_each_steps_chunk_of_the_shards():
   movie, labels = _planted(16, 16)  # 24 wave frames per device: 2 packed rows of 16
   c = _config('sharded')
-  sharded = train.placed_source(c, movie, labels)
+  sharded = trainer.placed_source(c, movie, labels)
   state, mesh = _state(c, sharded)
   rows = [np.asarray(s.data) for s in state.source.movie.addressable_shards]
   assert rows[0].shape[0] == 2
   row_bytes = 16 * (SIZE * SIZE * 4 + 4)
   c = _config('stream')
   c.data.device_bytes, c.data.stream_steps = 3 * row_bytes, 2  # one row per chunk
-  source = train.placed_source(c, movie, labels)
+  source = trainer.placed_source(c, movie, labels)
   state, mesh = _state(c, source)
   for step in range(6):
     state = source.feed(state, step)
@@ -189,7 +189,7 @@ def test_streamed_whole_waves_are_the_replicated_schedules_frames():
   movie, labels = _planted(4, 32)
   c = _config('stream', batching='waves')
   c.data.device_bytes = 1e6
-  source = train.placed_source(c, movie, labels)
+  source = trainer.placed_source(c, movie, labels)
   state, mesh = _state(c, source)
   reference = wave_batches.make_schedule(labels, budget=16, val_fraction=0.25, seed=0,
                                          order='shuffled', temporal=None, n_devices=8)
@@ -197,7 +197,7 @@ def test_streamed_whole_waves_are_the_replicated_schedules_frames():
   for ref in reference.epoch(0)[1:]:
     _, _, plan = next(plans)
     assert isinstance(plan.views, jax.Array) and len(plan.views.addressable_shards) == 8
-    batch = _draw(c, source, train.put_plan(state, plan, mesh), mesh)
+    batch = _draw(c, source, trainer.put_plan(state, plan, mesh), mesh)
     np.testing.assert_array_equal(_index(batch['views']), ref.frame)
     np.testing.assert_array_equal(batch['wave_id'], ref.wave_id)
     np.testing.assert_array_equal(batch['valid'], ref.valid)
@@ -210,7 +210,7 @@ def test_auto_placement_and_bad_budgets(tmp_path):
   c = _config('auto')
   c.data.movie, c.data.device_bytes = str(tmp_path / 'movie.npy'), -1.0
   with pytest.raises(InputError, match=r'config.data.device_bytes=-1.0 must be a positive'):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
   shard = 14 * (SIZE * SIZE * 4 + 4)  # 14 frames per device (see the sharded test)
   assert placement.choose('auto', movie, labels, 8, shard)[0] == 'sharded'
@@ -227,15 +227,15 @@ def test_auto_placement_and_bad_budgets(tmp_path):
   c.data.device_bytes = 1000.0  # not one row of frames
   with pytest.raises(InputError, match=r'device_bytes=1000 cannot hold 3 streamed chunks of one '
                      r'row of 14 frames \(14392 bytes each\); raise it to at least 43176'):
-    train.placed_source(c, movie, labels)
+    trainer.placed_source(c, movie, labels)
   c.data.batching = 'waves'
   with pytest.raises(InputError, match='cannot hold 3 streamed batches'):
-    train.placed_source(c, movie, labels)
+    trainer.placed_source(c, movie, labels)
   c = _config('sharded', batch_pairs=8 * 40)  # 40 pairs per device, 13 positions in a shard
   with pytest.raises(InputError, match='40 pairs per device do not fit a shard'):
-    train.placed_source(c, movie, labels)
+    trainer.placed_source(c, movie, labels)
   with pytest.raises(InputError, match='fewer than the 8 devices'):
-    train.placed_source(_config('sharded'), movie[:1, :8], labels[:1, :8])
+    trainer.placed_source(_config('sharded'), movie[:1, :8], labels[:1, :8])
 
 
 # (sharded pairs: the stream's packed shards and batches without its feed)
@@ -250,11 +250,11 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, where, batching):
   c.loss.denominator = 'negatives' if batching == 'waves' else 'all'
   c.train.steps, c.train.checkpoint_every, c.train.log_every = 2, 1, 1
   c.train.monitor_every = 0
-  whole = train.train(c, str(tmp_path / 'whole'))
+  whole = trainer.train(c, str(tmp_path / 'whole'))
   c.train.steps = 1
-  train.train(c, str(tmp_path / 'resumed'))
+  trainer.train(c, str(tmp_path / 'resumed'))
   c.train.steps = 2  # stream: step 1 reads the shards' second rows, so the stream starts there
-  resumed = train.train(c, str(tmp_path / 'resumed'))
+  resumed = trainer.train(c, str(tmp_path / 'resumed'))
   assert int(resumed.step) == 2
   jax.tree.map(np.testing.assert_array_equal, resumed.params, whole.params)
   jax.tree.map(np.testing.assert_array_equal, resumed.batch_stats, whole.batch_stats)

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.metrics import adjusted_rand_score
 
-from rwjax import train
 from rwjax.ssl import sources
+from rwjax.ssl import trainer
 from rwjax.ssl import wave_labels
 from rwjax.waves import lansdell
 from rwjax.waves import stats
@@ -28,12 +28,12 @@ def _source(groups):
 
 def test_groups_take_turns_and_match_advancing_all_at_once():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  init = lambda s: train.source_init(s, mesh)
+  init = lambda s: trainer.source_init(s, mesh)
   whole, halves = _source(1), _source(2)
   key = jax.random.PRNGKey(0)
   state = init(halves)(key)
   np.testing.assert_array_equal(state.turn, [0, 0])  # one counter per device
-  step = train.source_step(halves, mesh)
+  step = trainer.source_step(halves, mesh)
   once = step(state)
   # Device rows: [0, 1] (group 0) and [2, 3] (group 1) of each device's 4 retinas.
   buf0, buf1 = np.asarray(state.buffer), np.asarray(once.buffer)
@@ -43,7 +43,7 @@ def test_groups_take_turns_and_match_advancing_all_at_once():
   np.testing.assert_array_equal(once.turn, [1, 1])
   # Two steps of two groups = one step of all retinas: same frames, labels, simulator.
   twice = step(once)
-  together = train.source_step(whole, mesh)(init(whole)(key))
+  together = trainer.source_step(whole, mesh)(init(whole)(key))
   np.testing.assert_array_equal(twice.turn, [0, 0])
   for field in ('buffer', 'labels', 'count', 'active'):
     np.testing.assert_array_equal(getattr(twice, field), getattr(together, field), field)
@@ -59,7 +59,7 @@ def test_a_file_movie_is_an_argument_of_the_init_program_not_a_constant():
   def program_chars(n_frames):
     movie = np.random.default_rng(0).random((2, n_frames, 16, 16), np.float32)
     source = sources.make_file_source(movie, np.zeros((2, n_frames), np.int32))
-    return len(train.source_init(source, mesh).lower(key, *source.inputs).as_text())
+    return len(trainer.source_init(source, mesh).lower(key, *source.inputs).as_text())
 
   small, large = program_chars(4), program_chars(400)  # 8 KB and 800 KB of frames
   assert large < small + 1000, (small, large)
@@ -104,7 +104,7 @@ def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
       frames_per_step=1, buffer_frames=buffer, warmup_s=0.0, calibration_s=0.1,
       threshold=0.5, active_fraction=0.01, label_delay=delay, min_wave_size=20)
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  state = train.source_init(source, mesh)(jax.random.PRNGKey(0))
+  state = trainer.source_init(source, mesh)(jax.random.PRNGKey(0))
   step = jax.jit(jax.shard_map(source.advance, mesh=mesh, in_specs=P('data'),
                                out_specs=P('data')))
   for _ in range(30):
@@ -124,3 +124,46 @@ def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
     # Ids carry the global retina index (device * retinas + row) in their top bits.
     assert ((mine[mine >= 0] >> wave_labels.SLOT_BITS) == row).all()
   assert (labels >= 0).mean() > 0.3
+
+
+class _KeyedPlanted(_Planted):
+  """_Planted whose retinas start at an offset drawn from the device's key, so that the two
+  devices' retinas differ."""
+
+  def init(self, key, batch, params):
+    del params
+    return jax.random.randint(key, (), 0, 40) + 7 * jnp.arange(batch, dtype=jnp.int32)
+
+
+def test_paper_norm_calibrates_one_transform_over_every_retina_and_device():
+  """movie_norm='paper' in the stream: frames pooled first, then one per-pixel z-score and one
+  min-max from the calibration frames of all retinas of both devices (what the paper's
+  StandardScaler and min-max do over a whole movie), the same for every retina."""
+  rng = np.random.default_rng(1)
+  movie = (rng.random((60, 16, 16)) * (1 + np.arange(16.0))).astype(np.float32)
+  retinas, input_size = 2, 8
+  source = sources.make_sim_source(
+      model=_KeyedPlanted(movie), params=_PlantedParams(), input_size=input_size,
+      retinas=retinas, frames_per_step=1, buffer_frames=4, warmup_s=0.0, calibration_s=1.0,
+      threshold=0.5, active_fraction=0.01, label_delay=0, norm='paper')
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
+  key = jax.random.PRNGKey(0)
+  state = trainer.source_init(source, mesh)(key)
+  # The calibration frames (1 s of 0.1 s frames): after a reference frame, 10 per retina.
+  starts = [int(jax.random.randint(jax.random.fold_in(key, d), (), 0, 40)) + 7 * r
+            for d in range(2) for r in range(retinas)]
+  seen = np.stack([movie[(s + 1 + np.arange(10)) % 60] for s in starts])
+  assert len(set(starts)) == 4  # the devices' retinas differ
+  pooled = seen.reshape(4, 10, 8, 2, 8, 2).mean(axis=(3, 5)).reshape(40, 8, 8)
+  mean, std = pooled.mean(0), pooled.std(0)
+  z = (pooled - mean) / std
+  for b in range(4):
+    np.testing.assert_allclose(state.shift[b], mean, rtol=1e-5)
+    np.testing.assert_allclose(state.scale[b], 1 / std, rtol=1e-3)
+  np.testing.assert_allclose(state.lo, z.min(), rtol=1e-3)
+  np.testing.assert_allclose(state.hi, z.max(), rtol=1e-3)
+  # Buffered frames: pooled, z-scored and min-maxed with those, clipped to [0, 1].
+  played = np.asarray(state.sim)
+  last = movie[(played - 1) % 60].reshape(4, 8, 2, 8, 2).mean(axis=(2, 4))
+  want = np.clip(((last - mean) / std - z.min()) / (z.max() - z.min()), 0, 1)
+  np.testing.assert_allclose(np.asarray(state.buffer)[:, -1], want, atol=1e-4)

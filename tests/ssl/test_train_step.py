@@ -7,8 +7,10 @@ import pytest
 from jax.sharding import Mesh
 
 from rwjax.models import create_model
+from rwjax.ssl import sources
+from rwjax.ssl import trainer
 from rwjax.ssl.optim import make_schedule
-from rwjax.ssl.train_step import create_train_state, make_train_step, place_state
+from rwjax.ssl.train_step import make_train_step
 
 N_VIEWS, SIZE, N_DEV = 16, 16, 8
 MODEL = create_model(width=4, projector=(16, 8), dtype='float32', channels=1)
@@ -18,16 +20,26 @@ TX = optax.sgd(0.02, momentum=0.9)
 LR_FN = make_schedule('adam', lr=0.02)  # constant 0.02, only reported
 
 
-def global_source(n_keys):
-  """8 waves of 2 frames each (t, t + 1), a wave-specific pattern plus frame noise; 2 invalid."""
+def global_source():
+  """8 waves of 2 frames each (t, t + 1), a wave-specific pattern plus frame noise; 2 invalid.
+
+  A source split over the devices (as a sharded movie is): each device's state is its share
+  of the views, and the key its step drew.
+  """
   rng = np.random.default_rng(0)
   patterns = rng.random((8, SIZE, SIZE, 1))
   wave = np.tile(np.arange(8), 2)
   views = patterns[wave] + 0.3 * rng.random((N_VIEWS, SIZE, SIZE, 1))
-  return {'views': views.astype(np.float32), 'wave_id': (100 + wave).astype(np.int32),
-          'frame_idx': np.repeat([5, 6], 8).astype(np.int32),
-          'valid': np.arange(N_VIEWS) < 14,
-          'key': np.zeros((n_keys, 2), np.uint32)}
+  inputs = (views.astype(np.float32), (100 + wave).astype(np.int32),
+            np.repeat([5, 6], 8).astype(np.int32), np.arange(N_VIEWS) < 14)
+
+  def init(key, views, wave_id, frame_idx, valid):
+    del key
+    return {'views': views, 'wave_id': wave_id, 'frame_idx': frame_idx, 'valid': valid,
+            'key': np.zeros((1, 2), np.uint32)}
+
+  return sources.Source(init=init, advance=None, checkpoint_view=None, restore_view=None,
+                        inputs=inputs, sharded=True)
 
 
 def batch_fn(source, key):
@@ -47,15 +59,15 @@ def steps():
   return out
 
 
-def fresh_state(mesh, n):
-  state = create_train_state(MODEL, TX, jax.random.PRNGKey(42), SIZE, global_source(n))
-  return place_state(state, mesh)
+def fresh_state(mesh, tx=TX):
+  """The state placed as the trainer places it (rwjax.ssl.trainer.init_state)."""
+  return trainer.init_state(MODEL, tx, global_source(), mesh, 42, SIZE)
 
 
 def test_one_step_same_on_1_and_8_devices(steps):
   results = {}
   for n, (mesh, step) in steps.items():
-    state, metrics = step(fresh_state(mesh, n))
+    state, metrics = step(fresh_state(mesh))
     results[n] = jax.device_get((state, metrics))
   (s1, m1), (s8, m8) = results[1], results[N_DEV]
   assert int(m1['n_anchors']) == int(m8['n_anchors']) == 12  # 14 valid, 2 lost their partner
@@ -65,7 +77,7 @@ def test_one_step_same_on_1_and_8_devices(steps):
   assert int(s1.step) == int(s8.step) == 1
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                s8.batch_stats, s1.batch_stats)
-  start = jax.device_get(create_train_state(MODEL, TX, jax.random.PRNGKey(42), SIZE, {}).params)
+  start = jax.device_get(fresh_state(steps[1][0]).params)
   update = lambda s: np.concatenate([np.ravel(a - b) for a, b in zip(
       jax.tree.leaves(s.params), jax.tree.leaves(start))])
   u1, u8 = update(s1), update(s8)
@@ -93,8 +105,7 @@ def test_loss_decreases_on_an_easy_task():
   mesh = Mesh(np.array(jax.devices()[:N_DEV]), ('data',))
   tx = optax.adam(1e-3)
   step = make_train_step(MODEL, tx, mesh, batch_fn, temperature=0.5, separation=1)
-  state = create_train_state(MODEL, tx, jax.random.PRNGKey(42), SIZE, global_source(N_DEV))
-  state = place_state(state, mesh)
+  state = fresh_state(mesh, tx)
   losses = []
   for _ in range(30):
     state, metrics = step(state)

@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from rwjax import train
 from rwjax.errors import InputError
+from rwjax.ssl import trainer
 from rwjax.waves import compare, recorded
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -178,11 +178,11 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
   assert len(waves_r0) == len(waves_r1) == 4 and not waves_r0 & waves_r1
   config = pretrain_mea.get_config(str(out))
   assert config.data.source == 'file' and config.data.movie == str(out / 'movie.npy')
-  source = train.build_source(config)  # sharded over the 8 devices (data.placement='auto')
+  source = trainer.build_source(config)  # sharded over the 8 devices (data.placement='auto')
   y = np.asarray(source.inputs[1])
   assert y.shape[0] == 8 * source.inputs[0].layout.rows and (y >= 0).sum() == (labels >= 0).sum()
   config.data.placement = 'replicated'  # the whole movie on every device
-  x, y = train.build_source(config).inputs
+  x, y = trainer.build_source(config).inputs
   assert x.shape == (7, 500, 32, 32) and y.shape == (7, 500)
   assert (y == labels).all()
 

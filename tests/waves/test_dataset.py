@@ -59,6 +59,33 @@ def test_the_paper_s_rotations_zscore_minmax_and_pooling(tmp_path):
   assert ds.movie.min() >= 0.0 and ds.movie.max() <= 1.0
 
 
+def test_paper_norm_pools_then_zscores_and_minmaxes_every_row_at_once(tmp_path):
+  """norm='paper' on recordings of different lengths with rotated copies, against the
+  paper's equations (src/data.py: one StandardScaler over the concatenation of every
+  recording and rotated copy, then one min-max over it), on block means first."""
+  a, b = _recording(30, seed=1), _recording(20, seed=2) * 3 + 50
+  np.save(tmp_path / 'a.npy', a)
+  np.save(tmp_path / 'b.npy', b)
+  ds = dataset.load_dataset(f'{tmp_path}/a.npy,{tmp_path}/b.npy', out_size=4,
+                            rotations=(90, 270), threshold=1e9, chunk_frames=8, norm='paper')
+  pooled = [m.astype(np.float64).reshape(len(m), 4, 4, 4, 4).mean((2, 4)) for m in (a, b)]
+  copies = [np.rot90(m, k, axes=(1, 2)) for k in (0, 1, 3) for m in pooled]
+  joined = np.concatenate(copies).reshape(-1, 16)  # [frames, pixels], as the paper's
+  z = (joined - joined.mean(0)) / joined.std(0)
+  unit = ((z - z.min()) / (z.max() - z.min())).reshape(-1, 4, 4)
+  want = np.split(unit, np.cumsum([len(c) for c in copies])[:-1])
+  assert ds.movie.shape == (6, 30, 4, 4) and list(ds.lengths) == [30, 20] * 3
+  for row, n, ref in zip(ds.movie, ds.lengths, want):
+    np.testing.assert_allclose(row[:n], ref, atol=2e-5)
+    assert (row[n:] == 0).all()  # padding untouched
+  # One recording without rotations: the saved-movie path's transform.
+  one = dataset.load_dataset(f'{tmp_path}/a.npy', out_size=4, rotations=(), threshold=1e9,
+                             norm='paper')
+  np.testing.assert_allclose(
+      one.movie[0], np.asarray(to_network_input(jnp.asarray(a), 4, 1, 'paper'))[..., 0],
+      atol=2e-5)
+
+
 def test_recordings_of_different_length_are_padded_with_unlabelled_frames(tmp_path):
   np.save(tmp_path / 'long.npy', _recording(40))
   np.save(tmp_path / 'short.npy', _recording(25))

@@ -118,3 +118,23 @@ def test_bad_params_raise_input_error():
     L.init(jax.random.PRNGKey(0), 0)
   with pytest.raises(InputError, match='n_frames'):
     L.advance(L.init(jax.random.PRNGKey(0), 1, SMALL), -1, SMALL)
+
+
+def test_shorter_frames_film_the_same_model():
+  """frame_dt = 0.01 s with spont_frames = 10 (a 0.1 s spontaneous-input window) is the
+  default 0.1 s model filmed ten times as often: every tenth frame, the state and the
+  warm-up are those of the default, frame for frame."""
+  fine = SMALL._replace(frame_dt=0.01, spont_frames=10)
+  st = L.init(jax.random.PRNGKey(4), 2, SMALL)
+  st_c, coarse = L.advance(st, 4, SMALL)
+  st_f, frames = L.advance(st, 40, fine)
+  assert frames.shape == (2, 40, 16, 16)
+  np.testing.assert_allclose(frames[:, 9::10], coarse, rtol=0, atol=1e-4)
+  np.testing.assert_array_equal(st_f.key, st_c.key)
+  np.testing.assert_allclose(L.warmup(st, 0.4, fine).v, st_c.v, rtol=0, atol=1e-4)
+  # In-between frames are the states between (not copies of the window's last frame).
+  assert not np.allclose(frames[:, 0], frames[:, 9])
+  with pytest.raises(InputError, match='spont_frames=10'):
+    L.advance(st, 15, fine)
+  with pytest.raises(InputError, match='spont_frames'):
+    L.init(jax.random.PRNGKey(0), 1, SMALL._replace(spont_frames=0))

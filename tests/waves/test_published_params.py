@@ -16,8 +16,10 @@ import pytest
 
 from rwjax.waves import godfrey, lansdell
 
+# spont_frames=1: one movie frame per 0.1 s noise window (the released code's noiseStepSize,
+# and its long simulations' output times 0:0.1:T).
 LANSDELL_2014 = dict(
-    size=64, extent_mm=2.0, dt=0.001, frame_dt=0.1,
+    size=64, extent_mm=2.0, dt=0.001, frame_dt=0.1, spont_frames=1,
     cm=160.0, v_ca=50.0, v_k=-90.0, v_l=-70.0, v_syn=50.0,
     g_ca=10.0, g_k=30.0, g_l=3.0, g_ach=2.0,
     v1=-20.0, v2=20.0, v3=-25.0, v4=40.0,

@@ -110,6 +110,37 @@ def test_reading_a_few_frames_reads_only_their_bytes(tmp_path, fmt):
   assert everything >= 0.9 * n * frame_bytes  # the counter sees every read (HDF5 caches some)
 
 
+@pytest.mark.parametrize('fmt', ['npy', 'npy-fortran', 'npz', 'hdf5', 'mat5', 'mat73'])
+def test_a_suspicious_axis_order_is_one_warning_line(tmp_path, capsys, fmt):
+  # Every format with an axis option, written T x H x W and H x W x T (for .mat: MATLAB's
+  # size(V)); read with the default 'THW', the second gives 6 frames of 6 x 20.
+  x, key = _movie(t=20, h=6, w=6), KEY.get(fmt, '')
+  thw = _write(fmt, str(tmp_path / f'thw{EXT[fmt]}'), x)
+  np.testing.assert_array_equal(readers.read_movie(thw, key=key), x)
+  assert capsys.readouterr().err == ''
+  hwt = _write(fmt, str(tmp_path / f'hwt{EXT[fmt]}'), np.transpose(x, (1, 2, 0)))
+  assert readers.read_movie(hwt, key=key).shape == (6, 6, 20)  # read as asked
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and hwt in err and '6 frames of 6x20' in err, err
+  assert '--axes=HWT' in err and "data.recorded.axes='HWT'" in err
+  np.testing.assert_array_equal(readers.read_movie(hwt, key=key, axes='HWT'), x)
+  assert capsys.readouterr().err == ''
+
+
+def test_the_paper_s_layouts_read_without_a_warning(tmp_path, capsys):
+  v = np.zeros((2000, 32, 32), np.uint8)  # T x H x W, T >= H = W
+  np.save(tmp_path / 'v.npy', v)
+  scipy.io.savemat(tmp_path / 'v.mat', {'V': v})
+  for name in ('v.npy', 'v.mat'):
+    readers.open_movie(str(tmp_path / name)).close()
+  assert capsys.readouterr().err == ''
+  # The paper's TIFF stacks, MEA movies of 64x64 electrodes, non-square frames that no
+  # other order makes square (T > H, W): no warning. Too few frames: a warning.
+  for shape in [(3600, 128, 128), (18000, 64, 64), (12, 8, 6), (64, 64, 64)]:
+    assert readers.axes_warning('m.npy', 'THW', shape) is None
+  assert 'if time is another axis' in readers.axes_warning('m.npy', 'THW', (10, 64, 64))
+
+
 def test_movie_paths_lists_folders_globs_and_comma_lists(tmp_path):
   for name in ('b.tif', 'a.npy', 'notes.txt', 'c.mat'):
     (tmp_path / name).write_bytes(b'x')

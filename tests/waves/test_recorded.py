@@ -10,7 +10,7 @@ import pytest
 
 from rwjax.errors import InputError
 from rwjax.waves import recorded, stats
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 _spec = importlib.util.spec_from_file_location(
     'mea_files', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mea_files.py'))

@@ -10,7 +10,7 @@ import tifffile
 from PIL import Image
 
 from rwjax.errors import cli_main
-from rwjax.waves.__main__ import main
+from rwjax.waves.cli import main
 
 PIXEL_MM, FRAME_DT, STEP_PX = 0.01, 0.1, 1.5  # a front moving 1.5 px per frame: 0.15 mm/s
 
@@ -86,3 +86,20 @@ def test_preview_writes_a_gif_of_any_movie(tmp_path, capsys):
     f['V'] = np.ascontiguousarray(x.T)
   main(['preview', f'--movie={tmp_path}/v.mat', f'--out={tmp_path}/v.gif', '--seconds=10'])
   assert '50 frames of 32x32' in capsys.readouterr().out
+
+
+def test_stats_warns_when_the_axis_order_looks_wrong(tmp_path, capsys):
+  # A MATLAB movie stored H x W x T (48 x 48 x 200) read with the default 'THW' is 48
+  # frames of 48 x 200 pixels: measured as asked, with one line naming --axes=HWT.
+  x = np.random.default_rng(0).random((200, 48, 48), dtype=np.float32)
+  scipy.io.savemat(tmp_path / 'm.mat', {'V': np.transpose(x, (1, 2, 0))})
+  flags = [f'--movie={tmp_path}/m.mat', '--threshold=2', f'--pixel-mm={PIXEL_MM}',
+           f'--frame-dt={FRAME_DT}', '--json']
+  main(['stats', *flags])
+  out, err = capsys.readouterr()
+  assert json.loads(out)['n_frames'] == 48
+  assert err.count('\n') == 1 and 'gives 48 frames of 48x200 pixels' in err
+  assert 'if it holds 200 frames of 48x48, pass --axes=HWT' in err
+  main(['stats', *flags, '--axes=HWT'])
+  out, err = capsys.readouterr()
+  assert json.loads(out)['n_frames'] == 200 and err == ''

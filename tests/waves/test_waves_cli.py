@@ -5,13 +5,14 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from rwjax.errors import cli_main
-from rwjax.waves import godfrey, stats
-from rwjax.waves.__main__ import main
+from rwjax.waves import godfrey, lansdell, simulate, stats
+from rwjax.waves.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,7 +50,7 @@ def test_simulate_writes_movie_labels_meta_gif(simulated):
       gif.seek(i)
       durations.append(gif.info['duration'])
   assert sum(durations) == 60 * 50  # 120 frames at stride 2, 20 fps: 4x real time
-  assert 'coverage' in proc.stdout and 'simulate: 100.0% (12/12 simulated s)' in proc.stderr
+  assert 'coverage' in proc.stdout and 'simulate: 100.0% (25/25 retina-s)' in proc.stderr
 
 
 def test_simulate_godfrey(tmp_path):
@@ -67,6 +68,23 @@ def test_simulate_with_parameter_overrides(tmp_path, capsys):
   params = json.loads((tmp_path / 'meta.json').read_text())['params']
   assert (params['diff'], params['b'], params['tau_ach']) == (0.01, 4.0, 0.2)
   assert 'movie (1, 10, 16, 16)' in capsys.readouterr().out
+
+
+def test_write_movie_is_the_model_run_from_rest_and_what_the_cli_writes(tmp_path):
+  # The library call (rwjax.demo, rwjax.experiment) against the model's own functions
+  # run in one piece (the library runs 10 s chunks), and against the CLI's files.
+  out = simulate.write_movie(str(tmp_path / 'lib'), size=16, seconds=12, warmup=1, batch=2,
+                             seed=3, params={'diff': 0.01}, progress=None)
+  p = lansdell.Params(size=16, diff=0.01)
+  state = lansdell.warmup(lansdell.init(jax.random.PRNGKey(3), 2, p), 1.0, p)
+  want = np.asarray(lansdell.advance(state, 120, p)[1])
+  frames = np.load(tmp_path / 'lib' / 'movie.npy')
+  assert frames.shape == (2, 120, 16, 16) and out['shape'] == [2, 120, 16, 16]
+  np.testing.assert_allclose(frames, want, atol=1e-3)
+  main(['simulate', '--size=16', '--seconds=12', '--warmup=1', '--batch=2', '--seed=3',
+        '--param=diff=0.01', '--gif-seconds=0', f'--out={tmp_path / "cli"}'])
+  for name in ('movie.npy', 'labels.npy', 'meta.json'):
+    assert (tmp_path / 'lib' / name).read_bytes() == (tmp_path / 'cli' / name).read_bytes()
 
 
 def test_stats_json_and_table(simulated, capsys):

@@ -1,5 +1,9 @@
 """Online monitor: natural-image accuracies of the encoder while it pre-trains.
 
+An evaluation module that the trainer receives as a hook (rwjax.ssl.trainer.Hook; the
+training library imports no evaluation code): `hooks(config)` is what the binaries pass
+to rwjax.ssl.trainer.train.
+
 Every config.train.monitor_every steps the trainer measures, on a small labelled image set
 held in device memory (config.monitor.source, default scikit-learn's digits, any source
 rwjax.data.sources reads), the encoder's average-pooled output ('pooled') of
@@ -16,7 +20,7 @@ progress signal, not the paper's evaluation (rwjax.evaluate).
 """
 
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +28,7 @@ import ml_collections
 
 from rwjax.data import sources
 from rwjax.data.preprocess import to_network_input
+from rwjax.errors import InputError
 from rwjax.eval import activations
 from rwjax.eval import probes
 
@@ -80,8 +85,30 @@ def make_monitor(config: ml_collections.ConfigDict, model,
   return monitor
 
 
-def variables_of(state) -> dict:
-  """The network's {'params', 'batch_stats'} of a TrainState, on one local device (the
-  replicated arrays' local copy), for the single-device feature extraction."""
-  local = lambda a: a.addressable_data(0)
-  return jax.tree.map(local, {'params': state.params, 'batch_stats': state.batch_stats})
+def validate(config: ml_collections.ConfigDict) -> None:
+  """config.monitor.source, when the monitor is on; InputError if it is unknown."""
+  source = config.monitor.source
+  known = isinstance(source, str) and (source == 'digits' or any(
+      source.startswith(p) and len(source) > len(p) for p in ('tfds:', 'folder:')))
+  if not known:
+    raise InputError(f'config.monitor.source={source!r} is unknown; use digits, '
+                     'tfds:<name> or folder:<path> (or config.train.monitor_every=0)')
+
+
+def hooks(config: ml_collections.ConfigDict) -> Sequence[Callable]:
+  """The trainer's hooks for a pre-training config: the monitor when
+  config.train.monitor_every > 0, else none (an invalid interval is the trainer's to refuse).
+
+  The monitor's images are loaded when the trainer starts the hook, not here; its settings
+  are checked here, before the trainer touches the workdir.
+  """
+  every = config.train.monitor_every
+  if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+    return ()
+  validate(config)
+
+  def hook(model, init_variables):  # rwjax.ssl.trainer.Hook
+    monitor = make_monitor(config, model, init_variables)
+    return lambda step, variables: monitor(variables)
+
+  return (hook,)

@@ -1,4 +1,4 @@
-"""The online monitor: the weighted k-NN classifier and the trainer's monitor records."""
+"""The online monitor: the weighted k-NN classifier and its records as the trainer's hook."""
 
 import os
 import runpy
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from rwjax import metrics
-from rwjax import train
 from rwjax.errors import InputError
-from rwjax.ssl import monitor
+from rwjax.eval import monitor
+from rwjax.ssl import trainer
 
 TINY = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'tiny_pretrain.py')
 
@@ -36,7 +36,7 @@ def test_trainer_logs_monitor_accuracies_for_the_network_and_its_init(tmp_path):
   c.train.steps, c.train.log_every, c.train.monitor_every = 4, 1, 2
   c.monitor.max_train, c.monitor.max_test, c.monitor.probe_steps = 300, 200, 30
   c.monitor.batch_size = 100  # one compiled feature step for both splits
-  train.train(c, str(tmp_path))
+  trainer.train(c, str(tmp_path), hooks=monitor.hooks(c))
   rows = metrics.read_metrics(str(tmp_path))
   with_monitor = [r for r in rows if 'monitor/knn_acc' in r]
   assert [r['step'] for r in with_monitor] == [2, 4]
@@ -54,8 +54,10 @@ def test_bad_monitor_settings_are_refused(tmp_path):
   c = runpy.run_path(TINY)['get_config']()
   c.train.monitor_every, c.monitor.source = 2, 'imagenet'
   with pytest.raises(InputError, match="monitor.source='imagenet' is unknown"):
-    train.train(c, str(tmp_path / 'w'))
+    monitor.hooks(c)
   c.monitor.source, c.train.monitor_every = 'digits', -1
   with pytest.raises(InputError, match='monitor_every=-1 must be an integer >= 0'):
-    train.train(c, str(tmp_path / 'w'))
+    trainer.train(c, str(tmp_path / 'w'), hooks=monitor.hooks(c))
   assert not os.path.exists(tmp_path / 'w')
+  c.monitor.source, c.train.monitor_every = 'imagenet', 0  # off: its settings are not read
+  assert monitor.hooks(c) == ()

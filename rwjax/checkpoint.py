@@ -1,0 +1,426 @@
+"""Checkpoints of a pre-training run (orbax CheckpointManager) and its config.
+
+Shared by the trainer (rwjax.ssl.trainer), the evaluator and the experiment.
+
+Layout of a workdir:
+  DIR/config.json        the pre-training config (what the evaluator rebuilds the model from)
+  DIR/checkpoints/<step> the training state: step, params, batch_stats, opt_state, rng and
+                         the data source's state (simulator fields, frame buffer, ...)
+  DIR/checkpoints_damaged/<step>
+                         a checkpoint that could not be read when the run resumed (its files
+                         truncated or missing, as a full disk or a killed copy leaves them),
+                         set aside there, never deleted
+
+A run whose workdir holds a checkpoint resumes from the newest one that can be read; a
+config that would give a differently shaped state is refused before anything is written.
+DIR may be local or a bucket (gs://...): files go through rwjax.paths, checkpoints
+through orbax (tensorstore's gcs driver on gs://), from every process.
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+
+import flax.serialization
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from rwjax import paths
+from rwjax.errors import InputError
+
+CONFIG_FILE = 'config.json'
+CHECKPOINT_DIR = 'checkpoints'
+DAMAGED_DIR = 'checkpoints_damaged'
+ITEM = 'default'  # the one item of a step's directory (orbax's name for a single item)
+
+# Config values that fix the shapes of the saved state: changing any of them
+# makes an existing checkpoint unusable.
+STRUCTURAL_KEYS = (
+    'model.stem', 'model.width', 'model.channels', 'model.projector',
+    'model.projector_bias_last', 'data.source', 'data.simulator', 'data.sim_size',
+    'data.input_size', 'data.retinas_per_device', 'data.buffer_frames', 'data.movie_norm',
+    'optim.name', 'n_devices',
+)
+# Keys added to the config after runs were saved, with the value that reproduces those runs:
+# a saved config.json without one of them is read as if it held this value.
+ADDED_KEYS = {'model.projector_bias_last': True, 'data.movie_norm': 'per_retina'}
+
+
+def with_added_keys(d: dict) -> dict:
+  """A saved config dict with every ADDED_KEYS key it lacks set to that key's old value."""
+  for dotted, value in ADDED_KEYS.items():
+    *parents, last = dotted.split('.')
+    node = d
+    for part in parents:
+      node = node.setdefault(part, {})
+    node.setdefault(last, value)
+  return d
+
+
+def _get(d: dict, dotted: str):
+  for part in dotted.split('.'):
+    if not isinstance(d, dict) or part not in d:
+      return None
+    d = d[part]
+  return list(d) if isinstance(d, (list, tuple)) else d
+
+
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` if needed; InputError if it cannot be written."""
+  if paths.is_remote(workdir):  # a missing bucket, no permission: one message each
+    paths.check_writable(workdir)
+    return
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    # A private probe file: the processes of a multi-host run check at once.
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix='.write_test'):
+      pass
+  except OSError as e:
+    raise InputError(f'workdir {workdir!r} is not writable ({e.strerror}); '
+                     'pass a --workdir you can write to') from None
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int,
+                 write: bool = True) -> None:
+  """Saves the config; refuses one that is incompatible with the workdir's checkpoint.
+
+  Every process checks; only one (write=True) writes, as they share the workdir.
+  """
+  new = json.loads(config.to_json())
+  new['n_devices'] = n_devices
+  path = paths.join(workdir, CONFIG_FILE)
+  if paths.exists(path) and latest_step(workdir) is not None:
+    old = with_added_keys(paths.read_json(path))
+    diff = [k for k in STRUCTURAL_KEYS if _get(old, k) != _get(new, k)]
+    if diff:
+      changes = ', '.join(f'{k}: {_get(old, k)!r} -> {_get(new, k)!r}' for k in diff)
+      raise InputError(
+          f'workdir {workdir!r} holds a checkpoint from an incompatible config ({changes}); '
+          'use a new --workdir, or the config the checkpoint was made with')
+  if not write:
+    return
+  paths.write_json(path, new, sort_keys=True)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  path = paths.join(workdir, CONFIG_FILE)
+  try:
+    found = paths.exists(path)
+    d = paths.read_json(path) if found else None
+  except OSError as e:  # e.g. no permission to read the bucket
+    raise paths.storage_error(path, e, what='read') from None
+  if not found:
+    raise InputError(f'{path} does not exist: {workdir!r} is not a pre-training workdir; '
+                     'run `python -m rwjax.train --config=... --workdir=DIR` first')
+  d.pop('n_devices', None)
+  return ml_collections.ConfigDict(with_added_keys(d))
+
+
+def _one_writer_saves() -> None:
+  """In a single process, orbax's replica-parallel save of jax.Arrays is turned off.
+
+  Replica-parallel (orbax's default off GPUs) splits each replicated array into one slice
+  per replica so that the hosts share the writing; in one process the same process writes
+  every slice, and each slice is an eager jax op compiled per shape and offset (on 8 CPU
+  devices the first save of the tiny model took 6.7 s, 0.5 s without). Multi-process runs
+  keep orbax's default. The handler's other settings (its array metadata store) are kept.
+  """
+  if jax.process_count() > 1:
+    return
+  default = ocp.type_handlers.get_type_handler(jax.Array)
+  if getattr(default, '_use_replica_parallel', True) is False:
+    return  # already done (or orbax's own default here)
+  ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(
+      use_replica_parallel=False,
+      array_metadata_store=getattr(default, '_array_metadata_store', None)), override=True)
+
+
+def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+  """Asynchronous CheckpointManager keeping the last `keep` checkpoints."""
+  _one_writer_saves()
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=True)
+  with _Quiet():  # a damaged step is restore's to report
+    return ocp.CheckpointManager(paths.join(paths.abspath(workdir), CHECKPOINT_DIR),
+                                 options=options)
+
+
+def latest_step(workdir: str) -> int | None:
+  path = paths.join(paths.abspath(workdir), CHECKPOINT_DIR)
+  if not paths.isdir(path):
+    return None
+  with _Quiet(), ocp.CheckpointManager(path) as m:
+    return m.latest_step()
+
+
+class SaveError(Exception):
+  """A checkpoint could not be written, after the storage client's own retries."""
+
+
+def _save_error(mngr: ocp.CheckpointManager, e: Exception) -> SaveError:
+  directory = str(mngr.directory)
+  try:  # a fresh look: only finalized (committed) checkpoints count
+    with ocp.CheckpointManager(directory) as m:
+      last = m.latest_step()
+  except Exception:  # pylint: disable=broad-except
+    last = None
+  kept = (f'the last good checkpoint (step {last}) is kept' if last is not None
+          else 'no checkpoint was written')
+  reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+  return SaveError(f'saving a checkpoint to {directory} failed ({reason}); {kept}. Check the '
+                   'storage (permissions, quota, network) and rerun the same command to '
+                   'resume from it')
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
+  """Starts an asynchronous save of a pytree (dataclasses/NamedTuples become dicts).
+
+  SaveError if it, or the previous asynchronous save, failed (transient storage errors
+  are retried by tensorstore and gcsfs before that).
+  """
+  try:
+    mngr.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_error(mngr, e) from e
+
+
+def wait(mngr: ocp.CheckpointManager) -> None:
+  """Waits for the asynchronous saves; SaveError if one failed."""
+  try:
+    mngr.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_error(mngr, e) from e
+
+
+_STATUS = re.compile(r'[A-Z][A-Z_]+: ')  # tensorstore's messages begin with a status code
+
+
+def _reason(e: BaseException) -> str:
+  """The first line of an error, without tensorstore's spec (hundreds of characters); the
+  first message with a status code ('OUT_OF_RANGE: ...') among the errors it was raised
+  from, when orbax wraps one in a generic message."""
+  chain, seen = [], e
+  while seen is not None and len(chain) < 8:
+    chain.append(seen)
+    seen = seen.__cause__ or seen.__context__
+
+  def line(x):
+    text = str(x).splitlines()[0] if str(x).strip() else ''
+    text = text.split(' [tensorstore_spec')[0].strip()
+    text = re.sub(r'Error opening "\w+" driver: ', '', text)  # tensorstore's driver stack
+    # The checkpoint's own path (named by the caller), local or gs://.
+    text = re.sub(r' in OCDBT database at (?:local file "[^"]*"|\S+/(?=:))', '', text)
+    return text[:400] or type(x).__name__
+
+  return next((line(x) for x in chain if _STATUS.match(line(x))), line(e))
+
+
+def _status_line(e: BaseException) -> str | None:
+  """tensorstore's own account of a failed read ('OUT_OF_RANGE: ...'), when it gave one."""
+  return _reason(e) if _STATUS.match(_reason(e)) else None
+
+
+# tensorstore's status codes (and the Python errors) of a storage that did not answer, as
+# opposed to files that are not there or not whole: the checkpoint may be fine.
+_STORAGE_CODES = ('PERMISSION_DENIED', 'UNAUTHENTICATED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED',
+                  'RESOURCE_EXHAUSTED', 'ABORTED', 'CANCELLED')
+
+
+def _storage_failure(e: BaseException) -> bool:
+  return (isinstance(e, (PermissionError, ConnectionError, TimeoutError))
+          or _reason(e).startswith(_STORAGE_CODES))
+
+
+def _is_abandoned_read(text: str) -> bool:
+  return 'exception was never retrieved' in text and ('orbax' in text or 'tensorstore' in text)
+
+
+class _AbandonedReads(logging.Filter):
+  def filter(self, record):
+    return not _is_abandoned_read(record.getMessage())
+
+
+def _drop_abandoned_reads() -> None:
+  """After a failed read of a checkpoint, the tracebacks of orbax's reads left in flight are
+  not shown (the caller reports the failure in one line). Process-wide, from the first read.
+
+  orbax reads the arrays concurrently and raises the first failure; each read still in
+  flight then ends on a closed event loop ('Event loop is closed', a traceback per array)
+  and, when its task is garbage-collected (any time later), asyncio logs 'Task exception
+  was never retrieved' with tensorstore's specs. Nothing else is filtered.
+  """
+  asyncio_logger = logging.getLogger('asyncio')
+  if not any(isinstance(f, _AbandonedReads) for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(_AbandonedReads())
+  previous = sys.unraisablehook
+  if getattr(previous, 'drops_abandoned_reads', False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      previous(unraisable)
+
+  hook.drops_abandoned_reads = True
+  sys.unraisablehook = hook
+
+
+class _Quiet:
+  """Around a read of a checkpoint: orbax's own warnings about what it could not find
+  (absl, WARNING and below) are not shown, and neither are its abandoned reads."""
+
+  def __enter__(self):
+    _drop_abandoned_reads()
+    self._absl = logging.getLogger('absl')
+    self._level = self._absl.level
+    self._absl.setLevel(logging.ERROR)
+
+  def __exit__(self, *exc):
+    self._absl.setLevel(self._level)
+
+
+def unreadable(directory: str, step: int) -> str | None:
+  """Why checkpoint `step` in `directory` (a workdir's checkpoints/) cannot be read whatever
+  it is read into, or None when every array it holds reads back (as numpy, on the host).
+
+  Damage is what a full disk, a killed copy or a crash leaves: a truncated or emptied data
+  file, a missing manifest or metadata file, an empty step directory. InputError when the
+  storage does not answer (the checkpoint may be fine).
+  """
+  step_dir = paths.join(directory, str(step))
+  if not paths.is_remote(step_dir) and os.path.isdir(step_dir) and not os.listdir(step_dir):
+    return 'its directory is empty'
+  item = paths.join(step_dir, ITEM)
+  if not paths.exists(item):
+    return f'it holds no saved state: {ITEM}/ is missing'
+  try:
+    with _Quiet():
+      checkpointer = ocp.PyTreeCheckpointer()
+      meta = checkpointer.metadata(item)
+      tree = getattr(meta, 'item_metadata', meta)
+      tree = getattr(tree, 'tree', tree)
+      if not tree:  # orbax logs why and returns nothing
+        missing = [f for f in ('_METADATA', 'manifest.ocdbt')
+                   if not paths.exists(paths.join(item, f))]
+        return (f"the metadata of its arrays cannot be read ({', '.join(missing)} missing)"
+                if missing else 'the metadata of its arrays cannot be read')
+      numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+      checkpointer.restore(item, args=ocp.args.PyTreeRestore(restore_args=numpy))
+  except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
+    if _storage_failure(e):
+      raise _read_error(directory, step, e) from None
+    return _reason(e)
+  return None
+
+
+def _read_error(directory: str, step: int, e: BaseException) -> InputError:
+  return InputError(f'cannot read checkpoint {step} in {directory} ({_reason(e)}); check the '
+                    'storage (permissions, network) and rerun: nothing was changed')
+
+
+def _set_aside(directory: str, step: int) -> str:
+  """Moves checkpoint `step` out of `directory` into the workdir's DAMAGED_DIR; returns where
+  it went (<step>, or <step>.N when an earlier one of that step is there already)."""
+  damaged = paths.join(os.path.dirname(directory.rstrip('/')), DAMAGED_DIR)
+  dst, n = paths.join(damaged, str(step)), 1
+  while paths.exists(dst):
+    dst, n = paths.join(damaged, f'{step}.{n}'), n + 1
+  paths.move(paths.join(directory, str(step)), dst)
+  return dst
+
+
+def restore(mngr: ocp.CheckpointManager, target):
+  """Restores the newest readable checkpoint into the structure and shardings of `target`.
+
+  Returns the restored pytree, or None when there is no checkpoint. A checkpoint that cannot
+  be read (`unreadable`) is moved to DIR/checkpoints_damaged/<step> (by process 0), with one
+  line on stderr naming it and what is wrong, and the one before it is restored instead.
+  InputError (nothing moved) when none can be read, when the storage does not answer, or
+  when a readable checkpoint does not match `target` (another config).
+  """
+  directory = str(mngr.directory)
+  steps = sorted(mngr.all_steps(), reverse=True)
+  if not steps:
+    return None
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),
+      flax.serialization.to_state_dict(target))
+  damaged = []
+  for step in steps:
+    try:
+      with _Quiet():  # not mngr.restore: a damaged step would lock mngr into its layout
+        saved = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(
+            paths.join(directory, str(step), ITEM), args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # pylint: disable=broad-except  # classified below
+      if _storage_failure(e):
+        raise _read_error(directory, step, e) from None
+      reason = unreadable(directory, step)
+      if reason is None:  # every array reads: the state does not fit them
+        if isinstance(e, (ValueError, KeyError, TypeError)):
+          raise InputError(f'checkpoint {step} in {directory} does not match this config '
+                           f'({_reason(e)[:200]}); use a new --workdir') from None
+        raise
+      damaged.append((step, _status_line(e) or reason))
+      continue
+    if damaged:
+      _set_aside_all(mngr, damaged, step)
+    return flax.serialization.from_state_dict(target, saved)
+  listed = '; '.join(f'step {s} ({r})' for s, r in damaged)
+  raise InputError(
+      f'no checkpoint in {directory} can be read: {listed}. Nothing was changed; to start '
+      f'afresh, move {directory} aside (or use a new --workdir)')
+
+
+def _set_aside_all(mngr: ocp.CheckpointManager, damaged: list, resumed: int) -> None:
+  """Process 0 moves the damaged checkpoints aside (every process found the same ones) and
+  says so; every process then forgets them, so that their steps can be saved again."""
+  directory = str(mngr.directory)
+  if jax.process_index() == 0:
+    for step, reason in damaged:
+      where = _set_aside(directory, step)
+      print(f'warning: checkpoint {step} in {directory} cannot be read ({reason}); moved to '
+            f'{where}, resuming from step {resumed}', file=sys.stderr, flush=True)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('rwjax.checkpoint: damaged checkpoints set aside')
+  mngr.reload()
+
+
+def load_for_eval(workdir: str):
+  """(config, variables) of the latest checkpoint in a pre-training workdir.
+
+  variables = {'params', 'batch_stats'} of the SimCLRModel, on the default device.
+  """
+  from rwjax import models  # local: keeps this module light for the evaluator's imports
+
+  config = read_config(workdir)
+  step = latest_step(workdir)
+  if step is None:
+    raise InputError(f'{workdir!r} has no checkpoint; run the trainer (with '
+                     '--config.train.steps=0 for the random-init baseline)')
+  model = models.create_model(**config.model)
+  shapes = jax.eval_shape(
+      lambda: models.init_variables(model, jax.random.PRNGKey(0), config.data.input_size))
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                        dict(shapes))
+  path = paths.join(paths.abspath(workdir), CHECKPOINT_DIR)
+  with _Quiet(), ocp.CheckpointManager(path) as m:
+    try:
+      variables = m.restore(step, args=ocp.args.PyTreeRestore(
+          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True))
+    except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
+      if _storage_failure(e):
+        raise _read_error(path, step, e) from None
+      reason = _status_line(e) or unreadable(path, step) or _reason(e)
+      raise InputError(
+          f'checkpoint {step} in {path} cannot be read ({reason}); '
+          f'resuming the pre-training (python -m rwjax.train --config=... --workdir={workdir}) '
+          'sets it aside and continues from the newest readable checkpoint') from None
+  return config, variables

@@ -1,0 +1,50 @@
+"""Local paths (rwjax.paths): append-only files after a crash while a line was written, and
+moving a directory. The same on gs:// is in tests/test_gcs.py."""
+
+import os
+
+from rwjax import paths
+
+
+def test_set_aside_torn_line_keeps_the_partial_line_in_a_side_file(tmp_path):
+  path = str(tmp_path / 'records.jsonl')
+  assert paths.set_aside_torn_line(path) is None  # no file
+  open(path, 'w').close()
+  assert paths.set_aside_torn_line(path) is None  # empty
+  # A last line longer than the block read back at a time.
+  long = 'x' * 100_000
+  with open(path, 'w') as f:
+    f.write('one\ntwo\n' + long)
+  assert paths.set_aside_torn_line(path) == long
+  assert open(path).read() == 'one\ntwo\n'
+  assert paths.set_aside_torn_line(path) is None
+  with open(path, 'a') as f:
+    f.write('thr')
+  assert paths.set_aside_torn_line(path) == 'thr'
+  assert open(path + '.torn').read() == long + '\nthr\n'  # each crash's line, kept
+  with open(path, 'w') as f:
+    f.write('no newline at all')
+  assert paths.set_aside_torn_line(path) == 'no newline at all'
+  assert open(path).read() == ''
+
+
+def test_open_append_starts_after_a_partial_last_line(tmp_path):
+  log = str(tmp_path / 'log.txt')
+  with paths.open_append(log) as f:
+    f.write('first run\nkilled in the mid')
+  with paths.open_append(log) as f:
+    f.write('second run\n')
+  with paths.open_append(log) as f:
+    f.write('third run\n')
+  assert open(log).read() == 'first run\nkilled in the mid\nsecond run\nthird run\n'
+
+
+def test_move_creates_the_parent_and_keeps_every_file(tmp_path):
+  src = tmp_path / 'a' / '7'
+  (src / 'sub').mkdir(parents=True)
+  (src / 'sub' / 'f').write_bytes(b'123')
+  (src / 'g').write_bytes(b'')
+  paths.move(str(src), str(tmp_path / 'b' / 'c' / '7'))
+  assert not src.exists()
+  assert sorted(os.listdir(tmp_path / 'b' / 'c' / '7')) == ['g', 'sub']
+  assert (tmp_path / 'b' / 'c' / '7' / 'sub' / 'f').read_bytes() == b'123'
