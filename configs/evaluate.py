@@ -44,7 +44,7 @@ def rwjax_evals(c, source: str, exemplar_source: str) -> None:
   m = c.evals.capacity = evals.new('manifolds')
   m.layers = 'relus'  # every ReLU output and the projector, as the paper's analysis
   m.exemplar.source, m.exemplar.split = exemplar_source, 'test'
-  m.classes['class'].source = source
+  m.classes['class_test'].source = source
   c.adapt.source = source
 
 
@@ -69,7 +69,7 @@ def paper_evals(c) -> None:
                 'pcs_90', 'sim_alpha')
   m.exemplar.style, m.exemplar.translate, m.exemplar.p, m.exemplar.m = 'torchvision', 0.1, 50, 20
   m.exemplar.jitter = (0.5, 0.5, 0.5, 0.5)
-  del m.classes['class']
+  del m.classes['class_test']
   m.classes['class_cifar10'] = evals._class_set('tfds:cifar10', 10, 100, 'ranked', 'cifar10')
   m.classes['class_cifar100'] = evals._class_set('tfds:cifar100', 50, 50, 'ranked',
                                                  'cifar100')
@@ -84,7 +84,7 @@ def _digits_sizes(c) -> None:
   p.exemplar.images, p.exemplar.n_train, p.exemplar.n_test = 20, 10, 5
   m.layers = 'stages'  # keeps the CPU demo fast
   m.exemplar.p, m.exemplar.m, m.n_t, m.project_dims = 5, 20, 50, 512
-  m.classes['class'].update({'p': 5, 'm': 20})
+  m.classes['class_test'].update({'p': 5, 'm': 20})
 
 
 def _paper_digits_sizes(c) -> None:

@@ -56,7 +56,7 @@ def _evaluate(probe_layers: str, cifar10: str = CIFAR10, mnist: str = MNIST,
   p.classification.max_train = sizes.get('rw_max_train', 0)
   p.classification.max_test = sizes.get('rw_max_test', 0)
   p.exemplar.source = c.evals.capacity.exemplar.source = cifar10
-  c.evals.capacity.classes['class'].source = cifar10
+  c.evals.capacity.classes['class_test'].source = cifar10
   q = c.evals.paper_probes
   q.layers = probe_layers  # paper: 'paper_probe_relus' (every ReLU)
   q.probes = ('adam',)
@@ -191,9 +191,9 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     pr.layers = 'stem,layer2,layer4,pooled'
     pr.logistic.update({'steps': 50, 'l2_grid': (1e-4, 1e-2)})
     pr.exemplar.update({'images': 10, 'n_train': 4, 'n_test': 2})
-    cap.kinds, cap.layers = ('translate', 'class'), 'stem,layer2,layer4,pooled'
+    cap.kinds, cap.layers = ('translate', 'class_test'), 'stem,layer2,layer4,pooled'
     cap.exemplar.update({'p': 5, 'm': 10})
-    cap.classes['class'].update({'p': 5, 'm': 10, 'max_examples': 200})
+    cap.classes['class_test'].update({'p': 5, 'm': 10, 'max_examples': 200})
     cap.n_t, cap.project_dims = 50, 64
     q = e.evals.paper_probes
     q.invariance.update({'classes': tuple(str(i) for i in range(10)),
@@ -230,9 +230,9 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
     pr, cap = e.evals.probes, e.evals.capacity
     pr.classification.shifts = (4, 8)
     pr.exemplar.update({'images': 20, 'n_train': 10, 'n_test': 5})
-    cap.kinds, cap.layers = ('translate', 'class'), 'stages'
+    cap.kinds, cap.layers = ('translate', 'class_test'), 'stages'
     cap.exemplar.update({'p': 10, 'm': 20})
-    cap.classes['class'].update({'p': 10, 'm': 20, 'max_examples': 500})
+    cap.classes['class_test'].update({'p': 10, 'm': 20, 'max_examples': 500})
     cap.n_t, cap.project_dims = 100, 1024
     if scale == 'cpu_wide':
       # The paper's width, where the paper's probe of translated images is above chance

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The experiment on an offline GPU machine lent for minutes at a time, a slice per session.
+# The experiment in time-limited slices on an offline machine, results carried between slices.
 #
 #   launch/offline_gpu.sh prepare                 # here: what the machine lacks, in .whl/ .carry/
 #   OUT=DIR launch/offline_gpu.sh run             # there, in a copy of this tree: see below
@@ -26,7 +26,7 @@
 #   OUT         where the files that come back go (required): session.txt (the summary
 #               table, also printed last), bench.jsonl, experiment.log, report.md, results.tgz
 #   SCALE       configs/experiment.py scale (paper)
-#   ONLY        arms of this session (random_init,lansdell_movie: claims 1-3 need only these)
+#   ONLY        arms of this session (random_init,paper_movie: claims 1-3 need only these)
 #   DEADLINE_S  seconds for the whole command (360: within a 15-minute lease a failed call
 #               leaves time for a second); the experiment stops RESERVE_S (60) before it, for
 #               the report and the packing
@@ -40,6 +40,8 @@
 #   RESULTS     earlier results (docs/experiment_paper/results.tgz when it exists)
 #   WORK        the experiment's directory (/tmp/rwjax_experiment); keep it fixed: the runs'
 #               records name paths inside it, and a run of another record is refused
+#   KEEP        1: WORK is kept, not emptied and refilled from RESULTS (the next slice on the
+#               same machine resumes an interrupted run from its checkpoints)
 #   DATA        where the carried data is unpacked (/tmp/rwjax_data)
 #   PYTHON      python3
 # `merge` copies results.tgz and unpacks its report.md, results.json and figures/ into DEST
@@ -94,7 +96,7 @@ summary() {
 
 run() {
   [[ -n ${OUT:-} ]] || die 'set OUT to the folder whose files come back'
-  SCALE=${SCALE:-paper} ONLY=${ONLY:-random_init,lansdell_movie}
+  SCALE=${SCALE:-paper} ONLY=${ONLY:-random_init,paper_movie} KEEP=${KEEP:-}
   EXTRA=${EXTRA-'--config.eval_steps=(0.0,1.0)'}
   DEADLINE_S=${DEADLINE_S:-360} RESERVE_S=${RESERVE_S:-60} BENCH=${BENCH:-}
   BENCH_S=${BENCH_S:-90} WORK=${WORK:-/tmp/rwjax_experiment} DATA=${DATA:-/tmp/rwjax_data}
@@ -127,9 +129,11 @@ run() {
   fi
   # shellcheck disable=SC2206  # EXTRA: flags separated by spaces
   flags+=($EXTRA)
-  rm -rf "$WORK" && mkdir -p "$WORK" || exit
-  if [[ -n $RESULTS && -f $RESULTS ]]; then
-    tar xzf "$RESULTS" -C "$WORK" || die "$RESULTS is not a results.tgz of this script"
+  if [[ $KEEP != 1 || ! -d $WORK ]]; then
+    rm -rf "$WORK" && mkdir -p "$WORK" || exit
+    if [[ -n $RESULTS && -f $RESULTS ]]; then
+      tar xzf "$RESULTS" -C "$WORK" || die "$RESULTS is not a results.tgz of this script"
+    fi
   fi
   row setup $((SECONDS - t)) "$("$PYTHON" -c 'import jax; print(jax.__version__, jax.devices())' 2>&1 | tail -1)"
 

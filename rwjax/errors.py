@@ -41,9 +41,16 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     print(f'error: {e}', file=sys.stderr)
   except (AttributeError, KeyError) as e:  # ml_collections: an override of a missing key
-    key = str(e).strip('"\'')
+    import re  # pylint: disable=g-import-not-at-top
+    text = str(e).replace('\\', '')  # a KeyError's repr inside an AttributeError's
+    found = re.search(r'[Kk]ey "([^"]+)"', text) or re.search(r"'([^'\"]+)'", text)
+    key = found.group(1) if found else text.strip('"\'')
     bad = [a.split('=')[0] for a in argv if a.startswith('--config.') and
            key in a.split('=')[0].split('.')[1:]]
-    print(f"error: {bad[0] if bad else key} is not a key of the config; see the config "
-          'file for the keys there are', file=sys.stderr)
+    hint = re.search(r'Did you mean "([^"]+)"', text)
+    print(f"error: {bad[0] if bad else key} is not a key of the config"
+          + (f' (did you mean {hint.group(1)!r}?)' if hint else '')
+          + '; see the config file for the keys there are', file=sys.stderr)
+  except ValueError as e:  # ml_collections: a value it cannot parse for the key's type
+    print(f'error: {e}', file=sys.stderr)
   sys.exit(2)

@@ -197,7 +197,11 @@ def check(c, rules: dict, prefix: str = 'config.') -> None:
   """InputError for the first key whose value breaks its rule: one line naming the key, the
   value and what it must be."""
   for name, rule in rules.items():
-    value = get(c, name)
+    try:
+      value = get(c, name)
+    except (KeyError, AttributeError, TypeError):
+      raise InputError(f'{prefix}{name} is missing; every entry needs its keys: '
+                       f'{", ".join(sorted(rules))}') from None
     if not rule.ok(value):
       raise InputError(f'{prefix}{name}={_show(value)} must be {rule.expect}')
 

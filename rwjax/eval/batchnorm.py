@@ -2,8 +2,8 @@
 
 A pre-trained network's running statistics describe the wave frames it was trained on, a
 random-init network's are the initial 0 / 1; neither describes the natural images it is
-probed on, and the choice can decide the verdict (issue 13). `config.batchnorm` (the same
-mode for both arms, recorded in the report):
+probed on, and the choice can decide the verdict. Each eval lists the modes it is measured
+under (config.evals.NAME.batchnorm; the same for both arms, a report row's 'batchnorm'):
   'running': eval mode with the stored running statistics (rwjax's original protocol).
   'batch':   every BatchNorm layer normalises with the statistics of the current batch (train
              mode, nothing stored). Batches are `batch_order` groups: a fixed permutation
@@ -13,8 +13,9 @@ mode for both arms, recorded in the report):
              distinct images of one set (train, test, a shifted test set, a task's images).
              The permutation matters: image folders list images class by class, and
              class-pure batches would leak the label into the features.
-  'adapt':   running statistics recomputed once on the probe's training images (`adapt`),
-             then fixed: eval mode, deterministic and independent of batch order.
+  'adapt':   running statistics recomputed once on natural images (config.adapt, e.g. the
+             probe's training images; `adapt`), then fixed: eval mode, deterministic and
+             independent of batch order.
 
 The paper's code (chung-neuroai-lab/retinal_waves_learning f39aa6d) ran its probes' training
 epochs in train mode (src/test.py: model.train(); the frozen encoder's BatchNorm uses the
@@ -25,7 +26,7 @@ fixed, not per-epoch, batches: features are extracted once) and normalises the t
 their own batches; 'adapt' is the exact, order-independent version of the test side (the
 population variance over all adaptation images, where PyTorch's running variance is an EMA of
 unbiased batch variances). Its manifold analysis (src/mftma_analysis.py) called model.eval():
-the pre-training running statistics, 'running' (the paper preset's capacity.batchnorm).
+the pre-training running statistics, 'running' (the paper preset's manifolds).
 """
 
 import functools
@@ -40,14 +41,6 @@ import numpy as np
 from rwjax.errors import InputError
 
 MODES = ('running', 'batch', 'adapt')
-
-
-def check_mode(mode: str, name: str = 'config.batchnorm') -> None:
-  if mode not in MODES:
-    raise InputError(f'{name}={mode!r} is unknown: use one of {MODES} (running: the stored '
-                     'running statistics; batch: statistics of each feature-extraction batch, '
-                     "the paper's; adapt: running statistics recomputed on the probe's "
-                     'training images)')
 
 
 def batch_order(n: int, group: int) -> np.ndarray:

@@ -139,7 +139,7 @@ def manifolds_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'batchnorm', ('running',), _MODES)  # paper: ('running',) (model.eval())
   S.key(c, r, 'layers', 'stages', S.Names(layers_lib.SETS))  # paper: 'paper_hooks'
   # Exemplar kinds, 'waves', and the names of `classes` (each a class manifold set).
-  S.key(c, r, 'kinds', ('translate', 'rotate', 'color', 'class'),
+  S.key(c, r, 'kinds', ('translate', 'rotate', 'color', 'class_test'),
         S.Seq(S.Text(True), min_len=1, distinct=True))
   S.key(c, r, 'measures', geometry.MFTMA, S.Seq(S.Choice(geometry.MEASURES), min_len=1,
                                                   distinct=True))
@@ -157,7 +157,7 @@ def manifolds_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'exemplar.m', 100, S.Int(1))  # paper: 20
   _transform_keys(c, r, 'exemplar', 'rwjax', 0.5)  # paper: torchvision, translate 0.1
   # Class manifold sets by name (a kind): source, split, images loaded, P classes x M images.
-  c.classes = ml_collections.ConfigDict({'class': _class_set('tfds:cifar10', 10, 100)})
+  c.classes = ml_collections.ConfigDict({'class_test': _class_set('tfds:cifar10', 10, 100)})
   # 'confidence': whose pooled features rank the class images: 'pretrained' / 'random_init'
   # (seed 0's) or a pre-training workdir.
   S.key(c, r, 'confidence_network', '', S.Text())
@@ -200,9 +200,8 @@ def validate(name: str, c: ml_collections.ConfigDict) -> None:
   known = dict(rules, **({'classes': None} if c.type == 'manifolds' else {}))
   S.unknown_keys(c, {k: v for k, v in known.items()}, prefix)
   S.check(c, rules, prefix)
-  any_head = (1,) * 9  # layer names of any projector of up to 8 hidden layers
   for key in ('layers', 'simulate_layers') if c.type == 'manifolds' else ('layers',):
-    layers_lib.layer_set(c[key], any_head, f'{prefix}{key}')
+    layers_lib.layer_set(c[key], None, f'{prefix}{key}')  # any projector's names
   if c.type == 'manifolds':
     for set_name, entry in classes.items():
       S.unknown_keys(entry, class_set_rules(), f'{prefix}classes.{set_name}.')
@@ -217,12 +216,9 @@ def validate(name: str, c: ml_collections.ConfigDict) -> None:
       raise InputError(f'{prefix}waves.frames={tuple(c.waves.frames)!r} must be (min, max) '
                        'with min <= max')
   else:
-    t = c.exemplar
-    if t.transforms and 'translate' in t.transforms and t.style == 'rwjax':
-      pass  # the distinct-shift count depends on the image size: checked on the images
     if not (c.classification.sources or c.exemplar.transforms or c.invariance.transforms):
-      raise InputError(f'{prefix}: no task; list classification.sources, exemplar.transforms '
-                       'or invariance.transforms')
+      raise InputError(f'{prefix[:-1]} has no task: list classification.sources, '
+                       'exemplar.transforms or invariance.transforms')
     for kind in ('exemplar', 'invariance'):
       if c[kind].jitter[3] > 0.5:
         raise InputError(f'{prefix}{kind}.jitter={tuple(c[kind].jitter)!r}: the hue (last) '
@@ -324,7 +320,8 @@ class ProbeEval:
       for i, kind in enumerate(e.transforms):
         out.append(tasks_lib.exemplar(f'exemplar_{kind}', jax.random.fold_in(k_task, i),
                                       chosen, _transform(e, kind), n_train=e.n_train,
-                                      n_test=e.n_test))
+                                      n_test=e.n_test,
+                                      what=f'config.evals.{self.name}.exemplar'))
     if c.normalize == 'dataset':  # after the transforms, as the paper's Normalize
       out = [self._normalized(task, self.ctx.stats(self._source(t)))
              for t, task in enumerate(out)]
@@ -508,7 +505,8 @@ class ManifoldEval:
           d.simulator).THRESHOLD
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     index = manifolds_lib.wave_index(labels, count=w.count, min_frames=w.frames[0],
-                                     max_frames=w.frames[1])
+                                     max_frames=w.frames[1],
+                                     what=f'config.evals.{self.name}.waves')
     frames = frames_lib.to_network_input(movie, self.ctx.size, self.ctx.channels, d.movie_norm)
     return frames.reshape(-1, *frames.shape[2:]), index, path
 

@@ -130,8 +130,8 @@ def class_index(labels: np.ndarray, classes: Sequence[int], m: int, *, selection
   return np.stack(out)
 
 
-def wave_index(labels: np.ndarray, *, count: int, min_frames: int,
-               max_frames: int) -> list[np.ndarray]:
+def wave_index(labels: np.ndarray, *, count: int, min_frames: int, max_frames: int,
+               what: str = 'waves') -> list[np.ndarray]:
   """Frame indices of the wave manifolds: the first `count` waves (by onset) lasting
   min_frames..max_frames frames.
 
@@ -141,6 +141,9 @@ def wave_index(labels: np.ndarray, *, count: int, min_frames: int,
 
   Returns:
     A list of i64[M_i] indices into the flattened frames [B * T] (one array per wave).
+
+  Raises:
+    InputError naming `what` (the config section): fewer than 2 waves qualify.
   """
   flat = np.asarray(labels).reshape(-1)
   ids, first, sizes = np.unique(flat[flat >= 0], return_index=True, return_counts=True)
@@ -150,7 +153,7 @@ def wave_index(labels: np.ndarray, *, count: int, min_frames: int,
   if len(keep) < 2:
     raise InputError(f'{len(keep)} of the {len(ids)} waves of the movie last {min_frames} to '
                      f'{max_frames} frames; wave manifolds need at least 2: use a longer movie '
-                     'or change the eval\'s waves.frames')
+                     f'or change {what}.frames')
   return [np.flatnonzero(flat == i) for i in keep]
 
 

@@ -83,14 +83,16 @@ def _exemplar_samples(key, images, t, n_train, n_test):
 
 
 def exemplar(name: str, key: jax.Array, images: jax.Array, t: transforms.Transform, *,
-             n_train: int, n_test: int) -> Task:
-  """Image p of images f32[P, H, W, C] is class p; samples ordered sample-major."""
+             n_train: int, n_test: int, what: str = 'exemplar') -> Task:
+  """Image p of images f32[P, H, W, C] is class p; samples ordered sample-major; InputError
+  naming `what` (the config section) when the shifts cannot be distinct."""
   p = len(images)
   if t.kind == 'translate' and t.style == 'rwjax':
     side = 2 * int(t.translate * min(images.shape[1:3])) + 1
     if n_train + n_test > side * side:
-      raise InputError(f'{n_train + n_test} distinct shifts of up to {side // 2} px do not '
-                       f'exist ({side * side} do); lower n_train + n_test or raise translate')
+      raise InputError(f'{what}.n_train + n_test = {n_train + n_test} distinct shifts of up '
+                       f'to {side // 2} px do not exist ({side * side} do); lower them or '
+                       f'raise {what}.translate')
   samples = _exemplar_samples(key, images, t, n_train, n_test)
   labels = np.tile(np.arange(p, dtype=np.int32), n_train + n_test)
   cut = n_train * p

@@ -29,7 +29,8 @@ Named sets (`layer_set`), in network order:
                        projector layers.
 """
 
-from typing import Sequence, Union
+import re
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -70,15 +71,22 @@ _SETS = {
 SETS = tuple(_SETS)
 
 
-def layer_set(spec: Union[str, Sequence[str]], projector: Sequence[int],
+def layer_set(spec: Union[str, Sequence[str]], projector: Optional[Sequence[int]],
               what: str = 'layers') -> tuple[str, ...]:
   """The layers of a set name (SETS), or of names given as a sequence or one comma-separated
-  string (kept in the given order); InputError naming `what` (the config key) otherwise."""
+  string (kept in the given order); InputError naming `what` (the config key) otherwise.
+  projector None: any projector's layer names are accepted (before the model is known)."""
   if isinstance(spec, str) and spec in _SETS:
-    return _SETS[spec](tuple(projector))
+    return _SETS[spec](tuple(projector or (1,)))
   given = tuple(s.strip() for s in spec.split(',')) if isinstance(spec, str) else tuple(spec)
-  known = names(projector) + tuple(ALIASES)
-  bad = [l for l in given if l not in known]
+  if projector is None:
+    head = re.compile(r'projector_(hidden\d+_(linear|relu)|output)$')
+    known = names(()) + tuple(ALIASES)
+    bad = [l for l in given if l not in known and not head.match(l)]
+    known += ('projector_hidden<k>_linear', 'projector_hidden<k>_relu', 'projector_output')
+  else:
+    known = names(projector) + tuple(ALIASES)
+    bad = [l for l in given if l not in known]
   if bad or not given or len(set(given)) < len(given):
     raise InputError(f'{what}={spec!r}: name a set {SETS} or distinct layers of {known}')
   return given

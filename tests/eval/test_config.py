@@ -160,8 +160,8 @@ _BUILT = [
     ('paper_manifolds', 'classes.class_digits.m', 60,
      r'config.evals.paper_manifolds.classes.class_digits: class \d has \d+ test images, a '
      'manifold needs m=60'),
-    ('capacity', 'classes.class.m', 60,
-     r'config.evals.capacity.classes.class: 5 class manifolds of m=60 images need 5 classes'),
+    ('capacity', 'classes.class_test.m', 60,
+     r'config.evals.capacity.classes.class_test: 5 class manifolds of m=60 images need 5 classes'),
 ]
 
 

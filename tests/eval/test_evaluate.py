@@ -32,7 +32,7 @@ SMALL = {'evals.probes.layers': 'layer1,pooled',
          'evals.probes.exemplar.images': 4, 'evals.probes.exemplar.n_train': 3,
          'evals.probes.exemplar.n_test': 2, 'evals.probes.logistic.steps': 50,
          'evals.capacity.layers': 'layer1,pooled',
-         'evals.capacity.kinds': ('translate', 'class'),
+         'evals.capacity.kinds': ('translate', 'class_test'),
          'evals.capacity.exemplar.p': 3, 'evals.capacity.exemplar.m': 4,
          'evals.capacity.n_t': 20, 'evals.capacity.project_dims': 64}
 
@@ -58,7 +58,7 @@ def test_binary_writes_every_row_the_table_and_the_plots(workdir, tmp_path):
   assert {tuple(r[k] for k in report_lib.KEYS[:4]) for r in rows} == {
       (e, t, l, m) for e, tasks, measures in (
           ('probes', ('digits', 'digits_shift2', 'exemplar_translate'), ('logistic',)),
-          ('capacity', ('translate', 'class'), geometry.MFTMA))
+          ('capacity', ('translate', 'class_test'), geometry.MFTMA))
       for t in tasks for l in ('layer1', 'pooled') for m in measures}
   for r in rows:
     assert r['batchnorm'] == 'running' and r['test'] == 'paired t'

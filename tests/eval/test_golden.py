@@ -62,7 +62,7 @@ def _config(case: str, tmp) -> ml_collections.ConfigDict:
     m.batchnorm = (cap_mode,)
     m.layers = o['capacity'].get('layers', 'stages')
     m.exemplar.update({'source': 'digits', 'p': 4, 'm': 6})
-    m.classes['class'].update({'source': 'digits', 'max_examples': 100, 'p': 4, 'm': 6})
+    m.classes['class_test'].update({'source': 'digits', 'max_examples': 100, 'p': 4, 'm': 6})
     m.n_t, m.project_dims = 20, 64
     return c
   p.layers = 'pooled'
@@ -81,7 +81,7 @@ def _config(case: str, tmp) -> ml_collections.ConfigDict:
                 'pcs_90', 'sim_alpha')
   m.exemplar.update({'source': 'digits', 'p': 4, 'm': 5, 'style': 'torchvision',
                      'translate': 0.1, 'jitter': (0.5, 0.5, 0.5, 0.5)})
-  del m.classes['class']
+  del m.classes['class_test']
   m.classes['class_digits'] = {'source': 'digits', 'split': 'test', 'max_examples': 0,
                                'p': 4, 'm': 6, 'selection': 'first', 'ranked': ''}
   m.n_t, m.project_dims, m.sim_trials = 20, 64, 3
@@ -108,7 +108,8 @@ def _rows(case: str, c) -> dict:
     elif parts[0] == 'exemplar':
       out[path] = ('probes', f'exemplar_{parts[1]}', parts[2], 'logistic', mode)
     elif parts[0] == 'capacity':
-      out[path] = ('capacity', parts[2], parts[3], parts[1], c.evals.capacity.batchnorm[0])
+      kind = 'class_test' if parts[2] == 'class' else parts[2]  # the kind's name today
+      out[path] = ('capacity', kind, parts[3], parts[1], c.evals.capacity.batchnorm[0])
     elif parts[1] == 'probes':
       task = 'digits' if parts[2] == 'classification digits' else parts[2]
       measure = 'adam_best' if parts[4] == 'paper_protocol' else parts[4]

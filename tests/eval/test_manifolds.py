@@ -198,8 +198,8 @@ def test_too_few_waves_is_one_error_naming_the_key(tmp_path, eval_context):
 
 def test_normalize_dataset_standardises_the_manifolds_of_images(eval_context):
   c = evals.new('manifolds')
-  c.kinds, c.exemplar.source, c.exemplar.p, c.exemplar.m = ('translate', 'class'), 'digits', 2, 3
-  c.classes['class'].update({'source': 'digits', 'p': 2, 'm': 3})
+  c.kinds, c.exemplar.source, c.exemplar.p, c.exemplar.m = ('translate', 'class_test'), 'digits', 2, 3
+  c.classes['class_test'].update({'source': 'digits', 'p': 2, 'm': 3})
   ctx = lambda pre: eval_context(pre)._replace(
       stats=lambda spec: (np.full(1, 0.5, np.float32), np.full(1, 0.25, np.float32)))
   plain = _manifold_eval(c, ctx).manifolds(0)
