@@ -103,15 +103,15 @@ def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evalua
 
   # The evaluator reads the bucket's checkpoint and writes its report beside it.
   c = runpy.run_path(os.path.join(_ROOT, 'configs', 'evaluate.py'))['get_config']('digits')
-  c.workdir = 'gs://bucket/run'
-  c.seeds, c.layers = 2, ('pooled',)
-  c.data.max_train, c.data.max_test, c.probe.steps = 100, 50, 20
-  c.shift.enabled = c.exemplar.enabled = c.capacity.enabled = False
+  c.workdir, c.seeds = 'gs://bucket/run', 2
+  del c.evals['capacity']
+  p = c.evals.probes
+  p.layers, p.exemplar.transforms, p.classification.shifts = 'pooled', (), ()
+  p.classification.max_train, p.classification.max_test, p.logistic.steps = 100, 50, 20
   report = evaluate.run(c)
   assert report['step'] == STEPS and report['workdir'] == 'gs://bucket/run'
-  assert paths.read_json('gs://bucket/run/eval/report.json')['classification'] == (
-      report['classification'])
-  assert paths.exists('gs://bucket/run/eval/accuracy_per_layer.png')
+  assert paths.read_json('gs://bucket/run/eval/report.json')['rows'] == report['rows']
+  assert paths.exists('gs://bucket/run/eval/accuracy.png')
 
 
 @pytest.mark.parametrize('workdir', ['gs://bucket/parts', 'local'])

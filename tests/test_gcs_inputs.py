@@ -305,12 +305,12 @@ def _tiny(**overrides):
 
 
 def _cheap(plan):
-  """Only rwjax's probes, of the pooled layer on a few digits."""
+  """Only rwjax's probes, of two layers on a few digits."""
   e = plan.evaluate
   for name in [n for n in e.evals if n != 'probes']:
     del e.evals[name]
   p = e.evals.probes
-  p.layers, p.exemplar.transforms, p.classification.shifts = 'pooled', (), ()
+  p.layers, p.exemplar.transforms, p.classification.shifts = 'stem,pooled', (), ()
   p.classification.max_train, p.classification.max_test, p.logistic.steps = 100, 50, 20
   return plan
 

@@ -74,9 +74,9 @@ def test_first_session_packs_every_evaluation_and_no_checkpoint(sessions):
   assert 'runs/random_init/seed0/run.json' in packed
   assert 'runs/random_init/seed0/timing.json' in packed
   assert {'report.md', 'report.html', 'results.json'} <= set(packed)
-  # Not packed: checkpoints, TensorBoard files, compiled programs (all exist).
+  # Not packed: checkpoints, TensorBoard files, compiled programs (checkpoints exist).
   left = (tmp / 'left1').read_text().splitlines()
-  assert [n for n in left if '/checkpoints/' in n] and [n for n in left if '/tensorboard/' in n]
+  assert [n for n in left if '/checkpoints/' in n]
   assert not [n for n in packed if 'checkpoints' in n or 'tensorboard' in n
               or n.startswith(('data', 'jax_cache'))]
   assert open(tmp / 'out1' / 'report.md').read() == packed['report.md'].decode()
