@@ -260,9 +260,9 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
                 f'{PAPER_STEPS} = {PAPER_LR * PAPER_STEPS:g}) in {steps / PAPER_STEPS:.0%} of '
                 'its steps, for a 3-seed matrix of 6 arms in ~10 hours on 2 CPU cores')
     p.train.log_every, p.train.checkpoint_every = 2, steps // 2
-    e = c.evaluate = _evaluate('pooled', max_train=5000, max_test=1000, per_class=600,
+    e = c.evaluate = _evaluate('pooled', max_train=2500, max_test=500, per_class=300,
                                kinds=('translate',), exemplar_p=50, n_t=200,
-                               project_dims=2048, simulate=False, adapt_images=1000)
+                               project_dims=2048, simulate=False, adapt_images=500)
     del e.evals.probes, e.evals.capacity  # only what the claims read
     e.evals.paper_manifolds.measures = ('alpha', 'radius', 'dimension', 'center_corr')
     _paper_settings(c, lr=lr, steps=steps)
