@@ -57,13 +57,18 @@ _PAPER = {**_COMMON,
           'batchnorm_adapt_images': 100,
           'paper_tasks': {'per_class': 20,
                           'transforms': ('translate', 'rotate', 'color', 'none')},
-          'paper_probe': {'max_train': 200, 'max_test': 100, 'layers': 'paper',
-                          'logistic': True},
+          # The encoder output and one shallow and one deep node (every layer a program
+          # to compile); the paper's whole sets are the registry's (tests/models).
+          'paper_probe': {'max_train': 200, 'max_test': 100,
+                          'layers': 'pooled,stem_relu,layer4_block0_relu1', 'logistic': True},
           'paper_manifolds': {'kinds': ('translate', 'color', 'class_digits', 'waves'),
                               'exemplar_p': 4, 'exemplar_m': 5,
                               'classes': {'digits': {'p': 4, 'm': 6}},
                               'n_t': 20, 'project_dims': 64, 'simulate': True,
-                              'sim_trials': 3, 'wave_count': 4, 'wave_frames': (3, 12)}}
+                              'sim_trials': 3, 'wave_count': 4, 'wave_frames': (3, 12),
+                              # hooks in network order, the projector's Linear and output
+                              'layers': 'input,stem_relu,layer2_block1_out,layer4_block1_out,'
+                                        'projector_hidden0_linear,projector_output'}}
 
 
 def _with(base: dict, **changes) -> dict:
@@ -85,7 +90,8 @@ CASES = {
     'paper_preset': ('paper_digits', _PAPER),  # probes 'batch' (32), manifolds 'running'
     'paper_adapt_relus': ('paper_digits', _with(_PAPER, batchnorm='adapt',
                                                 capacity={'batchnorm': 'adapt'},
-                                                paper_probe={'layers': 'relus'})),
+                                                paper_probe={'layers': 'pooled,layer1_block0_out,'
+                                                                       'layer3_block1_relu1'})),
     'paper_running_batch': ('paper_digits', _with(_PAPER, batchnorm='running',
                                                   capacity={'batchnorm': 'batch'})),
 }
