@@ -20,7 +20,8 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # end (the tiny experiment's module alone is ~1/4 of the suite), and the notebook's tiny
 # experiment last, when its programs are in the compilation cache (the experiment tests
 # compiled them).
-_FIRST = ('tests/test_experiment.py', 'tests/launch/test_local.py', 'tests/test_train.py')
+_FIRST = ('tests/test_experiment.py', 'tests/launch/test_local.py', 'tests/eval/test_golden.py',
+          'tests/test_train.py')
 _LAST = ('tests/launch/test_colab.py',)
 
 
