@@ -309,3 +309,18 @@ def test_larger_scales_are_complete_plans(tmp_path, scale):
   assert not os.path.exists(tmp_path / 'w')
   c.report_only = True  # reads no image: the report of runs made elsewhere
   assert experiment.make_plan(c, str(tmp_path / 'w')).runs
+
+
+def test_steps_figure_has_a_panel_per_dataset_and_claim_three_at_the_encoder_output():
+  from rwjax.experiment import report  # pylint: disable=g-import-not-at-top
+  cap = [('m', 'translate', layer, 'alpha', 'running')
+         for layer in ('input', 'stem_relu', 'layer4_block0_out', 'layer4_block1_out')]
+  rows = [{'claim': '2', 'reading': 'probe', 'measure': 'p/cifar10/pooled/adam/batch, '
+                                                         'p/mnist/pooled/adam/batch'},
+          {'claim': '3', 'reading': 'running', 'measure': 'm/translate/*/alpha/running'},
+          {'claim': '4', 'reading': 'on 3', 'measure': 'm/translate/layer4_block1_out/alpha/running'},
+          {'claim': '4', 'reading': 'on 1', 'measure': 'not measured'}]
+  assert report.figure_panels(cap, rows) == {
+      'claim 2 probe, cifar10': ('p', 'cifar10', 'pooled', 'adam', 'batch'),
+      'claim 2 probe, mnist': ('p', 'mnist', 'pooled', 'adam', 'batch'),
+      'claim 3 running': ('m', 'translate', 'layer4_block1_out', 'alpha', 'running')}

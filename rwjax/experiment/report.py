@@ -256,14 +256,31 @@ def layers_figure(res: Results, measures: tuple, title: str) -> Optional[bytes]:
   return _png(fig)
 
 
-def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
-  """Each claim's measure against training steps, every arm (mean +- std over networks)."""
+def figure_panels(measured: list[tuple], claim_rows: list[dict]) -> dict[str, tuple]:
+  """{panel title: row key} of the steps figure: one panel per measure a claim reads (each
+  dataset of claim 2 its own), a measure over layers ('*', claim 3) at the encoder output,
+  a key that an earlier claim already plots not again."""
   keys = {}
   for r in claim_rows:
-    for m in r['measure'].split(', '):
-      parts = tuple(m.split('/'))
-      if len(parts) == 5 and parts[2] != '*' and parts not in keys.values():
-        keys[f"claim {r['claim']} {r['reading']}".strip()] = parts
+    title = f"claim {r['claim']} {r['reading']}".strip()
+    wanted = [tuple(m.split('/')) for m in r['measure'].split(', ')]
+    for parts in wanted:
+      if len(parts) != 5:
+        continue  # 'not measured'
+      if parts[2] == '*':
+        e = claims_lib.encoder_output([k[2] for k in measured
+                                       if k[:2] == parts[:2] and k[3:] == parts[3:]])
+        if e is None:
+          continue
+        parts = parts[:2] + (e,) + parts[3:]
+      if parts not in keys.values():
+        keys[f'{title}, {parts[1]}' if len(wanted) > 1 else title] = parts
+  return keys
+
+
+def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
+  """Each claim's measure against training steps, every arm (mean +- std over networks)."""
+  keys = figure_panels(res.keys(), claim_rows)
   if len(res.steps) < 2 or not keys:
     return None
   arms, colors = res.arms(), _colors(res.arms())
