@@ -224,7 +224,8 @@ def test_whole_wave_batches_run_epochs_and_log_the_validation_loss(tmp_path):
   # Every frame of a batch is an anchor: 2 waves x 8 frames, each with 1-2 positives.
   assert all(r['n_anchors'] == 16 and np.isfinite(r['loss']) for r in steps)
   assert [(r['step'], r['epoch']) for r in val] == [(2, 1), (4, 2)]
-  assert all(r['val_anchors'] == 16 and np.isfinite(r['val_loss']) for r in val)
+  assert all(r['val_anchors'] == 16 and np.isfinite(r['val_loss'])
+             and np.isfinite(r['val_loss_batch']) for r in val)
   assert checkpoint.latest_step(str(tmp_path / 'w')) == 4
 
 

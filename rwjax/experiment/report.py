@@ -116,11 +116,12 @@ def _specs(config, name: str) -> list[claims_lib.Spec]:
 def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
   """Every claim's verdicts for wave arm `arm`: one row per claim and reading (claim 2 with
   two probes, claim 3 per BatchNorm mode, claim 4 per measure), with the numbers behind it,
-  the measure read and the wave arm's gain at every evaluation step."""
+  the measure read, the wave arm's gain at every evaluation step and the row keys the steps
+  figure plots ('plot': claim 3's at the encoder output)."""
   config = res.plan.config
   row = lambda n, reading='', **kw: {'claim': n, 'reading': reading, 'text': CLAIMS[n],
                                      'verdict': claims_lib.INCONCLUSIVE, 'numbers': '',
-                                     'measure': '', 'by_step': {}, **kw}
+                                     'measure': '', 'by_step': {}, 'plot': [], **kw}
   if arm is None or arm not in res.r:
     return [row(n, numbers='no wave arm has results') for n in CLAIMS]
   gain_by_step = lambda key, a=arm: {s: (res.compare(a, key, s) or {}).get('gain')
@@ -133,7 +134,7 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
   rows.append(row('1', verdict=claims_lib.translation(t), numbers=claims_lib.describe(t) + (
       f'; last epoch: {claims_lib.describe(res.compare(arm, last))}' if last else ''),
                   measure='/'.join(trans) if trans else 'not measured',
-                  by_step=gain_by_step(trans) if trans else {}))
+                  by_step=gain_by_step(trans) if trans else {}, plot=[trans] if trans else []))
   for name, reading in (('classification', "the paper's probe"),
                         ('classification_logistic', 'logistic probe')):
     keys = [k for spec in _specs(config, name) for k in res.match(spec)[:1]]
@@ -142,7 +143,7 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
                     measure=', '.join('/'.join(k) for k in keys) or 'not measured',
                     numbers='; '.join(f'{k[1]}: {claims_lib.describe(c)}'
                                       for k, c in zip(keys, cs)) or 'not measured',
-                    by_step=gain_by_step(keys[0]) if keys else {}))
+                    by_step=gain_by_step(keys[0]) if keys else {}, plot=keys))
   encoder = {}  # mode -> the encoder output's key of claim 3
   for spec in _specs(config, 'capacity'):
     keys = res.match(spec)
@@ -157,7 +158,8 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
                     measure=str(spec) if keys else 'not measured',
                     numbers=(f'encoder output ({e}): {claims_lib.describe(per_layer.get(e))}; '
                              f'largest gain at {top}; gains per layer: {gains}') if e else
-                    'not measured', by_step=gain_by_step(encoder[mode]) if e else {}))
+                    'not measured', by_step=gain_by_step(encoder[mode]) if e else {},
+                    plot=[encoder[mode]] if encoder[mode] else []))
   if 'running' in encoder and 'adapt' in encoder:
     rows[-1]['numbers'] += '. ' + claims_lib.survives(res.compare(arm, encoder['running']),
                                                       res.compare(arm, encoder['adapt']))
@@ -179,11 +181,13 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
                     f'no control of {arm} has results',
                     by_step={s: {a: claims_lib.kept((res.compare(a, key, s) or {}).get('gain'),
                                                     (res.compare(arm, key, s) or {}).get('gain'))
-                                 for a in ctrl} for s in res.steps} if key else {}))
-  others, excess = {}, {}
+                                 for a in ctrl} for s in res.steps} if key else {},
+                    plot=[key] if key else []))
+  others, excess, found = {}, {}, {}
   for name in ('rotation', 'color'):
     key = res.one(_specs(config, name)[0])
     if key and trans:
+      found[name] = key
       others[name] = res.compare(arm, key)
       excess[name] = res.excess(arm, key, trans)
   rows.append(row('5', verdict=claims_lib.specific(t, others, excess),
@@ -196,9 +200,9 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
                       f"(p={_fmt((excess[k] or {}).get('p'), '.2g')})"
                       for k, c in others.items())) if others else 'not measured',
                   by_step={s: {'translation': (res.compare(arm, trans, s) or {}).get('gain'),
-                               **{k: (res.compare(arm, res.one(_specs(config, k)[0]), s)
-                                      or {}).get('gain') for k in others}}
-                           for s in res.steps}))
+                               **{k: (res.compare(arm, found[k], s) or {}).get('gain')
+                                  for k in others}}
+                           for s in res.steps}, plot=list(found.values())))
   return rows
 
 
@@ -256,31 +260,21 @@ def layers_figure(res: Results, measures: tuple, title: str) -> Optional[bytes]:
   return _png(fig)
 
 
-def figure_panels(measured: list[tuple], claim_rows: list[dict]) -> dict[str, tuple]:
-  """{panel title: row key} of the steps figure: one panel per measure a claim reads (each
-  dataset of claim 2 its own), a measure over layers ('*', claim 3) at the encoder output,
-  a key that an earlier claim already plots not again."""
+def figure_panels(claim_rows: list[dict]) -> dict[str, tuple]:
+  """{panel title: row key} of the steps figure: one panel per key a claim row plots (each
+  dataset of claim 2 its own), a key that an earlier row already plots not again."""
   keys = {}
   for r in claim_rows:
     title = f"claim {r['claim']} {r['reading']}".strip()
-    wanted = [tuple(m.split('/')) for m in r['measure'].split(', ')]
-    for parts in wanted:
-      if len(parts) != 5:
-        continue  # 'not measured'
-      if parts[2] == '*':
-        e = claims_lib.encoder_output([k[2] for k in measured
-                                       if k[:2] == parts[:2] and k[3:] == parts[3:]])
-        if e is None:
-          continue
-        parts = parts[:2] + (e,) + parts[3:]
-      if parts not in keys.values():
-        keys[f'{title}, {parts[1]}' if len(wanted) > 1 else title] = parts
+    for key in r['plot']:
+      if key not in keys.values():
+        keys[f'{title}, {key[1]}' if len(r['plot']) > 1 else title] = key
   return keys
 
 
 def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
   """Each claim's measure against training steps, every arm (mean +- std over networks)."""
-  keys = figure_panels(res.keys(), claim_rows)
+  keys = figure_panels(claim_rows)
   if len(res.steps) < 2 or not keys:
     return None
   arms, colors = res.arms(), _colors(res.arms())
@@ -449,7 +443,9 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
       ['scale', config.scale], ['seeds', f'{config.seeds} (first {config.first_seed})'],
       ['training steps', config.pretrain.train.steps], ['evaluation steps', list(plan.steps)],
       ['devices for training', plan.n_devices],
-      ['elapsed (this invocation)', f'{elapsed_s:.0f} s'],
+      ['elapsed (this invocation)', f'{elapsed_s:.0f} s' + (
+          ' (the report only; the runs\' times are in the table below)'
+          if config.report_only else '')],
       ['only', config.only or '(whole matrix)'], ['recordings', config.recordings or '-']]
       + [[k, v if not isinstance(v, list) else ', '.join(v)] for k, v in machine.items()]))
   for name in sorted({m for a in plan.arms for m in ARMS[a].movies}):

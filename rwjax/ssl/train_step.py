@@ -118,21 +118,24 @@ def make_train_step(model: SimCLRModel, tx: optax.GradientTransformation, mesh: 
 def make_eval_step(model: SimCLRModel, mesh: Mesh, batch_fn: BatchFn, *,
                    temperature: float = 0.5, separation: int = 1, denominator: str = 'all',
                    axis_name: str = 'data') -> Callable[[TrainState], dict]:
-  """The jitted validation loss `state -> {'loss', 'n_anchors'}` of the batch `batch_fn` makes
-  from `state.source`, with BatchNorm's running statistics (the paper's model.eval()); nothing
-  is updated and `state` is not donated."""
+  """The jitted validation loss `state -> {'loss', 'loss_batch', 'n_anchors'}` of the batch
+  `batch_fn` makes from `state.source`: 'loss' with BatchNorm's running statistics (the
+  paper's model.eval()), 'loss_batch' with the batch's own (as the training step computes
+  its loss). Nothing is updated and `state` is not donated."""
   model = model.clone(axis_name=axis_name)
 
   def per_device(state: TrainState) -> dict:
     key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step),
                              jax.lax.axis_index(axis_name))
     _, batch = batch_fn(state.source, key)
-    z, _ = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
-                       batch['views'], train=False)
-    loss, n_anchors = sharded_simclr_loss(
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    loss = lambda z: sharded_simclr_loss(
         z, batch['wave_id'], batch['frame_idx'], batch['valid'], axis_name=axis_name,
         temperature=temperature, separation=separation, denominator=denominator)
-    return {'loss': loss, 'n_anchors': n_anchors}
+    (z_batch, _), _ = model.apply(variables, batch['views'], train=True,
+                                  mutable=['batch_stats'])  # the statistics' update dropped
+    running, n_anchors = loss(model.apply(variables, batch['views'], train=False)[0])
+    return {'loss': running, 'loss_batch': loss(z_batch)[0], 'n_anchors': n_anchors}
 
   def evaluate(state: TrainState) -> dict:
     specs = state_specs(state, axis_name)

@@ -460,15 +460,18 @@ def run_steps(config: ml_collections.ConfigDict, source) -> int:
 
 
 def validation_loss(eval_fn, state, plans: list, mesh) -> dict:
-  """{'val_loss', 'val_anchors'}: the mean over validation batches (with an anchor) of their
-  loss, as the paper's evaluate_val_loss_one_batch; BatchNorm in inference mode."""
+  """{'val_loss', 'val_loss_batch', 'val_anchors'}: the mean over validation batches (with an
+  anchor) of their loss, with BatchNorm's running statistics as the paper's
+  evaluate_val_loss_one_batch ('val_loss') and with each batch's own ('val_loss_batch': a
+  network whose features lean on its batch's statistics reads well only here)."""
   losses, anchors = [], 0
   for plan in plans:
     m = eval_fn(put_plan(state, plan, mesh))
     if int(m['n_anchors']):
-      losses.append(float(m['loss']))
+      losses.append((float(m['loss']), float(m['loss_batch'])))
       anchors += int(m['n_anchors'])
-  return {'val_loss': float(np.mean(losses)) if losses else float('nan'), 'val_anchors': anchors}
+  running, batch = np.mean(losses, axis=0) if losses else (float('nan'),) * 2
+  return {'val_loss': float(running), 'val_loss_batch': float(batch), 'val_anchors': anchors}
 
 
 def variables_of(state: train_step_lib.TrainState) -> dict:
@@ -599,8 +602,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         vals = {'epoch': epoch + 1, **validation_loss(eval_fn, state, val_plans, mesh)}
         writer.write(done, vals)
         if lead:
-          print(f"epoch {epoch + 1}: validation loss {vals['val_loss']:.4g} "
-                f"({vals['val_anchors']} anchors)", flush=True)
+          print(f"epoch {epoch + 1}: validation loss {vals['val_loss']:.4g} (running "
+                f"statistics), {vals['val_loss_batch']:.4g} (batch statistics), "
+                f"{vals['val_anchors']} anchors", flush=True)
       if done % t.checkpoint_every == 0 or done == n_steps or preempted:
         _check_finite(pending)
         checkpoint.save(mngr, done, saveable(state))

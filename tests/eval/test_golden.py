@@ -179,7 +179,9 @@ def test_wave_geometry_moves_with_float_rounding():
   variables = models.init_variables(model, jax.random.split(jax.random.PRNGKey(0), 3)[0],
                                     inputs.INPUT_SIZE)
   movie, labels = inputs.wave_movie()
-  index = manifolds_lib.wave_index(labels, count=4, min_frames=3, max_frames=12)
+  low, high = inputs.WAVES['wave_frames']
+  index = manifolds_lib.wave_index(labels, count=inputs.WAVES['wave_count'], min_frames=low,
+                                   max_frames=high)
   frames = np.asarray(frames_lib.to_network_input(movie, inputs.INPUT_SIZE, 3))
   x = frames.reshape(-1, *frames.shape[2:])[np.concatenate(index)]
   radii = []

@@ -10,7 +10,7 @@ from rwjax.models import create_model
 from rwjax.ssl import sources
 from rwjax.ssl import trainer
 from rwjax.ssl.optim import make_schedule
-from rwjax.ssl.train_step import make_train_step
+from rwjax.ssl.train_step import make_eval_step, make_train_step
 
 N_VIEWS, SIZE, N_DEV = 16, 16, 8
 MODEL = create_model(width=4, projector=(16, 8), dtype='float32', channels=1)
@@ -89,6 +89,23 @@ def test_one_step_same_on_1_and_8_devices(steps):
   rng = s8.rng
   want = [jax.random.fold_in(jax.random.fold_in(rng, 0), d) for d in range(N_DEV)]
   np.testing.assert_array_equal(s8.source['key'], np.stack(want))
+
+
+def test_validation_loss_with_batch_statistics_is_the_training_steps_loss(steps):
+  """The eval step's 'loss_batch' is the loss the training step reports for the same state
+  (computed there under value_and_grad, before its update); 'loss' (running statistics: at
+  initialisation mean 0, variance 1) is another number; nothing in the state changes."""
+  mesh, step = steps[N_DEV]
+  evaluate = make_eval_step(MODEL, mesh, batch_fn, temperature=0.5, separation=1)
+  state = fresh_state(mesh)
+  before = jax.device_get((state.params, state.batch_stats))
+  m = jax.device_get(evaluate(state))
+  _, trained = step(fresh_state(mesh))
+  np.testing.assert_allclose(m['loss_batch'], trained['loss'], rtol=1e-5)
+  assert int(m['n_anchors']) == int(trained['n_anchors']) == 12
+  assert abs(float(m['loss']) - float(m['loss_batch'])) > 1e-3
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get((state.params, state.batch_stats)),
+               before)
 
 
 def test_loss_decreases_on_an_easy_task():

@@ -16,6 +16,7 @@ SEEDS = 2
 # The planted wave movie: one 32 x 32 retina (pooled to 16 x 16), 8 waves.
 WAVE_LENGTHS = (4, 7, 2, 10, 6, 12, 5, 9)  # frames of wave k; the 2-frame one is too short
 GAP = 5  # quiet frames between waves
+WAVES = {'wave_count': 4, 'wave_frames': (3, 12)}  # the wave manifolds' selection of them
 
 
 def wave_movie() -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +66,7 @@ _PAPER = {**_COMMON,
                               'exemplar_p': 4, 'exemplar_m': 5,
                               'classes': {'digits': {'p': 4, 'm': 6}},
                               'n_t': 20, 'project_dims': 64, 'simulate': True,
-                              'sim_trials': 3, 'wave_count': 4, 'wave_frames': (3, 12),
+                              'sim_trials': 3, **WAVES,
                               # hooks in network order, the projector's Linear and output
                               'layers': 'input,stem_relu,layer2_block1_out,layer4_block1_out,'
                                         'projector_hidden0_linear,projector_output'}}
