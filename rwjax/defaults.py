@@ -28,6 +28,11 @@ def pretrain_config() -> ml_collections.ConfigDict:
   # code: bias_last=False, configs/pretrain_paper.py).
   c.model.projector_bias_last = True
   c.model.dtype = 'auto'  # 'auto' = bfloat16 on GPU/TPU, float32 on CPU
+  # How convolutions are computed, the same sums in another order (the paper: PyTorch's):
+  # 'matmul_small' (as matrix products where the output map has at most 4 positions, where
+  # XLA's CPU convolution is 10-100x slower: bench/conv.py) | 'xla' (lax.conv_general_dilated
+  # everywhere; the numbers recorded before this key).
+  c.model.conv = 'matmul_small'
 
   # Where the training frames come from.
   c.data = ml_collections.ConfigDict()

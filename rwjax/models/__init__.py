@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 
 from rwjax.errors import InputError
-from rwjax.models.resnet import STEMS, BasicBlock, Projector, ResNet18, SimCLRModel
+from rwjax.models.resnet import CONVS, STEMS, BasicBlock, Projector, ResNet18, SimCLRModel
 
-__all__ = ['STEMS', 'BasicBlock', 'Projector', 'ResNet18', 'SimCLRModel', 'create_model',
+__all__ = ['CONVS', 'STEMS', 'BasicBlock', 'Projector', 'ResNet18', 'SimCLRModel', 'create_model',
            'init_variables', 'resolve_dtype']
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -27,7 +27,7 @@ def resolve_dtype(dtype: str) -> jnp.dtype:
 def create_model(stem: str = 'imagenet', width: int = 64,
                  projector: Sequence[int] = (512, 128), dtype: str = 'auto',
                  axis_name: str | None = None, channels: int = 3,
-                 projector_bias_last: bool = True) -> SimCLRModel:
+                 projector_bias_last: bool = True, conv: str = 'matmul_small') -> SimCLRModel:
   """Builds the SimCLR network from config values (config.model fields, passed as kwargs).
 
   Args:
@@ -39,6 +39,9 @@ def create_model(stem: str = 'imagenet', width: int = 64,
     channels: input channels, 1 or 3.
     projector_bias_last: whether the projector's output layer has a bias (the paper: False;
       True is rwjax's original head, and what a config written before this key means).
+    conv: 'matmul_small' (convolutions with at most 4 output positions as matrix products,
+      10-100x faster with XLA on CPU) | 'xla' (lax.conv_general_dilated everywhere); the same
+      sums in another order, so the outputs agree to float rounding.
 
   Raises:
     InputError: for any value out of range.
@@ -54,12 +57,14 @@ def create_model(stem: str = 'imagenet', width: int = 64,
       or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in projector)):
     raise InputError(f'model projector {projector!r} must be a non-empty sequence of positive '
                      'integers, e.g. (512, 128)')
+  if conv not in CONVS:
+    raise InputError(f'model conv {conv!r} is unknown; use one of {CONVS}')
   if not isinstance(projector_bias_last, bool):
     raise InputError(f'model projector_bias_last {projector_bias_last!r} must be True or False '
                      '(the paper: False)')
   return SimCLRModel(stem=stem, width=width, channels=channels, projector=projector,
                      axis_name=axis_name, dtype=resolve_dtype(dtype),
-                     projector_bias_last=projector_bias_last)
+                     projector_bias_last=projector_bias_last, conv=conv)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'image_size'))

@@ -47,11 +47,47 @@ def _batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None
                       param_dtype=jnp.float32, name=name)
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None = None):
-  pad = (kernel - 1) // 2  # PyTorch padding, not 'SAME' (which pads asymmetrically at stride 2)
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((pad, pad), (pad, pad)), use_bias=False, dtype=dtype,
-                 param_dtype=jnp.float32, kernel_init=CONV_INIT, name=name)
+# XLA's CPU convolution is 10-100x slower than a matrix product when the output map has few
+# positions (ResNet-18's layer3 and layer4 at 32x32 input: 2x2 and 1x1; bench/conv.py). With
+# conv='matmul_small' such a convolution is computed as one: the input patches times the kernel
+# as a matrix (taps that read only padding dropped), the same sums in another order.
+CONVS = ('matmul_small', 'xla')
+SMALL_MAP = 4  # output positions (height x width) at or below which 'matmul_small' multiplies
+
+
+class Conv(nn.Module):
+  """Square convolution without bias, PyTorch-style padding (kernel - 1) // 2, params as nn.Conv's.
+
+  Maps x f32[B, H, W, C] to f32[B, Ho, Wo, features] in `dtype` (kernel f32[k, k, C, features]
+  stored in float32, 'SAME' not used: it pads asymmetrically at stride 2); `conv`: CONVS.
+  """
+  features: int
+  kernel: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+  conv: str = 'matmul_small'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, s = self.kernel, self.stride
+    w = self.param('kernel', CONV_INIT, (k, k, x.shape[-1], self.features), jnp.float32)
+    x, w = x.astype(self.dtype), w.astype(self.dtype)
+    pad = (k - 1) // 2
+    b, h, wd, _ = x.shape
+    ho, wo = (h + 2 * pad - k) // s + 1, (wd + 2 * pad - k) // s + 1
+    if self.conv == 'xla' or ho * wo > SMALL_MAP:
+      return jax.lax.conv_general_dilated(x, w, (s, s), ((pad, pad), (pad, pad)),
+                                          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+    def live(tap, size, out):  # does this kernel row (column) read the input anywhere?
+      return any(0 <= o * s + tap - pad < size for o in range(out))
+
+    taps = [(i, j) for i in range(k) for j in range(k) if live(i, h, ho) and live(j, wd, wo)]
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    patches = jnp.concatenate(
+        [xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] for i, j in taps], axis=-1)
+    kernel = jnp.concatenate([w[i, j] for i, j in taps], axis=0)
+    return (patches.reshape(b * ho * wo, -1) @ kernel).reshape(b, ho, wo, self.features)
 
 
 class BasicBlock(nn.Module):
@@ -60,16 +96,18 @@ class BasicBlock(nn.Module):
   stride: int = 1
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  conv: str = 'matmul_small'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = _conv(self.features, 3, self.stride, self.dtype, name='conv1')(x)
+    y = Conv(self.features, 3, self.stride, self.dtype, self.conv, name='conv1')(x)
     y = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='bn1')(y))
     self.sow('intermediates', 'relu1', y)
-    y = _conv(self.features, 3, 1, self.dtype, name='conv2')(y)
+    y = Conv(self.features, 3, 1, self.dtype, self.conv, name='conv2')(y)
     y = _batch_norm(train, self.axis_name, self.dtype, name='bn2')(y)
     if x.shape[-1] != self.features or self.stride != 1:
-      x = _conv(self.features, 1, self.stride, self.dtype, name='downsample_conv')(x)
+      x = Conv(self.features, 1, self.stride, self.dtype, self.conv,
+               name='downsample_conv')(x)
       x = _batch_norm(train, self.axis_name, self.dtype, name='downsample_bn')(x)
     out = nn.relu(x + y)
     self.sow('intermediates', 'out', out)
@@ -85,11 +123,13 @@ class ResNet18(nn.Module):
     width: channels of layer1; layers 2-4 have 2x, 4x, 8x this (64 = standard ResNet-18).
     axis_name: mesh axis over which BatchNorm averages batch statistics (None: local batch).
     dtype: compute dtype; parameters are always float32.
+    conv: how convolutions are computed (CONVS; the same sums in another order).
   """
   stem: str = 'imagenet'
   width: int = 64
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  conv: str = 'matmul_small'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -105,7 +145,7 @@ class ResNet18(nn.Module):
     """
     x = x.astype(self.dtype)
     kernel, stride = (7, 2) if self.stem == 'imagenet' else (3, 1)
-    x = _conv(self.width, kernel, stride, self.dtype, name='stem_conv')(x)
+    x = Conv(self.width, kernel, stride, self.dtype, self.conv, name='stem_conv')(x)
     x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name='stem_bn')(x))
     self.sow('intermediates', 'stem_relu', x)
     if self.stem == 'imagenet':
@@ -113,9 +153,9 @@ class ResNet18(nn.Module):
     self.sow('intermediates', 'stem', x)
     for i, mult in enumerate((1, 2, 4, 8)):
       stride = 1 if i == 0 else 2
-      x = BasicBlock(self.width * mult, stride, self.axis_name, self.dtype,
+      x = BasicBlock(self.width * mult, stride, self.axis_name, self.dtype, self.conv,
                      name=f'layer{i + 1}_block0')(x, train)
-      x = BasicBlock(self.width * mult, 1, self.axis_name, self.dtype,
+      x = BasicBlock(self.width * mult, 1, self.axis_name, self.dtype, self.conv,
                      name=f'layer{i + 1}_block1')(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
@@ -163,6 +203,7 @@ class SimCLRModel(nn.Module):
   axis_name: str | None = None
   dtype: Any = jnp.float32
   projector_bias_last: bool = True
+  conv: str = 'matmul_small'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
@@ -170,7 +211,8 @@ class SimCLRModel(nn.Module):
     if x.ndim != 4 or x.shape[-1] != self.channels:
       raise InputError(f'model input has shape {x.shape}; expected [batch, height, width, '
                        f'{self.channels}] (model.channels={self.channels})')
-    h = ResNet18(self.stem, self.width, self.axis_name, self.dtype, name='backbone')(x, train)
+    h = ResNet18(self.stem, self.width, self.axis_name, self.dtype, self.conv,
+                 name='backbone')(x, train)
     z = Projector(tuple(self.projector), self.axis_name, self.dtype, self.projector_bias_last,
                   name='projector')(h, train)
     return z, h

@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from rwjax.errors import InputError
-from rwjax.models import create_model, init_variables, layers
+from rwjax.models import create_model, init_variables, layers, resnet
 
 KEY = jax.random.PRNGKey(0)
 
@@ -84,10 +84,52 @@ def test_compute_dtype_params_and_outputs(dtype):
     ({'projector': ()}, 'projector'),
     ({'projector': (512, -1)}, 'projector'),
     ({'projector_bias_last': 'no'}, 'projector_bias_last'),
+    ({'conv': 'cudnn'}, 'model conv'),
 ])
 def test_create_model_rejects_bad_values(kwargs, match):
   with pytest.raises(InputError, match=match):
     create_model(**kwargs)
+
+
+@pytest.mark.parametrize('size,kernel,stride', [
+    (1, 3, 1), (1, 3, 2), (2, 3, 1), (2, 3, 2), (2, 1, 2), (3, 3, 2), (4, 7, 2)])
+def test_small_maps_are_convolved_as_matrix_products(size, kernel, stride):
+  # Output maps of at most 4 positions, taps that read only padding among them: 'matmul_small'
+  # against XLA's convolution with PyTorch padding, values and both gradients.
+  x = jax.random.normal(jax.random.PRNGKey(1), (5, size, size, 6))
+  conv = resnet.Conv(7, kernel, stride)
+  w = conv.init(KEY, x)['params']['kernel']
+  pad = (kernel - 1) // 2
+
+  def reference(x, w):
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)),
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                        precision=jax.lax.Precision.HIGHEST)
+
+  def matmul(x, w):
+    return conv.apply({'params': {'kernel': w}}, x)
+
+  got, want = matmul(x, w), reference(x, w)
+  assert got.shape == want.shape and got.shape[1] * got.shape[2] <= resnet.SMALL_MAP
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+  for g, r in zip(jax.grad(loss(matmul), (0, 1))(x, w), jax.grad(loss(reference), (0, 1))(x, w)):
+    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_conv_settings_agree_at_every_layer(train):
+  # At 32x32 layer3 and layer4 have 2x2 and 1x1 maps: 'matmul_small' multiplies there.
+  x = jax.random.uniform(jax.random.PRNGKey(2), (4, 32, 32, 3))
+  acts = {}
+  for conv in resnet.CONVS:
+    model = create_model(width=8, projector=(16, 8), dtype='float32', conv=conv)
+    variables = init_variables(model, KEY, 32)
+    _, state = model.apply(variables, x, train=train, mutable=['intermediates', 'batch_stats'])
+    acts[conv] = layers.read(state['intermediates'], x)
+  for name, want in acts['xla'].items():
+    np.testing.assert_allclose(acts['matmul_small'][name], want, rtol=1e-4, atol=1e-5,
+                               err_msg=name)
 
 
 def test_wrong_input_channels_raise():
