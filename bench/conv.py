@@ -4,8 +4,9 @@
 
 For each distinct convolution of the network (input map, channels, kernel, stride) and for
 the whole network's forward pass (eval mode) and training gradient: milliseconds per batch
-under 'xla' (lax.conv_general_dilated everywhere) and 'matmul_small' (a matrix product where
-the output map has at most rwjax.models.resnet.SMALL_MAP positions). Prints one JSON object.
+under 'xla' (lax.conv_general_dilated everywhere) and 'matmul_small' (one matrix product for
+kernels wider than 1x1 onto maps of at most rwjax.models.resnet.SMALL_MAP positions). Prints
+one JSON object.
 """
 
 import argparse

@@ -2,7 +2,8 @@
 
   python bench/train_step.py [--stem=imagenet|cifar] [--batch_pairs=512] [--retinas=512]
                              [--frames_per_step=1] [--sim_groups=1] [--sim_dt=0.001]
-                             [--steps=50] [--dtype=auto] [--wave_labels=components]
+                             [--steps=50] [--dtype=auto] [--conv=matmul_small]
+                             [--wave_labels=components]
 
 Measures, on the default device(s), for the paper's config (32x32x3 frames from the
 Lansdell model, ResNet-18, projector 512-128): views/s end to end; views/s with the
@@ -57,6 +58,7 @@ def _config(args):
   c = defaults.pretrain_config()
   c.model.stem = args.stem
   c.model.dtype = args.dtype
+  c.model.conv = args.conv
   c.data.retinas_per_device = args.retinas
   c.data.frames_per_step = args.frames_per_step
   c.data.sim_groups = args.sim_groups
@@ -125,7 +127,8 @@ def _measure_waves(args):
   print(json.dumps(dict(
       bench='train_step', batching='waves', jax=jax.__version__,
       device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
-      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name, shuffle=args.shuffle,
+      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name, conv=args.conv,
+      shuffle=args.shuffle,
       wave_batch_frames=args.wave_batch_frames, batch_slots=schedule.capacity,
       anchors_per_step=valid / args.steps, step_ms=dt * 1e3,
       views_per_s=schedule.capacity / dt, anchor_views_per_s=valid / args.steps / dt,
@@ -200,6 +203,7 @@ def _measure_recorded(args):
   print(json.dumps(dict(
       bench='train_step', batching='recorded', jax=jax.__version__,
       device=jax.devices()[0].device_kind, n_devices=n_dev, stem=args.stem, width=args.width,
+      conv=args.conv,
       input_size=size, batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
       movie_rows=args.movie_rows, movie_frames=t, movie_bytes=movie.nbytes, steps=args.steps,
       sim=dict(step_ms=dt_sim * 1e3, views_per_s=2 * args.batch_pairs / dt_sim),
@@ -226,6 +230,7 @@ def main():
   p.add_argument('--shuffle', default='none', help='control (batching=waves)')
   p.add_argument('--stem', default='imagenet')
   p.add_argument('--dtype', default='auto')
+  p.add_argument('--conv', default='matmul_small', help="model.conv: 'matmul_small' | 'xla'")
   p.add_argument('--batch_pairs', type=int, default=512)
   p.add_argument('--retinas', type=int, default=128)
   p.add_argument('--frames_per_step', type=int, default=1)
@@ -257,7 +262,7 @@ def main():
       bench='train_step', jax=jax.__version__, device=jax.devices()[0].device_kind,
       batching='pairs', width=args.width,
       n_devices=jax.device_count(), stem=args.stem,
-      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name,
+      dtype=jax.numpy.dtype(models.resolve_dtype(args.dtype)).name, conv=args.conv,
       batch_pairs=args.batch_pairs, retinas_per_device=args.retinas,
       frames_per_step=args.frames_per_step, sim_groups=args.sim_groups,
       sim_dt=config.data.sim_params[config.data.simulator].dt,

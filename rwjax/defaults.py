@@ -29,9 +29,9 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.model.projector_bias_last = True
   c.model.dtype = 'auto'  # 'auto' = bfloat16 on GPU/TPU, float32 on CPU
   # How convolutions are computed, the same sums in another order (the paper: PyTorch's):
-  # 'matmul_small' (as matrix products where the output map has at most 4 positions, where
-  # XLA's CPU convolution is 10-100x slower: bench/conv.py) | 'xla' (lax.conv_general_dilated
-  # everywhere; the numbers recorded before this key).
+  # 'matmul_small' (kernels wider than 1x1 onto maps of at most 4 positions as one matrix
+  # product, where XLA's CPU convolution is 10-100x slower: bench/conv.py) | 'xla'
+  # (lax.conv_general_dilated everywhere; the numbers recorded before this key).
   c.model.conv = 'matmul_small'
 
   # Where the training frames come from.

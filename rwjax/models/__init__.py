@@ -39,8 +39,8 @@ def create_model(stem: str = 'imagenet', width: int = 64,
     channels: input channels, 1 or 3.
     projector_bias_last: whether the projector's output layer has a bias (the paper: False;
       True is rwjax's original head, and what a config written before this key means).
-    conv: 'matmul_small' (convolutions with at most 4 output positions as matrix products,
-      10-100x faster with XLA on CPU) | 'xla' (lax.conv_general_dilated everywhere); the same
+    conv: 'matmul_small' (kernels wider than 1x1 onto maps of at most 4 positions as one
+      matrix product, 10-100x faster with XLA on CPU) | 'xla' (lax.conv_general_dilated everywhere); the same
       sums in another order, so the outputs agree to float rounding.
 
   Raises:

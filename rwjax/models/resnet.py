@@ -19,11 +19,13 @@ collection is mutable: apply with mutable=['intermediates'] and read them by nam
 rwjax.models.layers.read.
 """
 
+import itertools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rwjax.errors import InputError
 
@@ -49,8 +51,9 @@ def _batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None
 
 # XLA's CPU convolution is 10-100x slower than a matrix product when the output map has few
 # positions (ResNet-18's layer3 and layer4 at 32x32 input: 2x2 and 1x1; bench/conv.py). With
-# conv='matmul_small' such a convolution is computed as one: the input patches times the kernel
-# as a matrix (taps that read only padding dropped), the same sums in another order.
+# conv='matmul_small' such a convolution (kernel wider than 1x1) is one: the input map,
+# flattened, times the kernel laid out as a dense matrix over all input and output positions
+# (the same sums in another order).
 CONVS = ('matmul_small', 'xla')
 SMALL_MAP = 4  # output positions (height x width) at or below which 'matmul_small' multiplies
 
@@ -69,25 +72,25 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    k, s = self.kernel, self.stride
-    w = self.param('kernel', CONV_INIT, (k, k, x.shape[-1], self.features), jnp.float32)
+    k, s, d = self.kernel, self.stride, self.features
+    b, h, wd, c = x.shape
+    w = self.param('kernel', CONV_INIT, (k, k, c, d), jnp.float32)
     x, w = x.astype(self.dtype), w.astype(self.dtype)
     pad = (k - 1) // 2
-    b, h, wd, _ = x.shape
     ho, wo = (h + 2 * pad - k) // s + 1, (wd + 2 * pad - k) // s + 1
-    if self.conv == 'xla' or ho * wo > SMALL_MAP:
+    if self.conv == 'xla' or ho * wo > SMALL_MAP or k == 1:  # 1x1: XLA multiplies already
       return jax.lax.conv_general_dilated(x, w, (s, s), ((pad, pad), (pad, pad)),
                                           dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-    def live(tap, size, out):  # does this kernel row (column) read the input anywhere?
-      return any(0 <= o * s + tap - pad < size for o in range(out))
-
-    taps = [(i, j) for i in range(k) for j in range(k) if live(i, h, ho) and live(j, wd, wo)]
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    patches = jnp.concatenate(
-        [xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] for i, j in taps], axis=-1)
-    kernel = jnp.concatenate([w[i, j] for i, j in taps], axis=0)
-    return (patches.reshape(b * ho * wo, -1) @ kernel).reshape(b, ho, wo, self.features)
+    # taps[input position, output position]: the kernel tap i * k + j joining them, k * k
+    # (a zero tap) where none does.
+    taps = np.full((h * wd, ho * wo), k * k)
+    for oi, oj, i, j in itertools.product(range(ho), range(wo), range(k), range(k)):
+      r, q = oi * s + i - pad, oj * s + j - pad
+      if 0 <= r < h and 0 <= q < wd:
+        taps[r * wd + q, oi * wo + oj] = i * k + j
+    w = jnp.concatenate([w.reshape(k * k, c, d), jnp.zeros((1, c, d), w.dtype)])
+    dense = w[taps].transpose(0, 2, 1, 3).reshape(h * wd * c, ho * wo * d)
+    return (x.reshape(b, -1) @ dense).reshape(b, ho, wo, d)
 
 
 class BasicBlock(nn.Module):
