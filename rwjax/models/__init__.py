@@ -40,8 +40,8 @@ def create_model(stem: str = 'imagenet', width: int = 64,
     projector_bias_last: whether the projector's output layer has a bias (the paper: False;
       True is rwjax's original head, and what a config written before this key means).
     conv: 'matmul_small' (kernels wider than 1x1 onto maps of at most 4 positions as one
-      matrix product, 10-100x faster with XLA on CPU) | 'xla' (lax.conv_general_dilated everywhere); the same
-      sums in another order, so the outputs agree to float rounding.
+      matrix product, 10-100x faster with XLA on CPU) | 'xla' (lax.conv_general_dilated
+      everywhere); the same sums in another order, so the outputs agree to float rounding.
 
   Raises:
     InputError: for any value out of range.
