@@ -10,6 +10,7 @@ the rule refuses (the tests set each key to it and read the message back).
 """
 
 import dataclasses
+import functools
 from typing import Any, Optional, Sequence
 
 import ml_collections
@@ -17,54 +18,43 @@ import ml_collections
 from rwjax.errors import InputError
 
 
-def _is_int(v) -> bool:
-  return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-  return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-@dataclasses.dataclass(frozen=True)
-class Int:
-  lo: Optional[int] = None
-  hi: Optional[int] = None
-
-  def ok(self, v) -> bool:
-    return (_is_int(v) and (self.lo is None or v >= self.lo)
-            and (self.hi is None or v <= self.hi))
-
-  @property
-  def expect(self) -> str:
-    return 'an integer' + (f' >= {self.lo}' if self.lo is not None else '') + (
-        f' <= {self.hi}' if self.hi is not None else '')
-
-  @property
-  def bad(self):
-    return self.lo - 1 if self.lo is not None else 'x'
-
-
 @dataclasses.dataclass(frozen=True)
 class Float:
   lo: Optional[float] = None
   hi: Optional[float] = None
   open_lo: bool = False  # lo itself refused
+  open_hi: bool = False  # hi itself refused
 
   def ok(self, v) -> bool:
-    if not _is_number(v) or v != v or v in (float('inf'), float('-inf')):
+    if (not isinstance(v, (int, float)) or isinstance(v, bool) or v != v
+        or v in (float('inf'), float('-inf'))):
       return False
     low = self.lo is None or (v > self.lo if self.open_lo else v >= self.lo)
-    return low and (self.hi is None or v <= self.hi)
+    return low and (self.hi is None or (v < self.hi if self.open_hi else v <= self.hi))
 
   @property
   def expect(self) -> str:
+    if self.lo == 0 and self.open_lo and self.hi is None:
+      return 'a positive finite number'
     lo = '' if self.lo is None else f" {'>' if self.open_lo else '>='} {self.lo}"
-    hi = '' if self.hi is None else f' <= {self.hi}'
+    hi = '' if self.hi is None else f" {'<' if self.open_hi else '<='} {self.hi}"
     return f'a finite number{lo}{" and" if lo and hi else ""}{hi}'
 
   @property
   def bad(self):
     return self.lo - 1 if self.lo is not None else 'x'
+
+
+@dataclasses.dataclass(frozen=True)
+class Int(Float):
+  """An integer in the range of Float's fields."""
+
+  def ok(self, v) -> bool:
+    return isinstance(v, int) and super().ok(v)  # Float.ok refuses bools
+
+  @property
+  def expect(self) -> str:
+    return super().expect.replace('a finite number', 'an integer')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +124,9 @@ class Seq:
   distinct: bool = False
 
   def ok(self, v) -> bool:
-    if not isinstance(v, (tuple, list)) or len(v) < self.min_len:
-      return False
-    if self.size is not None and len(v) != self.size:
-      return False
-    if self.distinct and len(set(v)) < len(v):
-      return False
-    return all(self.item.ok(x) for x in v)
+    return (isinstance(v, (tuple, list)) and len(v) >= self.min_len
+            and (self.size is None or len(v) == self.size)
+            and not (self.distinct and len(set(v)) < len(v)) and all(map(self.item.ok, v)))
 
   @property
   def expect(self) -> str:
@@ -174,8 +160,8 @@ class Names:
   bad = ()
 
 
-def key(c: ml_collections.ConfigDict, rules: dict, name: str, value, rule) -> None:
-  """Sets c.<name> (dotted, parents created) and declares its rule."""
+def put(c, name: str, value) -> None:
+  """c.<name> = value (dotted; missing parents are created)."""
   *parents, last = name.split('.')
   node = c
   for p in parents:
@@ -183,14 +169,28 @@ def key(c: ml_collections.ConfigDict, rules: dict, name: str, value, rule) -> No
       node[p] = ml_collections.ConfigDict()
     node = node[p]
   node[last] = value
+
+
+def key(c: ml_collections.ConfigDict, rules: dict, name: str, value, rule) -> None:
+  """Sets c.<name> (dotted, parents created) and declares its rule."""
+  put(c, name, value)
   rules[name] = rule
 
 
 def get(c, name: str):
-  node = c
-  for p in name.split('.'):
-    node = node[p]
-  return node
+  """c.<name> (dotted)."""
+  return functools.reduce(lambda node, part: node[part], name.split('.'), c)
+
+
+def leaves(d, prefix: str = '') -> dict:
+  """{'a.b': leaf} of nested dicts or ConfigDicts (an empty one is a leaf)."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, (ml_collections.ConfigDict, dict)) and v:
+      out.update(leaves(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
 
 
 def check(c, rules: dict, prefix: str = 'config.') -> None:
@@ -203,22 +203,13 @@ def check(c, rules: dict, prefix: str = 'config.') -> None:
       raise InputError(f'{prefix}{name} is missing; every entry needs its keys: '
                        f'{", ".join(sorted(rules))}') from None
     if not rule.ok(value):
-      raise InputError(f'{prefix}{name}={_show(value)} must be {rule.expect}')
-
-
-def _show(v) -> str:
-  return repr(tuple(v)) if isinstance(v, list) else repr(v)
+      shown = tuple(value) if isinstance(value, list) else value  # as the config file says it
+      raise InputError(f'{prefix}{name}={shown!r} must be {rule.expect}')
 
 
 def unknown_keys(c, rules: dict, prefix: str) -> None:
   """InputError for a leaf of c that no rule declares (a misspelt key)."""
-  def leaves(node, path):
-    for k, v in node.items():
-      if isinstance(v, (ml_collections.ConfigDict, dict)) and v:
-        yield from leaves(v, path + [k])
-      else:
-        yield '.'.join(path + [k])
-  extra = [k for k in leaves(c, []) if k not in rules and not any(
+  extra = [k for k in leaves(c) if k not in rules and not any(
       k.startswith(r + '.') for r in rules)]
   if extra:
     raise InputError(f'{prefix}{extra[0]} is not a key here; the keys are: '

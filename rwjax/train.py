@@ -2,13 +2,10 @@
 
   python -m rwjax.train --config=configs/pretrain_waves.py --workdir=DIR [--config.x.y=v ...]
 
-The wave simulator runs inside the jitted, sharded training step on every device.
-A workdir that holds a checkpoint is resumed; `--config.train.steps=0` writes the
-freshly initialised network (the random-init baseline of the evaluation).
-
-The binary puts together the training library (rwjax.ssl.trainer) and, when
-config.train.monitor_every > 0, the online monitor (rwjax.eval.monitor), which the trainer
-receives as a hook.
+The wave simulator runs inside the jitted, sharded training step on every device. A workdir
+that holds a checkpoint is resumed; `--config.train.steps=0` writes the freshly initialised
+network (the random-init baseline of the evaluation). The trainer is rwjax.ssl.trainer; the
+online monitor (rwjax.eval.monitor, config.train.monitor_every > 0) is its hook.
 """
 
 from absl import app
@@ -19,14 +16,6 @@ from rwjax import checkpoint
 from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.eval import monitor
 from rwjax.ssl import trainer
-
-
-def define_flags() -> None:
-  """The binary's flags; defined only when run as a program, so that importing the
-  module does not claim --config beside other binaries."""
-  config_flags.DEFINE_config_file(
-      'config', None, 'Pre-training config file (configs/pretrain_*.py).', lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Checkpoints, config.json and metrics go here.')
 
 
 def main(argv):
@@ -43,6 +32,8 @@ def main(argv):
   cli_main(run)
 
 
-if __name__ == '__main__':
-  define_flags()
+if __name__ == '__main__':  # flags defined here: importing the module claims no --config
+  config_flags.DEFINE_config_file(
+      'config', None, 'Pre-training config file (configs/pretrain_*.py).', lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Checkpoints, config.json and metrics go here.')
   app.run(main, flags_parser=parse_flags)

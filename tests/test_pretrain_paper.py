@@ -38,43 +38,28 @@ def test_the_movie_command_is_the_configs_simulator():
   assert c.data.movie_norm == 'paper' and c.model.projector_bias_last is False
 
 
-def _movie():
-  """2 retinas x 24 frames of 32x32 with two expanding disks each (waves of 8 frames)."""
-  movie = np.full((2, 24, 32, 32), -70.0, np.float32)
-  yy, xx = np.mgrid[:32, :32]
-  for b in range(2):
-    for start, (cy, cx) in ((2, (8, 8)), (13, (20, 22))):
-      for k in range(8):
-        movie[b, start + k][(yy - cy) ** 2 + (xx - cx) ** 2 <= (2 + k) ** 2] = 0.0
-  return movie + np.random.default_rng(0).normal(0, 0.1, movie.shape).astype(np.float32)
-
-
 def test_paper_normalisation_and_head_through_the_trainer(tmp_path):
-  np.save(tmp_path / 'movie.npy', _movie())
-  c = runpy.run_path(TINY)['get_config']()
-  c.data.source, c.data.movie = 'file', str(tmp_path / 'movie.npy')
-  c.data.batching, c.data.wave_batch_frames, c.data.val_fraction = 'waves', 10, 0.0
-  c.data.min_wave_size = 50
-  c.data.movie_norm = 'paper'
+  tiny = runpy.run_path(TINY)
+  movie = tiny['disk_movie'](noise=0.1)  # 2 retinas x 24 frames, two 8-frame waves each
+  np.save(tmp_path / 'movie.npy', movie)
+  c = tiny['get_config']()
+  c.data.update(source='file', movie=str(tmp_path / 'movie.npy'), batching='waves',
+                wave_batch_frames=10, val_fraction=0.0, min_wave_size=50, movie_norm='paper')
   c.model.projector_bias_last = False
   c.train.epochs, c.train.steps = 1, 0
   state = trainer.train(c, str(tmp_path / 'w'))
   assert 'bias' not in state.params['projector']['out']
-  want = frames_lib.to_network_input(jnp.asarray(_movie()), 16, 1, 'paper')[..., 0]
+  want = frames_lib.to_network_input(jnp.asarray(movie), 16, 1, 'paper')[..., 0]
   # The source (with its whole-wave plan) holds the movie's frames, replicated on every device
   # (too few separate waves to shard), in the paper's transform.
   held = np.asarray(state.source[0].movie)[:2]
   np.testing.assert_allclose(held, want, atol=1e-5)
   assert held.min() == 0.0 and held.max() == pytest.approx(1.0)
-  c.data.movie_norm = 'whole'
-  with pytest.raises(InputError, match="movie_norm='whole' is unknown"):
-    trainer.train(c, str(tmp_path / 'bad'))
 
 
 def test_the_on_device_source_refuses_frames_shorter_than_the_input_window(tmp_path):
   c = runpy.run_path(TINY)['get_config']()
   c.train.steps = 0
-  c.data.sim_params.lansdell.frame_dt = 0.01
-  c.data.sim_params.lansdell.spont_frames = 10
+  c.data.sim_params.lansdell.update(frame_dt=0.01, spont_frames=10)
   with pytest.raises(InputError, match='sim_params.lansdell.spont_frames=1'):
     trainer.train(c, str(tmp_path / 'w'))

@@ -21,10 +21,9 @@ Named sets (`layer_set`), in network order:
                        (its 'relu' and 'layerX.Y.relu', which torch.fx resolves to the stem's
                        ReLU and each block's first ReLU call);
   'paper_probe_relus'  pooled and all 17 backbone ReLUs;
-  'paper_hooks'        the layers the paper's manifold analysis hooked (its
-                       activation_extractor on ReLU and Linear modules: the input, the stem's
-                       ReLU, each block's output, each projector hidden layer's Linear and
-                       ReLU, the projector output; 13 for ResNet-18 + 512-128);
+  'paper_hooks'        the layers the paper's manifold analysis hooked (ReLU and Linear
+                       modules: input, stem ReLU, block outputs, projector hidden Linear and
+                       ReLU, projector output; 13 for ResNet-18 + 512-128);
   'paper_simulated'    where the paper also simulated capacity: the encoder's last map and the
                        projector layers.
 """

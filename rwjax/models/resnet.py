@@ -1,22 +1,14 @@
 """ResNet-18 backbone, the paper's projection head, and the SimCLR model that joins them.
 
-Layouts follow torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2], explicit PyTorch-style
-padding, BatchNorm momentum 0.1 in PyTorch terms = 0.9 here, epsilon 1e-5) so that a width-64,
-3-channel backbone has torchvision's 11,176,512 parameters (its 11.69 M minus the classifier).
-
-Initialisation is torchvision's: conv kernels N(0, 2 / fan_out), dense kernels and biases
-U(-1/sqrt(fan_in), 1/sqrt(fan_in)), BatchNorm scale 1 and offset 0 (the paper's random-init
-baseline is this network). `rwjax.models.init_variables` draws the same distributions faster.
-
-BatchNorm statistics are averaged over `axis_name` (e.g. 'data' inside `jax.shard_map`) in
-training mode, so every device normalises with the statistics of the global batch. Computation
-runs in `dtype` (bfloat16 on accelerators), parameters and BatchNorm statistics in float32, and
-all outputs are float32.
-
-Every layer the evaluation reads (each ReLU output, the stem's output, the projector's Dense
-outputs) is recorded with `sow` in the 'intermediates' collection, a no-op unless that
-collection is mutable: apply with mutable=['intermediates'] and read them by name with
-rwjax.models.layers.read.
+Layouts and initialisation are torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2], PyTorch-style
+padding, BatchNorm momentum 0.1 in PyTorch terms = 0.9 here, epsilon 1e-5, scale 1, offset 0;
+conv kernels N(0, 2 / fan_out), dense kernels and biases U(+-1/sqrt(fan_in))): a width-64,
+3-channel backbone has torchvision's 11,176,512 parameters (its 11.69 M minus the classifier),
+and the paper's random-init baseline is this network (`rwjax.models.init_variables` draws it
+faster). In training mode BatchNorm averages over `axis_name` ('data' inside `jax.shard_map`:
+the global batch). Computation runs in `dtype`; parameters, BatchNorm statistics and outputs
+are float32. Every layer the evaluation reads is sown into 'intermediates' (a no-op unless
+applied with mutable=['intermediates']; rwjax.models.layers.read names them).
 """
 
 import itertools
@@ -37,23 +29,15 @@ CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 DENSE_INIT = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
 
 
-def dense_bias_init(fan_in: int) -> nn.initializers.Initializer:
-  """nn.Linear's bias initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = fan_in ** -0.5
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
 def _batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None = None):
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                       axis_name=axis_name if train else None, dtype=dtype,
                       param_dtype=jnp.float32, name=name)
 
 
-# XLA's CPU convolution is 10-100x slower than a matrix product when the output map has few
-# positions (ResNet-18's layer3 and layer4 at 32x32 input: 2x2 and 1x1; bench/conv.py). With
-# conv='matmul_small' such a convolution (kernel wider than 1x1) is one: the input map,
-# flattened, times the kernel laid out as a dense matrix over all input and output positions
-# (the same sums in another order).
+# XLA's CPU convolution is slow on output maps of few positions (layer3 and layer4 at 32x32
+# input; docs/training.md, bench/conv.py): conv='matmul_small' computes such a convolution as the
+# flattened map times the kernel laid out densely over all input and output positions.
 CONVS = ('matmul_small', 'xla')
 SMALL_MAP = 4  # output positions (height x width) at or below which 'matmul_small' multiplies
 
@@ -154,12 +138,10 @@ class ResNet18(nn.Module):
     if self.stem == 'imagenet':
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     self.sow('intermediates', 'stem', x)
-    for i, mult in enumerate((1, 2, 4, 8)):
-      stride = 1 if i == 0 else 2
-      x = BasicBlock(self.width * mult, stride, self.axis_name, self.dtype, self.conv,
-                     name=f'layer{i + 1}_block0')(x, train)
-      x = BasicBlock(self.width * mult, 1, self.axis_name, self.dtype, self.conv,
-                     name=f'layer{i + 1}_block1')(x, train)
+    for i, b in itertools.product(range(4), range(2)):  # layer2-4 halve the map at block0
+      stride = 2 if i and not b else 1
+      x = BasicBlock(self.width * 2 ** i, stride, self.axis_name, self.dtype, self.conv,
+                     name=f'layer{i + 1}_block{b}')(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -168,8 +150,7 @@ class Projector(nn.Module):
 
   `features` lists all widths, the last being the output: (512, 128) = one hidden layer of 512
   then 128 out (the paper's); (2048, 128) = SimCLR's. The output is L2-normalised.
-  `bias_last`: whether the output Dense has a bias (the paper's code: bias_last=False; True,
-  rwjax's original head, keeps the networks trained before this option).
+  `bias_last`: whether the output Dense has a bias (the paper's code: False).
   """
   features: Sequence[int] = (512, 128)
   axis_name: str | None = None
@@ -186,9 +167,11 @@ class Projector(nn.Module):
       self.sow('intermediates', f'hidden{i}_linear', x)
       x = nn.relu(_batch_norm(train, self.axis_name, self.dtype, name=f'hidden{i}_bn')(x))
       self.sow('intermediates', f'hidden{i}_relu', x)
+    bound = x.shape[-1] ** -0.5  # nn.Linear's bias: U(+-1/sqrt(fan_in))
+    bias_init = lambda k, shape, dtype: jax.random.uniform(k, shape, dtype, -bound, bound)
     x = nn.Dense(self.features[-1], use_bias=self.bias_last, dtype=self.dtype,
-                 param_dtype=jnp.float32, kernel_init=DENSE_INIT,
-                 bias_init=dense_bias_init(x.shape[-1]), name='out')(x)
+                 param_dtype=jnp.float32, kernel_init=DENSE_INIT, bias_init=bias_init,
+                 name='out')(x)
     x = x.astype(jnp.float32)
     self.sow('intermediates', 'output', x)  # Before the L2 normalisation (which the loss applies).
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

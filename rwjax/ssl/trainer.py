@@ -1,13 +1,12 @@
 """The pre-training library: SimCLR on retinal waves, run or resumed in a workdir.
 
-`train(config, workdir, hooks=())` is what the binary (`python -m rwjax.train`), the
-experiment, the demo and the benches call. The wave simulator runs inside the jitted,
-sharded training step on every device. A workdir that holds a checkpoint is resumed (from
-the newest readable one: see rwjax.checkpoint.restore); `config.train.steps=0` writes the
-freshly initialised network (the random-init baseline of the evaluation).
+`train(config, workdir, hooks=())` runs it (the binary is `python -m rwjax.train`); the wave
+simulator runs inside the jitted, sharded training step on every device. A workdir holding a
+checkpoint is resumed (rwjax.checkpoint.restore); `config.train.steps=0` writes the freshly
+initialised network (the evaluation's random-init baseline).
 
-Hooks measure the network while it trains; this library imports no evaluation code, the
-caller hands them in (rwjax.eval.monitor.hooks(config) gives the online monitor):
+Hooks measure the network while it trains; the caller hands them in, as this library imports
+no evaluation code (rwjax.eval.monitor.hooks(config) gives the online monitor):
   hook(model, init_variables) -> measure
       called once before the first step (also on resume), with the SimCLRModel and the
       run's initial network (from config.seed, whatever step the run resumes at);
@@ -30,13 +29,14 @@ import ml_collections
 import numpy as np
 
 from rwjax import checkpoint
+from rwjax import defaults
 from rwjax import distributed
 from rwjax import metrics as metrics_lib
 from rwjax import models
+from rwjax import schema as S
 from rwjax import waves
 from rwjax.errors import InputError
 from rwjax.ssl import augment as augment_lib
-from rwjax.ssl import loss as loss_lib
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
 from rwjax.ssl import placement
@@ -45,42 +45,30 @@ from rwjax.ssl import train_step as train_step_lib
 from rwjax.ssl import wave_batches
 from rwjax.waves import frames as frames_lib
 
+P = jax.sharding.PartitionSpec
 Measure = Callable[[int, dict], dict]
 Hook = Callable[[models.SimCLRModel, dict], Measure]  # see the module docstring
 
 
 def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
-  """Every config value the trainer reads, checked once; InputError on the first bad one."""
+  """Every config value the trainer reads, checked once; InputError on the first bad one: each
+  key by its rule (rwjax.defaults.pretrain_rules), then the rules across keys."""
+  S.check(config, defaults.pretrain_rules())
   d, t = config.data, config.train
-
-  def positive(name, value, integer=True):
-    ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else True
-    if not ok or not value > 0:
-      raise InputError(f'config.{name}={value!r} must be a positive '
-                       f'{"integer" if integer else "number"}')
-
-  if not isinstance(t.steps, int) or t.steps < 0:
-    raise InputError(f'config.train.steps={t.steps!r} must be an integer >= 0')
-  for name in ('train.batch_pairs', 'train.log_every', 'train.checkpoint_every',
-               'train.keep_checkpoints', 'data.input_size', 'data.frame_separation'):
-    positive(name, config[name.split('.')[0]][name.split('.')[1]])
-  if isinstance(t.monitor_every, bool) or not isinstance(t.monitor_every, int) or (
-      t.monitor_every < 0):
-    raise InputError(f'config.train.monitor_every={t.monitor_every!r} must be an integer '
-                     '>= 0 (0 = off)')
   if t.batch_pairs % n_devices:
     raise InputError(f'config.train.batch_pairs={t.batch_pairs} is not divisible by the '
                      f'{n_devices} devices; use a multiple of {n_devices}')
-  positive('loss.temperature', config.loss.temperature, integer=False)
-  if d.shuffle not in pairs.SHUFFLES:
-    raise InputError(f'config.data.shuffle={d.shuffle!r} is unknown; use one of {pairs.SHUFFLES}')
-  frames_lib.check_norm(d.movie_norm)
-  validate_protocol(config)
+  if d.batching == 'pairs' and t.epochs:
+    raise InputError("config.train.epochs counts passes over a movie's waves: it needs "
+                     "config.data.batching='waves' (set train.epochs=0 and use train.steps)")
   if d.source == 'sim':
-    waves.get_model(d.simulator)
-    for name in ('sim_size', 'retinas_per_device', 'frames_per_step', 'buffer_frames',
-                 'sim_groups'):
-      positive('data.' + name, d[name])
+    if d.batching == 'waves':  # the figures: docs/training.md
+      raise InputError(
+          "config.data.batching='waves' needs config.data.source='file': a whole-wave batch of "
+          'data.wave_batch_frames frames needs far more finished waves than the on-device '
+          'retinas produce per step, so successive batches would repeat nearly the same waves. '
+          'Write a movie with `python -m rwjax.waves simulate` (see configs/pretrain_paper.py), '
+          "or keep batching='pairs' for the on-device simulator")
     if d.retinas_per_device % d.sim_groups:
       raise InputError(f'config.data.sim_groups={d.sim_groups} must divide '
                        f'config.data.retinas_per_device={d.retinas_per_device}')
@@ -90,45 +78,18 @@ def validate(config: ml_collections.ConfigDict, n_devices: int) -> None:
     if d.frame_separation >= d.buffer_frames:
       raise InputError(f'config.data.frame_separation={d.frame_separation} must be smaller '
                        f'than config.data.buffer_frames={d.buffer_frames}')
-    if d.warmup_s < 0 or d.calibration_s <= 0:
-      raise InputError('config.data.warmup_s must be >= 0 and config.data.calibration_s > 0')
-    if d.wave_labels not in sources.WAVE_LABELS:
-      raise InputError(f'config.data.wave_labels={d.wave_labels!r} is unknown; use one of '
-                       f'{sources.WAVE_LABELS}')
-    positive('data.min_wave_size', d.min_wave_size)
-    if not isinstance(d.label_delay, int) or isinstance(d.label_delay, bool) or d.label_delay < 0:
-      raise InputError(f'config.data.label_delay={d.label_delay!r} must be an integer >= 0 '
-                       '(frames simulated ahead of those returned, so their labels settle)')
-  elif d.source == 'file':
-    if not d.movie:
-      raise InputError("config.data.source='file' needs --config.data.movie=PATH.npy")
-    placement.check_config(d.placement, d.device_bytes, d.stream_steps)
-    if d.movie_format != 'saved':
-      _validate_recorded(config)
-  else:
-    raise InputError(f"config.data.source={d.source!r} is unknown; use 'sim' or 'file'")
+  elif not d.movie:
+    raise InputError("config.data.source='file' needs --config.data.movie=PATH.npy")
+  elif d.movie_format != 'saved':
+    _validate_recorded(config)
 
 
 def _validate_recorded(config: ml_collections.ConfigDict) -> None:
-  """config.data.recorded (source='file' with recordings): values, and every movie's and
-  interval file's header, so that a bad file fails before the workdir is touched."""
+  """config.data.recorded (source='file' with recordings): the keys that need each other, and
+  every movie's and interval file's header, so that a bad file fails before the workdir is
+  touched."""
   from rwjax.waves import dataset, readers  # host-side only
   d, r = config.data, config.data.recorded
-  if d.movie_format != 'auto' and d.movie_format not in readers.FORMATS:
-    raise InputError(f"config.data.movie_format={d.movie_format!r} is unknown; use 'saved', "
-                     f"'auto' or one of {readers.FORMATS}")
-  if r.minmax not in dataset.MINMAX:
-    raise InputError(f'config.data.recorded.minmax={r.minmax!r} is unknown; use one of '
-                     f'{dataset.MINMAX}')
-  bad_rot = [a for a in r.rotations if a not in (90, 180, 270)]
-  if bad_rot:
-    raise InputError(f'config.data.recorded.rotations has {bad_rot}; use 90, 180 and/or 270')
-  for name in ('dff_window_s', 'frame_dt', 'pixel_mm', 'background_s', 'smooth_s', 'smooth_mm'):
-    if not (isinstance(r[name], (int, float)) and r[name] >= 0):
-      raise InputError(f'config.data.recorded.{name}={r[name]!r} must be a number >= 0')
-  for name in ('min_size', 'chunk_frames'):
-    if not (isinstance(r[name], int) and r[name] >= 1):
-      raise InputError(f'config.data.recorded.{name}={r[name]!r} must be an integer >= 1')
   needs_dt = [n for n in ('dff_window_s', 'background_s', 'smooth_s') if r[n] > 0]
   if needs_dt and not r.frame_dt > 0:
     raise InputError(f'config.data.recorded.{needs_dt[0]} is in seconds: set '
@@ -158,21 +119,20 @@ def _validate_recorded(config: ml_collections.ConfigDict) -> None:
 
 
 def recorded_dataset(config: ml_collections.ConfigDict):
-  """The recordings of config.data as network input (rwjax.waves.dataset.Dataset)."""
+  """The recordings of config.data as network input (rwjax.waves.dataset.Dataset): each
+  config.data.recorded key is the load_dataset argument of its name."""
   from rwjax.waves import dataset  # host-side only
-  d, r = config.data, config.data.recorded
-  return dataset.load_dataset(
-      d.movie, out_size=d.input_size, fmt=d.movie_format, key=r.key, axes=r.axes,
-      zscore=r.zscore, minmax=r.minmax, dff_window_s=r.dff_window_s, frame_dt=r.frame_dt,
-      pixel_mm=r.pixel_mm, rotations=tuple(r.rotations), intervals=r.intervals,
-      threshold=d.threshold, background_s=r.background_s, detect_dff=r.detect_dff,
-      smooth_s=r.smooth_s, smooth_mm=r.smooth_mm, min_size=r.min_size,
-      chunk_frames=r.chunk_frames, norm=d.movie_norm)
+  d = config.data
+  return dataset.load_dataset(d.movie, out_size=d.input_size, fmt=d.movie_format,
+                              threshold=d.threshold, norm=d.movie_norm,
+                              **{**d.recorded, 'rotations': tuple(d.recorded.rotations)})
 
 
 def build_source(config: ml_collections.ConfigDict) -> sources.Source:
   """The frame source named by config.data (read here, once)."""
   d = config.data
+  model = waves.get_model(d.simulator)  # a saved movie's units too, without a threshold
+  threshold = d.threshold if d.threshold is not None else model.THRESHOLD
   if d.source == 'file' and d.movie_format != 'saved':  # recordings (rwjax.waves.dataset)
     data = recorded_dataset(config)
     return placed_source(config, data.movie, data.labels)
@@ -190,12 +150,10 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
         raise InputError(f'labels {d.labels} have shape {labels.shape}; the movie needs one '
                          f'label per frame, {movie.shape[:2]}')
       labels = labels.reshape(movie.shape[:2])
-    else:  # find the waves (in the units of config.data.simulator unless a threshold is set)
-      threshold = d.threshold if d.threshold is not None else waves.get_model(d.simulator).THRESHOLD
+    else:  # find the waves
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     x = frames_lib.to_network_input(jnp.asarray(movie), d.input_size, 1, d.movie_norm)[..., 0]
     return placed_source(config, np.asarray(x), labels)
-  model = waves.get_model(d.simulator)
   given = dict(d.sim_params.get(d.simulator, {}))
   fields = [f for f in model.Params._fields if f != 'size']
   unknown = [k for k in given if k not in fields]
@@ -207,29 +165,32 @@ def build_source(config: ml_collections.ConfigDict) -> sources.Source:
       model=model, params=params, input_size=d.input_size, retinas=d.retinas_per_device,
       frames_per_step=d.frames_per_step, buffer_frames=d.buffer_frames,
       groups=d.sim_groups, warmup_s=d.warmup_s, calibration_s=d.calibration_s,
-      threshold=d.threshold if d.threshold is not None else model.THRESHOLD,
-      active_fraction=d.active_fraction, wave_labels=d.wave_labels,
+      threshold=threshold, active_fraction=d.active_fraction, wave_labels=d.wave_labels,
       label_delay=d.label_delay, min_wave_size=d.min_wave_size, norm=d.movie_norm)
 
 
 def placed_source(config: ml_collections.ConfigDict, movie: np.ndarray, labels: np.ndarray):
   """The file source of movie f32[B, T, h, w] and labels i32[B, T], placed as
   config.data.placement says: copied to every device, sharded over them, or streamed from the
-  host (rwjax.ssl.placement); with its whole-wave schedule for data.batching='waves'."""
+  host (rwjax.ssl.placement); with its whole-wave schedule for data.batching='waves' (made
+  here, so that bad labels fail before the workdir is touched)."""
   d, n = config.data, jax.device_count()
   where, layout = placement.choose(d.placement, movie, labels, n, d.device_bytes)
-  if where == 'replicated':
-    return wave_batched(config, sources.make_file_source(movie, labels))
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   args = dict(budget=d.wave_batch_frames, val_fraction=d.val_fraction, seed=config.seed,
               order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0], n_devices=n)
   if d.batching == 'waves':
     if where == 'stream':
       source, schedule = placement.stream_schedule(movie, labels, d.device_bytes, mesh, **args)
-    else:
+    elif where == 'sharded':
       source = placement.sharded_source(movie, labels, layout)
       schedule = placement.sharded_schedule(np.asarray(source.inputs[1]), layout, **args)
+    else:
+      source = sources.make_file_source(movie, labels)
+      schedule = wave_batches.make_schedule(np.asarray(source.inputs[1]), **args)
     return with_wave_plan(source, schedule, n)
+  if where == 'replicated':
+    return sources.make_file_source(movie, labels)
   if where == 'stream':
     source = placement.stream_source(movie, labels, layout, d.device_bytes, d.stream_steps, mesh)
     rows, what = source.feed.c, 'a streamed chunk'
@@ -293,50 +254,8 @@ def make_batch_fn(source: sources.Source, config: ml_collections.ConfigDict,
 
   if d.batching == 'waves' and getattr(source, 'schedule', None) is None:
     raise InputError("config.data.batching='waves' is not available for this source; its "
-                     'labels must go through trainer.wave_batched')
+                     'labels must go through trainer.placed_source')
   return wave_batch_fn if d.batching == 'waves' else batch_fn
-
-
-def validate_protocol(config: ml_collections.ConfigDict) -> None:
-  """The paper's-protocol keys: loss.denominator, data.batching and its wave keys, train.epochs."""
-  d, t = config.data, config.train
-  if config.loss.denominator not in loss_lib.DENOMINATORS:
-    raise InputError(f'config.loss.denominator={config.loss.denominator!r} is unknown; use one of '
-                     f"{loss_lib.DENOMINATORS} ('negatives' is the paper's)")
-  if d.batching not in wave_batches.BATCHINGS:
-    raise InputError(f'config.data.batching={d.batching!r} is unknown; use one of '
-                     f"{wave_batches.BATCHINGS} ('waves' is the paper's)")
-  if not isinstance(t.epochs, int) or isinstance(t.epochs, bool) or t.epochs < 0:
-    raise InputError(f'config.train.epochs={t.epochs!r} must be an integer >= 0')
-  if d.batching == 'pairs':
-    if t.epochs:
-      raise InputError("config.train.epochs counts passes over a movie's waves: it needs "
-                       "config.data.batching='waves' (set train.epochs=0 and use train.steps)")
-    return
-  if d.source == 'sim':
-    raise InputError(WAVES_FROM_SIM)
-  if (not isinstance(d.wave_batch_frames, int) or isinstance(d.wave_batch_frames, bool)
-      or d.wave_batch_frames < 1):
-    raise InputError(f'config.data.wave_batch_frames={d.wave_batch_frames!r} must be a positive '
-                     'integer (the paper: 3000)')
-  if not isinstance(d.val_fraction, (int, float)) or not 0 <= d.val_fraction < 1:
-    raise InputError(f'config.data.val_fraction={d.val_fraction!r} must be in [0, 1) (the paper: '
-                     '0.2 of simulated waves, 0.1 of recorded)')
-  if d.wave_order not in wave_batches.ORDERS:
-    raise InputError(f'config.data.wave_order={d.wave_order!r} is unknown; use one of '
-                     f'{wave_batches.ORDERS}')
-
-
-# Why not from the stream (measured, see the notes): a batch of > 3,000 frames needs ~165 whole
-# Lansdell waves (18 labelled frames each) while 128 retinas finish ~8 per step, so the buffer
-# (>= 85 frames to hold the longest, 8.4 s, wave) would hand out nearly the same waves step after
-# step; Godfrey retinas finish ~0.2 per step. A movie gives the paper's epochs instead.
-WAVES_FROM_SIM = (
-    "config.data.batching='waves' needs config.data.source='file': a whole-wave batch of "
-    'data.wave_batch_frames frames needs far more finished waves than the on-device retinas '
-    'produce per step, so successive batches would repeat nearly the same waves. Write a movie '
-    "with `python -m rwjax.waves simulate` (see configs/pretrain_paper.py), or keep "
-    "batching='pairs' for the on-device simulator")
 
 
 class WaveSource(NamedTuple):
@@ -377,27 +296,14 @@ def with_wave_plan(source: sources.Source, schedule: wave_batches.Schedule,
 
 def put_plan(state: train_step_lib.TrainState, plan: wave_batches.WavePlan, mesh):
   """`state` with `plan` (host arrays [capacity]) in its source's plan slot, split over 'data'."""
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  sharding = jax.sharding.NamedSharding(mesh, P('data'))
   put = lambda x: x if isinstance(x, jax.Array) else jax.make_array_from_callback(
       x.shape, sharding, lambda i: x[i])  # (a streamed plan is on the devices already)
   return state.replace(source=(state.source[0], type(plan)(*map(put, plan))))
 
 
-def wave_batched(config: ml_collections.ConfigDict, source: sources.Source):
-  """A file source as is, or with whole-wave batches (config.data.batching='waves'): the plan is
-  made here, from the source's labels, so bad input fails before the workdir is touched."""
-  d = config.data
-  if d.batching != 'waves':
-    return source
-  schedule = wave_batches.make_schedule(
-      np.asarray(source.inputs[1]), budget=d.wave_batch_frames, val_fraction=d.val_fraction,
-      seed=config.seed, order=d.wave_order, temporal=pairs.control_parts(d.shuffle)[0],
-      n_devices=jax.device_count())
-  return with_wave_plan(source, schedule, jax.device_count())
-
-
 class NonFiniteLoss(Exception):
-  pass
+  """A step's loss or gradient norm is not finite."""
 
 
 def _check_finite(pending: list) -> None:
@@ -411,7 +317,6 @@ def _check_finite(pending: list) -> None:
 
 def source_init(source: sources.Source, mesh):
   """source.init over the mesh: f(key, *inputs) -> every device's state (P('data'))."""
-  P = jax.sharding.PartitionSpec
   spec = P('data') if source.sharded else P()
   return jax.jit(jax.shard_map(source.init, mesh=mesh,
                                in_specs=(P(),) + (spec,) * len(source.inputs),
@@ -422,20 +327,19 @@ def init_state(model, tx, source: sources.Source, mesh, seed: int,
                image_size: int) -> train_step_lib.TrainState:
   """Fresh state: the source initialised on every device (its own retinas and RNG
   stream), the replicated parts placed beside it."""
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  replicated = jax.sharding.NamedSharding(mesh, P())
   key_source, key_state = jax.random.split(jax.random.PRNGKey(seed))
   state = train_step_lib.create_train_state(model, tx, key_state, image_size, source=None)
   state = jax.device_put(state, replicated)
   inputs = [jax.device_put(x, replicated) for x in source.inputs] if not source.sharded else [
-      jax.make_array_from_callback(x.shape, jax.sharding.NamedSharding(
-          mesh, jax.sharding.PartitionSpec('data')), lambda i, x=x: np.asarray(x[i]))
+      jax.make_array_from_callback(x.shape, jax.sharding.NamedSharding(mesh, P('data')),
+                                   lambda i, x=x: np.asarray(x[i]))
       for x in source.inputs]  # each device receives only its shard
   return state.replace(source=source_init(source, mesh)(key_source, *inputs))
 
 
 def source_step(source: sources.Source, mesh):
   """The source's per-step advance alone, jitted over the mesh (to time the simulator)."""
-  P = jax.sharding.PartitionSpec
   return jax.jit(jax.shard_map(lambda s: source.advance(s)[0], mesh=mesh,
                                in_specs=P('data'), out_specs=P('data')))
 
@@ -495,15 +399,17 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   n_devices = jax.device_count()
   validate(config, n_devices)
   lead = jax.process_index() == 0
+  log = (lambda text: print(text, flush=True)) if lead else (lambda text: None)
 
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   model = models.create_model(**config.model)
+  source = build_source(config)
+  n_steps = run_steps(config, source)  # epochs of whole-wave batches: the lr schedule spans them
   o, t = config.optim, config.train
   schedule_args = dict(name=o.name, lr=o.lr, batch_pairs=t.batch_pairs,
-                       warmup_steps=o.warmup_steps, total_steps=max(t.steps, 1),
+                       warmup_steps=o.warmup_steps, total_steps=max(n_steps, 1),
                        schedule=o.schedule)
   tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
-  source = build_source(config)
   # Only now, with the model, optimizer and source built (every input checked), may the
   # workdir change: a run that fails on bad input leaves the workdir's config.json as it was.
   checkpoint.check_workdir(workdir)
@@ -513,26 +419,18 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
-  n_steps = run_steps(config, source)
-  if n_steps != t.steps:  # epochs of whole-wave batches: the lr schedule spans them
-    schedule_args['total_steps'] = max(n_steps, 1)  # (the optimizer's state is the same)
-    tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
 
-  # The hooks start from the run's initial network. Every process measures (local devices
-  # only, no collectives), so that none waits for process 0 at the next collective.
-  measures = []
-  if t.monitor_every and t.monitor_every <= n_steps:
-    measures = [hook(model, variables_of(state)) for hook in hooks]
+  # From the run's initial network, on every process (module docstring).
+  measures = ([hook(model, variables_of(state)) for hook in hooks]
+              if t.monitor_every and t.monitor_every <= n_steps else [])
   mngr = checkpoint.manager(workdir, t.keep_checkpoints)
   saveable = lambda s: s.replace(source=source.checkpoint_view(s.source))
   restored = checkpoint.restore(mngr, saveable(state))
   if restored is not None:
     state = restored.replace(source=source.restore_view(state.source, restored.source))
   start = int(state.step)
-  if lead:
-    what = f'resuming from step {start}' if restored is not None else 'starting'
-    print(f'{what}: {n_devices} device(s), {jax.devices()[0].platform}, init {init_s:.1f}s',
-          flush=True)
+  what = f'resuming from step {start}' if restored is not None else 'starting'
+  log(f'{what}: {n_devices} device(s), {jax.devices()[0].platform}, init {init_s:.1f}s')
   if t.steps == 0 and restored is None:
     checkpoint.save(mngr, 0, saveable(state))  # the random-init baseline
   if start >= n_steps:
@@ -541,18 +439,17 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     return state
 
   batch_fn = make_batch_fn(source, config, t.batch_pairs // n_devices)
+  loss_args = dict(temperature=config.loss.temperature, denominator=config.loss.denominator,
+                   separation=config.data.frame_separation)
   step_fn = train_step_lib.make_train_step(
-      model, tx, mesh, batch_fn, temperature=config.loss.temperature,
-      separation=config.data.frame_separation, denominator=config.loss.denominator,
-      learning_rate_fn=optim.make_schedule(**schedule_args))
+      model, tx, mesh, batch_fn, learning_rate_fn=optim.make_schedule(**schedule_args),
+      **loss_args)
   sim_s = time_call(source_step(source, mesh), state.source)
   schedule = getattr(source, 'schedule', None)  # whole-wave batches: the loop feeds each plan
   feed = getattr(source, 'feed', None)  # a host-streamed movie: the loop feeds its chunks
   if schedule is not None:
     plans, val_plans = schedule.plans_from(start), schedule.validation()
-    eval_fn = train_step_lib.make_eval_step(
-        model, mesh, batch_fn, temperature=config.loss.temperature,
-        separation=config.data.frame_separation, denominator=config.loss.denominator)
+    eval_fn = train_step_lib.make_eval_step(model, mesh, batch_fn, **loss_args)
   views_per_step = schedule.capacity if schedule is not None else 2 * t.batch_pairs
 
   # One process: our SIGTERM handler. Several: JAX's preemption sync (started by
@@ -579,8 +476,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t_first
         progress = metrics_lib.Progress(n_steps, done, enabled=lead)  # rates exclude compilation
-        if lead:
-          print(f'first step (compilation) {compile_s:.1f}s', flush=True)
+        log(f'first step (compilation) {compile_s:.1f}s')
       preempted = stop['signal'] or (config.multihost and mngr.reached_preemption(done))
       if done % t.log_every == 0 or done == n_steps or preempted:
         _check_finite(pending)
@@ -601,17 +497,14 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       if schedule is not None and epoch_end and val_plans:  # the paper's per-epoch val loss
         vals = {'epoch': epoch + 1, **validation_loss(eval_fn, state, val_plans, mesh)}
         writer.write(done, vals)
-        if lead:
-          print(f"epoch {epoch + 1}: validation loss {vals['val_loss']:.4g} (running "
-                f"statistics), {vals['val_loss_batch']:.4g} (batch statistics), "
-                f"{vals['val_anchors']} anchors", flush=True)
+        log(f"epoch {epoch + 1}: validation loss {vals['val_loss']:.4g} (running statistics), "
+            f"{vals['val_loss_batch']:.4g} (batch statistics), {vals['val_anchors']} anchors")
       if done % t.checkpoint_every == 0 or done == n_steps or preempted:
         _check_finite(pending)
         checkpoint.save(mngr, done, saveable(state))
         last_good = done
       if preempted:
-        if lead:
-          print(f'preempted: saved step {done}, exiting', flush=True)
+        log(f'preempted: saved step {done}, exiting')
         break
   except NonFiniteLoss as e:
     mngr.wait_until_finished()

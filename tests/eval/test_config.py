@@ -17,27 +17,19 @@ from rwjax.eval import evals
 PRESET = 'paper_digits'  # every eval type, class sets, BatchNorm modes
 
 
-def _preset() -> ml_collections.ConfigDict:
-  return defaults.config_file('evaluate', PRESET)
-
-
 def _set(config, dotted: str, value) -> None:
   *parents, last = dotted.split('.')
-  for p in parents:
-    config = config[p]
-  with config.ignore_type():
-    config[last] = value
+  node = S.get(config, '.'.join(parents)) if parents else config
+  with node.ignore_type():
+    node[last] = value
 
 
 def _names_real_keys(config, message: str) -> None:
-  """Every config.<dotted key> the message names is a key of the config."""
+  """Every config.<dotted key> the message names is a key of the config (S.get raises)."""
   named = re.findall(r'\bconfig\.([A-Za-z_][\w.]*)', message)
   assert named, message
   for dotted in named:
-    node = config
-    for part in dotted.rstrip('.').split('.'):
-      assert isinstance(node, ml_collections.ConfigDict) and part in node, (dotted, message)
-      node = node[part]
+    S.get(config, dotted.rstrip('.'))
 
 
 _ROWS = ([('', k, v) for k, v in S.bad_values(defaults.evaluate_rules())]
@@ -50,7 +42,7 @@ _ROWS = ([('', k, v) for k, v in S.bad_values(defaults.evaluate_rules())]
 
 @pytest.mark.parametrize('prefix, key, bad', _ROWS, ids=[p + k for p, k, _ in _ROWS])
 def test_every_key_refuses_a_bad_value_in_one_line_naming_it(prefix, key, bad):
-  config = _preset()
+  config = defaults.config_file('evaluate', PRESET)
   evaluate.validate_evals(config)  # the preset is valid
   _set(config, prefix + key, bad)
   with pytest.raises(InputError) as e:
@@ -59,22 +51,17 @@ def test_every_key_refuses_a_bad_value_in_one_line_naming_it(prefix, key, bad):
   _names_real_keys(config, str(e.value))
 
 
-def _adapt_without_source(c):
-  c.evals.probes.batchnorm, c.adapt.source = ('running', 'adapt'), ''
-
-
-def _no_task(c):
-  c.evals.paper_probes.classification.sources = c.evals.paper_probes.invariance.transforms = ()
-
-
 _ACROSS = [
     ('no evals', lambda c: _set(c, 'evals', ml_collections.ConfigDict()), 'config.evals is empty'),
     ('unknown kind', lambda c: _set(c, 'evals.paper_manifolds.kinds', ('translate', 'shear')),
      r"config.evals.paper_manifolds.kinds=.*\['shear'\] is no kind.*classes \('class_digits',\)"),
-    ('adapt without source', _adapt_without_source, 'config.adapt.source is empty'),
+    ('adapt without source', lambda c: c.update({'adapt': {'source': ''}, 'evals': {
+        'probes': {'batchnorm': ('running', 'adapt')}}}), 'config.adapt.source is empty'),
     ('frames min > max', lambda c: _set(c, 'evals.paper_manifolds.waves.frames', (60, 50)),
      r'config.evals.paper_manifolds.waves.frames=\(60, 50\) must be \(min, max\)'),
-    ('no task', _no_task, 'config.evals.paper_probes.*no task'),
+    ('no task', lambda c: c.evals.paper_probes.update({'classification': {'sources': ()},
+                                                       'invariance': {'transforms': ()}}),
+     'config.evals.paper_probes.*no task'),
     ('hue > 0.5', lambda c: _set(c, 'evals.paper_probes.invariance.jitter', (0.5, 0.5, 0.5, 0.6)),
      r'config.evals.paper_probes.invariance.jitter=.*hue'),
     ('unknown layer', lambda c: _set(c, 'evals.probes.layers', 'layer1,layer9'),
@@ -94,7 +81,7 @@ _ACROSS = [
 @pytest.mark.parametrize('change, message', [a[1:] for a in _ACROSS],
                          ids=[a[0] for a in _ACROSS])
 def test_checks_across_keys(change, message):
-  config = _preset()
+  config = defaults.config_file('evaluate', PRESET)
   change(config)
   with pytest.raises(InputError, match=message) as e:
     evaluate.validate(config)
@@ -119,27 +106,21 @@ def test_every_key_of_a_preset_can_be_set_on_the_command_line(preset):
   assert not unreachable, unreachable
 
 
-@pytest.mark.parametrize('where', ['evals.paper_probes.logistc', 'evals.paper_manifolds.waves.cont',
-                                   'evals.paper_manifolds.classes.class_digits.pp'])
-def test_a_misspelt_key_is_named_with_the_keys_there_are(where):
-  config = _preset()
-  _set(config, where, 1)
-  with pytest.raises(InputError, match=rf'config.{re.escape(where)} is not a key here; the keys '
-                     r'are: .*(draws|source)'):
-    evaluate.validate_evals(config)
-
-
-@pytest.mark.parametrize('where, drop', [('evals.paper_manifolds.classes.class_digits', 'split'),
-                                         ('evals.paper_probes', 'draws')])
-def test_a_missing_key_is_one_input_error(where, drop):
-  """A class set or an eval written by hand without one of its keys (e.g. a class set as a
-  dict, as configs/evaluate.py writes them): one line naming the key, not a KeyError."""
-  config = _preset()
-  node = config
-  for p in where.split('.'):
-    node = node[p]
-  del node[drop]
-  with pytest.raises(InputError, match=rf'config.{where}.{drop}'):
+@pytest.mark.parametrize('where, drop', [
+    ('evals.paper_probes.logistc', None), ('evals.paper_manifolds.waves.cont', None),
+    ('evals.paper_manifolds.classes.class_digits.pp', None),
+    # A class set or an eval written by hand without one of its keys (e.g. a class set as a
+    # dict, as configs/evaluate.py writes them): one line naming the key, not a KeyError.
+    ('evals.paper_manifolds.classes.class_digits', 'split'), ('evals.paper_probes', 'draws')])
+def test_a_misspelt_or_missing_key_is_one_input_error_naming_it(where, drop):
+  config = defaults.config_file('evaluate', PRESET)
+  if drop:
+    del S.get(config, where)[drop]
+    message = rf'config.{where}.{drop}'
+  else:
+    _set(config, where, 1)
+    message = rf'config.{re.escape(where)} is not a key here; the keys are: .*(draws|source)'
+  with pytest.raises(InputError, match=message):
     evaluate.validate_evals(config)
 
 
@@ -168,7 +149,7 @@ _BUILT = [
 @pytest.mark.parametrize('name, key, value, message', _BUILT,
                          ids=[f'{n}.{k}' for n, k, _, _ in _BUILT])
 def test_inputs_are_checked_before_any_network_runs(name, key, value, message, eval_context):
-  config = _preset()
+  config = defaults.config_file('evaluate', PRESET)
   _set(config.evals[name], key, value)
   evaluate.validate_evals(config)
   with pytest.raises(InputError, match=message) as e:

@@ -16,29 +16,20 @@ def n_params(tree):
   return sum(x.size for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize('channels,want', [(3, 11_176_512), (1, 11_176_512 - 2 * 64 * 7 * 7)])
-def test_backbone_has_resnet18_parameter_count(channels, want):
-  # torchvision's resnet18 has 11,689,512 parameters, 513,000 of them in the classifier.
-  model = create_model(channels=channels, dtype='float32')
+@pytest.mark.parametrize('channels, bias_last', [(3, True), (1, False)])
+def test_resnet18_and_projector_parameter_counts(channels, bias_last):
+  # torchvision's resnet18 has 11,689,512 parameters, 513,000 of them in the classifier. The
+  # paper's head (src/models.py): nn.Linear(512, 512, bias=False), BatchNorm1d(512) (weight and
+  # bias), nn.Linear(512, 128, bias=bias_last); torchvision counts these by hand as below.
+  model = create_model(dtype='float32', channels=channels, projector_bias_last=bias_last)
   variables = jax.eval_shape(lambda k: init_variables(model, k, 32), KEY)
-  assert n_params(variables['params']['backbone']) == want
+  assert n_params(variables['params']['backbone']) == 11_176_512 - (3 - channels) * 64 * 7 * 7
   proj = variables['params']['projector']
-  assert n_params(proj) == 512 * 512 + 2 * 512 + 512 * 128 + 128
-  assert 'bias' not in proj['hidden0']
-
-
-@pytest.mark.parametrize('bias_last', [True, False])
-def test_projector_bias_last_parameter_count(bias_last):
-  # The paper's head (src/models.py): nn.Linear(512, 512, bias=False), BatchNorm1d(512) (weight
-  # and bias), nn.Linear(512, 128, bias=bias_last); torchvision counts these by hand as below.
-  model = create_model(dtype='float32', projector_bias_last=bias_last)
-  variables = jax.eval_shape(lambda k: init_variables(model, k, 32), KEY)
-  proj = variables['params']['projector']
-  want = 512 * 512 + (512 + 512) + 512 * 128 + (128 if bias_last else 0)
-  assert n_params(proj) == want
-  assert ('bias' in proj['out']) == bias_last
+  assert n_params(proj) == 512 * 512 + (512 + 512) + 512 * 128 + (128 if bias_last else 0)
+  assert ('bias' in proj['out']) == bias_last and 'bias' not in proj['hidden0']
   # The same tree as flax's own init, and a forward pass without the bias.
-  reference = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False), KEY)
+  x = jnp.zeros((1, 32, 32, channels))
+  reference = jax.eval_shape(lambda k: model.init(k, x, train=False), KEY)
   assert jax.tree.structure(variables) == jax.tree.structure(reference)
   small = create_model(width=4, projector=(8, 4), dtype='float32', channels=1,
                        projector_bias_last=bias_last)
@@ -47,44 +38,33 @@ def test_projector_bias_last_parameter_count(bias_last):
   np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, rtol=1e-5)
 
 
-@pytest.mark.parametrize('stem,size,maps', [
-    ('imagenet', 32, [8, 8, 4, 2, 1]),
-    ('cifar', 32, [32, 32, 16, 8, 4]),
-    ('imagenet', 64, [16, 16, 8, 4, 2]),
+@pytest.mark.parametrize('stem, size, dtype, maps', [
+    ('imagenet', 32, 'float32', [8, 8, 4, 2, 1]),
+    ('cifar', 32, 'bfloat16', [32, 32, 16, 8, 4]),
+    ('imagenet', 64, 'auto', [16, 16, 8, 4, 2]),
 ])
-def test_stage_shapes(stem, size, maps):
-  model = create_model(stem=stem, width=4, projector=(8,), dtype='float32')
+def test_stage_shapes_and_compute_dtype(stem, size, dtype, maps):
+  model = create_model(stem=stem, width=4, projector=(16, 8), dtype=dtype)
+  assert model.dtype == (jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)  # auto: CPU
   x = jnp.zeros((2, size, size, 3))
   variables = jax.eval_shape(lambda k: model.init(k, x, train=False), KEY)
-  out = jax.eval_shape(lambda v: layers.read(
-      model.apply(v, x, train=False, mutable=['intermediates'])[1]['intermediates'], x),
-      variables)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+
+  def forward(v):
+    (z, h), state = model.apply(v, x, train=False, mutable=['intermediates'])
+    return z, h, layers.read(state['intermediates'], x)
+
+  z, h, out = jax.eval_shape(forward, variables)
+  assert (z.shape, z.dtype, h.shape, h.dtype) == ((2, 8), jnp.float32, (2, 32), jnp.float32)
   names = ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
-  channels = [4, 4, 8, 16, 32]
-  for name, m, c in zip(names, maps, channels):
-    assert out[name].shape == (2, m, m, c), name
-    assert out[name].dtype == jnp.float32
+  for name, m, c in zip(names, maps, [4, 4, 8, 16, 32]):
+    assert (out[name].shape, out[name].dtype) == ((2, m, m, c), jnp.float32), name
   assert out['pooled'].shape == (2, 32)
 
 
-@pytest.mark.parametrize('dtype', ['bfloat16', 'auto'])
-def test_compute_dtype_params_and_outputs(dtype):
-  model = create_model(width=4, projector=(16, 8), dtype=dtype, channels=1)
-  assert model.dtype == (jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)  # auto: CPU
-  x = jnp.zeros((2, 16, 16, 1))
-  variables = jax.eval_shape(lambda k: model.init(k, x, train=False), KEY)
-  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
-  z, h = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
-  assert (z.shape, z.dtype, h.shape, h.dtype) == ((2, 8), jnp.float32, (2, 32), jnp.float32)
-
-
-@pytest.mark.parametrize('kwargs,match', [
-    ({'stem': 'vgg'}, 'stem'), ({'width': 0}, 'width'), ({'width': 3.5}, 'width'),
-    ({'dtype': 'float16'}, 'dtype'), ({'channels': 2}, 'channels'),
-    ({'projector': ()}, 'projector'),
-    ({'projector': (512, -1)}, 'projector'),
-    ({'projector_bias_last': 'no'}, 'projector_bias_last'),
-    ({'conv': 'cudnn'}, 'model conv'),
+@pytest.mark.parametrize('kwargs,match', [  # every key's rule: tests/test_train.py
+    ({'stem': 'vgg'}, "config.model.stem='vgg' must be one of"),
+    ({'projector': [512, -1]}, r'config.model.projector=\(512, -1\) must be a tuple'),
 ])
 def test_create_model_rejects_bad_values(kwargs, match):
   with pytest.raises(InputError, match=match):
@@ -167,7 +147,6 @@ def test_init_variables_draws_torchvision_initialisation():
   model = create_model(dtype='float32', projector=(512, 128))
   variables = jax.jit(init_variables, static_argnums=(0, 2))(model, KEY, 32)
   reference = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False), KEY)
-  assert jax.tree.structure(variables) == jax.tree.structure(reference)
   assert jax.tree.map(lambda a: (a.shape, a.dtype), variables) == jax.tree.map(
       lambda a: (a.shape, a.dtype), reference)
   block = variables['params']['backbone']['layer3_block0']
