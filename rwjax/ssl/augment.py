@@ -36,18 +36,8 @@ def gaussian_noise(key: jax.Array, views: jax.Array, std: float) -> jax.Array:
 
 def augment(key: jax.Array, views: jax.Array, *, max_shift: int = 0, flip: bool = False,
             noise_std: float = 0.0) -> jax.Array:
-  """Applies translation (if max_shift > 0), flip (if flip) and noise (if noise_std > 0).
-
-  Args:
-    key: PRNG key u32[2].
-    views: f32[N, H, W, C].
-    max_shift: largest translation in pixels (0 = off).
-    flip: random horizontal flips.
-    noise_std: Gaussian pixel noise standard deviation (0 = off).
-
-  Returns:
-    f32[N, H, W, C]; `views` itself when everything is off.
-  """
+  """views f32[N, H, W, C] translated by up to max_shift pixels (if > 0), flipped (if flip) and
+  with noise of std noise_std (if > 0), under key u32[2]; `views` itself when everything is off."""
   if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
     raise InputError(f'augmentation max_shift {max_shift!r} must be an integer >= 0')
   if not noise_std >= 0:

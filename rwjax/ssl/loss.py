@@ -2,32 +2,19 @@
 
 Every view carries `wave_id` (which wave, unique across the global batch), `frame_idx` (its frame
 position in that wave's movie) and `valid` (False for padding and views without wave activity).
-For anchor i:
+For anchor i, with s the cosine similarity (z is L2-normalised) and only valid views counted:
 
   pos(i) = {j != i : wave_id[j] == wave_id[i] and |frame_idx[j] - frame_idx[i]| == separation}
   neg(i) = {k : wave_id[k] != wave_id[i]}
   L_i = -log( sum_{j in pos(i)} exp(s_ij / tau) / sum_{k in D(i)} exp(s_ik / tau) )
 
-with s the cosine similarity (z is L2-normalised) and only valid views in pos and neg. Other frames
-of the anchor's own wave (and the anchor itself) are never positives or negatives. The
-denominator D(i) is chosen with `denominator`:
-
-  'negatives'  D(i) = neg(i): the paper's (src/losses.py, SimCLR_Loss with
-               chop_variable_waves_size_into_segments: its negative mask zeroes the whole block of
-               the anchor's wave, so only frames of other waves are summed). With whole-wave
-               batches most frames have two positives (i - s and i + s). The loss can be
-               negative (the numerator is not part of the denominator); that is not an error.
-  'all'        D(i) = pos(i) U neg(i): SimCLR's NT-Xent form (positives in the denominator). With
-               exactly one positive per view (two views per wave, `separation` frames apart) this
-               is the usual two-view NT-Xent; rwjax's behaviour before the paper's loss existed.
-
-The loss is the mean of L_i over anchors: valid views with at least one positive (the paper
-drops the others the same way) and, for 'negatives', at least one negative (without one L_i is
--inf; the paper's code would return inf/NaN for such a batch).
-
-`simclr_loss` works on one batch; `sharded_simclr_loss` runs inside `jax.shard_map`: each device
-scores its local anchors against the all-gathered global batch and the result is the global mean,
-identical on every device.
+Other frames of the anchor's own wave (and the anchor itself) are neither. The denominator D(i)
+is neg(i) for `denominator='negatives'` (the paper's; the loss can be negative, which is not an
+error) and pos(i) U neg(i) for 'all' (NT-Xent; with two views per wave, the usual two-view form).
+The loss is the mean of L_i over anchors: valid views with at least one positive and, for
+'negatives', at least one negative (L_i is -inf without one). `simclr_loss` scores one batch;
+`sharded_simclr_loss`, inside `jax.shard_map`, each device's anchors against the all-gathered
+global batch (the global mean, the same on every device). Bad settings raise InputError.
 """
 
 import jax
@@ -49,14 +36,14 @@ def _check(temperature: float, separation: int, denominator: str = 'all') -> Non
     raise InputError(f'frame separation {separation!r} must be an integer >= 1')
 
 
-def _anchor_losses(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: jax.Array,
-                   cz: jax.Array, cwave_id: jax.Array, cframe_idx: jax.Array, cvalid: jax.Array,
-                   temperature: float, separation: int,
+def _anchor_losses(anchors: tuple, candidates: tuple, temperature: float, separation: int,
                    denominator: str) -> tuple[jax.Array, jax.Array]:
-  """Sum of L_i over anchors z f32[A, d] scored against candidates cz f32[N, d], and #anchors.
+  """Sum of L_i over anchors (z f32[A, d], wave_id, frame_idx, valid [A]) scored against
+  candidates (the same, [N]), and #anchors.
 
   Self-pairs need no explicit mask: a view has its own wave_id and frame offset 0 != separation.
   """
+  (z, wave_id, frame_idx, valid), (cz, cwave_id, cframe_idx, cvalid) = anchors, candidates
   logits = jnp.dot(z.astype(jnp.float32), cz.astype(jnp.float32).T,
                    precision=jax.lax.Precision.HIGHEST) / temperature
   both = valid[:, None] & cvalid[None, :]
@@ -86,8 +73,8 @@ def simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array, valid: j
     (loss f32[], n_anchors i32[]); loss is 0 when there is no anchor.
   """
   _check(temperature, separation, denominator)
-  total, count = _anchor_losses(z, wave_id, frame_idx, valid, z, wave_id, frame_idx, valid,
-                                temperature, separation, denominator)
+  views = (z, wave_id, frame_idx, valid)
+  total, count = _anchor_losses(views, views, temperature, separation, denominator)
   return total / jnp.maximum(count, 1), count
 
 
@@ -105,9 +92,8 @@ def sharded_simclr_loss(z: jax.Array, wave_id: jax.Array, frame_idx: jax.Array,
     cotangents over devices).
   """
   _check(temperature, separation, denominator)
-  gather = lambda x: jax.lax.all_gather(x, axis_name, tiled=True)
-  total, count = _anchor_losses(z, wave_id, frame_idx, valid, gather(z), gather(wave_id),
-                                gather(frame_idx), gather(valid), temperature, separation,
-                                denominator)
+  views = (z, wave_id, frame_idx, valid)
+  everyone = tuple(jax.lax.all_gather(x, axis_name, tiled=True) for x in views)
+  total, count = _anchor_losses(views, everyone, temperature, separation, denominator)
   count = jax.lax.psum(count, axis_name)
   return jax.lax.psum(total, axis_name) / jnp.maximum(count, 1), count

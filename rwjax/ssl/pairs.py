@@ -1,42 +1,17 @@
 """Positive pairs of wave frames, sampled in-jit from a per-device frame buffer; the controls.
 
-Pairing is the paper's 'chop' mode: a view at frame t of a wave is paired with the frame
-`separation` frames later of the same wave. The controls destroy structure before pairing and are
-selected with `shuffle` (one of SHUFFLES). Each is a temporal part and a spatial part:
+A view at frame t of a wave is paired with the frame `separation` frames later of the same wave
+(the paper's 'chop'). A wave is a label value (>= 0) within one buffer row (one retina). `shuffle`,
+one of SHUFFLES (CONTROLS maps each control to its temporal and spatial part; ALIASES the short
+names), destroys structure before pairing; the temporal permutations are drawn afresh every step
+('temporal_global': over the whole buffer). The controls: docs/training.md, 'On the on-device
+simulator'.
 
-  'none'                  the paper's 'chop' (no control)
-  'temporal_global'       the paper's temporal control (src/data.py,
-                          handling_retinal_wave_shuffling): every wave frame is replaced by a
-                          random wave frame from anywhere (here: the whole buffer, all rows), while
-                          every position keeps its wave label and frame index, so a view's
-                          positives are unrelated frames (usually of other waves)
-  'temporal_within_wave'  each wave's frames are put in a random order within the wave, so a
-                          view's partner is a random other frame of its own wave (weaker: the
-                          positives still share the wave)
-  'spatial_per_frame'     the paper's spatial control: an independent random pixel permutation for
-                          every frame and every channel (`shuffle_pixels_per_frame`, applied by the
-                          caller once the channels exist)
-  'spatial_fixed'         one fixed pixel permutation `perm` (from `make_pixel_perm`, the same for
-                          the whole run) applied to every frame: the spatial layout is scrambled
-                          but identically in every frame, so wave shapes stay learnable
-  'spatiotemporal_global'       temporal_global + spatial_per_frame (the paper's combination)
-  'spatiotemporal_within_wave'  temporal_within_wave + spatial_fixed
-
-Aliases (the names before the paper's controls existed, used by the README and older configs):
-'temporal' = 'temporal_within_wave', 'spatial' = 'spatial_fixed',
-'spatiotemporal' = 'spatiotemporal_within_wave'.
-
-The paper shuffles its (fixed) movie once before training. Here, in a streaming buffer, the
-temporal permutations are drawn afresh every step (a buffer holds different frames every step);
-rwjax.ssl.wave_batches applies them once per run to a file movie, as the paper does.
-
-A wave is a label value within one buffer row (one retina); labels < 0 mean no wave.
-
-Wave id encoding: wave_id = id_offset + r * T + t0, where r is the buffer row, T the buffer length
-and t0 the first frame of row r carrying the wave's label. Ids are unique within a buffer; pass
-id_offset = device_index * R * T to make them unique across devices. frame_idx is the frame's
-position in the (shuffled, for the temporal controls) movie, so the loss's rule "same wave and
-|frame_idx difference| == separation" marks exactly the chopped partners as positives.
+Wave id of a view: id_offset + r * T + t0, with r its buffer row, T the buffer length and t0 the
+first frame of row r carrying the wave's label; unique within a buffer, and across devices with
+id_offset = device_index * R * T. frame_idx is the view's position in the (shuffled) buffer, so
+the loss's rule "same wave and |frame_idx difference| == separation" marks exactly the chopped
+partners as positives.
 """
 
 import jax
@@ -71,11 +46,6 @@ def make_pixel_perm(key: jax.Array, height: int, width: int) -> jax.Array:
   return jax.random.permutation(key, height * width).astype(jnp.int32)
 
 
-def _first_frame(labels: jax.Array) -> jax.Array:
-  """i32[R, T]: the first frame of each frame's row that carries the same label."""
-  return jnp.argmax(labels[:, :, None] == labels[:, None, :], axis=2)
-
-
 def shuffle_pixels_per_frame(keys: jax.Array, views: jax.Array) -> jax.Array:
   """The paper's spatial control: views f32[N, H, W, C], each view and channel permuted by its
   own random pixel permutation drawn from keys u32[N, 2] (the same key, the same permutations)."""
@@ -89,24 +59,18 @@ def shuffle_pixels_per_frame(keys: jax.Array, views: jax.Array) -> jax.Array:
   return jax.vmap(one)(keys, views)
 
 
-def _global_order(key: jax.Array, labels: jax.Array) -> jax.Array:
-  """(row i32[R, T], t i32[R, T]): the buffer frame shown at each position after permuting all
-  wave frames of the buffer together; frames without a wave stay in place."""
+def _shuffled_order(key: jax.Array, labels: jax.Array, temporal: str) -> tuple[jax.Array, ...]:
+  """(row i32[R, T], t i32[R, T]): the buffer frame shown at each position after permuting the
+  wave frames of the whole buffer together ('global') or of each wave ('within_wave'); frames
+  without a wave stay in place."""
   r, t = labels.shape
-  flat = labels.reshape(1, r * t)
-  group = jnp.where(flat >= 0, 0, 1 + jnp.arange(r * t))
+  if temporal == 'within_wave':  # group: the wave's first frame in the row
+    first = jnp.argmax(labels[:, :, None] == labels[:, None, :], axis=2)
+    shown = _order_within_groups(key, jnp.where(labels >= 0, first, t + jnp.arange(t)))
+    return jnp.broadcast_to(jnp.arange(r)[:, None], (r, t)), shown
+  group = jnp.where(labels.reshape(1, r * t) >= 0, 0, 1 + jnp.arange(r * t))
   source = _order_within_groups(key, group).reshape(r, t)
   return source // t, source % t
-
-
-def _within_wave_order(key: jax.Array, labels: jax.Array) -> jax.Array:
-  """i32[R, T]: for each position, the buffer frame shown there after shuffling within waves.
-
-  Positions keep their wave; frames without a wave stay in place.
-  """
-  r, t = labels.shape
-  return _order_within_groups(
-      key, jnp.where(labels >= 0, _first_frame(labels), t + jnp.arange(t)))
 
 
 def _order_within_groups(key: jax.Array, group: jax.Array) -> jax.Array:
@@ -177,13 +141,10 @@ def sample_pairs(key: jax.Array, frames: jax.Array, labels: jax.Array, n_pairs: 
   row = jnp.concatenate([row, row])
   pos = jnp.concatenate([t0, t0 + separation])
 
-  if temporal == 'within_wave':
-    views = frames[row, _within_wave_order(key_time, labels)[row, pos]]
-  elif temporal == 'global':
-    src_row, src_t = _global_order(key_time, labels)
-    views = frames[src_row[row, pos], src_t[row, pos]]
-  else:
-    views = frames[row, pos]
+  src_row, src_t = row, pos
+  if temporal is not None:
+    src_row, src_t = (x[row, pos] for x in _shuffled_order(key_time, labels, temporal))
+  views = frames[src_row, src_t]
   if spatial:
     flat_views = views.reshape((2 * n_pairs, h * w) + views.shape[3:])
     views = flat_views[:, perm].reshape(views.shape)

@@ -8,40 +8,20 @@ A source is a pair of pure per-device functions (called under `shard_map`):
     labels: i32[R, T] wave id of each frame, -1 = no wave; ids are unique across
             retinas and devices, so positives and negatives are decided by id.
 
-`sim`: each device simulates its own R retinas (its own PRNG streams: the key is
-folded with the device index) and keeps a ring buffer of the last T frames; every
-step advances the retinas by `frames_per_step` frames. With `groups` > 1 the retinas
-take turns, one group of R / groups per step: the simulator then costs 1 / groups per
-step while the buffer still holds frames of all R retinas (each frame stays in it
-`groups` times as many steps). A stream has no "whole movie" to normalise over, so the
-transform to network input (rwjax.waves.frames, `norm`) is fixed from a calibration
-stretch of simulation after the warm-up: 'per_retina', per retina (per-pixel z-score
-over time, min-max, block mean-pool); 'paper', block mean-pool first, then one per-pixel
-z-score and one min-max over the calibration frames of every retina on every device.
-Frames outside the calibration range are clipped to [0, 1].
+`sim`: each device simulates its own R retinas (the key folded with the device index) into a ring
+buffer of the last T frames, `frames_per_step` new frames a step (with `groups` > 1, one group of
+R / groups retinas a step). The transform to network input (rwjax.waves.frames, `norm`) is fixed
+from a calibration stretch after the warm-up (a stream has no whole movie to normalise over);
+frames outside its range are clipped to [0, 1]. Wave labels (`wave_labels`, computed in-jit on the
+lattice frames above `threshold`): 'components', rwjax.waves.stats.frame_labels tracked online by
+rwjax.ssl.wave_labels, the frames returned `label_delay` frames late so that their labels settle
+(buffered labels are revised as waves merge); or 'active_fraction', consecutive frames with at
+least `active_fraction` of their pixels active are one wave. See docs/training.md, 'Wave labels in
+the stream'.
 
-`file`: a movie (already transformed, on device once) that is sampled in place.
-Its state holds the movie; `checkpoint_view` drops it from checkpoints. The movie is
-one of the source's `inputs`: host arrays that `init` receives as arguments, each
-device a copy, so that they are not compiled into the program as constants
-(rwjax.ssl.placement shards them over the devices instead, or streams them).
-
-Wave labels inside the stream (`wave_labels`), computed in-jit from the simulator's
-frames at lattice resolution, above `threshold`:
-- 'components' (default): the labels of the host-side wave finder,
-  rwjax.waves.stats.frame_labels (3-D connected components of at least `min_wave_size`
-  pixel-frames; a frame's label is the wave with most pixels in it), tracked frame by
-  frame by rwjax.ssl.wave_labels. The source simulates `label_delay` frames ahead of the
-  frames it returns, so a frame is labelled with that many later frames known (a wave
-  that has just begun is not yet `min_wave_size`; two that will merge are not yet one),
-  and the labels of buffered frames are revised every step as merges happen. On 2
-  simulated Lansdell retinas (150 s after 300 s of warm-up, bench/wave_labels.py) with
-  label_delay=10 they agree with frame_labels to an adjusted Rand index of 0.996 (1 of
-  134 stream waves spans two finder waves); Godfrey: 1.0 (4 waves).
-- 'active_fraction' (the earlier rule): a frame belongs to a wave when at least
-  `active_fraction` of its pixels are above threshold; consecutive such frames of a
-  retina are one wave. It merges coexisting waves (on the same Lansdell retinas:
-  adjusted Rand index 0.09 against frame_labels, 53% of its waves span several).
+`file`: a movie (already network input) sampled in place. It is one of the source's `inputs`, host
+arrays `init` receives as arguments (not compiled in as constants), a copy on every device or
+sharded or streamed by rwjax.ssl.placement; `checkpoint_view` drops it from checkpoints.
 """
 
 from typing import Any, Callable, NamedTuple
@@ -53,8 +33,6 @@ import numpy as np
 from rwjax.ssl import wave_labels as wave_labels_lib
 from rwjax.waves import frames as frames_lib
 
-# Wave ids: (global retina index << _COUNT_BITS) | (wave count or slot mod 2**_COUNT_BITS).
-_COUNT_BITS = wave_labels_lib.SLOT_BITS
 WAVE_LABELS = ('components', 'active_fraction')
 
 
@@ -81,10 +59,6 @@ class SimState(NamedTuple):
   hi: jax.Array      # f32[R] max of the z-scored calibration movie
   turn: jax.Array    # i32[1] steps taken mod groups: the group that advances next
   tracker: Any = None  # wave_labels.Tracker over the T + D frames ('components')
-
-
-def _device_index() -> jax.Array:
-  return jax.lax.axis_index('data')
 
 
 def calibrate(model, sim, params, n_frames: int, chunk: int = 10, norm: str = 'per_retina',
@@ -168,21 +142,11 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
     return x if norm == 'paper' else frames_lib.block_pool(x, input_size)
 
   def wave_id(first, n, local):  # local i32[n, ...] count or slot, -1 = none
-    gid = _device_index() * retinas + first + jnp.arange(n, dtype=jnp.int32)
+    # (global retina index << SLOT_BITS) | (wave count or slot mod 2**SLOT_BITS)
+    bits = wave_labels_lib.SLOT_BITS
+    gid = jax.lax.axis_index('data') * retinas + first + jnp.arange(n, dtype=jnp.int32)
     gid = gid.reshape((n,) + (1,) * (local.ndim - 1))
-    return jnp.where(local >= 0, (gid << _COUNT_BITS) | (local & ((1 << _COUNT_BITS) - 1)), -1)
-
-  def label(state: SimState, movie, first):  # -> (count, active, labels i32[r, F])
-    n = movie.shape[0]  # retinas first .. first + n - 1 of this device
-
-    def one(carry, frame):  # frame: f32[R, H, W]
-      count, active, wave = wave_labels_lib.active_fraction_update(
-          *carry, frame > threshold, active_fraction)
-      return (count, active), wave_id(first, n, wave)
-
-    (count, active), labels = jax.lax.scan(
-        one, (state.count, state.active), jnp.moveaxis(movie, 1, 0))
-    return count, active, jnp.moveaxis(labels, 0, 1)
+    return jnp.where(local >= 0, (gid << bits) | (local & ((1 << bits) - 1)), -1)
 
   def push(state: SimState, n: int, first=0) -> SimState:
     """Advances every retina of `state` by n frames; `state` holds the device's
@@ -191,13 +155,18 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
     buffer = jnp.concatenate([state.buffer[:, n:], transform(state, movie)], axis=1)
     if components:
       tracker = wave_labels_lib.track(state.tracker, movie > threshold)
-      labels = wave_id(first, movie.shape[0],
-                       wave_labels_lib.frame_labels(tracker, min_wave_size))
+      labels = wave_id(first, movie.shape[0], wave_labels_lib.frame_labels(tracker, min_wave_size))
       return state._replace(sim=sim, buffer=buffer, labels=labels, tracker=tracker)
-    count, active, labels = label(state, movie, first)
-    labels = jnp.concatenate([state.labels[:, n:], labels], axis=1)
-    return state._replace(sim=sim, buffer=buffer, labels=labels, count=count,
-                          active=active)
+
+    def one(carry, frame):  # frame: f32[r, H, W]
+      count, active, wave = wave_labels_lib.active_fraction_update(
+          *carry, frame > threshold, active_fraction)
+      return (count, active), wave_id(first, movie.shape[0], wave)
+
+    (count, active), labels = jax.lax.scan(
+        one, (state.count, state.active), jnp.moveaxis(movie, 1, 0))
+    labels = jnp.concatenate([state.labels[:, n:], jnp.moveaxis(labels, 0, 1)], axis=1)
+    return state._replace(sim=sim, buffer=buffer, labels=labels, count=count, active=active)
 
   def push_group(state: SimState, n: int) -> SimState:
     """Advances the group whose turn it is (rows first .. first + size - 1)."""
@@ -210,7 +179,7 @@ def make_sim_source(*, model, params, input_size: int, retinas: int,
     return rows._replace(turn=(state.turn + 1) % groups)
 
   def init(key) -> SimState:
-    key = jax.random.fold_in(key, _device_index())
+    key = jax.random.fold_in(key, jax.lax.axis_index('data'))
     sim = model.init(key, retinas, params)
     sim = model.warmup(sim, warmup_s, params)
     sim, shift, scale, lo, hi = calibrate(model, sim, params, n_cal, norm=norm,
@@ -240,15 +209,16 @@ class FileState(NamedTuple):
   labels: jax.Array  # i32[B, T]
 
 
-def make_file_source(movie, labels) -> Source:
-  """A fixed movie f32[B, T, h, w] (already network input) with labels i32[B, T].
-
-  Every device holds the whole movie; nothing of it is checkpointed.
-  """
+def make_file_source(movie, labels, sharded: bool = False, feed=None) -> Source:
+  """A fixed movie f32[B, T, h, w] (already network input) with labels i32[B, T], nothing of it
+  checkpointed. Every device holds all of it, or with `sharded` (rwjax.ssl.placement; arrays kept
+  as given: lazy shards stay lazy) its part of the leading axis, which a `feed` may replace."""
   def init(key, movie, labels) -> FileState:
     del key
     return FileState(movie, labels)
 
+  if not sharded:
+    movie, labels = np.asarray(movie, np.float32), np.asarray(labels, np.int32)
   return Source(init=init, advance=lambda s: (s, s.movie, s.labels),
                 checkpoint_view=lambda s: {}, restore_view=lambda fresh, saved: fresh,
-                inputs=(np.asarray(movie, np.float32), np.asarray(labels, np.int32)))
+                inputs=(movie, labels), sharded=sharded, feed=feed)

@@ -1,38 +1,19 @@
 """The paper's whole-wave batches for a movie with per-frame wave labels (`data.batching='waves'`).
 
-A batch is every frame of a run of whole waves, added one wave at a time until the batch holds
-more than `budget` frames (`data.wave_batch_frames`, 3,000 in the paper). Every valid frame is an
-anchor; its positives are the frames `separation` positions before and after it in its wave; its
-negatives are all frames of the other waves in the batch (rwjax.ssl.loss).
-
-The waves of a movie are laid out in a *table*: the frames of wave 0 in time order, then those of
-wave 1, ... A wave is a label value within one movie row (labels < 0: no wave); its frames need not
-be consecutive in time (the wave finder labels a frame with its dominant wave). A view's
-`frame_idx` is its table position, so "positives = positions i +- s of the same wave" is the
-paper's rule (its waves are [start, end) intervals of a movie laid end to end, src/train.py).
-
-The waves are split once, at random by `seed`, into training and validation waves (the paper:
-20% of simulated waves held out, 10% of recorded; `data.val_fraction`, floor(n * fraction)
-validation waves like the paper's int()). An epoch is one pass over the training waves in a new
-random order every epoch (`order='shuffled'`; the issue's protocol) or in time order every epoch
-(`order='time'`, the paper's: src/train.py never reshuffles). Where the paper's batching
-(get_retinal_waves_batch_size) differs and we do not follow it:
-  - it also waits for the batch size to be a multiple of 4 (a quirk; the budget rule alone here);
-  - it drops the movie's last training wave every epoch (an off-by-one); every wave is used here;
-  - its last batch of an epoch is smaller; here too, and padded like every batch (below).
-
-Batches have a fixed size, `capacity` = budget + the longest wave (rounded up to a multiple of the
-device count), so that one compiled step serves every batch; unused slots are invalid views that
-repeat the batch's own frames (so that BatchNorm's batch statistics stay those of wave frames).
-
-The temporal controls of rwjax.ssl.pairs are applied to the table once per run, as the paper does
-(it shuffles its movie once, before training; training and validation waves separately):
-'temporal_global' shows at every training position a random training-wave frame (positions keep
-their wave and index: positives become unrelated frames); 'temporal_within_wave' permutes each
-wave's frames within the wave. The spatial controls are applied to the views on device.
-
-Everything here is host-side NumPy: the plan of each step is a few int32[capacity] arrays that the
-training loop puts on the devices before the step (`WavePlan`).
+A batch is every frame of a run of whole waves, added one wave at a time until it holds more than
+`budget` frames (`data.wave_batch_frames`). Every valid frame is an anchor; its positives are the
+frames `separation` positions before and after it in its wave, its negatives the frames of the
+other waves in the batch (rwjax.ssl.loss). The waves are laid end to end in a *table* (wave 0's
+frames in time order, then wave 1's, ...; a wave is a label value >= 0 within one movie row, its
+frames not necessarily consecutive), and a view's `frame_idx` is its table position. The waves are
+split once, by `seed`, into training and validation waves; an epoch passes over the training waves
+in a fresh random order (`order='shuffled'`) or in time order ('time'). Batches have one size,
+`capacity` (budget + the longest wave, a multiple of the device count), so that one compiled step
+serves all; unused slots are invalid views repeating the batch's own frames (BatchNorm's batch
+statistics stay those of wave frames). The temporal controls (rwjax.ssl.pairs) are applied to the
+table once per run (`shown_frames`). Host-side NumPy: a step's plan is a few int32[capacity] arrays
+(`WavePlan`); bad input raises InputError. Where this differs from the paper's batching:
+docs/training.md, 'The paper's training protocol'.
 """
 
 from typing import Iterator, NamedTuple
@@ -97,13 +78,19 @@ def split_waves(n_waves: int, val_fraction: float, seed: int) -> tuple[np.ndarra
   return np.sort(perm[n_val:]).astype(np.int32), np.sort(perm[:n_val]).astype(np.int32)
 
 
-def check_budget(length: np.ndarray, budget: int) -> None:
-  """InputError if a wave is longer than the batch budget (it could never share a batch)."""
-  longest = int(np.max(length))
+def split_table(labels: np.ndarray, budget: int, val_fraction: float, seed: int,
+                order: str) -> tuple[WaveTable, np.ndarray, np.ndarray]:
+  """(table, training waves, validation waves) of labels i32[B, T]; InputError on bad input,
+  e.g. a wave longer than the batch budget (it could never share a batch)."""
+  if order not in ORDERS:
+    raise InputError(f'config.data.wave_order={order!r} is unknown; use one of {ORDERS}')
+  table = wave_table(labels)
+  longest = int(np.max(table.length))
   if longest > budget:
     raise InputError(f'a wave of {longest} frames is longer than the batch budget '
                      f'config.data.wave_batch_frames={budget}; raise the budget above {longest} '
                      '(the paper uses 3000)')
+  return (table, *split_waves(len(table.start), val_fraction, seed))
 
 
 def capacity(length: np.ndarray, budget: int, n_devices: int) -> int:
@@ -128,11 +115,12 @@ def plan_batches(length: np.ndarray, waves: np.ndarray, budget: int) -> list[np.
   return batches
 
 
-def epoch_order(waves: np.ndarray, epoch: int, seed: int, order: str) -> np.ndarray:
-  """The training waves in epoch `epoch`'s order (a fresh permutation per epoch for 'shuffled')."""
+def epoch_order(waves: np.ndarray, epoch: int, seed: int, order: str, *stream: int) -> np.ndarray:
+  """The training waves in epoch `epoch`'s order (a fresh permutation per epoch for 'shuffled';
+  `stream`: further seed words, e.g. a device's index)."""
   if order == 'time':
     return waves
-  return np.random.default_rng([seed, epoch]).permutation(waves)
+  return np.random.default_rng([seed, epoch, *stream]).permutation(waves)
 
 
 def shown_frames(table: WaveTable, groups: list[np.ndarray], temporal: str | None,
@@ -142,29 +130,30 @@ def shown_frames(table: WaveTable, groups: list[np.ndarray], temporal: str | Non
   `groups` are sets of wave indices permuted separately (training and validation waves).
   """
   shown = table.frame.copy()
-  if temporal is None:
-    return shown
-  rng = np.random.default_rng([seed, 7])
-  positions = lambda ws: np.concatenate(
-      [np.arange(table.start[w], table.start[w] + table.length[w]) for w in ws])
   if temporal == 'global':
-    for ws in groups:
-      if len(ws):
-        p = positions(ws)
-        shown[p] = table.frame[rng.permutation(p)]
+    sets = [ws for ws in groups if len(ws)]
   elif temporal == 'within_wave':
-    for w in range(len(table.start)):
-      p = np.arange(table.start[w], table.start[w] + table.length[w])
-      shown[p] = table.frame[rng.permutation(p)]
+    sets = [[w] for w in range(len(table.start))]
+  elif temporal is None:
+    sets = []
   else:
     raise ValueError(f'unknown temporal control {temporal!r}')
+  rng = np.random.default_rng([seed, 7])
+  for ws in sets:
+    p = _positions(table, ws)
+    shown[p] = table.frame[rng.permutation(p)]
   return shown
+
+
+def _positions(table: WaveTable, waves) -> np.ndarray:
+  """The table positions of `waves`, wave by wave."""
+  return np.concatenate([np.arange(table.start[w], table.start[w] + table.length[w])
+                         for w in waves])
 
 
 def batch_plan(table: WaveTable, shown: np.ndarray, waves: np.ndarray, cap: int) -> WavePlan:
   """The slots of one batch made of `waves` (at most `cap` frames in all)."""
-  positions = np.concatenate([np.arange(table.start[w], table.start[w] + table.length[w])
-                              for w in waves])
+  positions = _positions(table, waves)
   n = positions.size
   if n > cap:
     raise ValueError(f'batch of {n} frames exceeds the capacity {cap}')
@@ -174,33 +163,53 @@ def batch_plan(table: WaveTable, shown: np.ndarray, waves: np.ndarray, cap: int)
 
 
 class Schedule(NamedTuple):
-  """Everything the training loop needs to feed whole-wave batches from a movie."""
+  """Everything the training loop needs to feed whole-wave batches from a movie (sharded over
+  the devices: each device batches the waves of its shard, rwjax.ssl.placement)."""
   table: WaveTable
   train: np.ndarray      # i32 training wave indices
   val: np.ndarray        # i32 validation wave indices
   shown: np.ndarray      # i32[N] frame shown at each table position (temporal controls)
-  budget: int
+  budget: int            # frames per batch (sharded: per device's part of it)
   capacity: int
   seed: int
   order: str
+  device: np.ndarray | None = None  # sharded: i32[W] the device holding each wave
+  devices: int = 1                  # sharded: the device count
+
+  def _batches(self, waves: np.ndarray, epoch: int | None) -> list[list[np.ndarray]]:
+    """Per device (one: the whole movie), the waves of each of its batches (epoch None: time
+    order)."""
+    out = []
+    for d in range(self.devices):
+      mine, stream = (waves, ()) if self.device is None else (waves[self.device[waves] == d], (d,))
+      if epoch is not None:
+        mine = epoch_order(mine, epoch, self.seed, self.order, *stream)
+      out.append(plan_batches(self.table.length, mine, self.budget))
+    return out
+
+  def _plans(self, per_device: list[list[np.ndarray]]) -> list[WavePlan]:
+    plans = []
+    for i in range(max(len(b) for b in per_device)):
+      parts = []
+      for d, batches in enumerate(per_device):
+        idle = i >= len(batches)  # no batch left: its slots repeat a batch of its own, invalid
+        waves = (batches or [np.flatnonzero(self.device == d)[:1]])[0 if idle else i]
+        p = batch_plan(self.table, self.shown, waves, self.capacity // self.devices)
+        parts.append(p._replace(valid=p.valid & (not idle)))
+      plans.append(WavePlan(*(np.concatenate(x) for x in zip(*parts))))
+    return plans
 
   def epoch(self, e: int) -> list[WavePlan]:
     """The batches of training epoch e (0-based)."""
-    waves = epoch_order(self.train, e, self.seed, self.order)
-    return [batch_plan(self.table, self.shown, b, self.capacity)
-            for b in plan_batches(self.table.length, waves, self.budget)]
+    return self._plans(self._batches(self.train, e))
 
   def validation(self) -> list[WavePlan]:
     """The validation batches (waves in time order; the same every epoch)."""
-    if not len(self.val):
-      return []
-    return [batch_plan(self.table, self.shown, b, self.capacity)
-            for b in plan_batches(self.table.length, self.val, self.budget)]
+    return self._plans(self._batches(self.val, None))
 
   def steps(self, epochs: int) -> int:
     """Training steps (batches) in the first `epochs` epochs."""
-    waves = lambda e: epoch_order(self.train, e, self.seed, self.order)
-    return sum(len(plan_batches(self.table.length, waves(e), self.budget)) for e in range(epochs))
+    return sum(max(len(b) for b in self._batches(self.train, e)) for e in range(epochs))
 
   def plans_from(self, step: int) -> Iterator[tuple[int, bool, WavePlan]]:
     """(epoch, whether it is the epoch's last batch, plan) of every step from `step` on."""
@@ -217,11 +226,7 @@ class Schedule(NamedTuple):
 def make_schedule(labels: np.ndarray, *, budget: int, val_fraction: float, seed: int,
                   order: str, temporal: str | None, n_devices: int) -> Schedule:
   """The whole-wave schedule of a movie's labels i32[B, T] (InputError on bad input)."""
-  if order not in ORDERS:
-    raise InputError(f'config.data.wave_order={order!r} is unknown; use one of {ORDERS}')
-  table = wave_table(labels)
-  check_budget(table.length, budget)
-  train, val = split_waves(len(table.start), val_fraction, seed)
+  table, train, val = split_table(labels, budget, val_fraction, seed, order)
   shown = shown_frames(table, [train, val], temporal, seed)
   return Schedule(table=table, train=train, val=val, shown=shown, budget=budget,
                   capacity=capacity(table.length, budget, n_devices), seed=seed, order=order)

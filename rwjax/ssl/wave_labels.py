@@ -1,33 +1,18 @@
-"""Wave identity in the on-device stream: rwjax.waves.stats.frame_labels, online.
+"""Wave identity in the on-device stream: rwjax.waves.stats.frame_labels, online, in jit.
 
-The wave finder (rwjax.waves.stats) calls a wave a 3-D connected component, in (t, y, x)
-with face connectivity, of the pixels above threshold, of at least `min_size`
-pixel-frames, and labels each frame with the wave that has the most pixels in it. This
-module computes the same labels frame by frame, in jit, for R retinas at once:
-
-- Tracking. Each new frame's active pixels are split into 2-D components (4-neighbour
-  label propagation inside a `jax.lax.while_loop`, with pointer jumping) seeded by the
-  previous frame: an active pixel that was active in the previous frame starts with that
-  pixel's wave (the time edge of the 3-D face connectivity). A component touching several
-  waves merges them (the smallest slot wins, as two 3-D components joined by one voxel are
-  one); after a merge, further passes spread it through every pixel of the merged waves
-  (they are connected through earlier frames), so chains of merges resolve in one frame.
-  Components touching no wave are new waves.
-- Waves live in SLOTS per-retina slots (handed out in turn; SLOTS is far more than the
-  waves alive in a buffer). `parent` maps every slot to its wave's representative slot and
-  `size` counts each wave's pixel-frames so far.
-- Frame labels. For every frame of the window (the source's buffer) the tracker keeps the
-  slots and pixel counts of its `candidates` largest waves. A frame's label is,
-  among those whose wave has reached `min_size` pixel-frames, the wave with the most
-  pixels (counts of candidates merged since are added), -1 if none. Labels of buffered
-  frames are re-read after every frame, so a later merge or a wave that reaches min_size
-  later relabels frames already in the buffer.
-
-What can still differ from frame_labels on the whole movie: a merge that happens after a
-frame has left the window, a wave that reaches min_size only after it, and frames with
-more components than `candidates`. The source therefore exposes frames only after a delay
-of a few frames (rwjax.ssl.sources, config.data.label_delay). Everything here is pure
-jax.numpy on fixed shapes.
+The wave finder calls a wave a 3-D (t, y, x) face-connected component of above-threshold pixels of
+at least `min_size` pixel-frames and labels each frame with the wave that has most pixels in it.
+Here, for R retinas at once, each new frame's active pixels are split into 4-connected components
+seeded by the previous frame's waves (`components`): a component touching several waves merges
+them (the smallest slot wins, and the merge spreads to every pixel of the merged waves), one
+touching none is a new wave. Waves live in SLOTS per-retina slots (`parent` maps each to its wave's
+representative, `size` counts its pixel-frames). Per window frame the tracker keeps its
+`candidates` largest waves; a frame's label is, among those of at least `min_size`, the one with
+most pixels, -1 if none (`frame_labels`), re-read after every frame, so later merges relabel
+buffered frames. Labels can still differ from frame_labels on the whole movie (a merge, or a wave
+reaching min_size, after the frame left the window; more components than candidates), hence the
+source's `label_delay` (docs/training.md, 'Wave labels in the stream'). Pure jax.numpy on
+fixed shapes.
 """
 
 from typing import NamedTuple
@@ -56,25 +41,21 @@ class Tracker(NamedTuple):
 def init(retinas: int, height: int, width: int, frames: int,
          candidates: int = CANDIDATES) -> Tracker:
   """Nothing seen yet; a window of `frames` frames."""
-  r = retinas
   return Tracker(
-      prev=jnp.full((r, height, width), -1, jnp.int32),
-      parent=jnp.broadcast_to(jnp.arange(SLOTS, dtype=jnp.int32), (r, SLOTS)),
-      size=jnp.zeros((r, SLOTS), jnp.int32),
-      count=jnp.zeros((r,), jnp.int32),
-      cand=jnp.zeros((r, frames, candidates), jnp.int32),
-      cand_n=jnp.zeros((r, frames, candidates), jnp.int32))
+      prev=jnp.full((retinas, height, width), -1, jnp.int32),
+      parent=jnp.broadcast_to(jnp.arange(SLOTS, dtype=jnp.int32), (retinas, SLOTS)),
+      size=jnp.zeros((retinas, SLOTS), jnp.int32),
+      count=jnp.zeros((retinas,), jnp.int32),
+      cand=jnp.zeros((retinas, frames, candidates), jnp.int32),
+      cand_n=jnp.zeros((retinas, frames, candidates), jnp.int32))
 
 
 def _neighbour_min(lab: jax.Array, mask: jax.Array, inf: int) -> jax.Array:
   """Min of each active pixel's label and its 4 neighbours' (i32[R, H, W])."""
-  pad_r = jnp.full_like(lab[:, :1], inf)
-  pad_c = jnp.full_like(lab[:, :, :1], inf)
-  m = jnp.minimum(lab, jnp.concatenate([pad_r, lab[:, :-1]], 1))
-  m = jnp.minimum(m, jnp.concatenate([lab[:, 1:], pad_r], 1))
-  m = jnp.minimum(m, jnp.concatenate([pad_c, lab[:, :, :-1]], 2))
-  m = jnp.minimum(m, jnp.concatenate([lab[:, :, 1:], pad_c], 2))
-  return jnp.where(mask, m, inf)
+  p = jnp.pad(lab, ((0, 0), (1, 1), (1, 1)), constant_values=inf)
+  m = jnp.minimum(jnp.minimum(p[:, :-2, 1:-1], p[:, 2:, 1:-1]),
+                  jnp.minimum(p[:, 1:-1, :-2], p[:, 1:-1, 2:]))
+  return jnp.where(mask, jnp.minimum(lab, m), inf)
 
 
 def _slot_min(values: jax.Array, slots: jax.Array, valid: jax.Array, inf: int) -> jax.Array:
@@ -138,8 +119,8 @@ def components(mask: jax.Array, prev: jax.Array) -> jax.Array:
 def _largest(x: jax.Array, k: int):
   """(values, indices) i32[R, k] of the k largest entries of each row of x i32[R, S] >= 0.
 
-  k rounds of argmax: on CPU, lax.top_k sorts every row (16 x 4,096 slots: ~60 ms a
-  frame); k reductions cost ~1 ms.
+  k rounds of argmax: on CPU, lax.top_k sorts every row and is several times slower
+  (docs/training.md, 'Wave labels in the stream').
   """
   rows = jnp.arange(x.shape[0])
   values, indices = [], []

@@ -13,10 +13,6 @@ from rwjax.ssl.augment import augment, gaussian_noise, random_flip, random_trans
 VIEWS = jax.random.uniform(jax.random.PRNGKey(0), (64, 8, 8, 2))
 
 
-def test_off_is_identity():
-  assert augment(jax.random.PRNGKey(1), VIEWS) is VIEWS
-
-
 def test_translation_is_an_exact_zero_filled_shift():
   out = np.asarray(jax.jit(random_translate, static_argnums=2)(jax.random.PRNGKey(2), VIEWS, 3))
   views = np.asarray(VIEWS)
@@ -52,7 +48,8 @@ def test_noise_has_the_requested_std_and_composes():
   assert both.shape == VIEWS.shape and not np.allclose(both, VIEWS)
 
 
-def test_bad_values_raise():
+def test_off_is_identity_and_bad_values_raise():
+  assert augment(jax.random.PRNGKey(1), VIEWS) is VIEWS
   with pytest.raises(InputError, match='max_shift'):
     augment(jax.random.PRNGKey(0), VIEWS, max_shift=-1)
   with pytest.raises(InputError, match='noise_std'):

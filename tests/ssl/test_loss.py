@@ -11,7 +11,7 @@ from rwjax.ssl.loss import sharded_simclr_loss, simclr_loss
 
 
 def numpy_loss(z, wave, frame, valid, tau, sep, denominator='all'):
-  """L_i = -log(sum_pos exp(s/tau) / sum_D exp(s/tau)), typed from issue 12, in float64.
+  """L_i = -log(sum_pos exp(s/tau) / sum_D exp(s/tau)), written out in float64.
 
   Positives of anchor i: other valid frames of its wave at frame i - sep or i + sep. Negatives:
   valid frames of other waves. D = the negatives ('negatives', the paper's) or the positives and
@@ -84,15 +84,8 @@ def hand_batch():
   return z, wave, frame, valid, want
 
 
-def _sharded_loss(devices, z, wave, frame, valid, **kw):
-  mesh = Mesh(np.array(devices), ('data',))
-  fn = jax.shard_map(lambda *a: sharded_simclr_loss(*a, **kw), mesh=mesh,
-                     in_specs=(P('data'),) * 4, out_specs=(P(), P()))
-  return jax.jit(fn)(z, wave, frame, valid)
-
-
 @pytest.mark.parametrize('denominator', ['negatives', 'all'])
-def test_hand_built_batch_on_1_and_8_devices(denominator):
+def test_hand_built_batch(denominator):
   z, wave, frame, valid, want = hand_batch()
   ref, n_ref = numpy_loss(z, wave, frame, valid, 0.5, 1, denominator)
   assert n_ref == 5
@@ -100,19 +93,10 @@ def test_hand_built_batch_on_1_and_8_devices(denominator):
   got, n = simclr_loss(z, wave, frame, valid, temperature=0.5, denominator=denominator)
   assert n == 5
   np.testing.assert_allclose(got, want[denominator], rtol=1e-6)
-  for devices in (jax.devices()[:1], jax.devices()[:8]):
-    got, n = _sharded_loss(devices, z, wave, frame, valid, temperature=0.5,
-                           denominator=denominator)
-    assert n == 5
-    np.testing.assert_allclose(got, want[denominator], rtol=1e-6)
-
-
-def test_paper_loss_can_be_negative_and_needs_a_negative():
-  z, wave, frame, valid, want = hand_batch()
   assert want['negatives'] < 0  # not an error: the numerator is not part of the denominator
-  # One wave only: no anchor has a negative, so there is no anchor (not -inf).
-  loss, n = simclr_loss(z, np.full(8, 10, np.int32), frame, valid, denominator='negatives')
-  assert n == 0 and loss == 0
+  # One wave only: no anchor has a negative, so there is no 'negatives' anchor (not -inf).
+  loss, n = simclr_loss(z, np.full(8, 10, np.int32), frame, valid, denominator=denominator)
+  assert (n, loss) == (0, 0) if denominator == 'negatives' else n > 0
 
 
 def test_one_positive_per_view_is_two_view_nt_xent():
@@ -138,9 +122,7 @@ def test_invalid_views_are_neither_anchors_nor_candidates():
   z, wave, frame, valid = random_batch(3)
   base, n_base = simclr_loss(z, wave, frame, valid)
   # Changing an invalid view's embedding changes nothing.
-  z2 = z.copy()
-  z2[~valid] = -z2[~valid]
-  got, n_got = simclr_loss(z2, wave, frame, valid)
+  got, n_got = simclr_loss(np.where(valid[:, None], z, -z), wave, frame, valid)
   assert n_got == n_base
   np.testing.assert_allclose(got, base, rtol=1e-6)
   # No positives anywhere: zero loss and zero anchors, finite gradient.
@@ -150,48 +132,36 @@ def test_invalid_views_are_neither_anchors_nor_candidates():
   assert np.all(np.isfinite(grad)) and np.all(grad == 0)
 
 
-def test_bad_settings_raise():
-  z, wave, frame, valid = random_batch(0)
-  with pytest.raises(InputError, match='separation'):
-    simclr_loss(z, wave, frame, valid, separation=0)
-  with pytest.raises(InputError, match='temperature'):
-    simclr_loss(z, wave, frame, valid, temperature=0.0)
-  with pytest.raises(InputError, match="denominator 'nagatives' is unknown"):
-    simclr_loss(z, wave, frame, valid, denominator='nagatives')
+@pytest.mark.parametrize('kw, match', [
+    (dict(separation=0), 'separation'), (dict(temperature=0.0), 'temperature'),
+    (dict(denominator='nagatives'), "denominator 'nagatives' is unknown")])
+def test_bad_settings_raise(kw, match):
+  with pytest.raises(InputError, match=match):
+    simclr_loss(*random_batch(0), **kw)
 
 
-def _sharded_loss_and_grads(devices, w, x, wave, frame, valid):
-  """Loss and grads (w.r.t. replicated w and sharded x) computed per device, like the train step."""
-  mesh = Mesh(np.array(devices), ('data',))
-
-  def per_device(w, x, wave, frame, valid):
-    def f(w, x):
-      z = x @ w
-      z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-      return sharded_simclr_loss(z, wave, frame, valid, temperature=0.5)[0]
-    loss, (gw, gx) = jax.value_and_grad(f, argnums=(0, 1))(w, x)
-    return loss, gw, gx
-
-  fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P('data'), P('data'), P('data'),
-                                                      P('data')),
-                     out_specs=(P(), P(), P('data')))
-  return jax.jit(fn)(w, x, wave, frame, valid)
-
-
-def test_sharded_loss_and_gradients_match_single_device():
+@pytest.mark.parametrize('denominator', ['negatives', 'all'])
+def test_sharded_loss_and_gradients_match_single_device(denominator):
   rng = np.random.default_rng(1)
   n, d = 32, 6
   x = rng.normal(size=(n, d)).astype(np.float32)
   w = rng.normal(size=(d, 4)).astype(np.float32)
   _, wave, frame, valid = random_batch(2, n=n)
+  project = lambda w, x: x @ w / jnp.linalg.norm(x @ w, axis=1, keepdims=True)
+  grads = lambda f: jax.value_and_grad(f, argnums=(0, 1), has_aux=True)
+  (want_loss, want_n), (want_gw, want_gx) = grads(lambda w, x: simclr_loss(
+      project(w, x), wave, frame, valid, denominator=denominator))(w, x)
 
-  def reference(w, x):
-    z = x @ w
-    return simclr_loss(z / jnp.linalg.norm(z, axis=1, keepdims=True), wave, frame, valid)[0]
-  want_loss, (want_gw, want_gx) = jax.value_and_grad(reference, argnums=(0, 1))(w, x)
+  def per_device(w, x, wave, frame, valid):  # as the train step: w replicated, x sharded
+    (loss, n), (gw, gx) = grads(lambda w, x: sharded_simclr_loss(
+        project(w, x), wave, frame, valid, temperature=0.5, denominator=denominator))(w, x)
+    return loss, n, gw, gx
 
   for devices in (jax.devices()[:1], jax.devices()[:8]):
-    loss, gw, gx = _sharded_loss_and_grads(devices, w, x, wave, frame, valid)
+    fn = jax.shard_map(per_device, mesh=Mesh(np.array(devices), ('data',)),
+                       in_specs=(P(),) + (P('data'),) * 4, out_specs=(P(), P(), P(), P('data')))
+    loss, n_got, gw, gx = jax.jit(fn)(w, x, wave, frame, valid)
+    assert n_got == want_n > 5
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     # A gradient counted once per device would be 8x too large here.
     np.testing.assert_allclose(gw, want_gw, rtol=1e-4, atol=1e-6)

@@ -1,7 +1,6 @@
 """Positive pairs: same wave, right separation, the shuffle controls, quiet buffers."""
 
 import functools
-from functools import partial
 
 import jax
 import numpy as np
@@ -22,6 +21,7 @@ LABELS = np.array([
 # fraction the pixel.
 FRAMES = (np.arange(R * T, dtype=np.float32).reshape(R, T, 1, 1)
           + np.arange(H * W, dtype=np.float32).reshape(1, 1, H, W) / 100)
+PERM = make_pixel_perm(jax.random.PRNGKey(3), H, W)
 
 
 def n_chop_positions(sep):
@@ -66,48 +66,27 @@ def test_chop_pairs_are_same_wave_at_separation(sep):
   np.testing.assert_array_equal(out['wave_id'][a], out['wave_id'][b])
 
 
-def test_more_pairs_than_positions_marks_extra_invalid():
-  n = n_chop_positions(1) + 5
+def test_missing_pairs_are_invalid_views():
+  n = n_chop_positions(1) + 5  # more pairs than positions: the extra ones are invalid
   out = sample(1, n)
   assert out['valid'].sum() == 2 * (n - 5)
   np.testing.assert_array_equal(out['valid'][:n], out['valid'][n:])
-
-
-def test_quiet_buffer_gives_invalid_views():
-  fn = jax.jit(partial(sample_pairs, n_pairs=6, shuffle='temporal'))
-  out = fn(jax.random.PRNGKey(0), FRAMES, np.full((R, T), -1, np.int32))
-  assert not np.asarray(out['valid']).any()
+  # A quiet buffer gives invalid (finite) views only; so does a channel axis, carried along.
+  fn = jax.jit(functools.partial(sample_pairs, n_pairs=6, shuffle='temporal'))
+  out = fn(jax.random.PRNGKey(0), np.repeat(FRAMES[..., None], 3, axis=-1),
+           np.full((R, T), -1, np.int32))
+  assert not np.asarray(out['valid']).any() and out['views'].shape == (12, H, W, 3)
   assert np.isfinite(np.asarray(out['views'])).all()
-
-
-def test_temporal_shuffle_pairs_random_frames_of_the_same_wave():
-  n = n_chop_positions(1)
-  offsets = []
-  for key in range(5):
-    out = sample(key, n, shuffle='temporal')
-    rows, ts = source_frames(out['views'])
-    a, b = slice(0, n), slice(n, 2 * n)
-    np.testing.assert_array_equal(rows[a], rows[b])
-    np.testing.assert_array_equal(LABELS[rows[a], ts[a]], LABELS[rows[b], ts[b]])
-    assert (ts[a] != ts[b]).all()
-    np.testing.assert_array_equal(out['frame_idx'][b] - out['frame_idx'][a], 1)
-    # One permutation per step: a (row, position) always shows the same frame.
-    shown = {}
-    for r, p, t in zip(rows, out['frame_idx'], ts):
-      assert shown.setdefault((r, p), t) == t
-    offsets.extend(ts[b] - ts[a])
-  assert len(set(offsets)) > 3  # not the chopped +1 neighbour
 
 
 @pytest.mark.parametrize('shuffle', ['spatial', 'spatiotemporal'])
 def test_spatial_shuffle_applies_one_pixel_permutation(shuffle):
-  perm = make_pixel_perm(jax.random.PRNGKey(3), H, W)
   n = 8
-  out = sample(2, n, shuffle=shuffle, perm=perm)
+  out = sample(2, n, shuffle=shuffle, perm=PERM)
   rows, ts = source_frames(out['views'])
-  want = FRAMES[rows, ts].reshape(2 * n, -1)[:, np.asarray(perm)].reshape(2 * n, H, W)
+  want = FRAMES[rows, ts].reshape(2 * n, -1)[:, np.asarray(PERM)].reshape(2 * n, H, W)
   np.testing.assert_array_equal(out['views'], want)
-  assert not np.array_equal(np.asarray(perm), np.arange(H * W))
+  assert not np.array_equal(np.asarray(PERM), np.arange(H * W))
   np.testing.assert_array_equal(LABELS[rows[:n], ts[:n]], LABELS[rows[n:], ts[n:]])
   if shuffle == 'spatial':
     np.testing.assert_array_equal(ts[n:] - ts[:n], 1)
@@ -119,17 +98,17 @@ def test_spatial_shuffle_applies_one_pixel_permutation(shuffle):
                                      ('spatial', 'spatial_fixed'),
                                      ('spatiotemporal', 'spatiotemporal_within_wave')])
 def test_old_control_names_are_aliases(old, new):
-  perm = make_pixel_perm(jax.random.PRNGKey(3), H, W)
-  a, b = sample(4, 8, shuffle=old, perm=perm), sample(4, 8, shuffle=new, perm=perm)
+  a, b = sample(4, 8, shuffle=old, perm=PERM), sample(4, 8, shuffle=new, perm=PERM)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_temporal_global_shows_unrelated_wave_frames_at_kept_labels():
+@pytest.mark.parametrize('shuffle', ['temporal', 'temporal_global'])
+def test_temporal_shuffles_show_wave_frames_at_the_chopped_positions(shuffle):
   n = n_chop_positions(1)
-  cross, pairs_seen = 0, 0
+  cross, offsets = [], []
   for key in range(5):
-    out = sample(key, n, shuffle='temporal_global')
+    out = sample(key, n, shuffle=shuffle)
     rows, ts = source_frames(out['views'])
     # Frame content is intact (each view is one whole buffer frame) and always a wave frame.
     np.testing.assert_array_equal(out['views'], FRAMES[rows, ts])
@@ -137,18 +116,19 @@ def test_temporal_global_shows_unrelated_wave_frames_at_kept_labels():
     # Labels and positions are those of the chopped pair, not of the frames shown.
     np.testing.assert_array_equal(out['frame_idx'][n:] - out['frame_idx'][:n], 1)
     np.testing.assert_array_equal(out['wave_id'][:n], out['wave_id'][n:])
-    # One permutation per step, across rows: a position always shows the same frame, and
-    # different positions show different frames.
-    ids = np.asarray(out['wave_id'])
+    # One permutation per step: a position always shows the same frame, and different
+    # positions show different frames.
     shown = {}
-    for r_t, pos in zip(zip(rows, ts), zip(ids, out['frame_idx'])):
+    for r_t, pos in zip(zip(rows, ts), zip(out['wave_id'], out['frame_idx'])):
       assert shown.setdefault(pos, r_t) == r_t
     assert len(set(shown.values())) == len(shown)
-    key_a = list(zip(rows[:n], LABELS[rows[:n], ts[:n]]))
-    key_b = list(zip(rows[n:], LABELS[rows[n:], ts[n:]]))
-    cross += sum(x != y for x, y in zip(key_a, key_b))
-    pairs_seen += n
-  assert cross / pairs_seen > 0.5  # positives mostly show frames of two different waves
+    wave = list(zip(rows, LABELS[rows, ts]))  # (row, label) of the wave shown
+    cross += [a != b for a, b in zip(wave[:n], wave[n:])]
+    offsets.extend(ts[n:] - ts[:n])
+  if shuffle == 'temporal':  # the partner is a random other frame of the anchor's own wave
+    assert not any(cross) and 0 not in offsets and len(set(offsets)) > 3
+  else:  # positives mostly show frames of two different waves
+    assert np.mean(cross) > 0.5
 
 
 def test_spatial_per_frame_permutes_every_frame_and_channel_independently():
@@ -156,8 +136,7 @@ def test_spatial_per_frame_permutes_every_frame_and_channel_independently():
   views = np.repeat(rng.normal(size=(6, H, W, 1)).astype(np.float32), 3, axis=-1)
   keys = jax.random.split(jax.random.PRNGKey(0), 6)
   out = np.asarray(jax.jit(shuffle_pixels_per_frame)(keys, views))
-  flat_in = views.reshape(6, H * W, 3)
-  flat_out = out.reshape(6, H * W, 3)
+  flat_in, flat_out = views.reshape(6, H * W, 3), out.reshape(6, H * W, 3)
   orders = set()
   for i in range(6):
     for c in range(3):
@@ -176,23 +155,12 @@ def test_control_parts():
   assert control_parts('none') == (None, None)
   assert control_parts('spatiotemporal_global') == ('global', 'per_frame')
   assert control_parts('spatiotemporal') == ('within_wave', 'fixed')
-  with pytest.raises(InputError, match="shuffle 'temporal_local' is unknown"):
-    control_parts('temporal_local')
 
 
-def test_channel_axis_is_carried():
-  frames = np.repeat(FRAMES[..., None], 3, axis=-1)
-  out = jax.jit(partial(sample_pairs, n_pairs=4))(jax.random.PRNGKey(0), frames, LABELS)
-  assert out['views'].shape == (8, H, W, 3)
-
-
-def test_bad_arguments_raise():
-  key = jax.random.PRNGKey(0)
-  with pytest.raises(InputError, match='shuffle'):
-    sample_pairs(key, FRAMES, LABELS, 4, shuffle='chop')
-  with pytest.raises(InputError, match='separation'):
-    sample_pairs(key, FRAMES, LABELS, 4, separation=T)
-  with pytest.raises(InputError, match='perm'):
-    sample_pairs(key, FRAMES, LABELS, 4, shuffle='spatial')
-  with pytest.raises(InputError, match='n_pairs'):
-    sample_pairs(key, FRAMES, LABELS, R * T)
+@pytest.mark.parametrize('kw, match', [
+    (dict(shuffle='temporal_local'), "shuffle 'temporal_local' is unknown"),
+    (dict(separation=T), 'separation'), (dict(shuffle='spatial'), 'perm'),
+    (dict(n_pairs=R * T), 'n_pairs')])
+def test_bad_arguments_raise(kw, match):
+  with pytest.raises(InputError, match=match):
+    sample_pairs(jax.random.PRNGKey(0), FRAMES, LABELS, **{'n_pairs': 4, **kw})

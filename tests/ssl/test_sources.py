@@ -17,7 +17,6 @@ from rwjax.waves import lansdell
 from rwjax.waves import stats
 
 
-
 def _source(groups):
   params = lansdell.Params(size=16, spont_prob=0.01)
   return sources.make_sim_source(
@@ -72,15 +71,17 @@ class _PlantedParams(NamedTuple):
 
 class _Planted:
   """A stand-in simulator that replays a planted movie f32[T, 16, 16] in a loop; retina b
-  starts at frame 7 b (so retinas differ). State: i32[B] frames played so far."""
+  starts at frame 7 b (so retinas differ), plus (`keyed`) an offset drawn from the device's key
+  (so devices differ). State: i32[B] frames played so far."""
   THRESHOLD = 0.5
 
-  def __init__(self, movie):
-    self.movie = movie
+  def __init__(self, movie, keyed=False):
+    self.movie, self.keyed = movie, keyed
 
   def init(self, key, batch, params):
-    del key, params
-    return 7 * jnp.arange(batch, dtype=jnp.int32)
+    del params
+    offset = jax.random.randint(key, (), 0, 40) if self.keyed else 0
+    return offset + 7 * jnp.arange(batch, dtype=jnp.int32)
 
   def warmup(self, state, seconds, params):
     return state
@@ -90,21 +91,21 @@ class _Planted:
     return state + n, jnp.asarray(self.movie)[idx]
 
 
-def _blobs(n_t=60, seed=0):
-  rng = np.random.default_rng(seed)
-  field = ndimage.uniform_filter(rng.random((n_t, 16, 16)), size=3)
-  return (field > 0.55).astype(np.float32)
+def _planted_source(model, **kw):
+  """(source, mesh, initial state): a sim source of `model`, 2 retinas on each of 2 devices."""
+  source = sources.make_sim_source(
+      model=model, params=_PlantedParams(), input_size=8, retinas=2, frames_per_step=1,
+      warmup_s=0.0, threshold=0.5, active_fraction=0.01, **kw)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
+  return source, mesh, trainer.source_init(source, mesh)(jax.random.PRNGKey(0))
 
 
 def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
-  movie = _blobs()
+  field = ndimage.uniform_filter(np.random.default_rng(0).random((60, 16, 16)), size=3)
+  movie = (field > 0.55).astype(np.float32)
   retinas, buffer, delay, n_cal = 2, 12, 5, 11  # calibration: 1 + one chunk of 10 frames
-  source = sources.make_sim_source(
-      model=_Planted(movie), params=_PlantedParams(), input_size=8, retinas=retinas,
-      frames_per_step=1, buffer_frames=buffer, warmup_s=0.0, calibration_s=0.1,
-      threshold=0.5, active_fraction=0.01, label_delay=delay, min_wave_size=20)
-  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  state = trainer.source_init(source, mesh)(jax.random.PRNGKey(0))
+  source, mesh, state = _planted_source(_Planted(movie), buffer_frames=buffer, calibration_s=0.1,
+                                        label_delay=delay, min_wave_size=20)
   step = jax.jit(jax.shard_map(source.advance, mesh=mesh, in_specs=P('data'),
                                out_specs=P('data')))
   for _ in range(30):
@@ -126,29 +127,15 @@ def test_stream_labels_are_the_wave_finders_on_the_frames_it_tracked():
   assert (labels >= 0).mean() > 0.3
 
 
-class _KeyedPlanted(_Planted):
-  """_Planted whose retinas start at an offset drawn from the device's key, so that the two
-  devices' retinas differ."""
-
-  def init(self, key, batch, params):
-    del params
-    return jax.random.randint(key, (), 0, 40) + 7 * jnp.arange(batch, dtype=jnp.int32)
-
-
 def test_paper_norm_calibrates_one_transform_over_every_retina_and_device():
   """movie_norm='paper' in the stream: frames pooled first, then one per-pixel z-score and one
   min-max from the calibration frames of all retinas of both devices (what the paper's
   StandardScaler and min-max do over a whole movie), the same for every retina."""
   rng = np.random.default_rng(1)
   movie = (rng.random((60, 16, 16)) * (1 + np.arange(16.0))).astype(np.float32)
-  retinas, input_size = 2, 8
-  source = sources.make_sim_source(
-      model=_KeyedPlanted(movie), params=_PlantedParams(), input_size=input_size,
-      retinas=retinas, frames_per_step=1, buffer_frames=4, warmup_s=0.0, calibration_s=1.0,
-      threshold=0.5, active_fraction=0.01, label_delay=0, norm='paper')
-  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
-  key = jax.random.PRNGKey(0)
-  state = trainer.source_init(source, mesh)(key)
+  retinas, key = 2, jax.random.PRNGKey(0)
+  _, _, state = _planted_source(_Planted(movie, keyed=True), buffer_frames=4, calibration_s=1.0,
+                                label_delay=0, norm='paper')
   # The calibration frames (1 s of 0.1 s frames): after a reference frame, 10 per retina.
   starts = [int(jax.random.randint(jax.random.fold_in(key, d), (), 0, 40)) + 7 * r
             for d in range(2) for r in range(retinas)]

@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import optax
-import pytest
 from jax.sharding import Mesh
 
 from rwjax.models import create_model
@@ -48,27 +47,18 @@ def batch_fn(source, key):
   return dict(source, key=key[None]), batch
 
 
-@pytest.fixture(scope='module')
-def steps():
-  """Compiled steps (and their meshes) on 1 and on 8 devices, shared by the tests."""
-  out = {}
-  for n in (1, N_DEV):
-    mesh = Mesh(np.array(jax.devices()[:n]), ('data',))
-    out[n] = (mesh, make_train_step(MODEL, TX, mesh, batch_fn, temperature=0.5, separation=1,
-                                    learning_rate_fn=LR_FN))
-  return out
-
-
 def fresh_state(mesh, tx=TX):
   """The state placed as the trainer places it (rwjax.ssl.trainer.init_state)."""
   return trainer.init_state(MODEL, tx, global_source(), mesh, 42, SIZE)
 
 
-def test_one_step_same_on_1_and_8_devices(steps):
+def test_one_step_same_on_1_and_8_devices_and_eval_step_reports_its_loss():
   results = {}
-  for n, (mesh, step) in steps.items():
-    state, metrics = step(fresh_state(mesh))
-    results[n] = jax.device_get((state, metrics))
+  for n in (1, N_DEV):
+    mesh = Mesh(np.array(jax.devices()[:n]), ('data',))
+    step = make_train_step(MODEL, TX, mesh, batch_fn, temperature=0.5, separation=1,
+                           learning_rate_fn=LR_FN)
+    results[n] = jax.device_get(step(fresh_state(mesh)))
   (s1, m1), (s8, m8) = results[1], results[N_DEV]
   assert int(m1['n_anchors']) == int(m8['n_anchors']) == 12  # 14 valid, 2 lost their partner
   np.testing.assert_allclose(m8['loss'], m1['loss'], rtol=1e-5)
@@ -77,47 +67,34 @@ def test_one_step_same_on_1_and_8_devices(steps):
   assert int(s1.step) == int(s8.step) == 1
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                s8.batch_stats, s1.batch_stats)
-  start = jax.device_get(fresh_state(steps[1][0]).params)
+  state = fresh_state(mesh)
+  before = jax.device_get((state.params, state.batch_stats))
   update = lambda s: np.concatenate([np.ravel(a - b) for a, b in zip(
-      jax.tree.leaves(s.params), jax.tree.leaves(start))])
+      jax.tree.leaves(s.params), jax.tree.leaves(before[0]))])
   u1, u8 = update(s1), update(s8)
   assert np.linalg.norm(u1) > 1e-3
   # A gradient summed once too often over the 8 devices would make u8 = 8 u1.
   assert np.linalg.norm(u8 - u1) < 1e-4 * np.linalg.norm(u1)
   np.testing.assert_allclose(u8, u1, atol=1e-5)
   # Each device drew key = fold_in(fold_in(rng, step), device index): all different.
-  rng = s8.rng
-  want = [jax.random.fold_in(jax.random.fold_in(rng, 0), d) for d in range(N_DEV)]
+  want = [jax.random.fold_in(jax.random.fold_in(s8.rng, 0), d) for d in range(N_DEV)]
   np.testing.assert_array_equal(s8.source['key'], np.stack(want))
-
-
-def test_validation_loss_with_batch_statistics_is_the_training_steps_loss(steps):
-  """The eval step's 'loss_batch' is the loss the training step reports for the same state
-  (computed there under value_and_grad, before its update); 'loss' (running statistics: at
-  initialisation mean 0, variance 1) is another number; nothing in the state changes."""
-  mesh, step = steps[N_DEV]
-  evaluate = make_eval_step(MODEL, mesh, batch_fn, temperature=0.5, separation=1)
-  state = fresh_state(mesh)
-  before = jax.device_get((state.params, state.batch_stats))
-  m = jax.device_get(evaluate(state))
-  _, trained = step(fresh_state(mesh))
-  np.testing.assert_allclose(m['loss_batch'], trained['loss'], rtol=1e-5)
-  assert int(m['n_anchors']) == int(trained['n_anchors']) == 12
+  # The eval step's 'loss_batch' is the training step's loss for the same state (computed there
+  # under value_and_grad, before its update); 'loss' (running statistics: at initialisation
+  # mean 0, variance 1) is another number; nothing in the state changes.
+  m = jax.device_get(make_eval_step(MODEL, mesh, batch_fn, temperature=0.5, separation=1)(state))
+  np.testing.assert_allclose(m['loss_batch'], m8['loss'], rtol=1e-5)
+  assert int(m['n_anchors']) == 12
   assert abs(float(m['loss']) - float(m['loss_batch'])) > 1e-3
   jax.tree.map(np.testing.assert_array_equal, jax.device_get((state.params, state.batch_stats)),
                before)
 
 
 def test_loss_decreases_on_an_easy_task():
-  """The loss falls clearly and stays down on 8 easy waves (each a fixed pattern plus noise).
-
-  A verdict on one value of a trajectory depends on float details that differ between CPUs
-  (XLA follows the host's vector instructions): with SGD + momentum 0.9 the first ~10 steps
-  oscillate by +-0.4. Adam at lr 1e-3 descends steadily (here 2.24 -> 0.89 in 30 steps, every
-  step lower than the last), and the property compares averages over steps, with room for
-  any such detail: the mean of the last 5 steps is under 60% of the first loss, and none of
-  them is above 70% of it. A step whose gradient does not reach the parameters (e.g. a
-  stop_gradient on z) keeps the loss at its first value and fails this.
+  """Judged on averages over steps: one value of a trajectory depends on float details that differ
+  between CPUs (with SGD + momentum 0.9 the first ~10 steps oscillate by +-0.4); Adam at lr 1e-3
+  descends steadily (here 2.24 -> 0.89 in 30 steps). A step whose gradient does not reach the
+  parameters (e.g. a stop_gradient on z) keeps the loss at its first value and fails this.
   """
   mesh = Mesh(np.array(jax.devices()[:N_DEV]), ('data',))
   tx = optax.adam(1e-3)

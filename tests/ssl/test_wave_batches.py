@@ -37,27 +37,27 @@ def test_split_is_random_by_seed_and_disjoint():
   train, val = wb.split_waves(10, 0.2, seed=0)
   assert len(val) == 2 and len(train) == 8
   assert sorted(train.tolist() + val.tolist()) == list(range(10))
-  again = wb.split_waves(10, 0.2, seed=0)
-  np.testing.assert_array_equal(again[1], val)
+  np.testing.assert_array_equal(wb.split_waves(10, 0.2, seed=0)[1], val)
   assert len({tuple(wb.split_waves(10, 0.2, seed=s)[1]) for s in range(10)}) > 3
   assert len(wb.split_waves(10, 0.0, seed=0)[1]) == 0
   assert len(wb.split_waves(3, 0.34, seed=0)[0]) == 2  # int(1.02) = 1 held out
 
 
-def _movie_labels(n_waves=12, seed=0):
+def _movie_labels(n_waves=12):
   """One row: waves of 2-6 frames separated by a quiet frame."""
-  rng = np.random.default_rng(seed)
-  lengths = rng.integers(2, 7, n_waves)
-  row = []
-  for w, n in enumerate(lengths):
-    row += [w] * n + [-1]
+  lengths = np.random.default_rng(0).integers(2, 7, n_waves)
+  row = [f for w, n in enumerate(lengths) for f in [w] * n + [-1]]
   return np.array([row], np.int32), lengths
+
+
+def _schedule(labels, **kw):
+  return wb.make_schedule(labels, **{**dict(budget=30, val_fraction=0.2, seed=0, order='shuffled',
+                                            temporal=None, n_devices=1), **kw})
 
 
 def test_an_epoch_is_one_pass_over_whole_training_waves():
   labels, lengths = _movie_labels()
-  s = wb.make_schedule(labels, budget=8, val_fraction=0.25, seed=1, order='shuffled',
-                       temporal=None, n_devices=4)
+  s = _schedule(labels, budget=8, val_fraction=0.25, seed=1, n_devices=4)
   assert len(s.val) == 3 and len(s.train) == 9
   assert s.capacity == 8 + lengths.max() + (-(8 + lengths.max())) % 4
   orders = []
@@ -93,16 +93,13 @@ def test_an_epoch_is_one_pass_over_whole_training_waves():
   assert val_waves == set(s.val.tolist())
   # Resuming: the plans from step k are those of a run that did k steps first.
   all_plans = [p for e in range(2) for p in s.epoch(e)]
-  it = s.plans_from(3)
-  for want in all_plans[3:]:
-    _, _, got = next(it)
+  for want, (_, _, got) in zip(all_plans[3:], s.plans_from(3)):
     np.testing.assert_array_equal(got.frame, want.frame)
 
 
-def test_temporal_global_scrambles_positives_across_waves_within_the_split():
-  labels, lengths = _movie_labels(n_waves=40)
-  s = wb.make_schedule(labels, budget=30, val_fraction=0.2, seed=0, order='shuffled',
-                       temporal='global', n_devices=1)
+def test_temporal_controls_permute_the_frames_shown_within_the_split_or_the_wave():
+  labels, _ = _movie_labels(n_waves=40)
+  s = _schedule(labels, temporal='global')
   table = s.table
   wave_of_frame = {f: w for f, w in zip(table.frame, table.wave)}
   for split in (s.train, s.val):
@@ -116,30 +113,22 @@ def test_temporal_global_scrambles_positives_across_waves_within_the_split():
   # Neighbours in a wave (the positives) no longer show neighbouring frames.
   same = table.wave[1:] == table.wave[:-1]
   assert np.mean(np.abs(np.diff(s.shown))[same] == 1) < 0.2
-
-
-def test_temporal_within_wave_keeps_each_frame_in_its_wave():
-  labels, lengths = _movie_labels(n_waves=40)
-  s = wb.make_schedule(labels, budget=30, val_fraction=0.2, seed=0, order='shuffled',
-                       temporal='within_wave', n_devices=1)
-  table = s.table
+  # 'within_wave' keeps each frame in its own wave (and does shuffle); no control shows each.
+  s = _schedule(labels, temporal='within_wave')
   for w in range(len(table.start)):
     p = np.arange(table.start[w], table.start[w] + table.length[w])
     assert sorted(s.shown[p].tolist()) == table.frame[p].tolist()
-  assert np.mean(s.shown != table.frame) > 0.4  # actually shuffled
-  none = wb.make_schedule(labels, budget=30, val_fraction=0.2, seed=0, order='shuffled',
-                          temporal=None, n_devices=1)
-  np.testing.assert_array_equal(none.shown, table.frame)
+  assert np.mean(s.shown != table.frame) > 0.4
+  np.testing.assert_array_equal(_schedule(labels).shown, table.frame)
 
 
 def test_bad_input_raises_one_clear_error():
   labels, lengths = _movie_labels()
-  kw = dict(budget=8, val_fraction=0.2, seed=0, order='shuffled', temporal=None, n_devices=1)
   with pytest.raises(InputError, match='has no wave'):
-    wb.make_schedule(np.full((2, 10), -1, np.int32), **kw)
+    _schedule(np.full((2, 10), -1, np.int32))
   with pytest.raises(InputError, match=f'wave of {lengths.max()} frames is longer than the batch'):
-    wb.make_schedule(labels, **{**kw, 'budget': int(lengths.max()) - 1})
+    _schedule(labels, budget=int(lengths.max()) - 1)
   with pytest.raises(InputError, match='leaves 1 training wave'):
-    wb.make_schedule(labels[:, :lengths[:2].sum() + 2], **{**kw, 'val_fraction': 0.5})
+    _schedule(labels[:, :lengths[:2].sum() + 2], val_fraction=0.5)
   with pytest.raises(InputError, match='wave_order'):
-    wb.make_schedule(labels, **{**kw, 'order': 'random'})
+    _schedule(labels, order='random')

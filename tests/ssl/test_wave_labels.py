@@ -1,10 +1,5 @@
 """On-device wave labels (rwjax.ssl.wave_labels) against the host wave finder
-(rwjax.waves.stats.frame_labels: 3-D connected components, min size, one label per frame).
-
-The reference metric is scikit-learn's adjusted Rand index; the issue's criteria: ARI >= 0.9
-over the frames that either labelling calls a wave, and at most 5% of stream waves spanning
-more than one finder wave.
-"""
+(rwjax.waves.stats.frame_labels: 3-D connected components, min size, one label per frame)."""
 
 import functools
 
@@ -22,9 +17,7 @@ MIN_SIZE = 50
 DELAY = 10  # config.data.label_delay's default
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _label_movie(masks, min_size, delay, candidates):
-  return wl.label_movie(masks, min_size, delay, candidates)
+_label_movie = jax.jit(wl.label_movie, static_argnums=(1, 2, 3))
 
 
 def _stream(masks, delay=DELAY, min_size=MIN_SIZE, candidates=wl.CANDIDATES):
@@ -50,15 +43,11 @@ def _simulated(name):
   warm-up, so waves begin, fragment and coexist with failed starts; Godfrey: recovery
   period P = 4 s instead of 30 s, so several waves follow one another."""
   key = jax.random.PRNGKey(0)
+  model, p = ((lansdell, lansdell.Params(size=32, spont_prob=1e-3)) if name == 'lansdell' else
+              (godfrey, godfrey.Params(size=32, p=4.0)))
+  state = model.init(key, 2, p)
   if name == 'lansdell':
-    p = lansdell.Params(size=32, spont_prob=1e-3)
-    state = lansdell.init(key, 2, p)
     state = state._replace(s=jax.random.uniform(jax.random.PRNGKey(1), state.s.shape))
-    model = lansdell
-  else:
-    p = godfrey.Params(size=32, p=4.0)
-    state = godfrey.init(key, 2, p)
-    model = godfrey
   _, frames = model.advance(state, 300, p)
   return np.asarray(frames), model.THRESHOLD
 
@@ -74,7 +63,8 @@ def test_agrees_with_the_wave_finder_on_simulated_retinas(name):
 
 
 def test_the_active_fraction_rule_does_not_agree():
-  # The same measure tells the earlier rule apart: on the Lansdell movie it merges waves.
+  # The same measure tells the 'active_fraction' rule apart: on the Lansdell movie it merges
+  # waves.
   frames, threshold = _simulated('lansdell')
   finder = stats.frame_labels(frames, threshold, MIN_SIZE)
   masks = jnp.asarray(frames > threshold)
