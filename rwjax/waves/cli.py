@@ -1,32 +1,13 @@
 """Command line for the retinal-wave simulators, recordings and wave statistics.
 
-  python -m rwjax.waves simulate --model=lansdell --size=64 --seconds=60 --batch=4 --out=out/waves
-  python -m rwjax.waves stats --movie=out/waves/movie.npy --json
-  python -m rwjax.waves stats --movie=rec.tif --pixel-mm=0.01 --frame-dt=0.1 --threshold=2 --json
-  python -m rwjax.waves preview --movie=rec.tif --out=preview.gif
-  python -m rwjax.waves convert --mea=RECORDING.h5 --out=out/recorded
-  python -m rwjax.waves stats --recording=RECORDING.h5 --json
-  python -m rwjax.waves survey --folder=RECORDINGS/ [--groups=stage]
-  python -m rwjax.waves compare --model=lansdell --recording=RECORDING.h5 [--param NAME=VALUE]
-  python -m rwjax.waves fit --model=lansdell --recording=RECORDING.h5 [--search=full]
-  python -m rwjax.waves mea-dataset --folder=RECORDINGS/ --ages=2:9 --out=out/mea
-  python -m rwjax.waves noise --like=out/waves --out=out/noise --seed=0   (a control: no waves)
-
-`simulate` (rwjax.waves.simulate.write_movie) warms the retinas up, records `--seconds`
-of frames, labels the waves and writes movie.npy, labels.npy, meta.json and preview.gif
-into --out, then prints the wave statistics; `convert` does the same for a recorded
-multi-electrode-array spike file (rwjax.waves.recorded.write_movie). `stats` reads a
-movie (its meta.json, if present, supplies threshold, frame_dt and pixel size) or, with
---recording, measures a recording's waves and correlation index (rwjax.waves.compare);
-`stats` and `preview` take any movie rwjax.waves.readers reads (TIFF, .npy, .npz, HDF5,
-MATLAB), and `stats` can subtract a rolling-median background and smooth first. `survey`
-tabulates a folder of recordings by age; `compare` sets a simulator beside a recording;
-`fit` fits Lansdell parameters to one (rwjax.waves.fit; --search=quick by default,
---search=full for the original search); `mea-dataset` joins recordings into one movie
-directory (segments of --segment-s as the rows of movie.npy, labels unique) for
-configs/pretrain_mea.py. Long commands report progress on stderr (rwjax.waves.progress).
-Bad input prints one `error: ...` line and exits with code 2. Every path (--movie, --out,
---mea, --recording, --folder) may be a bucket path (gs://BUCKET/...; rwjax.paths).
+`python -m rwjax.waves COMMAND`: simulate, stats, preview, convert, survey, compare, fit,
+mea-dataset and noise (usage and examples: docs/waves.md; noise: docs/paper_movie.md).
+`simulate` (rwjax.waves.simulate.write_movie) and `convert` (rwjax.waves.recorded.write_movie)
+write movie.npy, labels.npy, meta.json and preview.gif into --out and print the wave
+statistics; `stats` and `preview` read any movie rwjax.waves.readers reads (a movie's
+meta.json supplies threshold, frame_dt and pixel size). Long commands report progress on
+stderr (rwjax.waves.progress). Bad input prints one `error: ...` line and exits with code 2.
+Every path may be a bucket path (gs://BUCKET/...).
 """
 
 import argparse
@@ -53,150 +34,148 @@ _FIT_FLAGS = {'candidates': 'candidates', 'retinas': 'retinas', 'warmup': 'warmu
               'seconds': 'seconds', 'budget': 'budget_s'}  # flag -> fit_lib.SEARCHES key
 
 
-def _output_args(p: argparse.ArgumentParser) -> None:
-  """Flags of the subcommands that write a movie directory."""
-  p.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
-                 help='smallest wave (pixel-frames) for the labels and statistics')
-  p.add_argument('--gif-seconds', type=float, default=60.0,
-                 help='seconds of the movie shown in preview.gif (0: no GIF)')
-  p.add_argument('--out', required=True, help='output directory')
+# Flags as (flag, type, default, help[, extra argparse keywords]): type bool is a switch,
+# list a repeatable flag (default []); default ... makes the flag required.
+_OUTPUT = [
+    ('--min-size', int, wave_stats.DEFAULT_MIN_SIZE,
+     'smallest wave (pixel-frames) for the labels and statistics'),
+    ('--gif-seconds', float, 60.0, 'seconds of the movie shown in preview.gif (0: no GIF)'),
+    ('--out', str, ..., 'output directory')]
+_READING = [
+    ('--format', str, 'auto', f'auto (from the extension) | {" | ".join(readers.FORMATS)}'),
+    ('--key', str, '', ".npz array, HDF5 dataset or MATLAB variable ('' = the only one; "
+     "'V' for .mat)"),
+    ('--axes', str, 'THW', "stored axis order, e.g. 'HWT' (MATLAB's order for .mat files)")]
+_MEASURE = [
+    ('--frame-dt', float, recorded.FRAME_DT, 'seconds per frame'),
+    ('--smooth', int, recorded.DEFAULT_SMOOTH,
+     'box average over this many frames x pixels x pixels'),
+    ('--min-size', int, wave_stats.DEFAULT_MIN_SIZE, 'smallest wave (pixel-frames)')]
+_JSON = ('--json', bool, False, 'print one JSON object')
+_SEED = ('--seed', int, 0, None)
 
 
-def _reading_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--format', default='auto', help=f'auto (from the extension) | '
-                 f'{" | ".join(readers.FORMATS)}')
-  p.add_argument('--key', default='', help='.npz array, HDF5 dataset or MATLAB variable '
-                 "('' = the only one; 'V' for .mat)")
-  p.add_argument('--axes', default='THW', help="stored axis order, e.g. 'HWT' (MATLAB's "
-                 'order for .mat files)')
+def _sim_flags(warmup, default_note: str) -> list[tuple]:
+  """The flags of the subcommands that simulate beside a recording (compare, fit)."""
+  return [
+      ('--recording', str, ..., 'MEA spike file (.h5)'),
+      ('--param', list, None, 'override a model parameter (repeatable), as for simulate',
+       dict(metavar='NAME=VALUE')),
+      ('--size', int, None, 'lattice side; default: the model spacing over the recording field'),
+      ('--warmup', float, warmup, f'simulated s before recording (default: {default_note})'),
+      ('--seconds', float, None, f'simulated s per retina (default: {default_note})'),
+      _SEED,
+      ('--rate-hz', float, None, 'firing rate of a simulated train inside a wave (default: '
+       "the recording's burst rate)"),
+      *_MEASURE]
 
 
-def _measure_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--frame-dt', type=float, default=recorded.FRAME_DT, help='seconds per frame')
-  p.add_argument('--smooth', type=int, default=recorded.DEFAULT_SMOOTH,
-                 help='box average over this many frames x pixels x pixels')
-  p.add_argument('--min-size', type=int, default=wave_stats.DEFAULT_MIN_SIZE,
-                 help='smallest wave (pixel-frames)')
-
-
-def _sim_args(p: argparse.ArgumentParser, seconds, warmup, default_note: str) -> None:
-  p.add_argument('--recording', required=True, help='MEA spike file (.h5)')
-  p.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
-                 help='override a model parameter (repeatable), as for simulate')
-  p.add_argument('--size', type=int, default=None,
-                 help='lattice side; default: the model spacing over the recording field')
-  p.add_argument('--warmup', type=float, default=warmup,
-                 help=f'simulated s before recording (default: {default_note})')
-  p.add_argument('--seconds', type=float, default=seconds,
-                 help=f'simulated s per retina (default: {default_note})')
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--rate-hz', type=float, default=None,
-                 help='firing rate of a simulated train inside a wave (default: the '
-                 "recording's burst rate)")
-  _measure_args(p)
+_FIT_SEARCH_HELP = (
+    'quick: sized for 2 CPU cores; full: for an accelerator (times: docs/performance.md); '
+    'the flags below override either. ' + '; '.join(
+        f'{name}: ' + ' '.join(f'--{flag}={s[key]:g}' for flag, key in _FIT_FLAGS.items())
+        for name, s in fit_lib.SEARCHES.items()))
+SUBCOMMANDS = {  # name -> (help, flags); run by COMMANDS[name]
+    'simulate': ('simulate retinal waves and save a movie', [
+        ('--model', str, 'lansdell', 'lansdell | godfrey'),
+        ('--size', int, 64, 'lattice side (cells)'),
+        ('--seconds', float, 60.0, 'simulated seconds recorded'),
+        ('--batch', int, 1, 'independent retinas'),
+        ('--warmup', float, 300.0, 'simulated seconds discarded before recording'),
+        _SEED,
+        ('--param', list, None, 'override a model parameter, e.g. --param diff=0.01 '
+         '(repeatable)', dict(metavar='NAME=VALUE')),
+        *_OUTPUT]),
+    'convert': ('bin a recorded MEA spike file into a movie', [
+        ('--mea', str, ..., 'HDF5 spike file (Maccione et al. 2014 layout)'),
+        ('--frame-dt', float, recorded.FRAME_DT, 'seconds per frame'),
+        ('--smooth', int, recorded.DEFAULT_SMOOTH,
+         'box average over this many frames x electrodes x electrodes'),
+        *_OUTPUT]),
+    'stats': ('wave statistics of a movie or a recording', [
+        ('--movie', str, None, 'movie .npy file or a simulate --out directory'),
+        ('--recording', str, None, 'MEA spike file (.h5, any waverepo layout) instead of '
+         '--movie'),
+        ('--model', str, None, 'lansdell | godfrey | recorded: whose threshold/pixel size '
+         'apply (default: meta.json, else lansdell)'),
+        ('--threshold', float, None, 'activity threshold'),
+        ('--frame-dt', float, None, 'seconds per frame'),
+        ('--pixel-mm', float, None, 'pixel spacing (mm)'),
+        ('--min-size', int, None, 'smallest wave (pixel-frames)'),
+        ('--smooth', int, recorded.DEFAULT_SMOOTH,
+         '--recording: box average over frames x pixels x pixels'),
+        _JSON, *_READING,
+        ('--background-s', float, 0.0,
+         "subtract each pixel's rolling median over this many seconds (0: off)"),
+        ('--dff', bool, False, 'dF/F against that median instead'),
+        ('--smooth-s', float, 0.0, 'Gaussian smoothing sigma in time (s)'),
+        ('--smooth-mm', float, 0.0, 'Gaussian smoothing sigma in space (mm)')]),
+    'survey': ('statistics of a folder of MEA recordings by age', [
+        ('--folder', str, ..., 'folder of .h5 MEA spike files'),
+        ('--groups', str, 'day', 'group by postnatal day, or by stage (II: <= P9, III: >= P10)',
+         dict(choices=('day', 'stage'))),
+        _JSON,
+        ('--out', str, None, 'also write the survey JSON here'),
+        *_MEASURE]),
+    'compare': ('a simulator beside a recording', [
+        ('--model', str, 'lansdell', 'lansdell | godfrey'),
+        ('--batch', int, 2, 'simulated retinas'),
+        ('--out', str, 'out/compare', 'output directory'),
+        _JSON, *_sim_flags(300.0, "300 s of warm-up, the recording's duration")]),
+    'fit': ('fit Lansdell model parameters to a recording', [
+        ('--model', str, 'lansdell', 'lansdell (the only fittable model)'),
+        ('--fit', list, None, f'parameter to fit (repeatable; default '
+         f'{list(fit_lib.DEFAULT_NAMES)})', dict(metavar='NAME')),
+        ('--bounds', list, None, 'search range of a fitted parameter (repeatable)',
+         dict(metavar='NAME=LOW:HIGH')),
+        ('--search', str, 'quick', _FIT_SEARCH_HELP, dict(choices=tuple(fit_lib.SEARCHES))),
+        ('--candidates', int, None, 'parameter sets per generation'),
+        ('--retinas', int, None, 'retinas per candidate'),
+        ('--budget', float, None,
+         'simulated retina-seconds for the whole fit (warm-up included)'),
+        ('--tol', float, 0.05,
+         'converged when every spread is below this (fraction of log-range)'),
+        ('--out', str, 'out/fit', 'output directory'),
+        *_sim_flags(None, "the --search's")]),
+    'mea-dataset': ('several MEA recordings -> one movie directory', [
+        ('--folder', str, None, 'folder of .h5 MEA spike files'),
+        ('--mea', list, None, 'an .h5 file (repeatable)'),
+        ('--ages', str, None, 'keep recordings of these postnatal days (inclusive)',
+         dict(metavar='LOW:HIGH')),
+        ('--segment-s', float, 600.0,
+         'seconds per row of movie.npy (each row is z-scored on its own)'),
+        ('--out', str, ..., 'output movie directory'),
+        *_MEASURE]),
+    'preview': ('animated GIF of any movie file', [
+        ('--movie', str, ..., 'a movie file or a simulate --out directory'),
+        ('--out', str, ..., 'the GIF to write'),
+        ('--frame-dt', float, None, 'seconds per frame (default: meta.json, else 0.1)'),
+        ('--seconds', float, 60.0, 'seconds of the movie shown'),
+        ('--speedup', float, movie_io.GIF_SPEEDUP, 'playback speed / real time'),
+        *_READING]),
+    'noise': ('a noise movie like a saved movie, with its labels', [
+        ('--like', str, ..., 'a saved movie directory (movie.npy, labels.npy)'),
+        ('--out', str, ..., 'output directory'),
+        _SEED,
+        ('--refine', int, 2, 'corrections of the smoothing widths after the histogram mapping')]),
+}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog='python -m rwjax.waves', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest='command', required=True)
-  sim = sub.add_parser('simulate', help='simulate retinal waves and save a movie')
-  sim.add_argument('--model', default='lansdell', help='lansdell | godfrey')
-  sim.add_argument('--size', type=int, default=64, help='lattice side (cells)')
-  sim.add_argument('--seconds', type=float, default=60.0, help='simulated seconds recorded')
-  sim.add_argument('--batch', type=int, default=1, help='independent retinas')
-  sim.add_argument('--warmup', type=float, default=300.0,
-                   help='simulated seconds discarded before recording')
-  sim.add_argument('--seed', type=int, default=0)
-  sim.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
-                   help='override a model parameter, e.g. --param diff=0.01 (repeatable)')
-  _output_args(sim)
-  conv = sub.add_parser('convert', help='bin a recorded MEA spike file into a movie')
-  conv.add_argument('--mea', required=True, help='HDF5 spike file (Maccione et al. 2014 layout)')
-  conv.add_argument('--frame-dt', type=float, default=recorded.FRAME_DT,
-                    help='seconds per frame')
-  conv.add_argument('--smooth', type=int, default=recorded.DEFAULT_SMOOTH,
-                    help='box average over this many frames x electrodes x electrodes')
-  _output_args(conv)
-  st = sub.add_parser('stats', help='wave statistics of a movie or a recording')
-  st.add_argument('--movie', default=None, help='movie .npy file or a simulate --out directory')
-  st.add_argument('--recording', default=None,
-                  help='MEA spike file (.h5, any waverepo layout) instead of --movie')
-  st.add_argument('--model', default=None,
-                  help='lansdell | godfrey | recorded: whose threshold/pixel size apply '
-                  '(default: meta.json, else lansdell)')
-  st.add_argument('--threshold', type=float, default=None, help='activity threshold')
-  st.add_argument('--frame-dt', type=float, default=None, help='seconds per frame')
-  st.add_argument('--pixel-mm', type=float, default=None, help='pixel spacing (mm)')
-  st.add_argument('--min-size', type=int, default=None, help='smallest wave (pixel-frames)')
-  st.add_argument('--smooth', type=int, default=recorded.DEFAULT_SMOOTH,
-                  help='--recording: box average over frames x pixels x pixels')
-  st.add_argument('--json', action='store_true', help='print one JSON object')
-  _reading_args(st)
-  st.add_argument('--background-s', type=float, default=0.0,
-                  help='subtract each pixel\'s rolling median over this many seconds (0: off)')
-  st.add_argument('--dff', action='store_true', help='dF/F against that median instead')
-  st.add_argument('--smooth-s', type=float, default=0.0, help='Gaussian smoothing sigma in time (s)')
-  st.add_argument('--smooth-mm', type=float, default=0.0, help='Gaussian smoothing sigma in space (mm)')
-  sv = sub.add_parser('survey', help='statistics of a folder of MEA recordings by age')
-  sv.add_argument('--folder', required=True, help='folder of .h5 MEA spike files')
-  sv.add_argument('--groups', default='day', choices=('day', 'stage'),
-                  help='group by postnatal day, or by stage (II: <= P9, III: >= P10)')
-  sv.add_argument('--json', action='store_true', help='print one JSON object')
-  sv.add_argument('--out', default=None, help='also write the survey JSON here')
-  _measure_args(sv)
-  cp = sub.add_parser('compare', help='a simulator beside a recording')
-  cp.add_argument('--model', default='lansdell', help='lansdell | godfrey')
-  cp.add_argument('--batch', type=int, default=2, help='simulated retinas')
-  cp.add_argument('--out', default='out/compare', help='output directory')
-  cp.add_argument('--json', action='store_true', help='print one JSON object')
-  _sim_args(cp, seconds=None, warmup=300.0,
-            default_note="300 s of warm-up, the recording's duration")
-  ft = sub.add_parser('fit', help='fit Lansdell model parameters to a recording')
-  ft.add_argument('--model', default='lansdell', help='lansdell (the only fittable model)')
-  ft.add_argument('--fit', action='append', default=[], metavar='NAME',
-                  help=f'parameter to fit (repeatable; default {list(fit_lib.DEFAULT_NAMES)})')
-  ft.add_argument('--bounds', action='append', default=[], metavar='NAME=LOW:HIGH',
-                  help='search range of a fitted parameter (repeatable)')
-  ft.add_argument('--search', default='quick', choices=tuple(fit_lib.SEARCHES),
-                  help='quick: 10-13 min on 2 CPU cores for a 64x64-electrode recording; '
-                  'full: the original search, up to ~20x longer; the flags below override '
-                  'either. ' +
-                  '; '.join(f'{name}: ' + ' '.join(f'--{flag}={s[key]:g}' for flag, key in
-                                                   _FIT_FLAGS.items())
-                            for name, s in fit_lib.SEARCHES.items()))
-  ft.add_argument('--candidates', type=int, default=None, help='parameter sets per generation')
-  ft.add_argument('--retinas', type=int, default=None, help='retinas per candidate')
-  ft.add_argument('--budget', type=float, default=None,
-                  help='simulated retina-seconds for the whole fit (warm-up included)')
-  ft.add_argument('--tol', type=float, default=0.05,
-                  help='converged when every spread is below this (fraction of log-range)')
-  ft.add_argument('--out', default='out/fit', help='output directory')
-  _sim_args(ft, seconds=None, warmup=None, default_note="the --search's")
-  ds = sub.add_parser('mea-dataset', help='several MEA recordings -> one movie directory')
-  ds.add_argument('--folder', default=None, help='folder of .h5 MEA spike files')
-  ds.add_argument('--mea', action='append', default=[], help='an .h5 file (repeatable)')
-  ds.add_argument('--ages', default=None, metavar='LOW:HIGH',
-                  help='keep recordings of these postnatal days (inclusive)')
-  ds.add_argument('--segment-s', type=float, default=600.0,
-                  help='seconds per row of movie.npy (each row is z-scored on its own)')
-  ds.add_argument('--out', required=True, help='output movie directory')
-  _measure_args(ds)
-  pv = sub.add_parser('preview', help='animated GIF of any movie file')
-  pv.add_argument('--movie', required=True, help='a movie file or a simulate --out directory')
-  pv.add_argument('--out', required=True, help='the GIF to write')
-  pv.add_argument('--frame-dt', type=float, default=None, help='seconds per frame '
-                  '(default: meta.json, else 0.1)')
-  pv.add_argument('--seconds', type=float, default=60.0, help='seconds of the movie shown')
-  pv.add_argument('--speedup', type=float, default=movie_io.GIF_SPEEDUP,
-                  help='playback speed / real time')
-  _reading_args(pv)
-  nz = sub.add_parser('noise', help='a noise movie like a saved movie, with its labels')
-  nz.add_argument('--like', required=True, help='a saved movie directory (movie.npy, labels.npy)')
-  nz.add_argument('--out', required=True, help='output directory')
-  nz.add_argument('--seed', type=int, default=0)
-  nz.add_argument('--refine', type=int, default=2,
-                  help='corrections of the smoothing widths after the histogram mapping')
+  for command, (summary, flags) in SUBCOMMANDS.items():
+    p = sub.add_parser(command, help=summary)
+    for flag, kind, default, text, *extra in flags:
+      kw = dict(help=text, **(extra[0] if extra else {}))
+      if kind is bool:
+        p.add_argument(flag, action='store_true', **kw)
+      elif kind is list:
+        p.add_argument(flag, action='append', default=[], **kw)
+      else:
+        p.add_argument(flag, type=kind, default=None if default is ... else default,
+                       required=default is ..., **kw)
   return parser.parse_args(argv)
 
 
@@ -233,6 +212,11 @@ def _jsonable(x):
   if isinstance(x, np.integer):
     return int(x)
   return x
+
+
+def _emit(args, result, text: str) -> None:
+  """Prints `result` as one JSON object with --json, else `text`."""
+  print(json.dumps(_jsonable(result), allow_nan=False) if args.json else text)
 
 
 def _curve(m: compare.Measured, max_um: float = 1500.0) -> dict[str, list]:
@@ -311,29 +295,24 @@ def run_stats(args) -> None:
     raise InputError(f"threshold must be a finite number, got {settings['threshold']}")
   frames = _detection(args, frames, settings)
   summary = wave_stats.summary(wave_stats.wave_stats(frames, **settings))
-  if args.json:
-    print(json.dumps(summary, allow_nan=False))
-  else:
-    print(wave_stats.table(summary))
+  _emit(args, summary, wave_stats.table(summary))
 
 
 def run_recording_stats(args) -> None:
   """`stats --recording=FILE.h5 [--json]`."""
-  frame_dt = args.frame_dt if args.frame_dt is not None else recorded.FRAME_DT
-  min_size = args.min_size if args.min_size is not None else wave_stats.DEFAULT_MIN_SIZE
-  if min_size < 1 or args.smooth < 1 or not frame_dt > 0:
-    raise InputError('need --min-size >= 1, --smooth >= 1 and --frame-dt > 0')
+  if args.frame_dt is None:
+    args.frame_dt = recorded.FRAME_DT
+  if args.min_size is None:
+    args.min_size = wave_stats.DEFAULT_MIN_SIZE
+  _check_measure_args(args)
   rec = recorded.load_mea(args.recording)
-  m = compare.measure(rec, frame_dt, args.smooth, min_size)
+  m = compare.measure(rec, args.frame_dt, args.smooth, args.min_size)
   out = dict(m.summary, source=rec.source, array=rec.array, duration_s=rec.duration_s,
              ci_by_distance=_curve(m))
-  if args.json:
-    print(json.dumps(_jsonable(out), allow_nan=False))
-  else:
-    print(f'{rec.source}: {rec.array or "?"} ({rec.layout}, {rec.shape[0]}x{rec.shape[1]} '
-          f'raster, {rec.pitch_mm * 1000:g} um), P{rec.age_days}, {rec.duration_s:.0f} s, '
-          f'{rec.n_trains} trains')
-    print(compare.table({'recording': m.summary}))
+  _emit(args, out, f'{rec.source}: {rec.array or "?"} ({rec.layout}, {rec.shape[0]}x'
+        f'{rec.shape[1]} raster, {rec.pitch_mm * 1000:g} um), P{rec.age_days}, '
+        f'{rec.duration_s:.0f} s, {rec.n_trains} trains\n'
+        + compare.table({'recording': m.summary}))
 
 
 def run_preview(args) -> None:
@@ -405,12 +384,10 @@ def survey(folder: str, groups: str = 'day', frame_dt: float = recorded.FRAME_DT
     row: dict[str, Any] = dict(recordings=len(g['files']))
     for key in compare.STATS:
       x = np.concatenate(g[key])
-      x = x[np.isfinite(x)]
-      row['n_' + key] = int(x.size)
-      row[key] = [float(v) for v in np.quantile(x, (0.25, 0.5, 0.75))] if x.size else None
+      row['n_' + key] = int(np.isfinite(x).sum())
+      row[key] = wave_stats.quantiles(x, (0.25, 0.5, 0.75))
     for key in CI_KEYS:
-      x = np.asarray([v for v in g[key] if v is not None], np.float64)
-      row[key] = [float(v) for v in np.quantile(x, (0.25, 0.5, 0.75))] if x.size else None
+      row[key] = wave_stats.quantiles([v for v in g[key] if v is not None], (0.25, 0.5, 0.75))
     table[name] = row
   return dict(groups=table, files=files, grouping=groups, ci_dt_s=correlation.DT,
               note='wave statistics: q25, median, q75 over the pooled waves (intervals: '
@@ -437,10 +414,7 @@ def run_survey(args) -> None:
   if args.out:
     paths.makedirs(os.path.dirname(paths.abspath(args.out)))
     paths.write_json(args.out, _jsonable(result))
-  if args.json:
-    print(json.dumps(_jsonable(result), allow_nan=False))
-  else:
-    print(survey_table(result))
+  _emit(args, result, survey_table(result))
 
 
 def _recording_and_target(args):
@@ -482,12 +456,9 @@ def run_compare(args) -> None:
   compare.figure(paths.join(args.out, 'compare.png'),
                  {f'recording P{rec.age_days}': m_rec, args.model: m_sim},
                  title=os.path.basename(rec.source))
-  if args.json:
-    print(json.dumps(_jsonable(result), allow_nan=False))
-  else:
-    print(compare.table({'recording': m_rec.summary, args.model: m_sim.summary}, tested))
-    print(f'wrote {args.out}/compare.json, compare.png ({args.batch} retinas of '
-          f'{params.size}x{params.size}, {wall:.0f} s)')
+  _emit(args, result, compare.table({'recording': m_rec.summary, args.model: m_sim.summary},
+                                    tested) + f'\nwrote {args.out}/compare.json, compare.png '
+        f'({args.batch} retinas of {params.size}x{params.size}, {wall:.0f} s)')
 
 
 def _parse_bounds(pairs: list[str]) -> dict[str, tuple[float, float]]:

@@ -1,30 +1,21 @@
 """Simulators beside recordings: one measurement path for both, side-by-side statistics.
 
-A simulated retina is matched to a recording and then converted exactly as the recording:
+`simulate_matched(model, rec)` simulates retinas matched to a recording and converts them
+exactly as the recording:
 
-1. Field of view: the lattice keeps the model's own spacing (Lansdell 2/63 mm, Godfrey
-   34 um) and grows until it covers the recording's raster ((H-1) x (W-1) pitches); with an
-   explicit `size` the spacing is stretched instead (Lansdell: extent_mm, Godfrey:
-   spacing_um), for quick runs. Frame bin: the model's frame_dt is the recording's.
-   Duration: the recording's (or `seconds`), after `warmup_s` of simulation from rest.
-2. Electrodes: every spike train of the recording is placed at its electrode's raster
-   position on the lattice (nearest cell), so the simulation is seen through the same
-   array, silent and duplicated electrodes included.
-3. Spikes: a train fires as a Poisson process of rate `rate_hz` while its cell is above
-   the model's activity threshold and is silent otherwise (the recordings hold burst
-   spikes only); `rate_hz` defaults to the recording's burst rate (`burst_rate`: spikes per
-   second of a train while its pixel is inside a detected wave), so spike densities, and
-   with them the density threshold, mean the same in both.
-4. Both sets of trains then go through `recorded.activity_movie` (bin, box-average),
-   `stats.wave_stats` at recorded.THRESHOLD with pixel_mm = the raster pitch, and
-   `correlation.pair_index` (the correlation index, dt = 0.05 s).
+1. `matched_params`: a lattice covering the recording's raster at the recording's frame_dt,
+   simulated for the recording's duration (or `seconds`) after `warmup_s` from rest.
+2. `electrode_cells`: every spike train sits at its electrode's raster position (nearest
+   cell), silent and duplicated electrodes included.
+3. `simulated_recording`: a train fires as a Poisson process of rate `rate_hz` while its cell
+   is above the model's threshold (the recordings hold burst spikes only); `rate_hz` defaults
+   to the recording's `burst_rate`, so spike densities and the density threshold mean the same.
+4. `measure`: `recorded.activity_movie`, `stats.wave_stats` at recorded.THRESHOLD and
+   `correlation.pair_index`, for recordings and simulations alike.
 
-Two-sample tests (`two_sample`): the Mann-Whitney U test (two-sided) for a shift between
-the per-wave values (speed, duration, area), the per-pixel inter-wave intervals and the
-per-pair correlation indices of each distance bin, and the two-sample Kolmogorov-Smirnov
-test for any difference in distribution. Waves of one recording are not independent draws
-(nor are the intervals of neighbouring pixels), so the p-values rank the differences
-rather than give calibrated error rates.
+`two_sample` gives two-sided Mann-Whitney U and Kolmogorov-Smirnov p-values; waves of one
+recording are not independent draws, so they rank differences rather than give calibrated
+error rates. Too short or sparse inputs raise InputError.
 """
 
 import dataclasses
@@ -42,9 +33,8 @@ from rwjax.waves import stats as wave_stats
 
 MIN_WAVES = 3  # fewer waves with a speed than this: too sparse to compare or fit
 MIN_SECONDS = 30.0
-STATS = ('speed_mm_s', 'iwi_s', 'duration_s', 'area_mm2')
-LABELS = {'speed_mm_s': 'speed (mm/s)', 'iwi_s': 'interval (s)',
-          'duration_s': 'duration (s)', 'area_mm2': 'area (mm^2)'}
+LABELS = wave_stats.LABELS
+STATS = tuple(LABELS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +63,8 @@ def measure(recs, frame_dt: float = recorded.FRAME_DT, smooth: int = recorded.DE
                  raster=list(recs[0].shape), layout=recs[0].layout, ci_dt_s=dt,
                  age_days=recs[0].age_days)
   for key in STATS:  # interquartile ranges, for the survey
-    x = getattr(w, key)
-    x = x[np.isfinite(x)]
-    summary[f'{key}_q25'] = float(np.quantile(x, 0.25)) if x.size else None
-    summary[f'{key}_q75'] = float(np.quantile(x, 0.75)) if x.size else None
+    summary[f'{key}_q25'], summary[f'{key}_q75'] = (
+        wave_stats.quantiles(getattr(w, key), (0.25, 0.75)) or (None, None))
   # Example frames: the frame where each of the largest waves is the largest.
   labels = w.frame_labels.reshape(-1)
   active = w.active_fraction.reshape(-1)
@@ -120,7 +108,12 @@ def burst_rate(rec: recorded.Recording, frame_dt: float = recorded.FRAME_DT,
 
 def matched_params(model: str, rec: recorded.Recording, overrides: dict | None = None,
                    size: int | None = None, frame_dt: float = recorded.FRAME_DT):
-  """The model's Params for a lattice covering the recording's raster (module docstring)."""
+  """(module, Params) for a lattice covering the recording's raster ((H-1) x (W-1) pitches).
+
+  The lattice keeps the model's own spacing (Lansdell 2/63 mm, Godfrey 34 um) and grows to
+  cover the raster; an explicit `size` stretches the spacing instead (Lansdell: extent_mm,
+  Godfrey: spacing_um), for quick runs.
+  """
   mod = waves.get_model(model)
   overrides = dict(overrides or {})
   side_mm = (max(rec.shape) - 1) * rec.pitch_mm
@@ -214,26 +207,17 @@ def tests(rec: Measured, sim: Measured) -> dict[str, dict[str, Any]]:
 def table(columns: dict[str, dict[str, Any]], tested: dict | None = None) -> str:
   """Side-by-side medians (IQR) of the wave statistics and CI, with test p-values."""
   fmt = lambda v: 'n/a' if v is None else f'{v:.3g}'
-  names = list(columns)
-  head = f"{'':16}" + ''.join(f'{n:>22}' for n in names)
-  if tested:
-    head += f"{'MWU p':>10}{'KS p':>10}"
-  lines = [head]
-  rows = [('waves', 'n_waves'), ('waves/min', 'waves_per_min')]
-  for label, key in rows:
-    lines.append(f'{label:16}' + ''.join(f'{fmt(c.get(key)):>22}' for c in columns.values()))
-  for key in STATS:
-    cells = ''.join(f"{fmt(c.get(key + '_median'))} ({fmt(c.get(key + '_q25'))}-"
-                    f"{fmt(c.get(key + '_q75'))})".rjust(22) for c in columns.values())
-    line = f'{LABELS[key]:16}' + cells
-    if tested:
-      line += f"{fmt(tested[key]['mannwhitney_p']):>10}{fmt(tested[key]['ks_p']):>10}"
-    lines.append(line)
-  for d in correlation.DISTANCES_UM:
-    key = f'ci_{d:g}um'
-    line = f'CI {d:g} um'.ljust(16) + ''.join(f'{fmt(c.get(key)):>22}'
-                                              for c in columns.values())
-    if tested:
+  value = lambda c, key: fmt(c.get(key))
+  iqr = lambda c, key: (f"{fmt(c.get(key + '_median'))} ({fmt(c.get(key + '_q25'))}-"
+                        f"{fmt(c.get(key + '_q75'))})")
+  rows = ([('waves', 'n_waves', value), ('waves/min', 'waves_per_min', value)]
+          + [(LABELS[key], key, iqr) for key in STATS]
+          + [(f'CI {d:g} um', f'ci_{d:g}um', value) for d in correlation.DISTANCES_UM])
+  lines = [f"{'':16}" + ''.join(f'{n:>22}' for n in columns)
+           + (f"{'MWU p':>10}{'KS p':>10}" if tested else '')]
+  for label, key, cell in rows:
+    line = f'{label:16}' + ''.join(cell(c, key).rjust(22) for c in columns.values())
+    if tested and key in tested:  # the wave and CI rows
       line += f"{fmt(tested[key]['mannwhitney_p']):>10}{fmt(tested[key]['ks_p']):>10}"
     lines.append(line)
   return '\n'.join(lines)

@@ -1,26 +1,16 @@
 """Correlation index of spike-train pairs against electrode distance.
 
-Wong, Meister & Shatz (1993, Neuron 11:923) defined, for two spike trains A and B of a
-recording of length T, the correlation index
+For two trains A and B of a recording of length T (Wong, Meister & Shatz 1993, Neuron 11:923)
 
   CI_AB = N_AB(dt) T / (N_A N_B 2 dt),
 
-where N_A, N_B are their spike counts and N_AB(dt) the number of spike pairs (a, b) with
-|t_a - t_b| <= dt: how much more often than chance (independent Poisson trains of the
-same rates give CI = 1 on average) the two fire within dt of each other. The window is
-that of Eglen et al. (2014, waverepo; its sjemea package): dt = 0.05 s (DT). Every pair of
-distinct trains is used, including trains at the same electrode (distance 0); pairs with
-a silent train are left out (CI undefined). As there, the index is summarised by its mean
-over the pairs whose distance falls in a bin (100 um wide, centred on 0, 100, 200, ... um;
-`ci_at` gives the bins centred on 100, 200 and 400 um).
-
-For a simulated movie the same function runs on spike trains drawn from it
-(`rwjax.waves.compare.simulated_recording`), so recordings and simulations are measured
-alike.
-
-Pairs are counted exactly: all spikes sorted by time, each spike paired with the later
-spikes within dt (a sliding window), the pairs accumulated per (train, train) with
-np.bincount in chunks of ~4M pairs, so memory stays bounded for any recording.
+N_A, N_B their spike counts and N_AB(dt) the spike pairs with |t_a - t_b| <= dt: how much more
+often than chance (independent Poisson trains give 1 on average) they fire within dt of each
+other; dt = DT = 0.05 s as Eglen et al. (2014). `pair_index` uses every pair of distinct trains,
+same electrode included, and leaves out pairs with a silent train (CI undefined); `by_distance`
+and `ci_at` average it over 100 um distance bins. `coincidences` counts pairs exactly with a
+sliding window over the time-sorted spikes, in chunks of ~4M pairs, so memory stays bounded.
+Simulations are measured by the same functions (rwjax.waves.compare).
 """
 
 import dataclasses

@@ -1,53 +1,22 @@
 """Recorded movies -> one training dataset: network input and per-frame wave labels.
 
 `load_dataset(paths, ...)` reads each recording (rwjax.waves.readers) in chunks of
-`chunk_frames` frames, so a recording larger than memory is never held whole, and
-prepares it as the paper prepared its five TIFF stacks (src/data.py):
+`chunk_frames` frames, so a recording larger than memory is never held whole, and prepares it:
 
-  1. optional dF/F = (F - F0) / F0 against F0, a rolling temporal median per pixel
-     (`rolling_median`; off in the paper);
-  2. per-pixel z-score over time, per recording (`zscore`);
-  3. block mean-pooling to `out_size` (the paper: 128x128 -> 32x32, 4x4 blocks);
-  4. min-max to [0, 1] (`minmax`): one min and max over the whole dataset ('dataset',
-     the paper's: over all recordings and rotations at once), per recording
-     ('recording', what a saved movie gets) or none;
-  5. optional copies rotated by 90/180/270 degrees (the paper adds all three).
+  1. optional dF/F = (F - F0) / F0, F0 a rolling temporal median per pixel (`rolling_median`);
+  2. per-pixel z-score over time, per recording (recordings differ in baseline and gain);
+  3. block mean-pooling to `out_size`;
+  4. min-max to [0, 1] (`minmax`): over the whole dataset, per recording, or none;
+  5. optional copies rotated by 90/180/270 degrees, made after pooling (rotation commutes
+     with steps 2-4, so this equals rotating the raw frames, for 1/16 of the work).
 
-With norm='paper' (config.data.movie_norm) steps 2-4 run in the paper's order instead:
-block mean-pooling first, then one per-pixel z-score over every frame of every recording and
-rotated copy at once (its one StandardScaler over the concatenated tensor; `zscore`), then
-the min-max (`minmax`) of the z-scores.
-
-Channel replication comes last, in the trainer (rwjax.ssl.trainer.make_batch_fn), as for
-every movie. Steps 2-4 are `frames.zscore`, `frames.block_pool` and
-`frames.unit_range`, the steps of `frames.to_network_input` that saved and simulated
-movies go through: min-max is one affine map per scope, so it commutes with mean
-pooling, and the min and max are those of the z-scores before pooling. One recording
-with minmax='recording' gives what `to_network_input` gives for the whole movie
-(tests/waves/test_dataset.py checks it).
-
-Where the paper's code and the issue differ. The paper z-scores each pixel over the
-concatenation of its 5 recordings and their 15 rotated copies (one StandardScaler
-over 72,000 frames); the issue asks for per-recording z-scores, which are followed
-here: recordings differ in baseline and gain, and waves never span two files. Rotated
-copies are made after pooling; rotation commutes with per-pixel z-scores of one
-recording, with min-max and with square block pooling, so this equals rotating the
-raw frames first, as the paper does, for 1/16 of the work.
-
-Layout. Row b of the dataset is one recording (or a rotated copy): rows are the
-recordings in order, then all of them rotated by rotations[0], and so on (the
-paper's order). Rows of different length are padded at the end to the longest with
-frames of 0 labelled -1, which no pair or wave ever uses; `lengths` holds each row's
-real length. Labels are wave ids within a row (0, 1, ... by onset), -1 = no wave.
-
-Labels. Either wave intervals ([start, end) frames; `readers.read_intervals`): one
-file per recording, or one file for the whole dataset with frames counted over the
-recordings in order, as the paper's watershed_waves_labels.npy counts frames of its
-concatenated tensor (an interval may not cross from one recording into the next). Or
-found by `rwjax.waves.stats.frame_labels` on each recording at full resolution after
-optional background subtraction (F - F0, or dF/F) and Gaussian smoothing in seconds and
-mm (`detection_movie`); this reads each recording whole, so recordings larger than
-memory need interval files.
+norm='paper' (config.data.movie_norm) runs steps 2-4 as pooling, one per-pixel z-score over
+every frame of every row, then the min-max. Steps 2-4 are those of `frames.to_network_input`.
+Rows are the recordings in order, then all of them rotated by rotations[0], and so on; shorter
+rows are padded at the end with frames of 0 labelled -1. Labels come from [start, end)
+interval files (one per recording, or one counting frames over the recordings in order) or
+from `stats.frame_labels` on `detection_movie`, which reads each recording whole. Bad input
+raises InputError. See docs/training.md, 'Recorded calcium-imaging movies'.
 """
 
 import dataclasses
@@ -170,11 +139,7 @@ def _moments(movie: readers.Movie, chunk: int, dff_window: int, anchors=None):
   ref = s1 = s2 = None
   vmin, vmax = math.inf, -math.inf
   for t0, x in _chunks(movie, chunk, dff_window, anchors):
-    bad = ~np.isfinite(x)
-    if bad.any():
-      t = t0 + int(np.argmax(bad.any(axis=(1, 2))))
-      raise InputError(f'{movie.path!r} contains NaN or infinite values (first in frame {t}); '
-                       'replace them (e.g. interpolate dropped frames) before training')
+    readers.check_finite(movie.path, x, t0)
     if ref is None:
       ref = x[0].copy()  # shift before summing squares: keeps float32 accurate
       s1, s2 = np.zeros(ref.shape, np.float64), np.zeros(ref.shape, np.float64)
@@ -193,7 +158,7 @@ def _moments(movie: readers.Movie, chunk: int, dff_window: int, anchors=None):
 
 def prepare_recording(movie: readers.Movie, out_size: int, *, zscore: bool = True,
                       dff_window: int = 0, chunk_frames: int = 256):
-  """Steps 1-3 of the module docstring for one recording, streamed in chunks.
+  """Steps 1-3 (module docstring) for one recording, streamed in chunks.
 
   Returns:
     (pooled f32[T, out_size, out_size], lo, hi): the pooled (z-scored) frames and the
@@ -347,9 +312,6 @@ def load_dataset(paths, *, out_size: int, fmt: str = 'auto', key: str = '',
   paper = norm == 'paper'
   files = readers.movie_paths(paths, fmt)
   iv_files = readers.movie_paths(intervals) if intervals else []
-  if len(iv_files) not in (0, 1, len(files)):
-    raise InputError(f'{len(iv_files)} interval files for {len(files)} movies; give one per '
-                     'movie, or one for all of them')
   if not iv_files and threshold is None:
     raise InputError('recorded movies need wave labels: give interval files (intervals=...) '
                      'or a threshold (in the units of the detection movie) to find the waves')

@@ -1,38 +1,21 @@
 """Fitting the Lansdell model to a recording's wave statistics.
 
-Many candidate parameter sets run as one batch: the batch axis holds candidates x retinas,
-and each fitted parameter is an f32[B, 1, 1] array broadcast against the f32[B, H, W]
-fields inside `lansdell.step` (so the same jitted program simulates every candidate; its
-gates' constants, the lattice and the clock stay static). Every simulated retina is seen
-through the recording's electrodes and measured as the recording is
-(`rwjax.waves.compare`: Poisson trains at the recording's burst rate -> activity movie ->
-wave statistics and correlation index).
+`fit` simulates many candidate parameter sets as one batch: the batch axis holds candidates x
+retinas, and each fitted parameter is an f32[B, 1, 1] array broadcast against the f32[B, H, W]
+fields inside `lansdell.step`, so one jitted program simulates every candidate. Every retina is
+seen through the recording's electrodes and measured as the recording is (rwjax.waves.compare).
 
-Distance minimised: the sum of squared log-ratios of simulated to recorded median speed,
-median inter-wave interval and median wave area, plus the squared log-ratios of the
-correlation index at 100, 200 and 400 um weighted 1/3 each (so the correlation index
-counts as one statistic). Log-ratios make the statistics scale-free: a factor e off in
-any one of them costs 1. A candidate without a statistic (no wave) pays MISSING for it.
+`distance` (TERMS): squared log-ratios of simulated to recorded median speed, interval and area,
+plus those of the correlation index at 100, 200 and 400 um weighted 1/3 each; a factor e off in
+one statistic costs 1, a statistic the candidate lacks costs MISSING.
 
-Search: the cross-entropy method with a diagonal Gaussian, in the parameters' log-space
-scaled to [0, 1] between their bounds. Each generation simulates `candidates` parameter
-sets at once (the current mean first, then draws from the Gaussian, clipped to the
-bounds), all on the same `retinas` PRNG streams in every generation (common random
-numbers: the objective is then a deterministic function of the parameters, a sample-
-average approximation whose noise is that of `retinas` x `seconds` of simulation, so
-generations do not chase each other's noise); the best quarter (the elite) gives the next
-mean and, smoothed (0.7 elite + 0.3 previous), the next spread.
-
-Why this and not CMA-ES or successive halving: the objective is noisy (finite
-simulations) and costly, the search has 1-4 dimensions and the budget allows only a
-handful of generations; CEM's elite averaging tolerates the noise, every generation is one
-batch, and it has no covariance to learn from few samples, while successive halving only
-selects among its first draws (its precision is that of the initial grid). The fit is
-converged when every spread is under `tol` (0.05 of the log-range); otherwise the budget
-(simulated retina-seconds, warm-up included) ends it and the best candidate seen is
-returned marked unconverged. SEARCHES names two sizes of search: 'quick' for a CPU and
-'full' for an accelerator. Only the Lansdell model is fitted: the Godfrey model's
-parameters size its coupling kernel and presets at trace time.
+Search: the cross-entropy method with a diagonal Gaussian over the log-parameters scaled to
+[0, 1] between their bounds; every generation runs on the same `retinas` PRNG streams (common
+random numbers). Converged when every spread is under `tol`; otherwise the budget (simulated
+retina-seconds, warm-up included) ends it and the best candidate is returned unconverged.
+SEARCHES sizes it for a CPU ('quick') or an accelerator ('full'). Why this search: docs/waves.md,
+'How fit searches'. Only the Lansdell model is fitted: the Godfrey model's parameters size its
+coupling kernel at trace time. Bad names, bounds or budgets raise InputError.
 """
 
 import dataclasses
@@ -70,9 +53,8 @@ CHUNK_FRAMES = 100
 # Searches (`python -m rwjax.waves fit --search=NAME`): candidates per generation, retinas
 # per candidate, simulated seconds of warm-up and of recording per retina, and the budget
 # (simulated retina-seconds) that sets the number of generations. 'quick' (the default) is
-# sized for 2 CPU cores: 3 generations, 10-13 min for a 64x64-electrode recording (85x85
-# cells), at the price of noisier distances (one retina) and fewer candidates; 'full' is
-# the original search, up to ~20x longer (up to 10 generations), for an accelerator.
+# sized for 2 CPU cores, at the price of noisier distances (one retina) and fewer candidates;
+# 'full' (up to 10 generations) for an accelerator. Times: docs/performance.md.
 SEARCHES = {
     'quick': dict(candidates=8, retinas=1, warmup_s=150.0, seconds=300.0, budget_s=10800.0),
     'full': dict(candidates=16, retinas=2, warmup_s=300.0, seconds=300.0, budget_s=2e5),

@@ -1,23 +1,16 @@
 """Simulator frames -> network input: z-score, min-max, block pooling, channels.
 
-Two orders of the same steps (`NORMS`, config.data.movie_norm):
+`to_network_input` runs one of two orders of the same steps (`NORMS`, config.data.movie_norm):
 
   'per_retina'  each retina (row of a batch) on its own at lattice resolution: per-pixel
-                z-score over its frames (removes each pixel's baseline and gain), min-max
-                of that retina to [0, 1], then block mean-pooling to the network's
-                resolution. Pooling after the min-max leaves frames inside [0, 1] but no
-                longer spanning it. rwjax's original order.
-  'paper'       the paper's (src/data.py, its 32x32 movies): block mean-pooling first, then
-                one per-pixel z-score over every frame of the movie (all retinas together,
-                sklearn's StandardScaler over [frames, pixels]: population std, a constant
-                pixel maps to 0), then one min-max over the whole movie, so the movie spans
-                exactly [0, 1].
+                z-score over its frames, min-max of that retina to [0, 1], then block
+                mean-pooling (frames stay inside [0, 1] but no longer span it).
+  'paper'       the paper's: block mean-pooling first, then one per-pixel z-score over every
+                frame of the movie (population std, a constant pixel maps to 0), then one
+                min-max over the whole movie, so the movie spans exactly [0, 1].
 
-Then channel replication. Pure jax.numpy, so it runs inside the jitted train step.
-
-The steps are also exposed one by one (`zscore`, `unit_range`, `block_pool`,
-`rotated_copies`): rwjax.waves.dataset applies the same steps to recorded movies
-chunk by chunk when a recording does not fit in memory.
+Then channel replication. Pure jax.numpy, so it runs inside the jitted train step. The steps
+are exposed one by one for rwjax.waves.dataset, which applies them to recordings in chunks.
 """
 
 import jax

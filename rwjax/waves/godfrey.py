@@ -196,15 +196,10 @@ def _frame(state: State, params: Params) -> State:
   return state._replace(calcium=jnp.clip(ca, 0.0, 1.0))
 
 
-def _check_count(name: str, value) -> None:
-  if value < 0:
-    raise InputError(f'{name}={value} must be >= 0')
-
-
 @functools.partial(jax.jit, static_argnames=('n_frames', 'params'))
 def advance(state: State, n_frames: int, params: Params = Params()):
   """Simulates `n_frames` frames -> (new State, calcium frames f32[B, n_frames, H, W] in [0, 1])."""
-  _check_count('n_frames', n_frames)
+  lattice.check_count('n_frames', n_frames)
 
   def one(s, _):
     s = _frame(s, params)
@@ -217,6 +212,6 @@ def advance(state: State, n_frames: int, params: Params = Params()):
 @functools.partial(jax.jit, static_argnames=('seconds', 'params'))
 def warmup(state: State, seconds: float, params: Params = Params()) -> State:
   """Advances the state by `seconds` (rounded to whole frames) without keeping frames."""
-  _check_count('seconds', seconds)
+  lattice.check_count('seconds', seconds)
   n = round(seconds / params.frame_dt)
   return jax.lax.fori_loop(0, n, lambda _, s: _frame(s, params), state)

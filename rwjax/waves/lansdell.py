@@ -13,27 +13,19 @@ refractory variables R and S, and extracellular acetylcholine E, which diffuses
   dS/dt  = -S / tauS + c G
   dE/dt  = D lap(E) - E / tauACh + b G
 
-Spontaneous initiation: the spontaneous-input window is `spont_frames` movie frames
-(one frame of `frame_dt` = 0.1 s by default, the published model's noise step): at the
-start of every window each cell independently gets gN = `g_n` for the whole window with
-probability `spont_prob` (0.1/800), else 0. Drawing once per window (not per step) keeps
-the random-number cost 1/100 of a step. Frames shorter than the window (e.g. frame_dt
-0.01 s with spont_frames 10: the same model, filmed 10 times as often) need `advance` to
-be called for whole windows (n_frames a multiple of spont_frames).
+Spontaneous initiation: at the start of every window of `spont_frames` movie frames (one
+0.1 s frame by default, the published noise step) each cell gets gN = `g_n` for the whole
+window with probability `spont_prob`; drawing once per window, not per step, keeps the
+random-number cost 1/100 of a step. `advance` takes whole windows (n_frames a multiple of
+spont_frames), so frames shorter than the window film the same model more often.
 
-Parameters are the published ones except D = 0.005 mm^2/s, half the published 0.01:
-the front speed grows roughly as sqrt(D / tauACh), and at D = 0.01 fronts advance at a
-median ~0.18 mm/s, about 1.5x the stage II recordings of Maccione et al. (2014)
-measured the same way (0.116 mm/s) and above this project's 0.08-0.16 mm/s target;
-at D = 0.005 they advance at ~0.12 mm/s with the intervals, durations and coverage
-unchanged, in smaller, more frequent waves (README, "Simulated waves against
-experiment"). `Params(diff=0.01)` is the published model.
+Parameters are the published ones except D = 0.005 mm^2/s, half the published 0.01, which
+brings the front speed onto stage II recordings (docs/waves.md, 'Simulators');
+`Params(diff=0.01)` is the published model.
 
-A movie frame is V at the end of each frame window. The state is a pytree of four
-f32[B, H, W] fields plus one raw PRNG key per retina, so training can carry it from
-call to call, shard it over the batch and checkpoint it.
-
-Typical use (jit at the edges; `n_frames`, `seconds` and `params` are static):
+A movie frame is V at the end of each frame. The state is a pytree of four f32[B, H, W]
+fields plus one raw PRNG key per retina, so training can carry it from call to call, shard
+it over the batch and checkpoint it. Typical use (`n_frames`, `seconds`, `params` static):
 
   state = lansdell.init(jax.random.PRNGKey(0), batch=16)
   state = lansdell.warmup(state, 300.0)
@@ -166,8 +158,8 @@ def gates(v: jax.Array, p: Params):
 
   The two logistic curves are 1 / (1 + exp(-slope (V - Vhalf))). When their slopes
   (kappa, 2/V2) are whole multiples n of 1/(2 V4) -- 16 and 8 at the defaults -- their
-  exponentials are y^-n times a constant, so one exp serves all three: on CPU the
-  exponentials are half the cost of a step.
+  exponentials are y^-n times a constant, so one exp serves all three (exponentials
+  dominate a step on CPU: docs/waves.md, 'How the Lansdell step is written').
   """
   y = jnp.exp((v - p.v3) / (2.0 * p.v4))
   a3 = 1.0 / (2.0 * p.v4)
@@ -188,8 +180,8 @@ def step(v, r, s, e, driven, p: Params):
   g, ca_open, ey = gates(v, p)
   if jax.default_backend() == 'cpu':
     # XLA:CPU splits the step into one loop per output and would recompute the
-    # exponential in each; materialising the gates once is ~20% faster there. On
-    # GPU the step is one fused kernel and this would only add memory traffic.
+    # exponential in each; materialising the gates once is faster there. On GPU the
+    # step is one fused kernel and this would only add memory traffic.
     g, ca_open, ey = jax.lax.optimization_barrier((g, ca_open, ey))
   g_ca = p.g_ca * ca_open
   lam = 0.5 * (ey + 1.0 / ey)                    # cosh((V - V3) / (2 V4))
@@ -208,8 +200,8 @@ def step(v, r, s, e, driven, p: Params):
 
 
 # Steps per iteration of the inner (per-frame) loop on accelerators: amortises the
-# per-iteration loop overhead there (+10% on an H100). On CPU, XLA fuses work across
-# unrolled steps and recomputes it, which makes a step 2-6x slower, so no unrolling.
+# per-iteration loop overhead there. On CPU, XLA fuses work across unrolled steps and
+# recomputes it, which makes a step slower, so no unrolling.
 _ACCEL_UNROLL = 10
 
 
@@ -238,11 +230,6 @@ def _window(fields, key, p: Params):
   return fields, key, v
 
 
-def _check_count(name: str, value) -> None:
-  if value < 0:
-    raise InputError(f'{name}={value} must be >= 0')
-
-
 @functools.partial(jax.jit, static_argnames=('n_frames', 'params'))
 def advance(state: State, n_frames: int, params: Params = Params()):
   """Simulates `n_frames` frames.
@@ -253,7 +240,7 @@ def advance(state: State, n_frames: int, params: Params = Params()):
   Returns:
     (new State, frames f32[B, n_frames, H, W]): V (mV) at the end of each frame.
   """
-  _check_count('n_frames', n_frames)
+  lattice.check_count('n_frames', n_frames)
   k = window_frames(params)
   if n_frames % k:
     raise InputError(
@@ -276,7 +263,7 @@ def advance(state: State, n_frames: int, params: Params = Params()):
 def warmup(state: State, seconds: float, params: Params = Params()) -> State:
   """Advances the state by `seconds` (rounded to whole spontaneous-input windows) without
   keeping frames."""
-  _check_count('seconds', seconds)
+  lattice.check_count('seconds', seconds)
   n = round(seconds / (window_frames(params) * params.frame_dt))
 
   def one(carry, _):

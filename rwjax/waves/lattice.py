@@ -1,4 +1,4 @@
-"""Checks shared by the lattice simulators: grid size and the step/frame clock."""
+"""Checks shared by the lattice simulators: grid size, the step/frame clock, frame counts."""
 
 from rwjax.errors import InputError
 
@@ -18,3 +18,9 @@ def steps_per_frame(params) -> int:
     raise InputError(f'frame_dt={params.frame_dt} must be a whole multiple of '
                      f'dt={params.dt}; e.g. frame_dt=0.1 with dt=0.001')
   return n
+
+
+def check_count(name: str, value) -> None:
+  """InputError for a negative frame count or duration."""
+  if value < 0:
+    raise InputError(f'{name}={value} must be >= 0')

@@ -1,34 +1,24 @@
 """Noise movies like a wave movie, without its waves (a control for pre-training on waves).
 
-`noise_like(movie, key)` makes a movie of the same shape whose pixel values have the wave
-movie's histogram and whose space-time correlation lengths are the wave movie's, but whose
-content is smoothed Gaussian noise: active patches appear and fade in place instead of
-travelling as fronts. Paired with the wave movie's per-frame labels, whole-wave batches keep
-their sizes and their frames' temporal neighbourhoods; only the waves are gone.
-
+`noise_like(movie, key)` makes a movie of the same shape with the wave movie's pixel histogram
+and space-time correlation lengths whose content is smoothed Gaussian noise: active patches
+appear and fade in place instead of travelling as fronts. Paired with the wave movie's labels,
+whole-wave batches keep their sizes and temporal neighbourhoods; only the waves are gone.
 Steps, per retina (row of the batch):
 
-  1. correlation lengths of the wave movie (`correlation_lengths`): the lag, in frames and in
-     pixels, at which the mean autocorrelation of its per-pixel z-scored values falls to 1/e
-     (linear interpolation between lags). Time: per pixel over time, averaged over pixels.
-     Space: along y and x within frames, averaged over frames and both directions.
-  2. white Gaussian noise smoothed by a Gaussian of widths sigma_t (frames) and sigma_s
-     (pixels) in the frequency domain, on a field padded by 4 sigma on every side so that
-     nothing wraps around. Smoothed white noise has autocorrelation exp(-d^2 / (4 sigma^2)),
-     1/e at d = 2 sigma, so sigma starts at half the wave movie's length.
-  3. quantile mapping: the noise (a Gaussian) through its normal CDF, then through the wave
-     movie's quantile function (`QUANTILES` quantiles of all its values, interpolated), so the
-     histogram is the wave movie's.
-  4. the mapping is non-linear and shortens the correlation somewhat, so sigma is corrected
-     `refine` times by the ratio of the wanted to the obtained length (same white noise).
+  1. `correlation_lengths`: the lags, in frames and in pixels, at which the mean
+     autocorrelation of the per-pixel z-scored movie falls to 1/e (interpolated).
+  2. `smoothed_noise`: white noise smoothed by Gaussians of widths sigma_t and sigma_s in the
+     frequency domain, padded by 4 sigma so nothing wraps around. Its autocorrelation
+     exp(-d^2 / (4 sigma^2)) is 1/e at d = 2 sigma, so sigma starts at half the length.
+  3. `match_histogram`: the noise through its normal CDF, then the wave movie's quantile
+     function, so the histogram is the wave movie's.
+  4. the mapping shortens the correlation somewhat, so sigma is corrected `refine` times by
+     the ratio of the wanted to the obtained length (same white noise).
 
-"Without waves", measurably (`sweep`): a travelling wave's active pixels cover far more of
-the retina over its lifetime than at any one moment (a band of width w that travels d covers
-about (d + w) / w times its largest frame area); a patch of smoothed noise grows and fades in
-place, so its footprint stays close to its largest frame area.
-
-Host-side NumPy/SciPy, in chunks: a [1, 20,000, 64, 64] movie took 95 s and 2.3 GB at most
-on 2 CPU cores (docs/paper_movie.md).
+`sweep` measures "without waves": a band of width w travelling d covers about (d + w) / w
+times its largest frame area, a patch growing and fading in place about 1. Host-side
+NumPy/SciPy, in chunks (time and memory: docs/paper_movie.md, 'Noise without waves').
 """
 
 import math

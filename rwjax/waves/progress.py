@@ -1,18 +1,15 @@
-"""One progress line for the wave commands that run for minutes (simulate, compare, fit,
-survey, mea-dataset).
+"""One progress line on stderr for the wave commands that run for minutes.
 
-`Progress(label, total, unit)(done, note)` reports on stderr (unit retina-s: simulated
-seconds summed over the retinas simulated; label None: silent):
+`Progress(label, total, unit)(done, note)` reports (unit retina-s: simulated seconds summed
+over the retinas simulated; label None: silent):
 
   fit: 12.5% (2,400/19,200 retina-s), 24.1 retina-s/s, 1 min 40 s elapsed, ETA 11 min 37 s; <note>
 
-The rate is `done` per second of wall time since the Progress was made (compilation and
-measurement included, so the ETA = (total - done) / rate holds for the rest of the run).
-On a terminal the line is rewritten in place (carriage return); elsewhere (a log file, a
-pipe) every report is its own line. A report is printed at the first call (a slow run shows
-its pace after its first chunk), when `force` is set (milestones) and otherwise at most
-every `every_s` seconds of wall time; `finish` prints the last one (and ends the line on a
-terminal).
+The rate counts from the Progress's creation, compilation included, so the ETA holds for the
+rest of the run. On a terminal the line is rewritten in place; in a log or a pipe every report
+is its own line. A report is printed at the first call (a slow run shows its pace after its
+first chunk), when `force` is set and otherwise at most every `every_s` seconds; `finish`
+prints the last one.
 """
 
 import sys

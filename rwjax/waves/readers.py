@@ -1,49 +1,25 @@
 """Recorded wave movies in the formats labs use: TIFF, NumPy, HDF5, MATLAB.
 
-`open_movie(path)` opens one recording without reading its frames: a `Movie` with
-`shape` (T, H, W) whose `read(t0, t1)` returns frames t0..t1-1 as f32[t1 - t0, H, W].
-Headers (format, variable, shape, dtype, whether the file is complete) are checked
-when the file is opened, so a bad file fails before anything is computed.
+`open_movie(path)` opens one recording without reading its frames: a `Movie` with `shape`
+(T, H, W) whose `read(t0, t1)` returns frames t0..t1-1 as f32[t1 - t0, H, W]. Headers (format,
+variable, shape, dtype, whether the file is complete) are checked when the file is opened, so
+a bad file fails before anything is computed. Formats: FORMATS, EXTENSIONS and docs/training.md,
+'Recorded calcium-imaging movies'. TIFF pages, C-order time-first .npy frames and HDF5 / MATLAB
+v7.3 hyperslabs are read lazily, on a bucket too (rwjax.paths.open_read, ranged reads); any
+other .npy is memory-mapped locally and read whole from a bucket; .npz and MATLAB v5/v4 are
+read whole.
 
-  format  extensions      what is read                          lazily?
-  tiff    .tif .tiff      multi-page TIFF, one page per frame   page by page (tifffile)
-  npy     .npy            the array                             byte ranges of the frames (C order;
-                                                                a memory map otherwise)
-  npz     .npz            array `key` (default: the only one)   no: zip members are read whole
-  hdf5    .h5 .hdf5 .hdf  dataset `key` (default: the only      hyperslabs of the time axis (h5py)
-                          3-D dataset)
-  mat     .mat            variable `key` (default 'V', the      v7.3 (HDF5): hyperslabs; v5/v4
-                          paper's simulated movies)             (scipy.io): read whole
+`axes` names the stored axes: 'THW' (default) or a permutation such as 'HWT'; for .mat files
+it is MATLAB's `size(V)` order in both versions (a v7.3 file's HDF5 dataset holds the
+column-major array with its axes reversed). A movie whose axis order looks wrong
+(`axes_warning`) is read as asked, with one warning line on stderr naming the order to try.
 
-Axis order. `axes` names the stored axes, 'THW' (default: frames first, as the
-paper's TIFF stacks [3600, 128, 128] and its MATLAB `V`, which src/data.py slices as
-V[0:72000] on the first axis) or any permutation such as 'HWT'. For .mat files `axes`
-is MATLAB's own order, the one `size(V)` prints: scipy.io.loadmat returns arrays in
-that order, and a v7.3 file, whose HDF5 dataset holds MATLAB's column-major array
-with its axes reversed, is read back in that order here, so the same `axes` works for
-both versions. A movie of shape [T, H, W] saved from MATLAB as `V` (size T x H x W)
-reads as 'THW'; a [H, W, T] stack (common in MATLAB) needs axes='HWT'. A movie whose
-axis order looks wrong (`axes_warning`: frames that are not square while another order
-makes them square, or fewer frames than pixels on a side) is read as asked, with one
-warning line on stderr naming the order to try.
+`read_intervals`: [start, end) wave intervals, one wave per row, from .npy (int [N, 2]) or
+.csv / .txt (two numbers per line, comma or whitespace separated, '#' comments).
 
-Several recordings: `movie_paths` turns a comma-separated list, a folder (its movie
-files, sorted by name) or a glob into a list of files; each file is one recording
-(rwjax.waves.dataset never lets a wave span two files).
-
-Wave intervals (`read_intervals`): [start, end) frame pairs, one wave per row, in
-.npy (int [N, 2], the paper's watershed_waves_labels.npy) or .csv / .txt (two
-numbers per line, comma or whitespace separated, '#' comments).
-
-Every problem is one `InputError` naming the file: missing, empty, truncated or
-corrupt, missing variable or dataset, wrong number of dimensions, unsupported dtype.
-Non-finite values are found when the frames are read (rwjax.waves.dataset).
-
-Any path rwjax.paths takes (a local file, gs://BUCKET/...): remote files are read
-through a seekable file object (rwjax.paths.open_read, ranged reads), so TIFF pages,
-C-order .npy frames and HDF5 / v7.3 hyperslabs stay lazy on a bucket too. Read whole
-from a bucket: a .npy in Fortran order or not time-first (memory-mapped locally), .npz
-(as locally) and MATLAB v5/v4 files (as locally).
+Every problem is one `InputError` naming the file: missing, empty, truncated or corrupt,
+missing variable or dataset, wrong number of dimensions, unsupported dtype. Non-finite values
+are found when the frames are read (`check_finite`).
 """
 
 import contextlib
@@ -138,11 +114,11 @@ def movie_paths(spec: str | list[str] | tuple[str, ...], fmt: str = 'auto') -> l
   return out
 
 
-def _check_file(path: str) -> None:
+def _check_file(path: str, what: str = 'movie file') -> None:
   if not paths.isfile(path):
-    raise InputError(f'movie file {path!r} does not exist')
+    raise InputError(f'{what} {path!r} does not exist')
   if paths.getsize(path) == 0:
-    raise InputError(f'movie file {path!r} is empty (0 bytes)')
+    raise InputError(f'{what} {path!r} is empty (0 bytes)')
 
 
 def _check_dtype(path: str, dtype: np.dtype) -> None:
@@ -153,12 +129,10 @@ def _check_dtype(path: str, dtype: np.dtype) -> None:
 
 
 def _order(path: str, axes: str, ndim: int, shape: tuple) -> tuple[int, ...]:
-  """Transpose that brings stored axes `axes` to (T, H, W)."""
+  """Transpose that brings stored axes `axes` (checked by open_movie) to (T, H, W)."""
   if ndim != 3:
     raise InputError(f'{path!r}: the movie has shape {shape} ({ndim} dimensions); need 3 '
                      '(time and two image axes, e.g. [T, H, W]); a single recording per file')
-  if sorted(axes) != ['H', 'T', 'W']:
-    raise InputError(f"axes={axes!r} must be a permutation of 'THW' (e.g. 'HWT')")
   return tuple(axes.index(c) for c in 'THW')
 
 
@@ -220,13 +194,17 @@ class Movie:
     self.close()
 
 
+def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+  """(shape, fortran_order, dtype) of the .npy file object f, left at the data."""
+  version = np.lib.format.read_magic(f)
+  return (np.lib.format.read_array_header_1_0 if version == (1, 0)
+          else np.lib.format.read_array_header_2_0)(f)
+
+
 def _open_npy(path, axes):
   f = CountingFile(path)
   try:
-    version = np.lib.format.read_magic(f)
-    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-              else np.lib.format.read_array_header_2_0)
-    shape, fortran, dtype = header(f)
+    shape, fortran, dtype = _npy_header(f)
     offset = f.tell()
   except (ValueError, OSError, EOFError) as e:
     f.close()
@@ -297,9 +275,12 @@ def _open_hdf5(path, key, axes, fmt='hdf5'):
     raise InputError(f'{path!r} is not a readable {what} file ({e}); the file is damaged or '
                      'truncated') from None
 
-  def fail(msg):
+  def close():
     f.close()
     counter.close()
+
+  def fail(msg):
+    close()
     raise InputError(msg)
 
   names = _h5_datasets(f)
@@ -321,11 +302,6 @@ def _open_hdf5(path, key, axes, fmt='hdf5'):
       ds[(slice(0, 1),) * ds.ndim]  # the first element: fails early on broken chunks
   except Exception as e:  # pylint: disable=broad-except
     fail(f'{path!r}: cannot read {key!r} ({e}); the file is damaged or truncated')
-
-  def close():
-    f.close()
-    counter.close()
-
   return Movie(path, fmt, ds.shape, ds.dtype, axes, lambda index: ds[index], close, counter)
 
 
@@ -493,21 +469,23 @@ def read_movie(path: str, **kwargs) -> np.ndarray:
   """The whole recording f32[T, H, W] (open_movie's arguments), checked to be finite."""
   with open_movie(path, **kwargs) as movie:
     frames = movie.read()
+  check_finite(path, frames)
+  return frames
+
+
+def check_finite(path: str, frames: np.ndarray, t0: int = 0) -> None:
+  """InputError naming the first frame (t0 + its index) of f32[T, H, W] with NaN or inf."""
   bad = ~np.isfinite(frames)
   if bad.any():
-    t = int(np.argmax(bad.any(axis=(1, 2))))
+    t = t0 + int(np.argmax(bad.any(axis=(1, 2))))
     raise InputError(f'{path!r} contains NaN or infinite values (first in frame {t}); '
                      'replace them (e.g. interpolate dropped frames) before training')
-  return frames
 
 
 def _npy_ndim(path: str) -> int | None:
   try:
     with paths.open_read(path) as f:
-      version = np.lib.format.read_magic(f)
-      header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)
-      return len(header(f)[0])
+      return len(_npy_header(f)[0])
   except (ValueError, OSError, EOFError):
     return None  # read_movie reports what is wrong
 
@@ -516,8 +494,8 @@ def load_any(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') 
   """A movie for the wave tools (`python -m rwjax.waves stats / preview`).
 
   A movie directory, or a .npy holding [B, T, H, W] (what `simulate` and `convert`
-  write), is read by rwjax.waves.movie.load_movie as before: f32[B, T, H, W]. Any other
-  supported file is one recording (read_movie): f32[T, H, W].
+  write), is read by rwjax.waves.movie.load_movie: f32[B, T, H, W]. Any other supported
+  file is one recording (read_movie): f32[T, H, W].
   """
   from rwjax.waves import movie as movie_io  # pylint: disable=g-import-not-at-top
   if paths.isdir(path) or (paths.isfile(path) and detect_format(path, fmt) == 'npy'
@@ -529,10 +507,7 @@ def load_any(path: str, *, fmt: str = 'auto', key: str = '', axes: str = 'THW') 
 def read_intervals(path: str) -> np.ndarray:
   """Wave intervals i64[N, 2] of [start, end) frames from .npy, .csv or .txt (see the
   module docstring); checked to be whole numbers with start < end, sorted by start."""
-  if not paths.isfile(path):
-    raise InputError(f'interval file {path!r} does not exist')
-  if paths.getsize(path) == 0:
-    raise InputError(f'interval file {path!r} is empty (0 bytes)')
+  _check_file(path, 'interval file')
   ext = os.path.splitext(path)[1].lower()
   try:
     if ext == '.npy':

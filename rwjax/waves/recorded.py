@@ -1,44 +1,22 @@
 """Recorded retinal waves: multi-electrode-array spike trains -> activity movies.
 
-Reads the HDF5 layout of the retinal wave repository of Eglen et al. (2014, GigaScience 3:3,
-"waverepo"), which holds every collection (Maccione 2014 on 64x64 APS arrays, 60-electrode
-8x8 MCS grids, 61- and 512-electrode hexagonal arrays, ...) the same way:
+`load_mea(path)` reads the HDF5 layout of the retinal wave repository of Eglen et al. (2014,
+GigaScience 3:3, "waverepo"): `epos` (x, y) electrode positions in um, `sCount` spikes per
+train, `spikes` times in s train after train, `array` the layout name, and optional
+`summary/duration` and `meta/age`. Its quirks (transposed matrices, scalars as arrays or
+bytes, shifted spike times, units sharing an electrode) are tolerated; anything malformed is
+one InputError. The fields and quirks: docs/waves.md, 'The MEA file layout'.
 
-  epos     f64[N, 2]  (x, y) position (um) of each spike train's electrode; files written from
-                      R show it transposed, f64[2, N]: both are accepted
-  sCount   int[N]     spikes of each train
-  spikes   f64[S]     spike times (s), train after train (S = sum(sCount))
-  array    str        layout name, e.g. 'APS_64x64_42um', 'MCS_8x8_100um', 'litke_hex_60um'
-  summary/duration    recording length (s);   meta/age   postnatal day   (both optional)
+Each electrode becomes pixels of a square raster (`_raster`): square layouts one pixel per
+grid site at the grid pitch (a named NxM layout keeps its full raster, silent sites 0); any
+other layout a raster of half the electrode spacing, each pixel showing its nearest electrode
+within _VORONOI_REACH spacings (a Voronoi resampling, so areas stay in mm^2).
 
-Quirks tolerated: matrices stored transposed; scalars (duration, age, array) stored as
-1-element arrays or bytes; spike times that do not start near 0 (a recording whose spikes
-fall outside [0, summary/duration], or that has no duration, is shifted so its first
-spike is at 0 and lasts to its last spike); several trains (spike-sorted units) sharing one
-electrode position. A missing dataset, negative counts, counts that do not sum to the
-number of spikes, non-finite times or malformed positions are one InputError each.
-
-Raster. Each electrode (distinct position) becomes pixels of a square raster:
-- square layouts (the `array` name says NxM with a pitch, or every position lies on a
-  square grid whose pitch is the smallest coordinate step): one pixel per grid site, pitch =
-  the grid pitch; a named NxM layout keeps its full NxM raster (0- or 1-based positions),
-  so sites of silent electrodes stay 0;
-- any other layout (hexagonal, or units at estimated positions): a square raster of pitch
-  s/2 (s = the median nearest-neighbour distance between electrodes, or the pitch in the
-  array name) over the electrodes' bounding box, each pixel taking the spikes of its nearest
-  electrode if that is within 0.6 s (a Voronoi resampling: the cell of a hexagonal site
-  reaches s/sqrt(3) = 0.58 s from it), else 0. The electrode's spikes thus cover its Voronoi
-  cell (about 3.5 pixels on a hexagonal lattice), so wave areas stay in mm^2 and fronts
-  stay connected.
-
-A movie frame is the spike density around each pixel: spikes per electrode and frame,
-box-averaged over `smooth` frames x pixels x pixels (3 x 3 x 3 by default: 0.3 s and three
-pitches), because the array records only some electrodes of a wave in any 0.1 s bin. A
-pixel belongs to a wave where the density exceeds THRESHOLD (0.15: more than 4 spikes among
-the 27 electrode-frames around it); `rwjax.waves.stats` then finds and measures the waves as
-for simulated movies, with pixel_mm = the raster pitch (`Recording.pitch_mm`).
-`write_movie` saves a recording's activity movie as a labelled movie directory
-(rwjax.waves.movie; `python -m rwjax.waves convert`).
+`activity_movie` is the spike density per electrode and frame of FRAME_DT, box-averaged over
+`smooth` frames x pixels x pixels (the array records only some electrodes of a wave in any
+bin); a pixel is in a wave above THRESHOLD (more than 4 spikes among the 27 electrode-frames
+around it) and `rwjax.waves.stats` measures the waves with pixel_mm = `Recording.pitch_mm`.
+`write_movie` saves it as a labelled movie directory (`python -m rwjax.waves convert`).
 """
 
 import dataclasses
@@ -207,8 +185,7 @@ def _raster(path: str, pos: np.ndarray, array: str):
                        f'{pitch:g} um pitch that the array name {array!r} says')
     return idx[:, 1], idx[:, 0], pitch, (h, w), None, 'square'
   if not hexagonal:
-    pitch = min(s for s in (_min_step(pos[:, 0]), _min_step(pos[:, 1])) if s > 0) \
-        if max(_min_step(pos[:, 0]), _min_step(pos[:, 1])) > 0 else 0.0
+    pitch = min((s for s in (_min_step(pos[:, 0]), _min_step(pos[:, 1])) if s > 0), default=0.0)
     idx = _grid_index(path, pos, pitch, None) if pitch > 0 else None
     if idx is not None:
       shape = (int(idx[:, 1].max()) + 1, int(idx[:, 0].max()) + 1)

@@ -1,34 +1,21 @@
 """Wave statistics of a movie (host-side NumPy/SciPy).
 
-A *wave* is a 3-D connected component, in space-time (t, y, x) with face
-connectivity, of the pixels above a threshold, keeping components of at least
-`min_size` pixel-frames (smaller ones are initiation attempts that did not
-propagate, or noise; see DEFAULT_MIN_SIZE). Per wave:
+A *wave* is a 3-D connected component, in space-time (t, y, x) with face connectivity, of
+the pixels above a threshold, of at least `min_size` pixel-frames (smaller ones are failed
+initiations or noise; DEFAULT_MIN_SIZE). `wave_stats` measures, per wave:
 
 - area (mm^2): the pixels it covered at any time (their union) times pixel_mm^2;
 - duration (s): the number of frames it spans times frame_dt;
-- speed (mm/s): each pixel's recruitment time is the first frame it belongs to
-  the wave; its distance is the Euclidean distance (mm) to the wave's initial
-  footprint (its pixels in the wave's first frame). The speed is the
-  least-squares slope of distance against recruitment time over the wave's
-  pixels: exact for an expanding disk (distance = speed * time) and for a
-  planar front, and insensitive to a constant lag. NaN when the wave recruits
-  pixels in fewer than 3 distinct frames (no front to follow).
+- speed (mm/s): the least-squares slope of each pixel's distance (mm) from the wave's first
+  frame's footprint against its recruitment time (the first frame it is in the wave); NaN
+  when the wave recruits pixels in fewer than 3 distinct frames.
 
-A wave stays one component only if its active band overlaps between successive
-frames, i.e. it travels less than its band width per frame (Lansdell waves move
-~0.02 mm per 0.1 s frame; a pixel stays active ~1 s, a band ~0.2 mm wide).
-
-Per pixel, the inter-wave intervals (s) are the differences between the
-recruitment times of the successive waves that cover it (one onset per wave, so a
-pixel that flickers around the threshold within a wave counts once).
-
-Per frame: the fraction of the retina inside a wave, and the frame's wave label:
-the wave with the most pixels in that frame, -1 if none. For a batch of movies
-f32[B, T, H, W] the retinas are analysed one by one and wave ids are globally
-unique across the batch (retina 0 has ids 0..n0-1, retina 1 continues at n0,
-...), so two frames of a batch show the same wave iff their labels are equal
-and not -1.
+Per pixel, the inter-wave intervals (s) between the recruitment times of the successive waves
+that cover it. Per frame, the fraction of the retina inside a wave and the frame's label: the
+wave with the most pixels in it, -1 if none. In a batch f32[B, T, H, W] the retinas are
+analysed one by one and wave ids are unique across the batch, so two frames show the same
+wave iff their labels are equal and not -1. Why these measures: docs/waves.md, 'How waves are
+measured'.
 """
 
 import dataclasses
@@ -49,6 +36,9 @@ DEFAULT_MIN_SIZE = 50
 # Face neighbours in (t, y, x): a wave continues in time only where it overlaps.
 _STRUCTURE = ndimage.generate_binary_structure(3, 1)
 _MIN_FRONT_FRAMES = 3
+# The per-wave (per-pixel for iwi_s) statistics and their table labels.
+LABELS = {'speed_mm_s': 'speed (mm/s)', 'iwi_s': 'interval (s)',
+          'duration_s': 'duration (s)', 'area_mm2': 'area (mm^2)'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,11 +207,18 @@ def wave_stats(frames: np.ndarray, *, threshold: float, frame_dt: float = 0.1,
       threshold=float(threshold), min_size=int(min_size))
 
 
+def quantiles(values, qs: tuple[float, ...]) -> list[float] | None:
+  """The quantiles `qs` of the finite values; None (JSON null) if there are none."""
+  x = np.asarray(values, np.float64)
+  x = x[np.isfinite(x)]
+  return [float(v) for v in np.quantile(x, qs)] if x.size else None
+
+
 def _describe(name: str, values: np.ndarray) -> dict[str, float | None]:
   """p10, median, p90 and mean of the finite values; None (JSON null) if there are none."""
   x = values[np.isfinite(values)]
-  out = {f'{name}_{tag}': float(np.quantile(x, q)) if x.size else None
-         for tag, q in (('p10', 0.1), ('median', 0.5), ('p90', 0.9))}
+  out = dict(zip((f'{name}_p10', f'{name}_median', f'{name}_p90'),
+                 quantiles(x, (0.1, 0.5, 0.9)) or (None,) * 3))
   out[f'{name}_mean'] = float(x.mean()) if x.size else None
   return out
 
@@ -238,7 +235,7 @@ def summary(stats: WaveStats) -> dict[str, Any]:
       waves_per_min=stats.area_mm2.size / n_retinas / (seconds / 60),
       n_waves_with_speed=int(np.isfinite(stats.speed_mm_s).sum()),
   )
-  for name in ('speed_mm_s', 'iwi_s', 'duration_s', 'area_mm2'):
+  for name in LABELS:
     out.update(_describe(name, getattr(stats, name)))
   out.update(
       coverage=float(stats.coverage.mean()),
@@ -259,8 +256,7 @@ def table(summary: dict[str, Any]) -> str:
   lines = [f"{summary['n_waves']} waves in {summary['n_retinas']} retina(s) x "
            f"{summary['seconds']:.1f} s ({summary['waves_per_min']:.1f} per retina-minute)",
            f"{'':16}{'p10':>8}{'median':>9}{'p90':>9}"]
-  for key, name in (('speed_mm_s', 'speed (mm/s)'), ('iwi_s', 'interval (s)'),
-                    ('duration_s', 'duration (s)'), ('area_mm2', 'area (mm^2)')):
+  for key, name in LABELS.items():
     lines.append(f'{name:16}' + ' '.join(fmt(summary[f'{key}_{q}'])
                                          for q in ('p10', 'median', 'p90')))
   lines.append(f"coverage {summary['coverage']:.3f} (min {summary['coverage_min']:.3f}), "

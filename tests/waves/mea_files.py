@@ -7,7 +7,23 @@ arrays) unless told otherwise.
 import h5py
 import numpy as np
 
+from rwjax.waves import recorded
+
 PITCH_UM = 42.0
+
+
+def site_recording(rows, cols, **kwargs):
+  """A Recording without spikes, one train at each raster site (rows[i], cols[i])."""
+  return recorded.Recording(
+      times=np.zeros(0), channel=np.zeros(0, np.int32), row=np.ravel(rows).astype(np.int32),
+      col=np.ravel(cols).astype(np.int32), duration_s=1.0, age_days=None, source='grid',
+      **kwargs)
+
+
+def grid_recording(size, pitch_mm=PITCH_UM / 1000):
+  """One train per site of a size x size raster."""
+  rr, cc = np.mgrid[:size, :size]
+  return site_recording(rr, cc, pitch_mm=pitch_mm, shape=(size, size))
 
 
 def write_mea(path, pos_um, trains, *, duration=None, age=None, array=None,
@@ -51,7 +67,6 @@ def fronts_file(path, size=16, speed_mm_s=0.1, starts=(5.0, 45.0, 85.0, 125.0),
   starting at each time of `starts`; each electrode bursts 6 spikes over 0.6 s."""
   rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing='ij')
   pos = np.stack([cols.ravel(), rows.ravel()], 1) * PITCH_UM + shift_um
-  burst = np.linspace(0, 0.6, 6)
-  onset = cols.ravel() * PITCH_UM / 1000 / speed_mm_s
-  trains = [np.concatenate([s + o + burst for s in starts]) for o in onset]
+  fronts = [front_trains(pos, speed_mm_s, t0=s)[0] for s in starts]
+  trains = [np.concatenate(t) for t in zip(*fronts)]
   return write_mea(path, pos, trains, duration=duration, age=age)

@@ -1,37 +1,22 @@
 """Recordings beside simulations: matching, the shared conversion path, survey, compare, dataset."""
 
-import importlib.util
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
+import mea_files  # tests/waves/mea_files.py (on the path: conftest.py)
 from rwjax.errors import InputError
 from rwjax.ssl import trainer
 from rwjax.waves import compare, recorded
 from rwjax.waves.cli import main
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load(name, path):
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-fronts_file = _load('mea_files', os.path.join(_HERE, 'mea_files.py')).fronts_file
-pretrain_mea = _load('pretrain_mea', os.path.join(_HERE, '..', '..', 'configs',
-                                                  'pretrain_mea.py'))
+fronts_file = mea_files.fronts_file
 
 
 def test_the_lattice_covers_the_recording_at_the_model_spacing():
-  aps = recorded.Recording(times=np.zeros(0), channel=np.zeros(0, np.int32),
-                           row=np.array([0, 63], np.int32), col=np.array([0, 63], np.int32),
-                           duration_s=1.0, age_days=None, source='aps')
+  aps = mea_files.site_recording([0, 63], [0, 63])  # the 64x64 APS array's corners
   side = 63 * 0.042  # mm from the first to the last electrode
   _, lp = compare.matched_params('lansdell', aps)
   assert lp.size == math.ceil(side / (2 / 63)) + 1 == 85
@@ -45,35 +30,24 @@ def test_the_lattice_covers_the_recording_at_the_model_spacing():
   np.testing.assert_array_equal(cells, [0, 31 * 32 + 31])
 
 
-def test_burst_rate_round_trip():
-  # The whole raster is active for 5 blocks of 100 frames; trains fire at 20 Hz while
-  # active. The box average lets each block's wave start a frame early and end a frame
-  # late (102 frames), so the measured rate is 20 * 100 / 102.
-  rr, cc = np.mgrid[:12, :12]
-  rec = recorded.Recording(times=np.zeros(0), channel=np.zeros(0, np.int32),
-                           row=rr.ravel().astype(np.int32), col=cc.ravel().astype(np.int32),
-                           duration_s=1.0, age_days=None, source='grid', pitch_mm=0.042,
-                           shape=(12, 12))
-  active = np.zeros((1500, 144), bool)
-  for k in range(5):
-    active[100 + 280 * k: 200 + 280 * k] = True
-  sim = compare.simulated_recording(active, rec, 20.0, 0.1, np.random.default_rng(0))
-  assert sim.duration_s == pytest.approx(150.0) and sim.n_trains == 144
-  assert compare.burst_rate(sim) == pytest.approx(20 * 100 / 102, rel=0.03)
-
-
-def test_simulated_trains_follow_the_activity():
-  rr, cc = np.mgrid[:4, :4]
-  rec = recorded.Recording(times=np.zeros(0), channel=np.zeros(0, np.int32),
-                           row=rr.ravel().astype(np.int32), col=cc.ravel().astype(np.int32),
-                           duration_s=1.0, age_days=None, source='grid', pitch_mm=0.042,
-                           shape=(4, 4))
+def test_simulated_trains_follow_the_activity_and_the_burst_rate_round_trips():
+  rec = mea_files.grid_recording(4)
   active = np.zeros((1000, 16), bool)
   active[::10, 3] = True  # train 3: active 100 frames of 0.1 s
   sim = compare.simulated_recording(active, rec, 50.0, 0.1, np.random.default_rng(1))
   assert set(np.unique(sim.channel)) == {3}
   assert sim.times.size == pytest.approx(100 * 0.1 * 50, rel=0.1)  # Poisson mean 500
   assert set(np.unique(np.floor(sim.times / 0.1).astype(int) % 10)) == {0}
+  # The whole raster is active for 5 blocks of 100 frames; trains fire at 20 Hz while
+  # active. The box average lets each block's wave start a frame early and end a frame
+  # late (102 frames), so the measured rate is 20 * 100 / 102.
+  rec = mea_files.grid_recording(12)
+  active = np.zeros((1500, 144), bool)
+  for k in range(5):
+    active[100 + 280 * k: 200 + 280 * k] = True
+  sim = compare.simulated_recording(active, rec, 20.0, 0.1, np.random.default_rng(0))
+  assert sim.duration_s == pytest.approx(150.0) and sim.n_trains == 144
+  assert compare.burst_rate(sim) == pytest.approx(20 * 100 / 102, rel=0.03)
 
 
 def test_two_sample_tests():
@@ -86,8 +60,8 @@ def test_two_sample_tests():
   assert compare.two_sample(a, np.array([np.nan]))['mannwhitney_p'] is None
 
 
-def test_stats_recording_json(tmp_path, capsys):
-  path = fronts_file(tmp_path / 'r.h5')
+def test_stats_of_a_recording_and_the_survey_by_age(tmp_path, capsys):
+  path = fronts_file(tmp_path / 'a.h5', speed_mm_s=0.1, age=5)
   main(['stats', f'--recording={path}', '--json'])
   s = json.loads(capsys.readouterr().out)
   assert s['n_waves'] == 4 and s['speed_mm_s_median'] == pytest.approx(0.1, rel=0.15)
@@ -95,10 +69,8 @@ def test_stats_recording_json(tmp_path, capsys):
   # Every electrode fires with the fronts only: the index falls with distance along x.
   assert s['ci_100um'] > s['ci_200um'] > s['ci_400um'] > 1
   assert s['ci_by_distance']['distance_um'][:3] == [0.0, 100.0, 200.0]
-
-
-def test_survey_groups_by_age(tmp_path, capsys):
-  fronts_file(tmp_path / 'a.h5', speed_mm_s=0.1, age=5)
+  with pytest.raises(InputError, match='needs --movie=FILE .* or --recording=FILE.h5'):
+    main(['stats'])
   fronts_file(tmp_path / 'b.h5', speed_mm_s=0.1, age=5, starts=(10.0, 60.0, 110.0))
   fronts_file(tmp_path / 'c.h5', speed_mm_s=0.25, age=11)
   main(['survey', f'--folder={tmp_path}', '--json'])
@@ -112,8 +84,7 @@ def test_survey_groups_by_age(tmp_path, capsys):
   assert groups['P11']['iwi_s'] == pytest.approx([40.0] * 3, abs=0.3)
   assert groups['P5']['iwi_s'][0] == pytest.approx(40.0, abs=0.3)
   assert groups['P5']['iwi_s'][2] == pytest.approx(50.0, abs=0.3)
-  for key in ('ci_100um', 'ci_200um', 'ci_400um'):
-    assert len(groups['P5'][key]) == 3
+  assert [len(groups['P5'][k]) for k in ('ci_100um', 'ci_200um', 'ci_400um')] == [3] * 3
   main(['survey', f'--folder={tmp_path}', '--groups=stage'])
   table = capsys.readouterr().out
   assert '| II (<=P9) | 2 |' in table and '| III (>=P10) | 1 |' in table
@@ -144,28 +115,21 @@ def test_compare_godfrey(tmp_path):
   assert result['model']['name'] == 'godfrey' and result['model']['params']['size'] == 12
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--param=nope=1'], "need NAME=VALUE with NAME one of"),
-    (['--model=nope'], 'unknown wave model'),
-    (['--batch=0'], 'need --batch >= 1'),
+@pytest.mark.parametrize('recording, args, message', [
+    ({}, ['--param=nope=1'], "need NAME=VALUE with NAME one of"),
+    ({}, ['--model=nope'], 'unknown wave model'),
+    ({}, ['--batch=0'], 'need --batch >= 1'),
+    (dict(starts=(5.0,), duration=60.0), [], 'too short or too sparse'),
+    (dict(starts=(1.0, 7.0, 13.0), duration=20.0), [], 'too short or too sparse'),
 ])
-def test_compare_bad_input(tmp_path, args, message):
-  path = fronts_file(tmp_path / 'r.h5', size=12)
+def test_compare_bad_input_writes_nothing(tmp_path, recording, args, message):
+  path = fronts_file(tmp_path / 'r.h5', size=12, **recording)
   with pytest.raises(InputError, match=message):
     main(['compare', f'--recording={path}', f'--out={tmp_path / "o"}'] + args)
   assert not (tmp_path / 'o').exists()
 
 
-def test_too_short_or_sparse_recordings(tmp_path):
-  sparse = fronts_file(tmp_path / 's.h5', size=12, starts=(5.0,), duration=60.0)
-  short = fronts_file(tmp_path / 't.h5', size=12, starts=(1.0, 7.0, 13.0), duration=20.0)
-  for path in (sparse, short):
-    with pytest.raises(InputError, match='too short or too sparse'):
-      main(['compare', f'--recording={path}', f'--out={tmp_path / "o"}'])
-  assert not (tmp_path / 'o').exists()
-
-
-def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
+def test_dataset_feeds_the_trainers_file_source(tmp_path, repo_module):
   for i, age in enumerate((4, 6, 12)):
     fronts_file(tmp_path / f'r{i}.h5', size=32, age=age, duration=160.0 + 40 * i)
   out = tmp_path / 'ds'
@@ -176,7 +140,7 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
   waves_r0 = set(labels[:3][labels[:3] >= 0].tolist())
   waves_r1 = set(labels[3:][labels[3:] >= 0].tolist())
   assert len(waves_r0) == len(waves_r1) == 4 and not waves_r0 & waves_r1
-  config = pretrain_mea.get_config(str(out))
+  config = repo_module('configs/pretrain_mea.py').get_config(str(out))
   assert config.data.source == 'file' and config.data.movie == str(out / 'movie.npy')
   source = trainer.build_source(config)  # sharded over the 8 devices (data.placement='auto')
   y = np.asarray(source.inputs[1])
@@ -185,8 +149,3 @@ def test_dataset_feeds_the_trainers_file_source(tmp_path, capsys):
   x, y = trainer.build_source(config).inputs
   assert x.shape == (7, 500, 32, 32) and y.shape == (7, 500)
   assert (y == labels).all()
-
-
-def test_stats_needs_a_movie_or_a_recording():
-  with pytest.raises(InputError, match='needs --movie=FILE .* or --recording=FILE.h5'):
-    main(['stats'])

@@ -5,8 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
+import mea_files  # tests/waves/mea_files.py (on the path: conftest.py)
 from rwjax.errors import InputError
-from rwjax.waves import compare, correlation, recorded
+from rwjax.waves import compare, correlation
 
 
 def brute_force_ci(trains, duration, dt=0.05):
@@ -24,7 +25,7 @@ def flatten(trains):
   return times, train
 
 
-def test_hand_computed_pair():
+def test_hand_computed_pairs_the_50_ms_window_and_too_few_trains():
   # A and B fire within 50 ms of each other twice (0 / 0.03 s and 2 / 2.04 s); 1.0 and
   # 1.2 s are 0.2 s apart. N_AB = 2, T = 10 s: CI = 2 * 10 / (3 * 3 * 0.1) = 22.2.
   trains = [[0.0, 1.0, 2.0], [0.03, 1.2, 2.04], [5.0]]
@@ -33,6 +34,13 @@ def test_hand_computed_pair():
   p = correlation.pair_index(times, train, pos, 10.0)
   np.testing.assert_allclose(p.distance_um, [50.0, 500.0, 450.0])
   np.testing.assert_allclose(p.ci, [2 * 10 / 0.9, 0.0, 0.0])
+  # The window is 50 ms either side: spikes 49 ms apart coincide, 51 ms apart do not.
+  for gap, coincide in ((0.049, True), (0.051, False)):
+    times, train = flatten([[1.0, 3.0], [1.0 + gap, 3.0 - gap]])
+    p = correlation.pair_index(times, train, np.array([[0, 0], [100, 0]]), 10.0)
+    assert p.ci[0] == pytest.approx(2 * 10 / (4 * 0.1) if coincide else 0.0)
+  with pytest.raises(InputError, match='at least two spiking trains'):
+    correlation.pair_index(np.array([1.0]), np.array([0]), np.zeros((3, 2)), 10.0)
 
 
 def test_matches_the_definition_on_random_bursty_trains():
@@ -58,14 +66,6 @@ def test_independent_poisson_trains_have_index_one():
   np.testing.assert_allclose(p.ci, 1.0, atol=0.08)
 
 
-def test_the_window_is_50_ms_either_side():
-  # Spikes 49 ms apart coincide, 51 ms apart do not.
-  for gap, coincide in ((0.049, True), (0.051, False)):
-    times, train = flatten([[1.0, 3.0], [1.0 + gap, 3.0 - gap]])
-    p = correlation.pair_index(times, train, np.array([[0, 0], [100, 0]]), 10.0)
-    assert p.ci[0] == pytest.approx(2 * 10 / (4 * 0.1) if coincide else 0.0)
-
-
 def test_chunked_counting_equals_one_chunk(monkeypatch):
   rng = np.random.default_rng(2)
   times = rng.uniform(0, 50, 3000)
@@ -85,19 +85,6 @@ def test_by_distance_and_ci_at():
   assert correlation.ci_at(p) == {'ci_100um': 20.0, 'ci_200um': 4.0, 'ci_400um': 2.0}
 
 
-def test_too_few_spiking_trains():
-  with pytest.raises(InputError, match='at least two spiking trains'):
-    correlation.pair_index(np.array([1.0]), np.array([0]), np.zeros((3, 2)), 10.0)
-
-
-def _grid_recording(size, pitch_mm):
-  rr, cc = np.mgrid[:size, :size]
-  return recorded.Recording(times=np.zeros(0), channel=np.zeros(0, np.int32),
-                            row=rr.ravel().astype(np.int32), col=cc.ravel().astype(np.int32),
-                            duration_s=1.0, age_days=None, source='grid', pitch_mm=pitch_mm,
-                            shape=(size, size))
-
-
 def test_simulated_movies_independent_pixels_give_one_and_shared_activity_more():
   # Pixels active in independent random frames (probability q): spikes drawn from them
   # are independent across pixels, CI ~ 1. All pixels active in the same frames (0.1 s
@@ -105,7 +92,7 @@ def test_simulated_movies_independent_pixels_give_one_and_shared_activity_more()
   # 1 - (1/2)^2 = 3/4, in adjacent active frames (probability q each side) 1/8, so
   # N_AB = n_active (r w)^2 (3/4 + q/4) and CI = (3/4 + q/4) / q.
   rng = np.random.default_rng(3)
-  rec = _grid_recording(4, 0.1)
+  rec = mea_files.grid_recording(4, 0.1)
   q, n_t = 0.1, 20000
   independent = rng.random((n_t, 16)) < q
   shared = np.repeat(rng.random((n_t, 1)) < q, 16, axis=1)

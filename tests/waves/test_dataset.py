@@ -7,7 +7,7 @@ import tifffile
 from scipy import ndimage
 
 from rwjax.errors import InputError
-from rwjax.waves import dataset, readers
+from rwjax.waves import dataset, readers, stats
 from rwjax.waves.frames import to_network_input
 
 
@@ -35,13 +35,21 @@ def _paper_reference(movies, rotations, block):
 
 
 def test_streamed_preprocessing_is_to_network_input_of_the_whole_movie(tmp_path):
-  x = _recording(50)
+  x = _recording(100)
   np.save(tmp_path / 'r.npy', x)
   ds = dataset.load_dataset(str(tmp_path / 'r.npy'), out_size=4, minmax='recording',
                             rotations=(), threshold=1e9, chunk_frames=7)
   want = np.asarray(to_network_input(jnp.asarray(x), 4))[..., 0]
   np.testing.assert_allclose(ds.movie[0], want, atol=2e-6)
-  assert ds.movie.shape == (1, 50, 4, 4) and ds.labels.shape == (1, 50)
+  assert ds.movie.shape == (1, 100, 4, 4) and ds.labels.shape == (1, 100)
+  with readers.open_movie(str(tmp_path / 'r.npy')) as movie:
+    spans = []
+    read = movie.read
+    movie.read = lambda t0=0, t1=None: spans.append((t0, t1)) or read(t0, t1)
+    pooled, lo, hi = dataset.prepare_recording(movie, 4, chunk_frames=16)
+  # Two passes (moments, then z-scores), 7 chunks each, none longer than 16 frames.
+  assert len(spans) == 14 and max(t1 - t0 for t0, t1 in spans) == 16
+  np.testing.assert_allclose((pooled - lo) / (hi - lo), want, atol=2e-6)
 
 
 def test_the_paper_s_rotations_zscore_minmax_and_pooling(tmp_path):
@@ -151,19 +159,6 @@ def test_bad_movies_in_a_dataset(tmp_path):
     dataset.load_dataset(str(tmp_path / 'ok.npy'), out_size=8, threshold=0., dff_window_s=5.0)
 
 
-def test_a_recording_is_read_a_chunk_at_a_time(tmp_path):
-  np.save(tmp_path / 'r.npy', _recording(100))
-  with readers.open_movie(str(tmp_path / 'r.npy')) as movie:
-    spans = []
-    read = movie.read
-    movie.read = lambda t0=0, t1=None: spans.append((t0, t1)) or read(t0, t1)
-    pooled, lo, hi = dataset.prepare_recording(movie, 4, chunk_frames=16)
-    whole = np.asarray(to_network_input(jnp.asarray(read()), 4))[..., 0]
-  # Two passes (moments, then z-scores), 7 chunks each, none longer than 16 frames.
-  assert len(spans) == 14 and max(t1 - t0 for t0, t1 in spans) == 16
-  np.testing.assert_allclose((pooled - lo) / (hi - lo), whole, atol=2e-6)
-
-
 def test_rolling_median_is_exact_for_short_windows_and_follows_a_linear_drift():
   rng = np.random.default_rng(3)
   x = rng.normal(0, 1, (60, 3, 3)).astype(np.float32)
@@ -216,7 +211,6 @@ def test_waves_found_after_background_subtraction_and_smoothing():
   assert raw[150:].mean() > 0.9  # without removing the baseline, the drift crosses 12
   y = dataset.detection_movie(x, frame_dt=0.1, pixel_mm=0.05, background_s=8.0,
                               smooth_s=0.1, smooth_mm=0.05)
-  from rwjax.waves import stats
   labels = stats.frame_labels(y, threshold=1.5, min_size=50)
   assert np.nonzero(labels >= 0)[0].tolist() == list(range(100, 110))
   with pytest.raises(InputError, match='set the pixel size pixel_mm'):

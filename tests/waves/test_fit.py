@@ -5,14 +5,16 @@ import json
 import os
 import re
 
+import jax
 import numpy as np
 import pytest
 
 from rwjax import defaults
 from rwjax.errors import InputError
-from rwjax.waves import compare, fit, lansdell, recorded
+from rwjax.waves import compare, fit, lansdell
 from rwjax.waves.cli import main
 
+# Loaded by path, not from sys.path: bench/fit_search.py loads this module outside pytest.
 _spec = importlib.util.spec_from_file_location(
     'mea_files', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mea_files.py'))
 mea_files = importlib.util.module_from_spec(_spec)
@@ -22,13 +24,9 @@ SIZE = 24
 BASE = lansdell.Params(size=SIZE, dt=0.002)  # 2 ms steps: the README's equal statistics
 
 
-def grid_recording(size=SIZE, pitch_mm=lansdell.pixel_mm(BASE)):
+def grid_recording():
   """One electrode per lattice cell: the template the simulations are seen through."""
-  rr, cc = np.mgrid[:size, :size]
-  return recorded.Recording(times=np.zeros(0), channel=np.zeros(0, np.int32),
-                            row=rr.ravel().astype(np.int32), col=cc.ravel().astype(np.int32),
-                            duration_s=1.0, age_days=None, source='grid', pitch_mm=pitch_mm,
-                            shape=(size, size))
+  return mea_files.grid_recording(SIZE, lansdell.pixel_mm(BASE))
 
 
 def test_candidates_in_one_batch_equal_separate_runs():
@@ -42,7 +40,6 @@ def test_candidates_in_one_batch_equal_separate_runs():
   assert active.shape == (2, 2, 20, 64)
   for k, (d, q) in enumerate(values):
     p = base._replace(diff=float(d), spont_prob=float(q))
-    import jax  # pylint: disable=g-import-not-at-top
     state = lansdell.warmup(lansdell.init(jax.random.PRNGKey(5), 2, p), 1.0, p)
     _, frames = lansdell.advance(state, 20, p)
     want = np.asarray(frames).reshape(2, 20, 64) > lansdell.THRESHOLD
@@ -88,21 +85,17 @@ def test_fit_recovers_a_planted_diffusion_constant():
   assert fit.distance(target, target) == 0.0
 
 
-@pytest.mark.parametrize('names, start, bounds, message', [
+@pytest.mark.parametrize('names, start, kwargs, message', [
     (('nope',), {'nope': 1.0}, {}, "no such fittable parameter"),
     (('kappa',), {'kappa': 0.2}, {}, "no such fittable parameter"),
-    (('diff',), {'diff': 0.005}, {'diff': (0.006, 0.03)}, 'lies outside its bounds'),
-    (('diff',), {'diff': 0.005}, {'diff': (0.03, 0.006)}, '0 < low < high'),
+    (('diff',), {'diff': 0.005}, dict(bounds={'diff': (0.006, 0.03)}), 'lies outside its bounds'),
+    (('diff',), {'diff': 0.005}, dict(bounds={'diff': (0.03, 0.006)}), '0 < low < high'),
+    (('diff',), {'diff': 0.005}, dict(candidates=4, retinas=1, seconds=10.0, warmup_s=0.0,
+                                      budget_s=60.0), 'allows 1 generation'),
 ])
-def test_bad_names_and_bounds(names, start, bounds, message):
+def test_bad_names_bounds_and_budget(names, start, kwargs, message):
   with pytest.raises(InputError, match=message):
-    fit.fit({}, grid_recording(), names, start, bounds, base=BASE, rate_hz=10.0)
-
-
-def test_a_budget_under_two_generations():
-  with pytest.raises(InputError, match='allows 1 generation'):
-    fit.fit({}, grid_recording(), ('diff',), {'diff': 0.005}, base=BASE, candidates=4,
-            retinas=1, seconds=10.0, warmup_s=0.0, budget_s=60.0, rate_hz=10.0)
+    fit.fit({}, grid_recording(), names, start, base=BASE, rate_hz=10.0, **kwargs)
 
 
 def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_path, capsys):

@@ -1,9 +1,6 @@
 """Lansdell et al. (2014) simulator: state contract, determinism, boundaries, waves,
 and agreement with the plain NumPy reference in bench/numpy_lansdell.py."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,15 +12,7 @@ from rwjax.waves import lansdell as L
 SMALL = L.Params(size=16, spont_prob=0.02)
 
 
-def _numpy_reference():
-  path = pathlib.Path(__file__).parents[2] / 'bench' / 'numpy_lansdell.py'
-  spec = importlib.util.spec_from_file_location('numpy_lansdell', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_init_shapes_dtypes_and_rest_values():
+def test_init_shapes_dtypes_rest_values_and_bad_params():
   st = L.init(jax.random.PRNGKey(0), 3, SMALL)
   for field in (st.v, st.r, st.s, st.e):
     assert field.shape == (3, 16, 16) and field.dtype == jnp.float32
@@ -32,23 +21,23 @@ def test_init_shapes_dtypes_and_rest_values():
   np.testing.assert_array_equal(st.r + st.s + st.e, 0.0)
   assert L.pixel_mm() == pytest.approx(2 / 63)
   assert L.THRESHOLD == -60.0
+  with pytest.raises(InputError, match='whole multiple'):
+    L.init(jax.random.PRNGKey(0), 1, L.Params(dt=0.003))
+  with pytest.raises(InputError, match='batch'):
+    L.init(jax.random.PRNGKey(0), 0)
+  with pytest.raises(InputError, match='n_frames'):
+    L.advance(st, -1, SMALL)
 
 
-def test_advance_is_deterministic_and_retinas_differ():
+def test_advance_is_deterministic_and_carrying_state_equals_one_longer_call():
   st = L.init(jax.random.PRNGKey(1), 2, SMALL)
-  st1, f1 = L.advance(st, 5, SMALL)
-  _, f2 = L.advance(st, 5, SMALL)
-  assert f1.shape == (2, 5, 16, 16) and f1.dtype == jnp.float32
-  np.testing.assert_array_equal(f1, f2)
-  assert not np.array_equal(f1[0], f1[1])
-  assert not np.array_equal(st1.key, st.key)
-  _, f3 = L.advance(L.init(jax.random.PRNGKey(2), 2, SMALL), 5, SMALL)
-  assert not np.array_equal(f1, f3)
-
-
-def test_carrying_state_equals_one_longer_call():
-  st = L.init(jax.random.PRNGKey(3), 2, SMALL)
   st_a, f_a = L.advance(st, 5, SMALL)
+  assert f_a.shape == (2, 5, 16, 16) and f_a.dtype == jnp.float32
+  np.testing.assert_array_equal(L.advance(st, 5, SMALL)[1], f_a)
+  assert not np.array_equal(f_a[0], f_a[1])
+  assert not np.array_equal(st_a.key, st.key)
+  _, f3 = L.advance(L.init(jax.random.PRNGKey(2), 2, SMALL), 5, SMALL)
+  assert not np.array_equal(f_a, f3)
   st_b, f_b = L.advance(st_a, 5, SMALL)
   st_w = L.warmup(st, 0.5, SMALL)
   np.testing.assert_allclose(st_w.v, st_a.v, atol=1e-5)
@@ -84,8 +73,8 @@ def test_gates_match_the_textbook_forms(params):
   np.testing.assert_allclose(y, np.exp((v - p.v3) / (2 * p.v4)), rtol=1e-5)
 
 
-def test_matches_numpy_reference_with_same_draws():
-  ref = _numpy_reference()
+def test_matches_numpy_reference_with_same_draws(repo_module):
+  ref = repo_module('bench/numpy_lansdell.py')
   st = L.init(jax.random.PRNGKey(6), 2, SMALL)
   n = 5
   _, frames = L.advance(st, n, SMALL)
@@ -109,15 +98,6 @@ def test_waves_start_and_propagate():
   first = np.argmax(active > 0)
   assert active[first] > 0 and active[first] < 10      # starts from a few cells...
   assert active.max() > 0.3 * 32 * 32                   # ...and spreads over the retina
-
-
-def test_bad_params_raise_input_error():
-  with pytest.raises(InputError, match='whole multiple'):
-    L.init(jax.random.PRNGKey(0), 1, L.Params(dt=0.003))
-  with pytest.raises(InputError, match='batch'):
-    L.init(jax.random.PRNGKey(0), 0)
-  with pytest.raises(InputError, match='n_frames'):
-    L.advance(L.init(jax.random.PRNGKey(0), 1, SMALL), -1, SMALL)
 
 
 def test_shorter_frames_film_the_same_model():

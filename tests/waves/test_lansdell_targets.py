@@ -1,13 +1,9 @@
-"""Issue 2's target behaviour of the Lansdell model at its defaults.
+"""The Lansdell model at its defaults meets its wave-statistics targets.
 
-64x64 cells over 2 mm, dt 1 ms, one retina: 300 s of warm-up, then 300 s of
-frames analysed at the default threshold (-60 mV).
-
-The defaults use D = 0.005 mm^2/s, half the published ACh diffusion constant: at
-D = 0.01 the fronts advance at a median 0.18-0.19 mm/s, above the 0.08-0.16 mm/s
-target and the stage II recordings (see rwjax/waves/lansdell.py and the README).
-The speed measure itself is checked on synthetic fronts of known speed in
-test_stats.py.
+64x64 cells over 2 mm, dt 1 ms, one retina: 300 s of warm-up, then 300 s of frames analysed
+at the default threshold (-60 mV). Why the default D is half the published one and the
+measured figures: docs/waves.md, 'Simulators'. The speed measure itself is checked on
+synthetic fronts of known speed in test_stats.py.
 """
 
 import jax

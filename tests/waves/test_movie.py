@@ -14,7 +14,7 @@ def _frames(shape=(2, 5, 8, 8)):
   return np.random.default_rng(0).normal(-65, 5, shape).astype(np.float32)
 
 
-def test_save_load_round_trip(tmp_path):
+def test_save_load_round_trip_float64_and_single_retina(tmp_path):
   frames = _frames()
   labels = np.array([[-1, 0, 0, -1, 1], [2, 2, -1, -1, -1]])
   movie.save_movie(str(tmp_path / 'run'), frames, labels, {'model': 'lansdell', 'frame_dt': 0.1})
@@ -26,9 +26,7 @@ def test_save_load_round_trip(tmp_path):
   np.testing.assert_array_equal(saved_labels, labels)
   assert movie.load_meta(str(d)) == {'model': 'lansdell', 'frame_dt': 0.1}
   assert json.loads((d / 'meta.json').read_text())['model'] == 'lansdell'
-
-
-def test_float64_and_single_retina_are_accepted(tmp_path):
+  # float64 and a single retina are accepted.
   path = str(tmp_path / 'm.npy')
   np.save(path, _frames((4, 6, 6)).astype(np.float64))
   out = movie.load_movie(path)
@@ -51,7 +49,7 @@ def test_bad_movies_are_refused(tmp_path, array, match):
     movie.load_movie(path)
 
 
-def test_missing_corrupt_and_npz_files(tmp_path):
+def test_missing_corrupt_and_npz_files_and_corrupt_meta(tmp_path):
   with pytest.raises(InputError, match='does not exist'):
     movie.load_movie(str(tmp_path / 'nope.npy'))
   with pytest.raises(InputError, match='does not exist'):
@@ -74,9 +72,6 @@ def test_missing_corrupt_and_npz_files(tmp_path):
     np.savez(f, a=_frames())
   with pytest.raises(InputError, match='npz'):
     movie.load_movie(str(npz))
-
-
-def test_corrupt_meta(tmp_path):
   np.save(tmp_path / 'movie.npy', _frames())
   (tmp_path / 'meta.json').write_text('{not json')
   with pytest.raises(InputError, match='meta.json'):

@@ -6,13 +6,11 @@ import re
 from rwjax.waves import progress
 
 
-class Stream(io.StringIO):
-  def __init__(self, tty):
-    super().__init__()
-    self.tty = tty
-
-  def isatty(self):
-    return self.tty
+def _stderr(monkeypatch, tty=False):
+  err = io.StringIO()
+  err.isatty = lambda: tty
+  monkeypatch.setattr('sys.stderr', err)
+  return err
 
 
 def _clock(times):
@@ -20,9 +18,8 @@ def _clock(times):
   return lambda: next(it)
 
 
-def test_eta_is_the_rest_at_the_rate_so_far_and_reports_are_throttled(monkeypatch):
-  err = Stream(tty=False)
-  monkeypatch.setattr('sys.stderr', err)
+def test_eta_is_the_rest_at_the_rate_so_far_reports_are_throttled_no_label_silent(monkeypatch):
+  err = _stderr(monkeypatch)
   # Made at t=100; reports at t=110 (first: printed), 111 (throttled), 125, 126 (forced).
   p = progress.Progress('fit', 1000, every_s=10, time_fn=_clock([100, 110, 111, 125, 126, 130]))
   p(100)             # 100 units in 10 s: 10/s, 900 left: ETA 90 s
@@ -36,11 +33,14 @@ def test_eta_is_the_rest_at_the_rate_so_far_and_reports_are_throttled(monkeypatc
       'fit:  30.0% (300/1,000 retina-s), 12 retina-s/s, 25 s elapsed, ETA 58 s; best 0.5',
       'fit:  31.0% (310/1,000 retina-s), 11.9 retina-s/s, 26 s elapsed, ETA 58 s',
       'fit: 100.0% (400/400 retina-s), 13.3 retina-s/s, 30 s elapsed, ETA 0 s; converged']
+  silent = progress.Progress(None, 10)  # no label: no output
+  silent(5, force=True)
+  silent.finish()
+  assert err.getvalue().splitlines() == lines
 
 
 def test_a_terminal_gets_one_line_rewritten_in_place(monkeypatch):
-  err = Stream(tty=True)
-  monkeypatch.setattr('sys.stderr', err)
+  err = _stderr(monkeypatch, tty=True)
   p = progress.Progress('simulate', 20, every_s=0, time_fn=_clock([0, 1, 2, 4]))
   p(5)
   p(10)
@@ -50,15 +50,6 @@ def test_a_terminal_gets_one_line_rewritten_in_place(monkeypatch):
   shown = [re.sub(r'\s+$', '', s) for s in out.split('\r')[1:]]
   assert shown[0].startswith('simulate:  25.0% (5/20 retina-s), 5 retina-s/s')
   assert shown[-1].startswith('simulate: 100.0% (20/20 retina-s)')
-
-
-def test_no_label_is_silent(monkeypatch):
-  err = Stream(tty=False)
-  monkeypatch.setattr('sys.stderr', err)
-  p = progress.Progress(None, 10)
-  p(5, force=True)
-  p.finish()
-  assert err.getvalue() == ''
 
 
 def test_clock():

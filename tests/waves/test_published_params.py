@@ -3,8 +3,8 @@
 Lansdell, Ford & Kutz (2014) PLoS Comput Biol 10:e1003953, Table 1 (the same values are
 in the authors' released code, github.com/benlansdell/retinalwaves models/parameters.m,
 model 'ml_sahp', with Bernoulli noise p = 0.1 / 800 per 0.1 s window and gN = 20). The one
-deliberate change is D = 0.005 mm^2/s instead of the published 0.01 (rwjax/waves/lansdell.py
-says why).
+deliberate change is D = 0.005 mm^2/s instead of the published 0.01 (docs/waves.md,
+'Simulators', says why).
 
 Godfrey & Swindale (2007) PLoS Comput Biol 3:e245: lattice spacing, dendritic radius,
 update step and the species parameter sets (H1, H2, P_D, P, T_K), as the module's

@@ -1,111 +1,55 @@
 """rwjax.waves.recorded: MEA spike files -> activity movies -> wave statistics, bad files."""
 
-import importlib.util
 import json
-import os
 
 import h5py
 import numpy as np
 import pytest
 
+import mea_files  # tests/waves/mea_files.py (on the path: conftest.py)
 from rwjax.errors import InputError
 from rwjax.waves import recorded, stats
 from rwjax.waves.cli import main
 
-_spec = importlib.util.spec_from_file_location(
-    'mea_files', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mea_files.py'))
-mea_files = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mea_files)
 write_mea, front_trains = mea_files.write_mea, mea_files.front_trains
 mcs_8x8, hexagonal = mea_files.mcs_8x8, mea_files.hexagonal
 
-PITCH_UM = 42.0
+
+def planar_wave_file(path, speed_mm_s=0.1, one_based=False):
+  """The 64x64 array (42 um) crossed 1 s in by one planar front at `speed_mm_s`: every
+  electrode bursts 6 spikes over 0.6 s as it passes; 1-based positions if `one_based`."""
+  return mea_files.fronts_file(path, size=64, speed_mm_s=speed_mm_s, starts=(1.0,),
+                               duration=4.0 + 63 * recorded.PITCH_MM / speed_mm_s, age=5,
+                               shift_um=mea_files.PITCH_UM if one_based else 0.0)
 
 
-def planar_wave_file(path, speed_mm_s=0.1, one_based=False, spikes_per_burst=6):
-  """Every electrode of the 64x64 array bursts (6 spikes over 0.6 s) when a planar front,
-  moving along the columns at `speed_mm_s`, passes it."""
-  rows, cols = np.meshgrid(np.arange(64), np.arange(64), indexing='ij')
-  rows, cols = rows.ravel(), cols.ravel()
-  onset = 1.0 + cols * recorded.PITCH_MM / speed_mm_s
-  times = onset[:, None] + np.linspace(0.0, 0.6, spikes_per_burst)[None]
-  epos = np.stack([rows, cols]).astype(np.float64) + (1 if one_based else 0)
-  with h5py.File(path, 'w') as f:
-    f['epos'] = epos * PITCH_UM
-    f['sCount'] = np.full(rows.size, spikes_per_burst, np.int32)
-    f['spikes'] = times.ravel()
-    f['summary/duration'] = np.array([onset.max() + 3.0])
-    f['meta/age'] = np.array([5], np.int32)
-  return path
-
-
-def test_a_planar_front_is_one_wave_at_its_speed(tmp_path):
-  rec = recorded.load_mea(str(planar_wave_file(tmp_path / 'w.h5')))
+def test_a_planar_front_is_one_wave_at_its_speed_from_0_or_1_based_positions(tmp_path, capsys):
+  src = planar_wave_file(tmp_path / 'w.h5')
+  rec = recorded.load_mea(str(src))
   assert rec.age_days == 5 and rec.times.size == 64 * 64 * 6
   counts = recorded.spike_counts(rec)
   assert counts.sum() == rec.times.size and counts.shape[1:] == (64, 64)
-  movie = recorded.activity_movie(rec)
-  s = stats.summary(stats.wave_stats(movie, threshold=recorded.THRESHOLD, frame_dt=0.1,
-                                     pixel_mm=recorded.PITCH_MM))
-  assert s['n_waves'] == 1 and s['coverage'] == 1.0
-  assert s['speed_mm_s_median'] == pytest.approx(0.1, rel=0.1)
-
-
-def test_one_based_positions_give_the_same_movie(tmp_path):
-  zero = recorded.load_mea(str(planar_wave_file(tmp_path / 'a.h5')))
-  one = recorded.load_mea(str(planar_wave_file(tmp_path / 'b.h5', one_based=True)))
-  np.testing.assert_array_equal(recorded.spike_counts(zero), recorded.spike_counts(one))
-
-
-def test_convert_then_stats(tmp_path, capsys):
-  src = planar_wave_file(tmp_path / 'w.h5', speed_mm_s=0.2)
+  # `convert` writes its activity movie, in which `stats` finds the front.
   main(['convert', f'--mea={src}', f'--out={tmp_path / "out"}', '--gif-seconds=5'])
   movie = np.load(tmp_path / 'out' / 'movie.npy')
   meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
-  assert movie.dtype == np.float32 and movie.shape[0] == 1 and movie.shape[2:] == (64, 64)
+  assert movie.dtype == np.float32 and movie.shape == (1, *counts.shape)
+  np.testing.assert_array_equal(movie[0], recorded.activity_movie(rec))
   assert meta['model'] == 'recorded' and meta['threshold'] == recorded.THRESHOLD
-  assert (tmp_path / 'out' / 'preview.gif').exists()
+  assert meta['pixel_mm'] == recorded.PITCH_MM and (tmp_path / 'out' / 'preview.gif').exists()
   capsys.readouterr()
   main(['stats', f'--movie={tmp_path / "out"}', '--json'])
   s = json.loads(capsys.readouterr().out)
-  assert s['n_waves'] == 1 and s['speed_mm_s_median'] == pytest.approx(0.2, rel=0.1)
-
-
-def _rewrite(path, **changes):
-  with h5py.File(path, 'a') as f:
-    for key, value in changes.items():
-      del f[key]
-      if value is not None:
-        f[key] = value
-
-
-@pytest.mark.parametrize('change, message', [
-    (dict(spikes=None), r"no \['spikes'\] dataset"),
-    (dict(sCount=np.full(4096, 5, np.int32)), 'sCount sums to 20480 but there are 24576'),
-    (dict(epos=np.zeros((2, 3))), r'epos has shape \(2, 3\)'),
-    (dict(epos=np.full((2, 4096), 65 * PITCH_UM)), 'sit at one electrode position'),
-    (dict(epos=np.full((2, 4096), np.nan)), 'positions .epos. must be finite'),
-    (dict(sCount=np.zeros(0, np.int32)), 'no channels'),
-    (dict(spikes=np.array([b'x'] * 24576)), 'must be numeric arrays'),
-])
-def test_malformed_files_are_input_errors(tmp_path, change, message):
-  path = planar_wave_file(tmp_path / 'w.h5')
-  _rewrite(path, **change)
-  with pytest.raises(InputError, match=message):
-    recorded.load_mea(str(path))
-
-
-def test_missing_or_non_hdf5_files(tmp_path):
-  with pytest.raises(InputError, match='does not exist'):
-    recorded.load_mea(str(tmp_path / 'nope.h5'))
-  (tmp_path / 'text.h5').write_text('not hdf5')
-  with pytest.raises(InputError, match='not a readable HDF5 file'):
-    recorded.load_mea(str(tmp_path / 'text.h5'))
+  assert s['n_waves'] == 1 and s['coverage'] == 1.0
+  assert s['speed_mm_s_median'] == pytest.approx(0.1, rel=0.1)
+  # 1-based positions give the same movie.
+  one = recorded.load_mea(str(planar_wave_file(tmp_path / 'b.h5', one_based=True)))
+  np.testing.assert_array_equal(recorded.spike_counts(one), counts)
 
 
 # --- Any waverepo layout (Eglen et al. 2014): files built here (mea_files.py) ---
 
-def test_an_mcs_8x8_grid_with_corners_missing(tmp_path):
+def test_an_mcs_8x8_grid_with_corners_missing_and_positions_off_it(tmp_path):
   pos = mcs_8x8()
   trains, duration = front_trains(pos, 0.4)
   rec = recorded.load_mea(str(write_mea(tmp_path / 'm.h5', pos, trains, duration=duration,
@@ -119,6 +63,9 @@ def test_an_mcs_8x8_grid_with_corners_missing(tmp_path):
   # The electrode at (x, y) = (600, 400) um, 1-based site (3, 2), is row 1, column 2.
   k = int(np.flatnonzero((pos[:, 0] == 600) & (pos[:, 1] == 400))[0])
   assert (rec.row[k], rec.col[k]) == (1, 2)
+  path = write_mea(tmp_path / 'off.h5', pos + 37.0, trains, array='MCS_8x8_200um')
+  with pytest.raises(InputError, match='not on the 8x8 grid of 200 um'):
+    recorded.load_mea(str(path))
 
 
 def test_a_front_on_a_hexagonal_array_keeps_its_speed_and_area(tmp_path):
@@ -178,24 +125,25 @@ def test_layout_quirks_transposed_scalars_offset_times_shared_electrodes(tmp_pat
 @pytest.mark.parametrize('change, message', [
     (dict(sCount=None), r"no \['sCount'\] dataset"),
     (dict(epos=None), r"no \['epos'\] dataset"),
+    (dict(spikes=None), r"no \['spikes'\] dataset"),
     (dict(sCount=np.array([-1] + [6] * 58 + [6 * 2 + 1], np.int32)), r'sCount\[0\] = -1'),
     (dict(sCount=np.full(60, 5, np.int32)), 'sCount sums to 300 but there are 360'),
+    (dict(sCount=np.zeros(0, np.int32)), 'no channels'),
     (dict(spikes=np.where(np.arange(360) == 7, np.nan, 1.0)), '1 spike time.s. are NaN'),
     (dict(spikes=np.where(np.arange(360) == 7, np.inf, 1.0)), 'NaN or infinite'),
+    (dict(spikes=np.array([b'x'] * 360)), 'must be numeric arrays'),
     (dict(epos=np.zeros((3, 60))), r'epos has shape \(3, 60\)'),
+    (dict(epos=np.full((2, 60), 400.0)), 'sit at one electrode position'),
+    (dict(epos=np.full((2, 60), np.nan)), 'positions .epos. must be finite'),
 ])
-def test_malformed_waverepo_files(tmp_path, change, message):
+def test_malformed_files_are_input_errors(tmp_path, change, message):
   pos = mcs_8x8()
   trains, duration = front_trains(pos, 0.4)
-  path = write_mea(tmp_path / 'm.h5', pos, trains, duration=duration, array='MCS_8x8_200um')
-  _rewrite(path, **change)
+  path = write_mea(tmp_path / 'm.h5', pos, trains, duration=duration)
+  with h5py.File(path, 'a') as f:
+    for key, value in change.items():
+      del f[key]
+      if value is not None:
+        f[key] = value
   with pytest.raises(InputError, match=message):
-    recorded.load_mea(str(path))
-
-
-def test_named_grid_positions_off_the_grid(tmp_path):
-  pos = mcs_8x8() + 37.0
-  trains, duration = front_trains(pos, 0.4)
-  path = write_mea(tmp_path / 'm.h5', pos, trains, duration=duration, array='MCS_8x8_200um')
-  with pytest.raises(InputError, match='not on the 8x8 grid of 200 um'):
     recorded.load_mea(str(path))

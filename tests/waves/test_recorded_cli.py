@@ -55,21 +55,7 @@ def test_stats_measures_a_planted_front_in_any_format(tmp_path, capsys, fmt):
   assert raw['frames_with_wave'] > 0.3  # the drift, not the wave
 
 
-def test_stats_on_a_recording_needs_its_units(tmp_path, capsys):
-  tifffile.imwrite(tmp_path / 'rec.tif', _front_movie())
-  with pytest.raises(SystemExit) as e:
-    cli_main(lambda: main(['stats', f'--movie={tmp_path}/rec.tif']))
-  assert e.value.code == 2
-  err = capsys.readouterr().err
-  assert "give ['--threshold', '--frame-dt', '--pixel-mm']" in err and 'rec.tif' in err
-  (tmp_path / 'bad.tif').write_bytes(b'II*\x00' + b'\xff' * 50)
-  with pytest.raises(SystemExit):
-    cli_main(lambda: main(['stats', f'--movie={tmp_path}/bad.tif', '--threshold=1',
-                           '--frame-dt=0.1', '--pixel-mm=0.01']))
-  assert 'bad.tif' in capsys.readouterr().err
-
-
-def test_preview_writes_a_gif_of_any_movie(tmp_path, capsys):
+def test_preview_writes_a_gif_of_any_movie_and_stats_needs_its_units(tmp_path, capsys):
   x = _front_movie()
   tifffile.imwrite(tmp_path / 'rec.tif', x)
   main(['preview', f'--movie={tmp_path}/rec.tif', f'--out={tmp_path}/p.gif', '--frame-dt=0.1'])
@@ -86,20 +72,13 @@ def test_preview_writes_a_gif_of_any_movie(tmp_path, capsys):
     f['V'] = np.ascontiguousarray(x.T)
   main(['preview', f'--movie={tmp_path}/v.mat', f'--out={tmp_path}/v.gif', '--seconds=10'])
   assert '50 frames of 32x32' in capsys.readouterr().out
-
-
-def test_stats_warns_when_the_axis_order_looks_wrong(tmp_path, capsys):
-  # A MATLAB movie stored H x W x T (48 x 48 x 200) read with the default 'THW' is 48
-  # frames of 48 x 200 pixels: measured as asked, with one line naming --axes=HWT.
-  x = np.random.default_rng(0).random((200, 48, 48), dtype=np.float32)
-  scipy.io.savemat(tmp_path / 'm.mat', {'V': np.transpose(x, (1, 2, 0))})
-  flags = [f'--movie={tmp_path}/m.mat', '--threshold=2', f'--pixel-mm={PIXEL_MM}',
-           f'--frame-dt={FRAME_DT}', '--json']
-  main(['stats', *flags])
-  out, err = capsys.readouterr()
-  assert json.loads(out)['n_frames'] == 48
-  assert err.count('\n') == 1 and 'gives 48 frames of 48x200 pixels' in err
-  assert 'if it holds 200 frames of 48x48, pass --axes=HWT' in err
-  main(['stats', *flags, '--axes=HWT'])
-  out, err = capsys.readouterr()
-  assert json.loads(out)['n_frames'] == 200 and err == ''
+  with pytest.raises(SystemExit) as e:
+    cli_main(lambda: main(['stats', f'--movie={tmp_path}/rec.tif']))
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert "give ['--threshold', '--frame-dt', '--pixel-mm']" in err and 'rec.tif' in err
+  (tmp_path / 'bad.tif').write_bytes(b'II*\x00' + b'\xff' * 50)
+  with pytest.raises(SystemExit):
+    cli_main(lambda: main(['stats', f'--movie={tmp_path}/bad.tif', '--threshold=1',
+                           '--frame-dt=0.1', '--pixel-mm=0.01']))
+  assert 'bad.tif' in capsys.readouterr().err

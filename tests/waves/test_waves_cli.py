@@ -54,51 +54,47 @@ def test_simulate_writes_movie_labels_meta_gif(simulated):
 
 
 def test_simulate_godfrey(tmp_path):
-  proc = cli('simulate', '--model=godfrey', '--size=16', '--seconds=1', '--warmup=0',
-             f'--out={tmp_path}')
-  assert proc.returncode == 0, proc.stderr
+  main(['simulate', '--model=godfrey', '--size=16', '--seconds=1', '--warmup=0',
+        f'--out={tmp_path}'])
   assert np.load(tmp_path / 'movie.npy').shape == (1, 10, 16, 16)
   meta = json.loads((tmp_path / 'meta.json').read_text())
   assert meta['model'] == 'godfrey' and meta['threshold'] == godfrey.THRESHOLD
 
 
-def test_simulate_with_parameter_overrides(tmp_path, capsys):
-  main(['simulate', '--size=16', '--seconds=1', '--warmup=0', '--gif-seconds=0',
-        '--param', 'diff=0.01', '--param=b=4', f'--out={tmp_path}'])
-  params = json.loads((tmp_path / 'meta.json').read_text())['params']
-  assert (params['diff'], params['b'], params['tau_ach']) == (0.01, 4.0, 0.2)
-  assert 'movie (1, 10, 16, 16)' in capsys.readouterr().out
-
-
-def test_write_movie_is_the_model_run_from_rest_and_what_the_cli_writes(tmp_path):
+def test_write_movie_is_the_model_run_from_rest_and_what_the_cli_writes(tmp_path, capsys):
   # The library call (rwjax.demo, rwjax.experiment) against the model's own functions
-  # run in one piece (the library runs 10 s chunks), and against the CLI's files.
+  # run in one piece (the library runs 10 s chunks), and against the CLI's files, with
+  # parameters overridden (both --param forms).
   out = simulate.write_movie(str(tmp_path / 'lib'), size=16, seconds=12, warmup=1, batch=2,
-                             seed=3, params={'diff': 0.01}, progress=None)
-  p = lansdell.Params(size=16, diff=0.01)
+                             seed=3, params={'diff': 0.01, 'b': 4}, progress=None)
+  p = lansdell.Params(size=16, diff=0.01, b=4.0)
   state = lansdell.warmup(lansdell.init(jax.random.PRNGKey(3), 2, p), 1.0, p)
   want = np.asarray(lansdell.advance(state, 120, p)[1])
   frames = np.load(tmp_path / 'lib' / 'movie.npy')
   assert frames.shape == (2, 120, 16, 16) and out['shape'] == [2, 120, 16, 16]
   np.testing.assert_allclose(frames, want, atol=1e-3)
   main(['simulate', '--size=16', '--seconds=12', '--warmup=1', '--batch=2', '--seed=3',
-        '--param=diff=0.01', '--gif-seconds=0', f'--out={tmp_path / "cli"}'])
+        '--param', 'diff=0.01', '--param=b=4', '--gif-seconds=0', f'--out={tmp_path / "cli"}'])
   for name in ('movie.npy', 'labels.npy', 'meta.json'):
     assert (tmp_path / 'lib' / name).read_bytes() == (tmp_path / 'cli' / name).read_bytes()
+  assert out['params']['b'] == 4.0 and 'movie (2, 120, 16, 16)' in capsys.readouterr().out
 
 
-def test_stats_json_and_table(simulated, capsys):
+def test_stats_json_table_and_bad_input_in_a_subprocess(simulated, tmp_path, capsys):
   out, _ = simulated
-  proc = cli('stats', f'--movie={out}/movie.npy', '--json')
-  assert proc.returncode == 0, proc.stderr
-  summary = json.loads(proc.stdout)
-  for key in ('speed_mm_s_median', 'iwi_s_median', 'duration_s_median', 'area_mm2_median',
-              'coverage', 'n_waves'):
-    assert key in summary
+  main(['stats', f'--movie={out}/movie.npy', '--json'])
+  summary = json.loads(capsys.readouterr().out)
+  assert {'speed_mm_s_median', 'iwi_s_median', 'duration_s_median', 'area_mm2_median',
+          'coverage', 'n_waves'} <= set(summary)
   assert summary['threshold'] == -60.0 and summary['n_frames'] == 120
   main(['stats', f'--movie={out}', '--threshold=-1000'])  # everything is "active"
   table = capsys.readouterr().out
   assert '2 waves in 2 retina(s)' in table and 'coverage 1.000' in table
+  # Bad input end to end: one error line, exit 2.
+  proc = cli(*_fill(['stats', '--movie=BAD_DTYPE'], tmp_path))
+  assert proc.returncode == 2
+  assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
+  assert 'dtype complex64' in proc.stderr and 'Traceback' not in proc.stderr
 
 
 BAD_MOVIES = {'BAD_DTYPE': np.zeros((3, 4, 4), np.complex64),  # integer recordings are fine
@@ -133,24 +129,13 @@ def _fill(args, tmp_path):
 @pytest.mark.parametrize('args, match', BAD_INPUT)
 def test_bad_input_is_one_error_line(tmp_path, capsys, args, match):
   # In-process (a subprocess per case would spend seconds importing jax); the
-  # subprocess tests below check the same path end to end.
+  # subprocess check in test_stats_json_table_and_bad_input_in_a_subprocess is end to end.
   with pytest.raises(SystemExit) as exit_info:
     cli_main(lambda: main(_fill(args, tmp_path)))
   err = capsys.readouterr().err
   assert exit_info.value.code == 2
   assert err.startswith('error: ') and err.count('\n') == 1 and match in err, err
   assert not (tmp_path / 'out').exists()
-
-
-@pytest.mark.parametrize('args, match', [
-    (['simulate', '--model=nope', '--out=OUT'], 'nope'),
-    (['stats', '--movie=BAD_DTYPE'], 'dtype complex64'),
-])
-def test_bad_input_in_a_subprocess(tmp_path, args, match):
-  proc = cli(*_fill(args, tmp_path))
-  assert proc.returncode == 2
-  assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
-  assert match in proc.stderr and 'Traceback' not in proc.stderr
 
 
 def test_argparse_errors_exit_2(capsys):
