@@ -5,21 +5,15 @@
       --config.workdirs='runs/seed*' --config.out=runs/eval    (or DIR1,DIR2,DIR3)
 
 A pre-trained network is the latest checkpoint of a pre-training workdir, rebuilt from the
-config saved there. Seed s gives random-init network s of that architecture and the draws of
-seed s of every eval (rwjax.eval.evals), shared by both arms. With one workdir
-(config.workdir) its network stands in for every seed and the test is paired over seeds (it
-leaves out the variation between pre-training runs). With several (config.workdirs, one per
-seed), pre-trained network s is workdir s, every number is one value per network, and the
-test is across networks (Welch's t; rwjax.eval.stats says why).
-
-The evaluations are `config.evals` (configs/evaluate.py holds the presets: rwjax's protocol,
-the paper's, and both at CPU sizes). Per network and BatchNorm mode each set of images runs
-through the network once, every layer every eval reads from that one pass
-(rwjax.eval.activations). Writes OUT/report.json (one row per eval, task, layer, measure and
-BatchNorm mode, both arms' per-seed values and their comparison; rwjax.eval.report), PNG plots
-and a table.
+config saved there; seed s gives random-init network s and the draws of seed s of every eval
+(rwjax.eval.evals), shared by both arms. One workdir stands in for every seed (a paired test
+over seeds); several (config.workdirs) give one network per seed and a test across networks.
+The evaluations are `config.evals` (presets: configs/evaluate.py), all read from one forward
+pass per network, BatchNorm mode and set of images (rwjax.eval.activations). Writes
+OUT/report.json (rwjax.eval.report), PNG plots and a table. Protocol: docs/evaluation.md.
 """
 
+import functools
 import glob
 import time
 from typing import NamedTuple
@@ -140,76 +134,63 @@ def networks_of(config, model, size: int, sources_: list[str],
   return out
 
 
-class _Loader:
-  """Network-input images of any source and split, loaded once: (f32[N, size, size, C] on
-  the device, labels i32[N], class names)."""
+def _loader(config, size: int, channels: int):
+  """load(spec, split, max_examples=0, fit='resize'): network-input images of any source and
+  split, loaded once: (f32[N, size, size, C] on the device, labels i32[N], class names)."""
+  prep = jax.jit(to_network_input, static_argnums=(1, 2, 3))
 
-  def __init__(self, config, size: int, channels: int):
-    self.config, self.size, self.channels, self.cache = config, size, channels, {}
+  @functools.cache
+  def load(spec: str, split: str, max_examples: int, fit: str):
+    images, labels, names = sources.load_images(
+        spec, split, data_dir=config.data_dir or None, download=config.download,
+        max_examples=max_examples or None)
+    return prep(images, size, channels, fit), labels, names
 
-  def __call__(self, spec: str, split: str, max_examples: int = 0, fit: str = 'resize'):
-    k = (spec, split, max_examples, fit)
-    if k not in self.cache:
-      images, labels, names = sources.load_images(
-          spec, split, data_dir=self.config.data_dir or None, download=self.config.download,
-          max_examples=max_examples or None)
-      prep = jax.jit(to_network_input, static_argnums=(1, 2, 3))
-      self.cache[k] = (prep(images, self.size, self.channels, fit), labels, names)
-    return self.cache[k]
+  return lambda spec, split, max_examples=0, fit='resize': load(spec, split, max_examples, fit)
 
 
 def _stats(load, channels: int):
   """stats(spec) -> (mean f32[C], std f32[C]): the paper's constants for the datasets it
   normalised (rwjax.data.preprocess.CHANNEL_STATS, by name), else those of the source's
   train split."""
-  cache = {}
 
+  @functools.cache
   def stats(spec: str):
-    if spec not in cache:
-      known = preprocess.CHANNEL_STATS.get(evals_lib.source_name(spec))
-      found = known or preprocess.channel_stats(load(spec, 'train')[0])
-      cache[spec] = tuple(np.broadcast_to(np.asarray(v, np.float32), (channels,))
-                          for v in found)
-    return cache[spec]
+    found = (preprocess.CHANNEL_STATS.get(evals_lib.source_name(spec))
+             or preprocess.channel_stats(load(spec, 'train')[0]))
+    return tuple(np.broadcast_to(np.asarray(v, np.float32), (channels,)) for v in found)
 
   return stats
 
 
 def _features(model, config, passes: act.Passes):
-  """features(network, variables, mode, jobs) -> {(set_id, view, key bytes): f32[N, D]}: each
+  """features(network, variables, mode, jobs) -> get(set_id, view, key) -> f32[N, D]: each
   set of images through the network once (all views of all jobs on it), the fixed sets of a
   network kept for its later seeds."""
   kept = {}  # network source -> {(mode, set_id, view, key bytes): features}
-
-  def key_bytes(key):
-    return None if key is None else np.asarray(key).tobytes()
+  key_bytes = lambda key: None if key is None else np.asarray(key).tobytes()
 
   def features(net: Network, variables: dict, mode: str, jobs: list) -> dict:
     if net.source not in kept:
       kept.clear()  # one network at a time: the one-workdir arm reuses it over seeds
       kept[net.source] = {}
-    cache = {k[1:]: v for k, v in kept[net.source].items() if k[0] == mode}
-    out, by_set = {}, {}
+    cache, out, todo = kept[net.source], {}, {}  # todo: set id -> (images, {k: (view, key)})
     for job in jobs:
-      images, views = by_set.setdefault(job.set_id, (job.images, {}))
+      images, views = todo.setdefault(job.set_id, (job.images, {}))
       for view, key in job.views:
         k = (job.set_id, view, key_bytes(key))
-        if k in cache:
-          out[k] = cache[k]
+        if (mode, *k) in cache:
+          out[k] = cache[(mode, *k)]
         else:
-          views[view, key_bytes(key)] = (view, key)
-    for set_id, (images, views) in by_set.items():
-      if not views:
-        continue
-      order = list(views.values())
-      arrays = act.extract(model, variables, images, [v for v, _ in order],
-                           [k for _, k in order], batch_size=config.batch_size,
-                           batchnorm=mode, bn_batch=config.batchnorm_batch, passes=passes)
-      fixed = any(j.fixed for j in jobs if j.set_id == set_id)
-      for (view, key), a in zip(order, arrays):
-        out[set_id, view, key_bytes(key)] = a
-        if fixed:
-          kept[net.source][mode, set_id, view, key_bytes(key)] = a
+          views[k] = (view, key)
+    fixed = {j.set_id for j in jobs if j.fixed}
+    for set_id, (images, views) in todo.items():
+      if views:
+        arrays = act.extract(model, variables, images, [v for v, _ in views.values()],
+                             [k for _, k in views.values()], batch_size=config.batch_size,
+                             batchnorm=mode, bn_batch=config.batchnorm_batch, passes=passes)
+        out.update(zip(views, arrays))
+        cache.update({(mode, *k): a for k, a in zip(views, arrays) if set_id in fixed})
     return lambda set_id, view, key: out[set_id, view, key_bytes(key)]
 
   return features
@@ -226,7 +207,7 @@ def evaluate_networks(config: ml_collections.ConfigDict, model: models.SimCLRMod
     networks: {arm: [Network for seed s]} ('random_init' may be empty).
   """
   size, channels = pre_config.data.input_size, pre_config.model.channels
-  load = _Loader(config, size, channels)
+  load = _loader(config, size, channels)
   dataset_stats = _stats(load, channels)
   ctx = evals_lib.Context(model, tuple(model.projector), size, channels, pre_config, load,
                           lambda arm, seed: networks[arm][seed].variables, config.batch_size,
@@ -237,21 +218,17 @@ def evaluate_networks(config: ml_collections.ConfigDict, model: models.SimCLRMod
   if 'adapt' in modes:
     a = config.adapt
     adapt_images = load(a.source, a.split, a.max_examples)[0]
-    if a.images and a.images < len(adapt_images):
-      adapt_images = adapt_images[np.linspace(0, len(adapt_images) - 1,
-                                              a.images).round().astype(int)]
+    adapt_images = adapt_images[sources.subset(len(adapt_images), a.images or None)]
     if a.normalize == 'dataset':
       mean, std = dataset_stats(a.source)
       adapt_images = (adapt_images - mean) / std
   passes, timing = act.Passes(), {'inputs_s': 0.0, 'networks_s': 0.0, 'measures_s': 0.0}
   features = _features(model, config, passes)
-  adapted = {}
-  values = {}  # (eval, task, layer, measure, mode) -> {arm: [per seed]}
+  adapted, values = {}, {}  # values: (eval, task, layer, measure, mode) -> {arm: [per seed]}
   arms = [a for a in stats.ARMS if networks.get(a)]
   for seed in range(config.seeds):
     t = time.perf_counter()
-    inputs = {e.name: (e.tasks(seed) if isinstance(e, evals_lib.ProbeEval)
-                       else e.manifolds(seed)) for e in evals}
+    inputs = {e.name: e.inputs(seed) for e in evals}
     jobs = {e.name: e.jobs(seed, inputs[e.name]) for e in evals}
     timing['inputs_s'] += time.perf_counter() - t
     for arm in arms:
@@ -276,7 +253,7 @@ def evaluate_networks(config: ml_collections.ConfigDict, model: models.SimCLRMod
         timing['measures_s'] += time.perf_counter() - t
   timing['forward_images'], timing['adapt_images'] = passes.forward, passes.adapt
   return {'values': values, 'layers': {e.name: list(e.layers) for e in evals},
-          'notes': [n for e in evals for n in getattr(e, 'notes', [])], 'timing': timing}
+          'notes': [n for e in evals for n in e.notes], 'timing': timing}
 
 
 def evaluate(config: ml_collections.ConfigDict) -> dict:
@@ -313,12 +290,6 @@ def run(config: ml_collections.ConfigDict) -> dict:
   return report
 
 
-def define_flags() -> None:
-  """The binary's flag; defined only when run as a program (see rwjax.train)."""
-  config_flags.DEFINE_config_file(
-      'config', None, 'Evaluation config file (configs/evaluate.py[:preset]).', lock_config=True)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments {argv[1:]}; settings go in --config.x=v')
@@ -327,6 +298,7 @@ def main(argv):
   cli_main(lambda: run(flags.FLAGS.config))
 
 
-if __name__ == '__main__':
-  define_flags()
+if __name__ == '__main__':  # flag defined here: importing the module claims no --config
+  config_flags.DEFINE_config_file(
+      'config', None, 'Evaluation config file (configs/evaluate.py[:preset]).', lock_config=True)
   app.run(main, flags_parser=parse_flags)

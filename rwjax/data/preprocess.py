@@ -8,10 +8,6 @@ import jax.numpy as jnp
 
 from rwjax.errors import InputError
 
-# ITU-R BT.601 luma weights: the usual RGB -> grey conversion.
-_LUMA = (0.299, 0.587, 0.114)
-
-
 FITS = ('resize', 'pad')
 # Per-channel mean and std the paper normalised each dataset with after its transforms (its
 # src/data.py: transforms.Normalize), by dataset name.
@@ -54,12 +50,11 @@ def to_network_input(images: jax.Array, size: int, channels: int,
     raise InputError(f'size must be >= 1, got {size}')
   if fit not in FITS:
     raise InputError(f'fit={fit!r} is unknown; use one of {FITS}')
-  is_int = jnp.issubdtype(images.dtype, jnp.integer)
   x = jnp.asarray(images, jnp.float32)
-  if is_int:
+  if jnp.issubdtype(images.dtype, jnp.integer):
     x = x / 255.0
-  if x.shape[-1] == 3 and channels == 1:
-    x = x @ jnp.asarray(_LUMA, jnp.float32)[:, None]
+  if x.shape[-1] == 3 and channels == 1:  # ITU-R BT.601 luma
+    x = x @ jnp.asarray((0.299, 0.587, 0.114), jnp.float32)[:, None]
   n, h, w, _ = x.shape
   if fit == 'pad' and h <= size and w <= size:
     top, left = (size - h) // 2, (size - w) // 2

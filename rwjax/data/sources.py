@@ -1,23 +1,17 @@
 """Natural-image sources for evaluation: TFDS array_record datasets, image folders, digits.
 
 `load_images(spec, split)` returns `(images u8[N, H, W, C], labels i32[N], class_names)` for
-
 - `tfds:<name>`: a TFDS dataset prepared in the array_record format, read with
-  `tfds.data_source` (random access, no TensorFlow needed to read): mnist, cifar10,
-  cifar100 or any image-classification dataset with 'image' and 'label' features.
-  `split` is any TFDS split string ('train', 'test', 'train[:10%]').
+  `tfds.data_source` (random access, no TensorFlow needed): any image-classification dataset
+  with 'image' and 'label' features; `split` is any TFDS split string ('train[:10%]').
 - `folder:<path>`: images laid out `<path>/<split>/<class>/*.png|jpg|jpeg`, decoded with
-  Pillow. Labels index the class folders, sorted by name, over all splits (so train and
-  test agree even when a split lacks a class). Grey images give C = 1, others C = 3.
-  A process decodes a folder split once (read-only arrays, shared by later calls).
-  `<path>` may be a bucket (folder:gs://BUCKET/cifar10; rwjax.paths): each image is one
-  object read, several at a time.
-- `digits`: scikit-learn's 8x8 handwritten digits (1,797 real images, grey levels 0..16
-  scaled to 0..255), split deterministically into 1,297 'train' and 500 'test' images.
-
-`max_examples` keeps an evenly spaced subset (every k-th example), which keeps all classes
-of a class-sorted folder. Missing or malformed data raise one `InputError` that says how
-to get or prepare the data.
+  Pillow, once per process (read-only arrays). Labels index the class folders of all splits,
+  sorted by name (train and test agree when a split lacks a class). Grey images give C = 1,
+  others C = 3. `<path>` may be a bucket (folder:gs://BUCKET/cifar10; rwjax.paths).
+- `digits`: scikit-learn's 8x8 handwritten digits (1,797 images, grey levels 0..16 scaled to
+  0..255), split deterministically into 1,297 'train' and 500 'test' images.
+`max_examples` keeps an evenly spaced subset (all classes of a class-sorted folder). Missing
+or malformed data raise one `InputError` that says how to get or prepare the data.
 """
 
 import concurrent.futures
@@ -32,12 +26,9 @@ import numpy as np
 from rwjax import paths
 from rwjax.errors import InputError
 
-_IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 _DIGITS_TEST = 500
-_DIGITS_SEED = 0
 
 ImageSet = tuple[np.ndarray, np.ndarray, list[str]]
-_FOLDER_CACHE: dict = {}  # (spec, split, max_examples) -> ImageSet (read-only arrays)
 
 
 def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
@@ -57,16 +48,11 @@ def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
   if max_examples is not None and max_examples < 1:
     raise InputError(f'max_examples must be >= 1, got {max_examples}; '
                      'pass None to keep every example')
-  if spec.startswith('tfds:') and spec[len('tfds:'):]:
-    return _load_tfds(spec[len('tfds:'):], split, data_dir, download, max_examples)
-  if spec.startswith('folder:') and spec[len('folder:'):]:
-    # Decoded once per process: an experiment evaluates many networks on the same folders.
-    key = (spec, split, max_examples)
-    if key not in _FOLDER_CACHE:
-      images, labels, names = _load_folder(spec[len('folder:'):], split, max_examples)
-      images.flags.writeable = labels.flags.writeable = False  # shared by every caller
-      _FOLDER_CACHE[key] = images, labels, names
-    images, labels, names = _FOLDER_CACHE[key]
+  kind, _, rest = spec.partition(':')
+  if kind == 'tfds' and rest:
+    return _load_tfds(rest, split, data_dir, download, max_examples)
+  if kind == 'folder' and rest:
+    images, labels, names = _load_folder(rest, split, max_examples)
     return images, labels, list(names)
   if spec == 'digits':
     return _load_digits(split, max_examples)
@@ -74,8 +60,8 @@ def load_images(spec: str, split: str, *, data_dir: Optional[str] = None,
                    'folder:<path> (layout <path>/<split>/<class>/*.png|jpg) or digits')
 
 
-def _subset(n: int, max_examples: Optional[int]) -> np.ndarray:
-  """Indices of an evenly spaced subset of at most `max_examples` of `n` examples."""
+def subset(n: int, max_examples: Optional[int]) -> np.ndarray:
+  """Indices of an evenly spaced subset of at most `max_examples` (None: all) of `n` examples."""
   if max_examples is None or max_examples >= n:
     return np.arange(n)
   return np.linspace(0, n - 1, max_examples).round().astype(np.int64)
@@ -113,16 +99,18 @@ def _load_tfds(name: str, split: str, data_dir: Optional[str], download: bool,
   if 'image' not in features or 'label' not in features:
     raise InputError(f'TFDS dataset {name!r} has features {list(features)}; an image '
                      "classification dataset with 'image' and 'label' features is needed")
-  index = _subset(len(source), max_examples)
-  if not len(index):
+  examples = _read(source, max_examples)
+  if not examples:
     raise InputError(f'split {split!r} of TFDS dataset {name!r} is empty; choose another split')
-  images, labels = [], []
-  for start in range(0, len(index), 1024):
-    for example in source.__getitems__(index[start:start + 1024].tolist()):
-      images.append(example['image'])
-      labels.append(example['label'])
-  return (_stack(images, f'tfds:{name}'), np.asarray(labels, np.int32),
-          list(features['label'].names))
+  return (_stack([e['image'] for e in examples], f'tfds:{name}'),
+          np.asarray([e['label'] for e in examples], np.int32), list(features['label'].names))
+
+
+def _read(source, max_examples: Optional[int]) -> list[dict]:
+  """The examples of `subset` of a TFDS data source, read 1024 at a time."""
+  index = subset(len(source), max_examples).tolist()
+  return [e for start in range(0, len(index), 1024)
+          for e in source.__getitems__(index[start:start + 1024])]
 
 
 def _stack(images: Sequence[np.ndarray], what: str) -> np.ndarray:
@@ -151,7 +139,7 @@ def _list_folder(root: str, split: str) -> tuple[list[str], np.ndarray, list[str
     if not paths.isdir(class_dir):
       continue
     for f in sorted(paths.listdir(class_dir)):
-      if f.lower().endswith(_IMAGE_EXTENSIONS):
+      if f.lower().endswith(('.png', '.jpg', '.jpeg')):
         files.append(paths.join(class_dir, f))
         labels.append(label)
   if not files:
@@ -171,25 +159,30 @@ def _decode(path: str, data: Optional[bytes] = None) -> np.ndarray:
   return array[..., None] if array.ndim == 2 else array
 
 
+# Decoded once per process (read-only arrays, shared by every caller): an experiment evaluates
+# many networks on the same folders.
+@functools.cache
 def _load_folder(root: str, split: str, max_examples: Optional[int]) -> ImageSet:
   files, labels, class_names = _list_folder(root, split)
-  index = _subset(len(files), max_examples)
+  index = subset(len(files), max_examples)
   chosen = [files[i] for i in index]
   # A bucket: the objects are fetched concurrently (one request each), then decoded.
   data = paths.read_many(chosen) if paths.is_remote(root) else [None] * len(chosen)
   # Pillow releases the GIL while decoding, so threads decode in parallel.
   with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
     images = list(pool.map(_decode, chosen, data, chunksize=256))
-  return _stack(images, f'folder:{root}'), labels[index], class_names
+  images, labels = _stack(images, f'folder:{root}'), labels[index]
+  images.flags.writeable = labels.flags.writeable = False
+  return images, labels, class_names
 
 
 def _load_digits(split: str, max_examples: Optional[int]) -> ImageSet:
   if split not in ('train', 'test'):
     raise InputError(f"the digits source has splits 'train' and 'test', not {split!r}")
   images, target = _digits()
-  order = np.random.default_rng(_DIGITS_SEED).permutation(len(images))
+  order = np.random.default_rng(0).permutation(len(images))
   order = order[:-_DIGITS_TEST] if split == 'train' else order[-_DIGITS_TEST:]
-  order = order[_subset(len(order), max_examples)]
+  order = order[subset(len(order), max_examples)]
   return images[order], target[order].astype(np.int32), [str(d) for d in range(10)]
 
 
@@ -235,8 +228,4 @@ def original_positions(spec: str, split: str, *, data_dir: Optional[str] = None,
   source = tfds.data_source(name, split=split, data_dir=data_dir)
   if 'id' not in source.dataset_info.features:
     raise InputError(f'TFDS dataset {name!r} has no id feature; it keeps no original order')
-  index = _subset(len(source), max_examples)
-  ids = []
-  for start in range(0, len(index), 1024):
-    ids.extend(e['id'] for e in source.__getitems__(index[start:start + 1024].tolist()))
-  return parse_ids(ids)
+  return parse_ids([e['id'] for e in _read(source, max_examples)])

@@ -8,12 +8,11 @@ images once, in jitted fixed-size batches (the last one padded, so one compiled 
 serves any N; split over the local devices when the batch divides evenly among them), and
 returns every view asked for: `Passes` counts each image once, whatever the number of views.
 
-BatchNorm (rwjax.eval.batchnorm): 'running' = eval mode with the variables' running
-statistics (for 'adapt', pass the variables batchnorm.adapt returned); 'batch' = train mode,
-each group of `bn_batch` images of the set normalised by its own statistics, in the order of
-batchnorm.batch_order (several groups per jitted step).
+BatchNorm (rwjax.eval.batchnorm): 'running' (for 'adapt', pass the variables batchnorm.adapt
+returned) or 'batch' (groups of `bn_batch` images in batchnorm.batch_order, several per step).
 """
 
+import dataclasses
 import functools
 from typing import NamedTuple, Optional, Sequence
 
@@ -35,12 +34,11 @@ class View(NamedTuple):
   dims: int = 0  # > 0: projected to this many random dimensions when wider
 
 
+@dataclasses.dataclass
 class Passes:
   """Images run through a network: `forward` by `extract`, `adapt` by BatchNorm adaptation."""
-
-  def __init__(self):
-    self.forward = 0
-    self.adapt = 0
+  forward: int = 0
+  adapt: int = 0
 
 
 def random_projection(x: jax.Array, key: jax.Array, dims: int, *,
@@ -87,8 +85,7 @@ def activations(model: SimCLRModel, variables: dict, x: jax.Array,
   """
   model = model.clone(axis_name=None)
   if bn_group:
-    _, state = bn_lib.apply_batch_mode(model, variables, x, bn_group,
-                                       mutable=['intermediates'])
+    _, state = bn_lib.apply_batch_mode(model, variables, x, bn_group, mutable=['intermediates'])
   else:
     _, state = model.apply(variables, x, train=False, mutable=['intermediates'])
   return layers_lib.read(state['intermediates'], x)
@@ -138,8 +135,7 @@ def extract(model: SimCLRModel, variables: dict, images, views: Sequence[View],
     order = np.concatenate([order, np.resize(order, (-len(order)) % batch_size)])
     images = images[order]
   devices = jax.local_devices()
-  if batch_size % len(devices):
-    devices = devices[:1]
+  devices = devices[:1] if batch_size % len(devices) else devices
   mesh = jax.sharding.Mesh(np.asarray(devices), ('data',))
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
   variables = jax.device_put(variables, jax.sharding.NamedSharding(
@@ -153,8 +149,5 @@ def extract(model: SimCLRModel, variables: dict, images, views: Sequence[View],
     passes.forward += n
   # One device-to-host copy at the end lets the device run ahead of the host loop.
   outputs = jax.device_get(outputs)
-  if order is None:
-    return [np.concatenate([o[i] for o in outputs])[:n] for i in range(len(views))]
-  inverse = np.empty(n, np.int64)
-  inverse[order[:n]] = np.arange(n)
-  return [np.concatenate([o[i] for o in outputs])[inverse] for i in range(len(views))]
+  rows = np.arange(n) if order is None else np.argsort(order[:n])  # back to image order
+  return [np.concatenate([o[i] for o in outputs])[rows] for i in range(len(views))]

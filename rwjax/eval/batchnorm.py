@@ -1,32 +1,15 @@
 """BatchNorm on natural images: which statistics a frozen network normalises with.
 
-A pre-trained network's running statistics describe the wave frames it was trained on, a
-random-init network's are the initial 0 / 1; neither describes the natural images it is
-probed on, and the choice can decide the verdict. Each eval lists the modes it is measured
-under (config.evals.NAME.batchnorm; the same for both arms, a report row's 'batchnorm'):
-  'running': eval mode with the stored running statistics (rwjax's original protocol).
-  'batch':   every BatchNorm layer normalises with the statistics of the current batch (train
-             mode, nothing stored). Batches are `batch_order` groups: a fixed permutation
-             (PRNGKey(0), so both arms, every network and every task see the same groups for a
-             set of a given size) cut into groups of `group` images, the last group topped up
-             with the permutation's first images, so every group holds exactly `group`
-             distinct images of one set (train, test, a shifted test set, a task's images).
-             The permutation matters: image folders list images class by class, and
-             class-pure batches would leak the label into the features.
-  'adapt':   running statistics recomputed once on natural images (config.adapt, e.g. the
-             probe's training images; `adapt`), then fixed: eval mode, deterministic and
-             independent of batch order.
-
-The paper's code (chung-neuroai-lab/retinal_waves_learning f39aa6d) ran its probes' training
-epochs in train mode (src/test.py: model.train(); the frozen encoder's BatchNorm uses the
-statistics of each shuffled training batch of 50, and PyTorch updates its running statistics
-with momentum 0.1 on the way), and tested in eval mode with those updated running statistics,
-an average over the last probe-training batches. 'batch' follows the training side (with
-fixed, not per-epoch, batches: features are extracted once) and normalises the test images by
-their own batches; 'adapt' is the exact, order-independent version of the test side (the
-population variance over all adaptation images, where PyTorch's running variance is an EMA of
-unbiased batch variances). Its manifold analysis (src/mftma_analysis.py) called model.eval():
-the pre-training running statistics, 'running' (the paper preset's manifolds).
+Neither a pre-trained network's running statistics (wave frames) nor a random-init network's
+(0 / 1) describe natural images, and the choice can decide the verdict. Each eval lists the
+modes it is measured under (config.evals.NAME.batchnorm, a report row's 'batchnorm'):
+  'running': eval mode with the stored running statistics.
+  'batch':   train mode, each group of images normalised by its own statistics (nothing
+             stored); the groups come from `batch_order`, the same for both arms, every
+             network and every task for a set of a given size.
+  'adapt':   running statistics recomputed once, exactly, on natural images (`adapt`), then
+             eval mode: deterministic and independent of batch order.
+How these relate to the paper's code: docs/evaluation.md, 'The paper's code and this one'.
 """
 
 import functools
@@ -48,17 +31,14 @@ def batch_order(n: int, group: int) -> np.ndarray:
 
   A fixed permutation of range(n) (jax.random.permutation(PRNGKey(0), n)), topped up with its
   own first images to a multiple of `group`: consecutive `group`-slices are the BatchNorm
-  batches. The first n entries are the permutation itself (every image once).
+  batches. The first n entries are the permutation itself (every image once). Permuted because
+  image folders list images class by class, and class-pure batches would leak the label.
   """
   if group < 1 or n < 1:
     raise InputError(f'batch_order needs n >= 1 and group >= 1, got n={n}, group={group}')
   perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), n))
   pad = (-n) % group
   return np.concatenate([perm, np.resize(perm, pad)])
-
-
-def _is_bn_call(context) -> bool:
-  return isinstance(context.module, nn.BatchNorm) and context.method_name == '__call__'
 
 
 def bn_input_moments(model: nn.Module, variables: dict, x: jax.Array,
@@ -79,7 +59,7 @@ def bn_input_moments(model: nn.Module, variables: dict, x: jax.Array,
   found = {}
 
   def record(next_fun, args, kwargs, context):
-    if _is_bn_call(context):
+    if isinstance(context.module, nn.BatchNorm) and context.method_name == '__call__':
       h = args[0].astype(jnp.float32)
       w = mask.reshape((-1,) + (1,) * (h.ndim - 1)).astype(jnp.float32)
       axes = tuple(range(h.ndim - 1))
@@ -97,12 +77,6 @@ def bn_input_moments(model: nn.Module, variables: dict, x: jax.Array,
 @functools.partial(jax.jit, static_argnames=('model',))
 def _batch_moments(model, variables, x, n_valid):
   return bn_input_moments(model, variables, x, jnp.arange(len(x)) < n_valid)
-
-
-def _set(tree: dict, path: tuple[str, ...], value: dict) -> None:
-  for k in path[:-1]:
-    tree = tree[k]
-  tree[path[-1]] = value
 
 
 def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
@@ -145,16 +119,15 @@ def adapt(model: nn.Module, variables: dict, images, *, batch_size: int,
       for path, (c, m, m2) in jax.device_get(_batch_moments(model, current, x,
                                                             n_valid)).items():
         c, m, m2 = float(c), np.float64(m), np.float64(m2)
-        if path not in sums:
-          sums[path] = (c, m, m2)
-          continue
-        c0, m0, s0 = sums[path]  # Chan et al.'s pairwise combination of means and M2.
-        delta = m - m0
-        total = c0 + c
-        sums[path] = (total, m0 + delta * c / total, s0 + m2 + delta ** 2 * c0 * c / total)
+        if path in sums:  # Chan et al.'s pairwise combination of means and M2.
+          c0, m0, s0 = sums[path]
+          delta, total = m - m0, c0 + c
+          c, m, m2 = total, m0 + delta * c / total, s0 + m2 + delta ** 2 * c0 * c / total
+        sums[path] = (c, m, m2)
     stats = flax.core.unfreeze(jax.device_get(variables['batch_stats']))
     for path, (c, m, m2) in sums.items():
-      _set(stats, path, {'mean': m.astype(np.float32), 'var': (m2 / c).astype(np.float32)})
+      functools.reduce(dict.__getitem__, path[:-1], stats)[path[-1]] = {
+          'mean': m.astype(np.float32), 'var': (m2 / c).astype(np.float32)}
     flat = [np.asarray(v) for v in jax.tree.leaves(stats)]
     if previous is not None and all(np.array_equal(a, b) for a, b in zip(flat, previous)):
       break

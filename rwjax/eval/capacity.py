@@ -1,8 +1,7 @@
 """Mean-field theoretic manifold analysis (MFTMA), batched on the accelerator.
 
 Capacity, radius and dimension of P point-cloud manifolds (Chung, Lee & Sompolinsky,
-PRX 2018; Cohen, Chung, Lee & Sompolinsky, Nat. Commun. 2020). Where the reference code
-solves one quadratic program per Gaussian draw in a Python loop, here every draw of every
+PRX 2018; Cohen, Chung, Lee & Sompolinsky, Nat. Commun. 2020). Every Gaussian draw of every
 manifold is one non-negative least-squares (NNLS) problem of a single batched solver:
 
   min_v |v - t|^2  s.t.  s_mu . v <= -kappa   <=>   a* = argmin_{a >= 0} |S a - (t + kappa e)|^2,
@@ -11,10 +10,9 @@ v = t - S a*, anchor point s~ = S a* / sum(a*), where S: [D+1, M] holds a manifo
 in its own D-dimensional span plus a constant center coordinate (e = that axis, last).
 
 Pipeline (`manifold_analysis`): global mean subtraction; removal of a low-rank structure
-shared by the manifold centers (Stiefel optimisation, `center_subspace`); per-manifold
-reduction to S (`reduce_manifolds`); anchor points (`anchor_points`); capacity, radius
-and dimension from the anchors (`manifold_geometry`). Every step below
-`manifold_analysis` is pure and jit-compatible; `analyze` chains them for padded arrays.
+shared by the manifold centers (Stiefel optimisation, `center_subspace`); reduction to S
+(`reduce_manifolds`); `anchor_points`; capacity, radius and dimension (`manifold_geometry`).
+Every step is pure and jit-compatible; `analyze` chains them for padded arrays.
 """
 
 import functools
@@ -95,9 +93,8 @@ def solve_nnls(
     return (it < max_iter) & (jnp.max(res) > tol)
 
   a0 = jnp.zeros_like(b)
-  theta0 = jnp.ones(b.shape[:-1], b.dtype)
   a, _, _, it, res = jax.lax.while_loop(
-      cond, body, (a0, a0, theta0, jnp.int32(0), residual(a0)))
+      cond, body, (a0, a0, jnp.ones(b.shape[:-1], b.dtype), jnp.int32(0), residual(a0)))
   return a, res, it
 
 
@@ -287,8 +284,7 @@ def center_subspace(
   # Work in the P-dimensional coordinates of the centers' span, from their Gram matrix:
   # x = Lambda^1/2 W^T has the same Gram, and every V below stays in its column span.
   lam, w = jnp.linalg.eigh(_einsum('pn,qn->pq', xb, xb))
-  lam, w = lam[::-1], w[:, ::-1]
-  lam = jnp.maximum(lam, 0)
+  lam, w = jnp.maximum(lam[::-1], 0), w[:, ::-1]
   rank = jnp.sum(lam > lam[0] * jnp.finfo(dtype).eps * p)
   keep = jnp.arange(p) < rank
   x = jnp.where(keep, jnp.sqrt(lam), 0)[:, None] * w.T  # [P, P]
@@ -385,17 +381,8 @@ def analyze(
     center_restarts: int = 5,
     center_steps: int = 100,
 ) -> dict[str, jax.Array]:
-  """`manifold_analysis` on padded arrays, without input validation (jitted).
-
-  Args:
-    points: f[P, M, N] manifolds; mask: bool[P, M] real points (>= 1 per manifold).
-    kappa: margin; key: PRNG key; n_t: Gaussian draws per manifold; the rest as in
-      `manifold_analysis`.
-
-  Returns:
-    dict of jax arrays: alpha_M, radius_M, dimension_M f[P]; alpha, radius, dimension,
-    center_corr, solver_residual f[]; K i32[].
-  """
+  """`manifold_analysis` (its arguments and results, as jax arrays) on padded points
+  f[P, M, N] with mask bool[P, M] (>= 1 real point per manifold), unvalidated (jitted)."""
   key_v, key_t = jax.random.split(key)
   fm = mask.astype(points.dtype)[..., None]
   origin = jnp.sum(points * fm, axis=(0, 1)) / jnp.sum(fm)
@@ -454,11 +441,9 @@ def pad_manifolds(
   n, m_max = widths.pop(), max(sizes)
   dtype = np.result_type(*[m.dtype for m in arrays], np.float32)
   points = np.zeros((len(arrays), m_max, n), dtype)
-  mask = np.zeros((len(arrays), m_max), bool)
   for i, m in enumerate(arrays):
     points[i, :len(m)] = m
-    mask[i, :len(m)] = True
-  return points, mask
+  return points, np.arange(m_max) < np.asarray(sizes)[:, None]
 
 
 def manifold_analysis(

@@ -1,44 +1,17 @@
 """Statistics across pre-training networks, and the verdict rules of the paper's five claims.
 
-The unit of replication is the network: one value per pre-training seed (each network's
-number is the evaluator's, its mean over the evaluator's own draws). An arm is compared with
-the random-init arm by Welch's t-test across networks (two-sided, rwjax.eval.stats.compare
-(paired=False)): no pairing is assumed, because the null arm's networks share nothing with
-the random-init ones and the test must be the same for every arm. The effect size is Hedges'
-g (rwjax.eval.stats.hedges_g, the evaluator's). A gain is mean(arm) - mean(random init).
+The unit of replication is the network: one value per pre-training seed (the evaluator's mean
+over its own draws). An arm is compared with random init (or another arm) by Welch's t-test
+across networks (two-sided, `compare_networks`): no pairing is assumed, because the null arm's
+networks share nothing with the random-init ones and the test must be the same for every arm.
+The effect size is Hedges' g; a gain is mean(arm) - mean(random init). A claim reads report
+rows by their keys, 'eval/task/layer/measure[/batchnorm]', layer '*' for every layer (`parse`).
 
-A claim reads report rows by their keys (rwjax.eval.report): a spec 'eval/task/layer/measure'
-or 'eval/task/layer/measure/batchnorm', layer '*' for every layer of the eval (`parse`).
-
-The rules (fixed before the runs they judge, not tuned):
-  ALPHA = 0.05   significance level of every test;
-  MOST  = 0.5    a control (or another task) "keeps" a fraction gain_other / gain_waves of the
-                 wave arm's gain; it "loses most of the gain" when it keeps less than MOST.
-  1. translation: held if gain > 0 and p < ALPHA at the encoder output; not held if gain <= 0;
-     inconclusive otherwise (gain > 0, p >= ALPHA or undefined).
-  2. classification (each dataset, encoder output), read twice: with the paper's own probe
-     (the Adam probe's best epoch, the paper's number) and with the converged logistic probe
-     on the same features (same BatchNorm mode, same images): held if every gain >= 0; not
-     held if any gain < 0 with p < ALPHA; inconclusive otherwise.
-  3. capacity of translation manifolds, once per BatchNorm mode of the manifold analysis (the
-     paper's running statistics, and 'adapt': statistics re-estimated on natural images):
-     with g the per-layer gains of the backbone layers (projector layers left out) and e the
-     encoder-output layer: held if g[e] > 0 with p < ALPHA and the largest gain lies in the
-     later half of the layers; not held if g[e] <= 0, or g[e] is significant but the largest
-     gain lies in the earlier half; inconclusive otherwise. `survives` says how much of the
-     running-mode gain at e 'adapt' keeps.
-  4. controls, on claim 1's measure and on claim 3's (the encoder output, each mode):
-     inconclusive if the wave arm's gain is not significant or no control ran; not held if
-     some control keeps >= MOST of the gain; held if every control keeps < MOST and the wave
-     arm is above it by a direct test (Welch across networks, wave arm vs control, p < ALPHA);
-     inconclusive otherwise (the controls keep less, not all significantly less).
-  5. specificity to translation: not held if another task (rotation, colour) gains
-     significantly more than translation: per network the difference other - translation,
-     its gain over random init > 0 with p < ALPHA; otherwise inconclusive if the translation
-     gain is not significant; held if the rotation and colour gains each keep < MOST of it,
-     not held if one keeps >= MOST.
-  The null arm (random inits standing in as pre-trained) counts the rows that come out
-  "significant" at ALPHA: about ALPHA of them is what trustworthy tests give.
+The rules (docs/experiment.md, 'The report and the claim rules'), fixed before the runs:
+significance p < ALPHA; a control (or another task) "loses most of the gain" when it keeps
+less than MOST of it (`kept`). One function per claim: `translation` (1), `not_worse` (2),
+`capacity` and `survives` (3), `controls` (4), `specific` (5). `null_rate`: the null arm's
+share of rows "significant" at ALPHA, about ALPHA where the tests are trustworthy.
 """
 
 from typing import NamedTuple, Optional, Sequence
@@ -87,11 +60,10 @@ def compare_networks(arm: Sequence[float], baseline: Sequence[float]) -> dict:
   'baseline_values', 'gain', 'p', 'g'}; undefined numbers are None.
   """
   c = stats.compare(list(arm), list(baseline), paired=False)
-  a, b = c['pretrained'], c['random_init']
-  return {'mean': a['mean'], 'std': a['std'], 'n': a['n'], 'values': a['values'],
-          'baseline_mean': b['mean'], 'baseline_std': b['std'], 'baseline_n': b['n'],
-          'baseline_values': b['values'], 'gain': c['difference'], 'p': c['p'],
-          'g': c['effect_size']}
+  keys = ('mean', 'std', 'n', 'values')
+  return {**{k: c['pretrained'][k] for k in keys},
+          **{f'baseline_{k}': c['random_init'][k] for k in keys},
+          'gain': c['difference'], 'p': c['p'], 'g': c['effect_size']}
 
 
 def significant_gain(c: Optional[dict]) -> bool:
@@ -99,17 +71,14 @@ def significant_gain(c: Optional[dict]) -> bool:
               and c['p'] < ALPHA)
 
 
-def _num(x: Optional[float], spec: str = '.3f') -> str:
-  return 'n/a' if x is None else format(x, spec)
-
-
 def describe(c: Optional[dict]) -> str:
   """'0.412 +- 0.010 vs 0.380 +- 0.020 (gain +0.032, p=0.04, g=2.0, n=3 vs 3)'."""
   if c is None:
     return 'not measured'
-  return (f"{_num(c['mean'])} +- {_num(c['std'])} vs {_num(c['baseline_mean'])} +- "
-          f"{_num(c['baseline_std'])} (gain {_num(c['gain'], '+.3f')}, p={_num(c['p'], '.3g')}, "
-          f"g={_num(c['g'], '.2f')}, n={c['n']} vs {c['baseline_n']})")
+  t = stats.text
+  return (f"{t(c['mean'])} +- {t(c['std'])} vs {t(c['baseline_mean'])} +- "
+          f"{t(c['baseline_std'])} (gain {t(c['gain'], '+.3f')}, p={t(c['p'], '.3g')}, "
+          f"g={t(c['g'], '.2f')}, n={c['n']} vs {c['baseline_n']})")
 
 
 def kept(gain_other: Optional[float], gain_waves: Optional[float]) -> Optional[float]:
@@ -124,7 +93,7 @@ def _measured(c: Optional[dict]) -> bool:
 
 
 def translation(c: Optional[dict]) -> str:
-  """Claim 1 (see the module docstring)."""
+  """Claim 1, the translation task at the encoder output: waves > random init."""
   if not _measured(c):
     return INCONCLUSIVE
   if c['gain'] <= 0:
@@ -161,7 +130,7 @@ def late_layers(layers: Sequence[str]) -> list[str]:
 
 def capacity(per_layer: dict[str, Optional[dict]]) -> tuple[str, Optional[str]]:
   """Claim 3 in one BatchNorm mode: (verdict, the layer with the largest gain). per_layer:
-  layer -> comparison, in network order."""
+  layer -> comparison, in network order; projector layers are left out."""
   layers = backbone(per_layer)
   e = encoder_output(layers)
   gains = {l: per_layer[l]['gain'] for l in layers if _measured(per_layer[l])}
@@ -181,9 +150,9 @@ def survives(running: Optional[dict], adapt: Optional[dict]) -> str:
     return 'not measured in both modes'
   share = kept(adapt['gain'], running['gain'])
   return (f"with statistics re-estimated on natural images ('adapt') the gain is "
-          f"{_num(adapt['gain'], '+.3f')} (p={_num(adapt['p'], '.2g')}) against "
-          f"{_num(running['gain'], '+.3f')} (p={_num(running['p'], '.2g')}) with the "
-          f"running statistics: {_num(share, '.0%')} of it survives"
+          f"{stats.text(adapt['gain'], '+.3f')} (p={stats.text(adapt['p'], '.2g')}) against "
+          f"{stats.text(running['gain'], '+.3f')} (p={stats.text(running['p'], '.2g')}) with the "
+          f"running statistics: {stats.text(share, '.0%')} of it survives"
           + (', significant' if significant_gain(adapt) else ', not significant'))
 
 

@@ -4,16 +4,9 @@ For K points x_i f[N] of a layer (every manifold's points pooled), with the glob
 removed, let lambda_1 >= lambda_2 >= ... be the eigenvalues of their covariance. Then
   participation ratio PR = (sum_i lambda_i)^2 / sum_i lambda_i^2,
   pcs(f) = the smallest k with (lambda_1 + .. + lambda_k) / sum_i lambda_i >= f (f = 0.9).
-The paper (its mftma_analysis.py) calls `alldata_dimension_analysis(X, perc=0.90)` of the
-MFTMA package (not in its repository; its public version computes the PR from the singular
-values of the centred data without the smallest one, and counts the components whose
-cumulative explained-variance ratio is <= 0.9, i.e. one fewer than `pcs` unless a sum hits
-0.9 exactly, from a scikit-learn PCA fitted to the transposed [N, K] matrix). Here both
-follow the definitions above; the PR equals the package's whenever the smallest singular
-value is 0 (K <= N), as it is for every layer analysed with P * M <= N points.
-
 The eigenvalues come from the smaller Gram matrix (K x K or N x N) on the device, in float32
-at the highest matmul precision.
+at the highest matmul precision. How the paper's MFTMA package differs: docs/evaluation.md,
+'The paper's code and this one'.
 """
 
 import jax
@@ -29,9 +22,8 @@ VARIANCE = 0.9  # The paper's perc.
 def spectrum(points: jax.Array) -> jax.Array:
   """Covariance eigenvalues f32[min(K, N)] (descending, clipped at 0) of points f32[K, N]."""
   x = points - points.mean(0)
-  hi = jax.lax.Precision.HIGHEST
-  gram = jnp.dot(x, x.T, precision=hi) if x.shape[0] <= x.shape[1] else jnp.dot(
-      x.T, x, precision=hi)
+  a = x if x.shape[0] <= x.shape[1] else x.T  # the smaller Gram matrix
+  gram = jnp.dot(a, a.T, precision=jax.lax.Precision.HIGHEST)
   return jnp.clip(jnp.linalg.eigvalsh(gram)[::-1], 0.0) / x.shape[0]
 
 

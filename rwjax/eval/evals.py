@@ -10,38 +10,19 @@ An eval names the layers it reads (a set of rwjax.models.layers) and the BatchNo
 measured under; for seed s it asks for views of layers (rwjax.eval.activations.View) on sets of
 images (`Job`s), and from those features it measures values keyed (task, layer, measure).
 The evaluator (rwjax.evaluate) runs each network once over each set of images per BatchNorm
-mode, for all evals together.
-
-Draws (`draws`): seed s's random choices (task images and transforms, the probes' validation
-splits, initialisations and batch orders, the manifolds' images, projections and Gaussian
-draws) come from PRNGKey(s), the same for both arms, in one of two schemes that reproduce the
-reports of the two protocols:
-  'rwjax': _, probe, task = split(PRNGKey(s), 3): every probe uses `probe`; exemplar tasks
-      draw their images from `task` and transform i of exemplar.transforms from fold_in(task,
-      i); images, class, transform = split(fold_in(PRNGKey(s), 3), 3): manifold kind k
-      (index in translate, rotate, color, then the class sets, then waves) draws its source
-      images from `images` (shared by the exemplar kinds), its transforms from fold_in(
-      transform, k), its classes from `class`; project, analysis = split(fold_in(PRNGKey(s),
-      4)): layer l's projection fold_in(project, i_l) and kind k's analysis in layer l
-      fold_in(fold_in(analysis, k), i_l), i_l the layer's index in the eval's layer set.
-  'paper': tasks from fold_in(PRNGKey(s), 10); the probe of task t (invariance transforms,
-      then classification sources, then exemplar transforms) in layer i from fold_in(fold_in(
-      fold_in(PRNGKey(s), 11), t), i); manifold kind k (its index in `kinds`) from fold_in(
-      fold_in(PRNGKey(s), 12), k) (fold_in 0 the images, 1 the transforms), every class set's
-      classes from fold_in(fold_in(PRNGKey(s), 12), 100); its analysis from fold_in(
-      fold_in(PRNGKey(s), 13), k): fold_in 0 then PAPER_VOCAB's index of the layer the
-      projection, fold_in(1, i) and fold_in(2, i) the analysis and the simulated capacity of
-      the eval's i-th layer.
+mode, for all evals together. Seed s's random draws come from PRNGKey(s), the same for both
+arms, in the scheme `draws` names ('rwjax' or 'paper'; docs/evaluation.md, 'Random draws').
 """
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple
 
 import jax
 import ml_collections
 import numpy as np
 
 from rwjax import schema as S
+from rwjax.data import preprocess
 from rwjax.data import sources
 from rwjax.errors import InputError
 from rwjax.eval import activations as act
@@ -62,11 +43,9 @@ _MODES = S.Seq(S.Choice(bn_lib.MODES), min_len=1, distinct=True)
 _FILL = S.Either(S.Float(), S.Choice(('mean',)))
 _JITTER = S.Seq(S.Float(0.0), size=4)
 _RW_EXEMPLAR = ('translate', 'rotate', 'color')
-
-
-def _fits():
-  from rwjax.data.preprocess import FITS  # pylint: disable=g-import-not-at-top
-  return FITS
+# A probe's report measures: (measure, rwjax.eval.probes.ProbeResult field).
+_PROBE_MEASURES = {'logistic': (('logistic', 'accuracy'),),
+                   'adam': (('adam_best', 'accuracy'), ('adam_last', 'last'))}
 
 
 def _transform_keys(c, rules, prefix, style, translate):
@@ -106,7 +85,7 @@ def probe_config() -> tuple[ml_collections.ConfigDict, dict]:
   S.key(c, r, 'classification.test_split', 'test', S.Text(True))
   S.key(c, r, 'classification.max_train', 0, S.Int(0))  # 0 = all, else evenly spaced
   S.key(c, r, 'classification.max_test', 0, S.Int(0))
-  S.key(c, r, 'classification.fit', 'resize', S.Choice(_fits()))  # paper MNIST: 'pad'
+  S.key(c, r, 'classification.fit', 'resize', S.Choice(preprocess.FITS))  # paper MNIST: 'pad'
   S.key(c, r, 'classification.shifts', (), S.Seq(S.Int(0)))  # extra test sets shifted right
   # Exemplar tasks: P images of a pool, each a class; samples are transforms of it.
   S.key(c, r, 'exemplar.transforms', (), S.Seq(S.Choice(_RW_EXEMPLAR), distinct=True))
@@ -197,8 +176,7 @@ def validate(name: str, c: ml_collections.ConfigDict) -> None:
     raise InputError(f'{prefix}type={c.get("type")!r} must be one of {TYPES}')
   _, rules = SCHEMAS[c.type]()
   classes = dict(c.get('classes', {}))
-  known = dict(rules, **({'classes': None} if c.type == 'manifolds' else {}))
-  S.unknown_keys(c, {k: v for k, v in known.items()}, prefix)
+  S.unknown_keys(c, dict(rules, **({'classes': None} if c.type == 'manifolds' else {})), prefix)
   S.check(c, rules, prefix)
   for key in ('layers', 'simulate_layers') if c.type == 'manifolds' else ('layers',):
     layers_lib.layer_set(c[key], None, f'{prefix}{key}')  # any projector's names
@@ -262,25 +240,43 @@ def _transform(c, kind: str) -> transforms.Transform:
                               c.fill if isinstance(c.fill, str) else float(c.fill))
 
 
-class ProbeEval:
-  """Linear probes on every task and layer (module docstring)."""
+class _Eval:
+  """What both types share: the config (`what` its key), the BatchNorm modes, the layers, the
+  exemplar pool, notes for the report."""
+
+  def __init__(self, name: str, c: ml_collections.ConfigDict, ctx: Context, pool: bool,
+               pool_count: str):
+    self.name, self.c, self.ctx, self.what = name, c, ctx, f'config.evals.{name}'
+    self.modes = tuple(c.batchnorm)
+    self.layers = layers_lib.layer_set(c.layers, ctx.projector, f'{self.what}.layers')
+    self.notes = []
+    e = c.exemplar  # the source images of the exemplar tasks or manifolds, `pool_count` used
+    self._pool = ctx.load(e.source, e.split)[0] if pool else None
+    if pool and e[pool_count] > len(self._pool):
+      raise InputError(f'{self.what}.exemplar.{pool_count}={e[pool_count]} exceeds the '
+                       f'{len(self._pool)} images of {e.source}; lower it')
+
+
+class ProbeEval(_Eval):
+  """Linear probes on every task and layer."""
 
   def __init__(self, name: str, c: ml_collections.ConfigDict, ctx: Context):
-    self.name, self.c, self.ctx = name, c, ctx
-    self.modes = tuple(c.batchnorm)
-    self.layers = layers_lib.layer_set(c.layers, ctx.projector, f'config.evals.{name}.layers')
-    self.views = tuple(
-        act.View(l, 'pool') if c.features == 'pool' or l == 'pooled' else act.View(l, 'flat')
-        for l in self.layers)
+    super().__init__(name, c, ctx, bool(c.exemplar.transforms), 'images')
+    self.views = tuple(act.View(l, 'pool' if c.features == 'pool' or l == 'pooled' else 'flat')
+                       for l in self.layers)
+    self._probes = {
+        'logistic': functools.partial(
+            probes_lib.logistic, l2_grid=tuple(c.logistic.l2_grid),
+            val_fraction=c.logistic.val_fraction, steps=c.logistic.steps),
+        'adam': functools.partial(probes_lib.adam, lr=c.adam.lr, batch_size=c.adam.batch_size,
+                                  epochs=c.adam.epochs, weight_decay=c.adam.weight_decay)}
     cl = c.classification
     self._classification = [
         (source_name(spec), ctx.load(spec, cl.train_split, cl.max_train, cl.fit),
-         ctx.load(spec, cl.test_split, cl.max_test, cl.fit), spec) for spec in cl.sources]
-    self._pool = ctx.load(c.exemplar.source, c.exemplar.split)[0] \
-        if c.exemplar.transforms else None
-    if self._pool is not None and c.exemplar.images > len(self._pool):
-      raise InputError(f'config.evals.{name}.exemplar.images={c.exemplar.images} exceeds the '
-                       f'{len(self._pool)} images of {c.exemplar.source}; lower it')
+         ctx.load(spec, cl.test_split, cl.max_test, cl.fit)) for spec in cl.sources]
+    # The image source of each task, in draw order (`tasks`).
+    self._sources = ([c.invariance.source] * len(c.invariance.transforms) + list(cl.sources)
+                     + [c.exemplar.source] * len(c.exemplar.transforms))
     self._invariance = None
     if c.invariance.transforms:
       inv = c.invariance
@@ -288,7 +284,7 @@ class ProbeEval:
       x = np.concatenate([np.asarray(q[0]) for q in parts])
       y = np.concatenate([q[1] for q in parts])
       index, labels = tasks_lib.select_classes(y, parts[0][2], inv.classes, inv.per_class,
-                                               f'config.evals.{name}.invariance.classes')
+                                               f'{self.what}.invariance.classes')
       self._invariance = (x[index], labels)
 
   def _keys(self, seed: int):
@@ -310,7 +306,7 @@ class ProbeEval:
       out.append(tasks_lib.invariance(f'invariance_{kind}', k_task, *self._invariance,
                                       _transform(c.invariance, kind),
                                       len(c.invariance.classes), draws))
-    for name, (x_tr, y_tr, names), (x_te, y_te, _), _ in self._classification:
+    for name, (x_tr, y_tr, names), (x_te, y_te, _) in self._classification:
       out.append(tasks_lib.classification(name, x_tr, y_tr, x_te, y_te, len(names),
                                           c.classification.shifts))
     if c.exemplar.transforms:
@@ -321,11 +317,13 @@ class ProbeEval:
         out.append(tasks_lib.exemplar(f'exemplar_{kind}', jax.random.fold_in(k_task, i),
                                       chosen, _transform(e, kind), n_train=e.n_train,
                                       n_test=e.n_test,
-                                      what=f'config.evals.{self.name}.exemplar'))
+                                      what=f'{self.what}.exemplar'))
     if c.normalize == 'dataset':  # after the transforms, as the paper's Normalize
-      out = [self._normalized(task, self.ctx.stats(self._source(t)))
+      out = [self._normalized(task, self.ctx.stats(self._sources[t]))
              for t, task in enumerate(out)]
     return out
+
+  inputs = tasks  # the evaluator's name for an eval's inputs of a seed
 
   @staticmethod
   def _normalized(task: tasks_lib.Task, stats) -> tasks_lib.Task:
@@ -335,35 +333,21 @@ class ProbeEval:
     return task._replace(x_train=first[0], tests=first[1],
                          redraws=tuple(draw(*d) for d in task.redraws))
 
-  def _source(self, t: int) -> str:
-    """The image source of task t (draw order)."""
-    n_inv = len(self.c.invariance.transforms)
-    if t < n_inv:
-      return self.c.invariance.source
-    if t < n_inv + len(self._classification):
-      return self._classification[t - n_inv][3]
-    return self.c.exemplar.source
-
   def _ids(self, seed: int, t: int, task: tasks_lib.Task, draw: int = 0) -> dict:
     """'train' and each test set's name -> its set id (fixed for the classification sets)."""
-    n_fixed = len(self.c.invariance.transforms)
-    if n_fixed <= t < n_fixed + len(self._classification):
-      cl, spec = self.c.classification, self._source(t)
+    if t - len(self.c.invariance.transforms) in range(len(self._classification)):
+      cl, spec = self.c.classification, self._sources[t]
       how = (cl.fit, self.c.normalize)
       test = ('load', spec, cl.test_split, cl.max_test) + how
       return {'train': ('load', spec, cl.train_split, cl.max_train) + how,
               **{name: test + (name,) for name in task.tests}}
     return {w: (self.name, seed, task.name, w, draw) for w in ('train',) + tuple(task.tests)}
 
-  def _draws(self, task: tasks_lib.Task) -> list[tuple]:
-    """(x_train, tests) of each draw of the task's transforms."""
-    return [(task.x_train, task.tests)] + list(task.redraws)
-
   def jobs(self, seed: int, tasks: list) -> list[Job]:
     views = tuple((v, None) for v in self.views)
     out = []
     for t, task in enumerate(tasks):
-      for d, (x_train, tests) in enumerate(self._draws(task)):
+      for d, (x_train, tests) in enumerate([(task.x_train, task.tests), *task.redraws]):
         ids = self._ids(seed, t, task, d)
         images = {'train': x_train, **{n: x for n, (x, _) in tests.items()}}
         out += [Job(ids[w], images[w], views, ids[w][0] == 'load') for w in ids]
@@ -379,26 +363,16 @@ class ProbeEval:
       for i, (layer, view) in enumerate(zip(self.layers, self.views)):
         prep = (lambda f: f) if view.reduce == 'pool' else probes_lib.l2_normalize
         get = lambda set_id: prep(features(set_id, view, None))
-        key = probe_key(t, i)
         for probe in c.probes:
-          if probe == 'logistic':
-            results = probes_lib.logistic(
-                key, get(ids[0]['train']), task.y_train,
-                [(get(ids[0][n]), y) for n, (_, y) in task.tests.items()],
-                num_classes=task.num_classes, l2_grid=tuple(c.logistic.l2_grid),
-                val_fraction=c.logistic.val_fraction, steps=c.logistic.steps)
-            for name, r in zip(task.tests, results):
-              out[name, layer, 'logistic'] = r.accuracy
-          else:  # one draw of the images per epoch, or the one draw for every epoch
-            stack = lambda w: np.stack([get(d[w]) for d in ids])
-            results = probes_lib.adam(
-                key, stack('train'), task.y_train,
-                [(stack(n), y) for n, (_, y) in task.tests.items()],
-                num_classes=task.num_classes, lr=c.adam.lr, batch_size=c.adam.batch_size,
-                epochs=c.adam.epochs, weight_decay=c.adam.weight_decay)
-            for name, r in zip(task.tests, results):
-              out[name, layer, 'adam_best'] = r.accuracy
-              out[name, layer, 'adam_last'] = r.last
+          # Adam: one draw of the images per epoch (or the one draw for every epoch).
+          x = lambda w: (np.stack([get(d[w]) for d in ids]) if probe == 'adam'
+                         else get(ids[0][w]))
+          results = self._probes[probe](
+              probe_key(t, i), x('train'), task.y_train,
+              [(x(n), y) for n, (_, y) in task.tests.items()], num_classes=task.num_classes)
+          for name, r in zip(task.tests, results):
+            for measure, field in _PROBE_MEASURES[probe]:
+              out[name, layer, measure] = getattr(r, field)
     return out
 
 
@@ -411,40 +385,33 @@ def paper_vocab(projector) -> tuple[str, ...]:
           + tuple(l for l in proj if not l.endswith('_linear')))
 
 
-class ManifoldEval:
-  """The geometry of every kind of manifold in every layer (module docstring)."""
+class ManifoldEval(_Eval):
+  """The geometry of every kind of manifold in every layer."""
 
   def __init__(self, name: str, c: ml_collections.ConfigDict, ctx: Context):
-    self.name, self.c, self.ctx = name, c, ctx
-    self.modes = tuple(c.batchnorm)
-    what = f'config.evals.{name}'
-    self.layers = layers_lib.layer_set(c.layers, ctx.projector, f'{what}.layers')
-    self.vocab = (layers_lib.layer_set(c.layers, ctx.projector) if c.draws == 'rwjax'
-                  else paper_vocab(ctx.projector))
+    super().__init__(name, c, ctx, bool(set(c.kinds) & set(_RW_EXEMPLAR)), 'p')
+    self.vocab = self.layers if c.draws == 'rwjax' else paper_vocab(ctx.projector)
     self.simulated = set(layers_lib.layer_set(c.simulate_layers, ctx.projector,
-                                              f'{what}.simulate_layers'))
+                                              f'{self.what}.simulate_layers'))
     self.kinds = tuple(c.kinds)
-    self.notes = []
     # The rwjax draws' kind index: the exemplar kinds, the class sets, then waves.
     self._rw_index = {k: i for i, k in enumerate(_RW_EXEMPLAR + tuple(c.classes) + ('waves',))}
-    self._pool = ctx.load(c.exemplar.source, c.exemplar.split)[0] if set(
-        self.kinds) & set(_RW_EXEMPLAR) else None
-    if self._pool is not None and c.exemplar.p > len(self._pool):
-      raise InputError(f'{what}.exemplar.p={c.exemplar.p} exceeds the {len(self._pool)} '
-                       f'images of {c.exemplar.source}; lower it')
     self._classes = {k: self._class_source(k) for k in self.kinds if k in c.classes}
     self._waves = self._wave_frames() if 'waves' in self.kinds else None
     if 'waves' in self.kinds and self._waves is None:
       self.kinds = tuple(k for k in self.kinds if k != 'waves')
-      self.notes.append(f'{name}: wave manifolds skipped: no movie (set {what}.waves.movie, '
+      self.notes.append(f'{name}: wave manifolds skipped: no movie (set {self.what}.waves.movie, '
                         'or pre-train from a file source)')
 
   def _class_source(self, kind: str):
-    """(images, labels, class count, ranked, original, scores) of a class set."""
-    cs, what = self.c.classes[kind], f'config.evals.{self.name}.classes.{kind}'
+    """(images, draw(key) -> i64[P, M] each class manifold's images) of a class set."""
+    cs, what = self.c.classes[kind], f'{self.what}.classes.{kind}'
     images, labels, names = self.ctx.load(cs.source, cs.split, cs.max_examples)
     if cs.p > len(names):
       raise InputError(f'{what}.p={cs.p} exceeds the {len(names)} classes of {cs.source}')
+    if cs.selection == 'random':
+      return images, lambda key: manifolds_lib.random_classes(key, labels, p=cs.p, m=cs.m,
+                                                              what=what)
     ranked = original = scores = None
     if cs.selection == 'ranked':
       if not cs.ranked:
@@ -455,7 +422,9 @@ class ManifoldEval:
                                             max_examples=cs.max_examples or None)
     elif cs.selection == 'confidence':
       scores = self._confidence(cs, images, labels, len(names))
-    return images, labels, len(names), ranked, original, scores
+    return images, lambda key: manifolds_lib.class_index(
+        labels, manifolds_lib.draw_classes(key, len(names), cs.p), cs.m, selection=cs.selection,
+        what=what, ranked=ranked, original=original, scores=scores)
 
   def _confidence(self, cs, x_test, y_test, num_classes) -> np.ndarray:
     """f32[N]: a logistic probe's probability of each image's own class, on the pooled
@@ -469,7 +438,7 @@ class ManifoldEval:
       from rwjax import models  # pylint: disable=g-import-not-at-top
       model = models.create_model(**net_config.model)
     else:
-      raise InputError(f"config.evals.{self.name}.confidence_network is empty: name "
+      raise InputError(f"{self.what}.confidence_network is empty: name "
                        "'pretrained', 'random_init' (seed 0's) or a pre-training workdir "
                        'whose network ranks the class images')
     x_train, y_train, _ = ctx.load(cs.source, 'train')
@@ -483,10 +452,12 @@ class ManifoldEval:
     return prob[np.arange(len(y_test)), y_test]
 
   def _wave_frames(self):
-    """(frames f32[B * T, size, size, C], frame-index lists, path) or None (no movie)."""
+    """The wave manifolds (the same for every seed; `manifolds`), or None: no movie."""
     from rwjax import paths  # pylint: disable=g-import-not-at-top
     from rwjax import waves  # pylint: disable=g-import-not-at-top
-    from rwjax.waves import frames as frames_lib, movie as movie_lib, stats  # pylint: disable=g-import-not-at-top
+    from rwjax.waves import frames as frames_lib  # pylint: disable=g-import-not-at-top
+    from rwjax.waves import movie as movie_lib  # pylint: disable=g-import-not-at-top
+    from rwjax.waves import stats  # pylint: disable=g-import-not-at-top
     w, d = self.c.waves, self.ctx.pre_config.data
     path = w.movie or (d.movie if d.source == 'file' else '')
     if not path:
@@ -506,13 +477,13 @@ class ManifoldEval:
       labels = stats.frame_labels(movie, threshold, min_size=d.min_wave_size)
     index = manifolds_lib.wave_index(labels, count=w.count, min_frames=w.frames[0],
                                      max_frames=w.frames[1],
-                                     what=f'config.evals.{self.name}.waves')
+                                     what=f'{self.what}.waves')
     frames = frames_lib.to_network_input(movie, self.ctx.size, self.ctx.channels, d.movie_norm)
-    return frames.reshape(-1, *frames.shape[2:]), index, path
+    return frames.reshape(-1, *frames.shape[2:])[np.concatenate(index)], [len(i) for i in index]
 
   def _keys(self, seed: int, kind: str):
     """(images key, transforms key, classes key, projection key of layer l, analysis key of
-    layer l, simulation key of layer l) of one kind (module docstring)."""
+    layer l, simulation key of layer l) of one kind (docs/evaluation.md, 'Random draws')."""
     root = jax.random.PRNGKey(seed)
     if self.c.draws == 'rwjax':
       k_images, k_class, k_transform = jax.random.split(jax.random.fold_in(root, 3), 3)
@@ -544,25 +515,17 @@ class ManifoldEval:
                                    t=_transform(e, kind))
         out[kind] = (x.reshape(-1, *x.shape[2:]), [e.m] * e.p)
       elif kind == 'waves':
-        frames, index, _ = self._waves
-        out[kind] = (frames[np.concatenate(index)], [len(i) for i in index])
+        out[kind] = self._waves
       else:
-        cs = c.classes[kind]
-        images, labels, n_classes, ranked, original, scores = self._classes[kind]
-        what = f'config.evals.{self.name}.classes.{kind}'
-        if cs.selection == 'random':
-          index = manifolds_lib.random_classes(k_class, labels, p=cs.p, m=cs.m, what=what)
-        else:
-          index = manifolds_lib.class_index(
-              labels, manifolds_lib.draw_classes(k_class, n_classes, cs.p), cs.m,
-              selection=cs.selection, what=what, ranked=ranked, original=original,
-              scores=scores)
-        out[kind] = (images[index.reshape(-1)], [cs.m] * cs.p)
+        images, draw = self._classes[kind]
+        out[kind] = (images[draw(k_class).reshape(-1)], [c.classes[kind].m] * c.classes[kind].p)
       if c.normalize == 'dataset' and kind != 'waves':  # after the transforms (the paper's)
         mean, std = self.ctx.stats(c.classes[kind].source if kind in c.classes
                                    else c.exemplar.source)
         out[kind] = ((out[kind][0] - mean) / std, out[kind][1])
     return out
+
+  inputs = manifolds  # the evaluator's name for an eval's inputs of a seed
 
   def _sets(self, manifolds: dict) -> dict:
     """kind -> (set name, first row): the 'rwjax' draws stack every kind's images in one set
@@ -576,13 +539,11 @@ class ManifoldEval:
     out, sets = {}, self._sets(manifolds)
     for kind, (images, _) in manifolds.items():
       name = sets[kind][0]
-      if name in out:
-        out[name][1].append(images)
-        continue
-      project = self._keys(seed, kind)[3]
-      views = tuple((act.View(l, 'flat', self.c.project_dims), project(l))
-                    for l in self.layers)
-      out[name] = (views, [images])
+      if name not in out:  # one projection per set: the first kind's keys
+        project = self._keys(seed, kind)[3]
+        out[name] = (tuple((act.View(l, 'flat', self.c.project_dims), project(l))
+                           for l in self.layers), [])
+      out[name][1].append(images)
     return [Job((self.name, seed, name), np.concatenate([np.asarray(x) for x in images]),
                 views, False) for name, (views, images) in out.items()]
 
@@ -607,16 +568,11 @@ class ManifoldEval:
               simulate=layer in self.simulated, sim_trials=c.sim_trials,
               variance=c.variance)
           done.append((flat, result))
-        for g in c.measures:
-          if g in result:
-            out[kind, layer, g] = result[g]
-        out[kind, layer, 'solver_residual'] = result['solver_residual']
+        out.update({(kind, layer, g): result[g] for g in (*c.measures, 'solver_residual')
+                    if g in result})
     return out
-
-
-BUILDERS = {'probe': ProbeEval, 'manifolds': ManifoldEval}
 
 
 def build(name: str, c: ml_collections.ConfigDict, ctx: Context):
   """The eval of config.evals.NAME (validated with `validate` first)."""
-  return BUILDERS[c.type](name, c, ctx)
+  return {'probe': ProbeEval, 'manifolds': ManifoldEval}[c.type](name, c, ctx)

@@ -3,26 +3,16 @@
 A manifold is a set of M images that one linear readout should treat as one object; P of them
 are analysed together (rwjax.eval.geometry). Kinds:
   - exemplar ('translate', 'rotate', 'color'): P source images drawn from a pool, each with M
-    random transforms of itself (rwjax.eval.transforms, either style): rwjax's manifolds
-    (translations of up to half the side, rotations, colour jitter) and the paper's
-    (src/mftma_analysis.py: 50 CIFAR-100 test images x 20 draws of RandomAffine(0,
-    translate=(0.1, 0.1)) or ColorJitter(0.5, 0.5, 0.5, 0.5));
-  - class: P classes, M test images of each, chosen by `selection`:
-      'random':     P classes among those with >= M images and M of their images, at random
-                    (rwjax's);
-      'first':      P classes (all of them when P is the class count, else a random P,
-                    sorted), the first M test images of each in source order;
-      'ranked':     those classes, the M images the paper's classifier on a SimCLR network
-                    was most confident about (its ranked test-set indices, shipped in
-                    rwjax/data/ranked/; they index the dataset's original test order,
-                    recovered from TFDS's 'id' feature, rwjax.data.sources.original_positions;
-                    image folders keep no original order);
-      'confidence': those classes, the M images a logistic probe on a chosen network's pooled
-                    features gives the highest probability of their own class;
-  - waves: each wave of a movie one manifold, its frames the points: the first `count` waves
-    (by onset) lasting min_frames..max_frames frames (the paper's 50 waves of 50-132 frames),
-    the waves labelled as the trainer labels them (rwjax.waves.stats.frame_labels with the
-    pre-training's threshold and data.min_wave_size) unless a label file is given.
+    random transforms of itself (rwjax.eval.transforms, either style);
+  - class: P classes, M test images of each, chosen by `selection`: 'random' (P classes with
+    >= M images, M of their images, at random); 'first' (all classes when P is the class
+    count, else a random P, sorted; the first M images of each in source order); 'ranked'
+    (those classes, the M images the paper's SimCLR classifier was most confident about:
+    rwjax/data/ranked/, matched by original position, TFDS only); 'confidence' (those
+    classes, the M images a logistic probe on a chosen network gives the highest
+    probability of their own class);
+  - waves: each wave of a movie one manifold, its frames the points (`wave_index`), labelled
+    as the trainer labels them unless a label file is given.
 """
 
 import functools

@@ -1,22 +1,15 @@
 """Online monitor: natural-image accuracies of the encoder while it pre-trains.
 
-An evaluation module that the trainer receives as a hook (rwjax.ssl.trainer.Hook; the
-training library imports no evaluation code): `hooks(config)` is what the binaries pass
-to rwjax.ssl.trainer.train.
-
-Every config.train.monitor_every steps the trainer measures, on a small labelled image set
-held in device memory (config.monitor.source, default scikit-learn's digits, any source
-rwjax.data.sources reads), the encoder's average-pooled output ('pooled') of
-  - the current network and
-  - the same network at initialisation (the run's own initial parameters, from the
-    run's seed; measured once, logged each time beside the current values):
-  knn_acc: a weighted k-nearest-neighbour classifier with solo-learn's defaults
-    (WeightedKNNClassifier: cosine similarity, k = 20, temperature T = 0.07, each neighbour
-    votes exp(similarity / T) for its class; Wu et al. 2018), test split against train;
-  probe_acc: a logistic-regression probe (rwjax.eval.probes, the evaluator's, with its L2
-    chosen on a validation split) fit on the train split, accuracy on the test split.
-Logged as monitor/{knn_acc,probe_acc}[_init] in the metrics and TensorBoard. This is a
-progress signal, not the paper's evaluation (rwjax.evaluate).
+A hook for the trainer (rwjax.ssl.trainer.Hook; the training library imports no evaluation
+code): `hooks(config)` is what the binaries pass to rwjax.ssl.trainer.train. Every
+config.train.monitor_every steps it measures, on a small labelled image set held in device
+memory (config.monitor.source, any source rwjax.data.sources reads), the encoder's pooled
+output of the current network and of the run's initial one (measured once):
+  knn_acc: solo-learn's weighted k-nearest-neighbour classifier (cosine similarity, k = 20,
+    temperature T = 0.07, each neighbour votes exp(similarity / T); Wu et al. 2018);
+  probe_acc: the evaluator's logistic probe (rwjax.eval.probes), accuracy on the test split.
+Logged as monitor/{knn_acc,probe_acc}[_init] (docs/training.md). A progress signal, not the
+paper's evaluation (rwjax.evaluate).
 """
 
 import functools
@@ -78,11 +71,7 @@ def make_monitor(config: ml_collections.ConfigDict, model,
     return {'knn_acc': float(knn), 'probe_acc': float(probe.accuracy)}
 
   init = {f'monitor/{k}_init': v for k, v in measure(init_variables).items()}
-
-  def monitor(variables):
-    return {**{f'monitor/{k}': v for k, v in measure(variables).items()}, **init}
-
-  return monitor
+  return lambda variables: {**{f'monitor/{k}': v for k, v in measure(variables).items()}, **init}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -1,24 +1,16 @@
 """Linear probes on frozen features: the L2-logistic probe and the paper's Adam probe.
 
-'logistic' (rwjax's): multinomial logistic regression, full-batch on device. Features are
-standardised with the train split's statistics. For every L2 strength of a grid (solved at
-once, vmapped) accelerated gradient descent minimises mean cross-entropy + l2/2 * |W|^2 on
-the train split minus a held-out validation part; the strength with the best validation
-accuracy, refit on the whole train split, is the probe, scored top-1 on the test sets. Rows
-are weighted (weight 0 leaves a row out) and arrays are zero-padded to a few bucketed shapes,
-so one compiled program serves the sweep, the refit and features of any layer.
+'logistic' (`logistic`, `fit_probe`): multinomial logistic regression, full-batch on device,
+on features standardised with the train split's statistics. Every L2 strength of a grid is
+fit at once (vmapped) on the train split minus a held-out validation part; the strength with
+the best validation accuracy, refit on the whole train split, is the probe. Rows are weighted
+(weight 0 leaves a row out) and arrays zero-padded to a few bucketed shapes, so one compiled
+program serves the sweep, the refit and features of any layer.
 
-'adam' (the paper's src/test.py and src/models.py, commit f39aa6d): a linear layer with bias
-(PyTorch nn.Linear initialisation, U(+-1/sqrt(D))) on the features as given, cross-entropy,
-torch.optim.Adam(lr, weight_decay) (L2 added to the gradient before the moments; betas
-0.9 / 0.999, eps 1e-8), batches of 50 drawn in a fresh random order every epoch (the last one
-smaller, as DataLoader keeps it), 4 epochs (its `range(1, TOTAL_EPOCH)` with TOTAL_EPOCH = 5),
-top-1 accuracy on the test set after every epoch; the paper reported the best of these (`if
-acc1 >= best_acc1`), which selects on the test set: `ProbeResult` carries it beside the last
-epoch's. The paper recomputed features every batch through the frozen encoder in train mode,
-which only matters for BatchNorm (the evaluation's BatchNorm mode decides how features are
-taken, rwjax.eval.batchnorm); here they are fixed arrays. It L2-normalised intermediate
-layers (`l2_normalize`; its TestModel.forward), not the encoder output.
+'adam' (`adam`): the paper's linear layer with bias trained by Adam in batches of 50 for 4
+epochs, scored after every epoch; `ProbeResult` carries the best epoch (the paper's number,
+selected on the test set) beside the last. The paper's code in detail: docs/evaluation.md,
+'The paper's code and this one'.
 """
 
 import functools
@@ -33,8 +25,6 @@ from rwjax.errors import InputError
 
 PROBES = ('logistic', 'adam')
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-_ROWS = 256  # Rows are padded to a multiple of this...
-_MIN_DIM = 64  # ...and feature dimensions to a power of two, at least this.
 # The paper's Adam probe: CLASSIFIER_OPTIMIZER_BASE_LR, DATA.BATCH_SIZE, range(1, 5),
 # OPTIMIZER.WEIGHT_DECAY.
 LR, BATCH, EPOCHS, WEIGHT_DECAY = 1e-4, 50, 4, 1e-6
@@ -128,8 +118,8 @@ def _accuracies(params: tuple[jax.Array, jax.Array], x: jax.Array, y: jax.Array,
 def _padded(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array, np.ndarray]:
   """Zero-pads x: [N, D] to bucketed rows and columns; returns (x, y, row weights)."""
   n, d = x.shape
-  rows = -(-n // _ROWS) * _ROWS
-  cols = max(_MIN_DIM, 1 << (d - 1).bit_length())
+  rows = -(-n // 256) * 256  # a multiple of 256
+  cols = max(64, 1 << (d - 1).bit_length())  # a power of two, at least 64
   x = jnp.pad(jnp.asarray(x, jnp.float32), ((0, rows - n), (0, cols - d)))
   y = jnp.pad(jnp.asarray(y, jnp.int32), (0, rows - n))
   return x, y, np.pad(np.ones(n, np.float32), (0, rows - n))
@@ -186,8 +176,7 @@ def probe_accuracy(probe: Probe, x: np.ndarray, y: np.ndarray) -> float:
     raise InputError(f'test features have D={x.shape[1]}, the probe was fit on '
                      f'D={probe.weights.shape[0]}; use features of the same layer')
   x, y, w = _padded((jnp.asarray(x, jnp.float32) - probe.mean) / probe.std, y)
-  d = probe.weights.shape[0]
-  weights = jnp.pad(jnp.asarray(probe.weights), ((0, x.shape[1] - d), (0, 0)))
+  weights = jnp.pad(jnp.asarray(probe.weights), ((0, x.shape[1] - len(probe.weights)), (0, 0)))
   return float(_accuracies((weights[None], jnp.asarray(probe.bias)[None]), x, y, w)[0])
 
 
@@ -198,8 +187,7 @@ def logistic(key: jax.Array, x_train: np.ndarray, y_train: np.ndarray,
   """`fit_probe` on the train split, then its top-1 accuracy on each test set (x, y)."""
   probe = fit_probe(key, x_train, y_train, num_classes=num_classes, l2_grid=l2_grid,
                     val_fraction=val_fraction, steps=steps)
-  accuracies = [probe_accuracy(probe, x, y) for x, y in tests]
-  return [ProbeResult(a, a) for a in accuracies]
+  return [ProbeResult(a, a) for a in (probe_accuracy(probe, x, y) for x, y in tests)]
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -305,8 +293,5 @@ def adam(key: jax.Array, x_train: np.ndarray, y_train: np.ndarray,
       jnp.asarray(mask), jnp.asarray(np.concatenate([per_epoch(x) for x, _ in tests], 1)),
       jnp.asarray(np.concatenate([y for _, y in tests]), jnp.int32),
       sizes=tuple(len(y) for _, y in tests), lr=float(lr), weight_decay=float(weight_decay)))
-  out = []
-  for s in range(len(tests)):
-    per_epoch_acc = tuple(float(a) for a in accuracy[:, s])
-    out.append(ProbeResult(max(per_epoch_acc), per_epoch_acc[-1], per_epoch_acc))
-  return out
+  per_test = [tuple(float(a) for a in column) for column in accuracy.T]
+  return [ProbeResult(max(a), a[-1], a) for a in per_test]

@@ -5,10 +5,9 @@ report['rows'] is a list with one row per (eval, task, layer, measure, batchnorm
    'measure': 'adam_best', 'batchnorm': 'batch',
    'pretrained': {'n', 'mean', 'std', 'values'}, 'random_init': {...},
    'difference', 'test', 't', 'p', 'effect_size'}     (rwjax.eval.stats.compare)
-in eval, task, measure, mode and network-layer order. Measures: probe accuracies 'logistic',
-'adam_best' (the paper's number: the best test accuracy over epochs), 'adam_last' (the last
-epoch's); geometry 'alpha', 'radius', 'dimension', 'center_corr', 'participation_ratio',
-'pcs_90', 'sim_alpha' (rwjax.eval.geometry). `find(report, **keys)` reads one row.
+in eval, task, measure, mode and network-layer order. Measures: probe accuracies ACCURACY
+('adam_best': the best test accuracy over epochs, the paper's number) and geometry
+rwjax.eval.geometry.MEASURES. `find(report, **keys)` reads one row.
 report['statistics'] says what one value is (a seed of one pre-trained network, or a
 network) and the test; report['batchnorm'] how each mode's statistics were formed.
 """
@@ -90,14 +89,6 @@ def find(report: dict, **keys) -> Optional[dict]:
   return found[0] if found else None
 
 
-def _nan(x) -> float:
-  return float('nan') if x is None else x
-
-
-def _text(x, spec: str) -> str:
-  return 'n/a' if x is None else format(x, spec)
-
-
 def short_layer_name(name: str) -> str:
   """A tick label: 'layer2_block1_relu1' -> '2.1 relu1', 'stem_relu' -> 'stem relu',
   'projector_hidden0_relu' -> 'proj h0 relu', 'projector_output' -> 'proj out'."""
@@ -132,9 +123,9 @@ def plot_family(report: dict, family: str, path: str) -> None:
     names = [r['layer'] for r in rs]
     for arm, label, colour in _ARMS:
       if rs[0][arm]['n']:
-        ax.errorbar(range(len(names)), [_nan(r[arm]['mean']) for r in rs],
-                    yerr=[r[arm]['std'] or 0.0 for r in rs], marker='o', capsize=3,
-                    label=label, color=colour, markersize=4)
+        means = [float('nan') if r[arm]['mean'] is None else r[arm]['mean'] for r in rs]
+        ax.errorbar(range(len(names)), means, yerr=[r[arm]['std'] or 0.0 for r in rs],
+                    marker='o', capsize=3, label=label, color=colour, markersize=4)
     ax.set_xticks(range(len(names)), [short_layer_name(l) for l in names], rotation=90,
                   fontsize=7)
     ax.set_title(f'{ev}: {task}\n{measure}, BatchNorm {mode}', fontsize=8)
@@ -156,13 +147,13 @@ def table(report: dict) -> str:
   widths = {k: max([len(k)] + [len(str(r[k])) for r in report['rows']]) + 2 for k in KEYS}
   lines.append(''.join(f'{k:<{widths[k]}}' for k in KEYS)
                + f"{'pre-trained':>16}{'random init':>16}{'diff':>9}{'p':>9}{'g':>7}")
-  fmt = lambda s: _text(s['mean'], '.3f') + (f"+-{s['std']:.3f}" if s['std'] is not None
+  fmt = lambda s: stats.text(s['mean'], '.3f') + (f"+-{s['std']:.3f}" if s['std'] is not None
                                              else '')
   for r in report['rows']:
     lines.append(''.join(f'{str(r[k]):<{widths[k]}}' for k in KEYS)
                  + f"{fmt(r['pretrained']):>16}{fmt(r['random_init']):>16}"
-                 f"{_text(r['difference'], '+.3f'):>9}{_text(r['p'], '.2g'):>9}"
-                 f"{_text(r['effect_size'], '+.2f'):>7}")
+                 f"{stats.text(r['difference'], '+.3f'):>9}{stats.text(r['p'], '.2g'):>9}"
+                 f"{stats.text(r['effect_size'], '+.2f'):>7}")
   return '\n'.join(lines)
 
 

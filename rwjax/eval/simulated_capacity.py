@@ -1,18 +1,15 @@
 """Simulated (direct numerical) manifold capacity: the checks of the mean-field theory.
 
-The P manifolds are projected to n random dimensions, every manifold gets a random +-1
-label (balanced), and we test whether all points can be separated by a hyperplane with a
-bias. Separability of points z_i = y_i [x_i; 1] holds iff the origin is outside their
-convex hull, i.e. iff the NNLS problem
+A trial projects the P manifolds to n random dimensions, gives every manifold a balanced
+random +-1 label and asks whether a hyperplane with a bias separates all points. The points
+z_i = y_i [x_i; 1] are separable iff the origin is outside their convex hull, i.e. iff
 
   a* = argmin_{a >= 0} |S a - e|^2,  S = [z_1 .. z_K; 1 .. 1],  e = (0, .., 0, 1)
 
 leaves a residual v = e - S a* != 0; then u = -v_{1:n+1} (weights and bias) gives every
-point the margin z_i . u >= |v|^2 > 0. The decision is that certificate, checked
-exactly. All trials run as one batch of the solver of `rwjax.eval.capacity`.
-
-N_c is the smallest n whose separable fraction is >= 0.5 (scan by doubling, then
-bisection); the simulated capacity is alpha_c = P / N_c.
+point the margin z_i . u >= |v|^2 > 0, a certificate checked exactly. All trials run as one
+batch of the solver of `rwjax.eval.capacity`. N_c is the smallest n whose separable fraction
+is >= 0.5 (scan by doubling, then bisection); the simulated capacity is alpha_c = P / N_c.
 """
 
 import functools
@@ -144,19 +141,13 @@ def simulated_capacity(
     return curve[n]
 
   lo, hi = 0, n_min  # once found: fraction(lo) < 0.5 <= fraction(hi); n = 0 never is
-  while fraction(hi) < 0.5:
-    if hi == n_max:
-      hi = None
-      break
+  while fraction(hi) < 0.5 and hi < n_max:
     lo, hi = hi, min(2 * hi, n_max)
-  if hi is not None:
-    while hi - lo > 1:
-      mid = (lo + hi) // 2
-      if fraction(mid) >= 0.5:
-        hi = mid
-      else:
-        lo = mid
-  n_c = float('nan') if hi is None else hi
+  found = fraction(hi) >= 0.5
+  while found and hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (lo, mid) if fraction(mid) >= 0.5 else (mid, hi)
+  n_c = hi if found else float('nan')
   ns = sorted(curve)
   return dict(alpha_c=p / n_c, n_c=n_c, P=p, n_trials=int(n_trials),
               curve={'n': ns, 'fraction': [curve[n] for n in ns]})

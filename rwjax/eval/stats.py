@@ -3,21 +3,13 @@
 `compare(pretrained, random_init)` summarises per-seed values (mean, sample std), their
 difference, a two-sided t-test from scipy.stats, paired (`ttest_rel`) when seed i of both arms
 shares everything but the pre-training (same probe split, same task draw) or Welch's
-(`ttest_ind`, unequal variances) otherwise, and one effect size for every comparison of the
-project (the evaluator's and the experiment's): Hedges' g = difference of the means / pooled
-sample std x (1 - 3 / (4 (n_a + n_b) - 9)). Undefined numbers (a std or a test from fewer than two seeds, values with no
-spread, a non-finite value such as the capacity of a dead layer) are None, so the result is
-strict JSON.
-
-Which values are the samples decides what a p-value means. With one pre-trained network
-reused for every seed (rwjax's original protocol, `unit='seed'`), its values vary only with the
-probe split and task draws, so the test asks whether that one network differs from random
-inits, not whether pre-training does: an untrained network standing in for it comes out
-"significant" far more often than 5% (tests/eval/test_seed_stats.py). With one value per
-pre-training run (`unit='network'`, several workdirs) the test is across networks. Welch's is
-the default there: the pre-trained and random-init networks are independent draws, and pair i
-shares only the evaluation draw, whose variance is small beside the networks'; pairing would
-halve the degrees of freedom (2 instead of up to 4 for 3 + 3 networks) to remove it.
+(`ttest_ind`, unequal variances) otherwise, and Hedges' g (`hedges_g`), the one effect size
+of the project (the evaluator's and the experiment's). Undefined numbers (a std or a test from
+fewer than two seeds, values with no spread, a non-finite value such as the capacity of a dead
+layer) are None, so the result is strict JSON (`text` prints them as 'n/a').
+With one pre-trained network reused for every seed, the paired test asks whether that
+network differs from random inits, not whether pre-training does (docs/evaluation.md,
+'Several pre-training runs per arm').
 """
 
 import math
@@ -34,6 +26,11 @@ ARMS = ('pretrained', 'random_init')  # the two networks of every comparison
 
 def _number(x: float) -> Optional[float]:
   return float(x) if math.isfinite(x) else None
+
+
+def text(x: Optional[float], spec: str = '.3f') -> str:
+  """x formatted with `spec`, 'n/a' for an undefined (None) number."""
+  return 'n/a' if x is None else format(x, spec)
 
 
 def summarise(values: Sequence[float]) -> dict:

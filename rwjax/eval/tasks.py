@@ -1,23 +1,17 @@
 """Probe tasks on natural images: one `Task` type for every kind the evaluation runs.
 
   classification  a dataset's train split against its test split; optionally extra test sets
-                  of the test images shifted right by k pixels (uncovered pixels 0): rwjax's
-                  translated test sets, the probe trained on centred images;
-  exemplar        P source images, each its own class; its samples are random transforms of
-                  it (rwjax.eval.transforms); the probe trains on n_train transforms per image
-                  and is tested on n_test others. rwjax-style translations are integer shifts
-                  of up to `translate` of the side in y and x, a sample's test shifts distinct
-                  from its train shifts (the paper's translation-invariance test);
+                  of the test images shifted right by k pixels (uncovered pixels 0), the probe
+                  trained on centred images;
+  exemplar        P source images, each its own class, its samples random transforms of it
+                  (rwjax.eval.transforms): n_train per image to train on, n_test others to
+                  test (rwjax-style translations: test shifts distinct from train shifts);
   invariance      the paper's CIFAR100_classify_augs: the images of a few named classes (all
-                  600 of each CIFAR-100 class, train and test pooled), each transformed once,
-                  split 5/6 : 1/6 by a seeded draw.
+                  of each class, train and test pooled), each transformed once, split 5/6 :
+                  1/6 by a seeded permutation.
 
-The paper's invariance task read a pre-built tensor (`cifar-100-augs.pt`) whose building
-script is not in its repository, so which ten classes it holds is unknown (the default is the
-ten lowest CIFAR-100 fine labels, apple .. bottle, chosen without looking at any result), and
-it took the first 5/6 of that tensor for training; here the split is a seeded permutation.
-Everything naming CIFAR-100 takes any image source with class names; CIFAR-10 stands in for it
-where CIFAR-100 is absent (its ten classes), and the report says so.
+Any image source with class names stands in for CIFAR-100 (docs/evaluation.md; how the paper
+built its task: 'The paper's code and this one').
 """
 
 import functools
@@ -30,7 +24,7 @@ import numpy as np
 from rwjax.errors import InputError
 from rwjax.eval import transforms
 
-# The ten lowest CIFAR-100 fine labels (0..9); the paper's ten are unknown (module docstring).
+# The ten lowest CIFAR-100 fine labels (0..9); the paper's ten are unknown (docs/evaluation.md).
 CIFAR100_CLASSES = ('apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee',
                     'beetle', 'bicycle', 'bottle')
 TRAIN_SHARE = (5, 6)  # The paper's 5/6 : 1/6 split.
@@ -52,9 +46,8 @@ def classification(name: str, x_train, y_train, x_test, y_test, num_classes: int
                    shifts: Sequence[int] = ()) -> Task:
   """A dataset's classification task; test set f'{name}_shift{k}' for each shift k > 0."""
   tests = {name: (x_test, np.asarray(y_test))}
-  for k in shifts:
-    if k:
-      tests[f'{name}_shift{k}'] = (_shift_right(x_test, k), np.asarray(y_test))
+  tests.update({f'{name}_shift{k}': (_shift_right(x_test, k), np.asarray(y_test))
+                for k in shifts if k})
   return Task(name, x_train, np.asarray(y_train), tests, num_classes)
 
 

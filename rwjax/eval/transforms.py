@@ -5,18 +5,10 @@ network input in [0, 1] and explicit raw PRNG keys. Pixels a translation or rota
 get `fill`: a number (0.0, black, as torchvision) or 'mean' (each image's mean colour).
 
 `style` decides the semantics and the parameter draws (`Transform`, `random_transform`):
-  'rwjax':       translations are integer shifts uniform on [-k, k]^2, k = int(translate *
-                 min(H, W)); rotations bilinear, angles uniform on [-degrees, degrees];
-                 colour jitter in a fixed order (brightness, contrast, saturation factors
-                 uniform on [1 - s, 1 + s], then a hue turn of the YIQ chroma plane).
-  'torchvision': the paper's transforms (its src/data.py: RandomAffine(degrees,
-                 translate=(t, t)), ColorJitter(b, c, s, h)), typed from torchvision's
-                 documented semantics: angle ~ U(-degrees, degrees), shifts tx =
-                 round(U(-t W, t W)), ty = round(U(-t H, t H)); rotation about the centre with
-                 nearest-pixel sampling, then the shift; colour jitter in a random order of the
-                 four adjustments (randperm(4)), factors ~ U(max(0, 1 - s), 1 + s), hue shift ~
-                 U(-h, h) of the HSV hue circle, grey = 0.2989 R + 0.587 G + 0.114 B; on grey
-                 images (C = 1) saturation and hue do nothing.
+'rwjax' (integer shifts, bilinear rotations, `yiq_jitter` in a fixed order) or 'torchvision'
+(the paper's RandomAffine and ColorJitter, typed from torchvision's documented semantics:
+`affine_params`, `jitter_params`, `apply_jitter`). Each style's draws in full:
+docs/evaluation.md, 'The paper's code and this one'.
 """
 
 from typing import NamedTuple, Union
@@ -30,8 +22,6 @@ from rwjax.errors import InputError
 Fill = Union[float, str]
 KINDS = ('translate', 'rotate', 'color', 'none')
 STYLES = ('rwjax', 'torchvision')
-# torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma, as torchvision rounds them).
-GREY = (0.2989, 0.587, 0.114)
 
 
 class Transform(NamedTuple):
@@ -165,24 +155,6 @@ def affine_params(key: jax.Array, n: int, height: int, width: int,
   return angles, jnp.stack([dy, dx], -1).astype(jnp.int32)
 
 
-def affine(images: jax.Array, angles: jax.Array, shifts: jax.Array, fill: float = 0.0,
-           turn: bool = True) -> jax.Array:
-  """Rotates (nearest pixel, about the centre, counter-clockwise) then shifts images.
-
-  Args:
-    images: f32[N, H, W, C].
-    angles: f32[N] degrees; shifts: i32[N, 2] (dy, dx).
-    fill: value of pixels with no source.
-    turn: False skips the rotation (static; for angles that are all 0).
-
-  Returns:
-    f32[N, H, W, C].
-  """
-  if turn:
-    images = rotate(images, angles, fill, order=0)
-  return translate(images, shifts, fill)
-
-
 def jitter_params(key: jax.Array, n: int, jitter: tuple) -> tuple[jax.Array, jax.Array]:
   """Draws ColorJitter parameters for n images.
 
@@ -200,10 +172,9 @@ def jitter_params(key: jax.Array, n: int, jitter: tuple) -> tuple[jax.Array, jax
 
 
 def grey(x: jax.Array) -> jax.Array:
-  """torchvision's rgb_to_grayscale: f32[..., 3] -> f32[..., 1] (grey images pass)."""
-  if x.shape[-1] == 1:
-    return x
-  return x @ jnp.asarray(GREY, x.dtype)[:, None]
+  """torchvision's rgb_to_grayscale (ITU-R 601-2 luma, as torchvision rounds its weights):
+  f32[..., 3] -> f32[..., 1] (grey images pass)."""
+  return x if x.shape[-1] == 1 else x @ jnp.asarray((0.2989, 0.587, 0.114), x.dtype)[:, None]
 
 
 def _rgb_to_hsv(x: jax.Array) -> jax.Array:
@@ -273,6 +244,7 @@ def random_transform(key: jax.Array, images: jax.Array, t: Transform) -> jax.Arr
     return yiq_jitter(key, images, t.jitter)
   if t.kind == 'color':
     return apply_jitter(images, *jitter_params(key, n, t.jitter))
-  degrees, move = (t.degrees, 0.0) if t.kind == 'rotate' else (0.0, t.translate)
-  angles, shifts = affine_params(key, n, h, w, degrees, move)
-  return affine(images, angles, shifts, t.fill, turn=degrees > 0)
+  if t.kind == 'translate':  # RandomAffine(0, translate=(t, t))
+    return translate(images, affine_params(key, n, h, w, 0.0, t.translate)[1], t.fill)
+  # RandomAffine(degrees): about the centre, nearest pixel.
+  return rotate(images, affine_params(key, n, h, w, t.degrees, 0.0)[0], t.fill, order=0)

@@ -1,6 +1,7 @@
 """Image sources: folder and TFDS (array_record, built here with TFDS's builder) agree; errors."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -74,21 +75,38 @@ def test_folder_and_tfds_sources_return_identical_arrays(image_folder, tfds_dir,
   assert set(labels.tolist()) == set(range(3 if split == 'train' else 2))
 
 
-def test_max_examples_keeps_an_evenly_spaced_subset(image_folder, tfds_dir):
+def test_max_examples_keeps_an_evenly_spaced_subset_decoded_once_per_process(
+    image_folder, tfds_dir, tmp_path):
   images, labels, _ = load_images(f'folder:{image_folder}', 'train')
   sub_images, sub_labels, _ = load_images(f'folder:{image_folder}', 'train', max_examples=3)
   np.testing.assert_array_equal(sub_images, images[[0, 4, 8]])
   assert sub_labels.tolist() == [0, 1, 2]
   t_images, _, _ = load_images('tfds:png_folder_images', 'train', data_dir=tfds_dir, max_examples=3)
   np.testing.assert_array_equal(t_images, sub_images)
+  # An experiment evaluates many networks on one folder: the second load is the first's
+  # arrays (read-only), not a second decoding; the files are not read again.
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(image_folder, copy)
+  first = load_images(f'folder:{copy}', 'train', max_examples=3)
+  shutil.rmtree(copy)  # a second decoding would fail now
+  second = load_images(f'folder:{copy}', 'train', max_examples=3)
+  assert second[0] is first[0] and second[2] == first[2]
+  with pytest.raises(ValueError):
+    second[0][0, 0, 0, 0] = 1  # shared: read-only
 
 
-def test_grey_folder_images_have_one_channel(tmp_path):
+def test_grey_folder_images_have_one_channel_and_original_positions_come_from_tfds_ids(
+    tmp_path):
   os.makedirs(tmp_path / 'train' / 'a')
   Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / 'train/a/0.png')
   images, labels, names = load_images(f'folder:{tmp_path}', 'train')
   assert images.shape == (1, 3, 4, 1) and labels.tolist() == [0] and names == ['a']
   np.testing.assert_array_equal(images[0, :, :, 0], np.arange(12).reshape(3, 4))
+  np.testing.assert_array_equal(parse_ids([b'test_00042', 'train_7']), [42, 7])
+  with pytest.raises(InputError, match='original'):
+    parse_ids(['cat.jpg'])
+  with pytest.raises(InputError, match='keeps no original image order'):
+    original_positions('folder:/nowhere', 'test')
 
 
 def test_digits_are_real_and_split_deterministically():
@@ -103,50 +121,20 @@ def test_digits_are_real_and_split_deterministically():
   np.testing.assert_array_equal(load_images('digits', 'test')[0], test)
 
 
-@pytest.mark.parametrize('spec, split, message', [
-    ('nonsense', 'train', 'unknown image source'),
-    ('folder:/no/such/dir', 'train', 'does not exist'),
-    ('digits', 'validation', "splits 'train' and 'test'"),
+@pytest.mark.parametrize('spec, split, data_dir, message', [
+    ('nonsense', 'train', None, 'unknown image source'),
+    ('folder:/no/such/dir', 'train', None, 'does not exist'),
+    ('digits', 'validation', None, "splits 'train' and 'test'"),
+    ('folder:{empty}', 'train', None, 'no .png/.jpg images.*<split>/<class>'),
+    ('folder:{empty}', 'test', None, "no split 'test'.*<split>/<class>"),
+    ('tfds:mnist', 'train', '{empty}', 'not prepared.*tfds build mnist --file_format=array_record'),
+    ('tfds:no_such_dataset', 'train', '{empty}', 'tfds build no_such_dataset'),
+    ('tfds:png_folder_images', 'validation', '{tfds}', "split 'validation'"),
 ])
-def test_bad_specs_raise_input_error(spec, split, message):
+def test_bad_sources_raise_an_input_error_saying_what_to_do(spec, split, data_dir, message,
+                                                           tmp_path, request):
+  os.makedirs(tmp_path / 'train' / 'a')  # {empty}: a folder source without images
+  tfds_dir = request.getfixturevalue('tfds_dir') if data_dir == '{tfds}' else None
+  fill = lambda x: x and x.format(empty=tmp_path, tfds=tfds_dir)
   with pytest.raises(InputError, match=message):
-    load_images(spec, split)
-
-
-def test_missing_or_empty_folder_split_says_the_layout(tmp_path):
-  os.makedirs(tmp_path / 'train' / 'a')
-  with pytest.raises(InputError, match='no .png/.jpg images.*<split>/<class>'):
-    load_images(f'folder:{tmp_path}', 'train')
-  with pytest.raises(InputError, match="no split 'test'.*<split>/<class>"):
-    load_images(f'folder:{tmp_path}', 'test')
-
-
-def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path, tfds_dir):
-  with pytest.raises(InputError, match='not prepared.*tfds build mnist --file_format=array_record'):
-    load_images('tfds:mnist', 'train', data_dir=str(tmp_path))
-  with pytest.raises(InputError, match='tfds build no_such_dataset'):
-    load_images('tfds:no_such_dataset', 'train', data_dir=str(tmp_path))
-  with pytest.raises(InputError, match="split 'validation'"):
-    load_images('tfds:png_folder_images', 'validation', data_dir=tfds_dir)
-
-
-def test_original_test_positions_come_from_tfds_ids_and_folders_have_none():
-  np.testing.assert_array_equal(parse_ids([b'test_00042', 'train_7']), [42, 7])
-  with pytest.raises(InputError, match='original'):
-    parse_ids(['cat.jpg'])
-  with pytest.raises(InputError, match='keeps no original image order'):
-    original_positions('folder:/nowhere', 'test')
-
-
-def test_a_folder_split_is_decoded_once_per_process(image_folder, tmp_path):
-  """An experiment evaluates many networks on one folder: the second load is the first's
-  arrays (read-only), not a second decoding; the files are not read again."""
-  import shutil  # pylint: disable=g-import-not-at-top
-  copy = str(tmp_path / 'copy')
-  shutil.copytree(image_folder, copy)
-  first = load_images(f'folder:{copy}', 'train', max_examples=3)
-  shutil.rmtree(copy)  # a second decoding would fail now
-  second = load_images(f'folder:{copy}', 'train', max_examples=3)
-  assert second[0] is first[0] and second[2] == first[2]
-  with pytest.raises(ValueError):
-    second[0][0, 0, 0, 0] = 1  # shared: read-only
+    load_images(fill(spec), split, data_dir=fill(data_dir))

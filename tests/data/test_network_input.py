@@ -9,14 +9,11 @@ from rwjax.data.preprocess import channel_stats, to_network_input
 from rwjax.errors import InputError
 
 
-def test_uint8_scales_to_unit_range_without_resizing():
+def test_uint8_scales_to_unit_range_grey_to_rgb_replicates_and_rgb_to_grey_takes_luminance():
   images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3) * 2
   x = to_network_input(images, 4, 3)
   assert x.dtype == jnp.float32 and x.shape == (2, 4, 4, 3)
   np.testing.assert_allclose(x, images / 255.0, rtol=1e-6)
-
-
-def test_grey_to_rgb_replicates_and_rgb_to_grey_takes_luminance():
   grey = np.random.default_rng(0).integers(0, 256, (3, 5, 5, 1), dtype=np.uint8)
   rgb = to_network_input(grey, 5, 3)
   np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
@@ -29,7 +26,7 @@ def test_grey_to_rgb_replicates_and_rgb_to_grey_takes_luminance():
   np.testing.assert_allclose(to_network_input(red, 2, 1), 0.299, rtol=1e-6)
 
 
-def test_resize_keeps_constant_images_and_the_mean_when_downsampling():
+def test_resize_keeps_the_mean_pad_keeps_small_images_and_bad_input_raises():
   flat = np.full((1, 8, 8, 1), 0.25, np.float32)
   np.testing.assert_allclose(to_network_input(flat, 32, 1), 0.25, rtol=1e-6)
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 3))
@@ -38,15 +35,6 @@ def test_resize_keeps_constant_images_and_the_mean_when_downsampling():
   # Antialiased 2x bilinear downsampling averages 2x2 blocks (up to the border).
   np.testing.assert_allclose(small.mean(axis=(1, 2)), x.mean(axis=(1, 2)), atol=0.02)
   assert 0.0 <= float(small.min()) and float(small.max()) <= 1.0
-
-
-@pytest.mark.parametrize('shape, channels', [((2, 4, 4), 3), ((2, 4, 4, 2), 3), ((2, 4, 4, 3), 2)])
-def test_bad_shapes_and_channels_raise_input_error(shape, channels):
-  with pytest.raises(InputError):
-    to_network_input(np.zeros(shape, np.uint8), 4, channels)
-
-
-def test_pad_places_small_images_unchanged_on_the_canvas():
   digits = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
   x = np.asarray(to_network_input(digits, 32, 3, fit='pad'))  # the paper's MNIST
   assert x.shape == (2, 32, 32, 3)
@@ -56,6 +44,9 @@ def test_pad_places_small_images_unchanged_on_the_canvas():
   assert to_network_input(big, 32, 1, fit='pad').shape == (1, 32, 32, 1)  # larger: resized
   with pytest.raises(InputError, match='fit'):
     to_network_input(digits, 32, 1, fit='crop')
+  for shape, channels in (((2, 4, 4), 3), ((2, 4, 4, 2), 3), ((2, 4, 4, 3), 2)):
+    with pytest.raises(InputError):
+      to_network_input(np.zeros(shape, np.uint8), 4, channels)
 
 
 def test_channel_stats_are_each_channels_mean_and_population_std():

@@ -1,5 +1,4 @@
-"""Pre-training workdirs as the trainer leaves them, and a context for the evals, for the
-evaluator's tests."""
+"""Pre-training workdirs as the trainer leaves them, and a context for the evals."""
 
 import functools
 import os
@@ -74,3 +73,27 @@ def wide_workdir(tmp_path_factory):
   """A pre-training run of another architecture (8 wide)."""
   return _write_workdir(str(tmp_path_factory.mktemp('wide')), pretrain_config(8), step=0,
                         seed=1)
+
+
+def _shift(image, dy, dx, fill=0.0):
+  """out[y, x] = image[y - dy, x - dx] where that exists, else fill."""
+  h, w = image.shape[:2]
+  out = np.full_like(image, fill)
+  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
+      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
+  return out
+
+
+@pytest.fixture
+def shift():
+  """shift(image f[H, W, C], dy, dx, fill=0.0): the NumPy reference of a whole-pixel shift."""
+  return _shift
+
+
+@pytest.fixture
+def found_shift():
+  """found_shift(moved, image, k, fill=0.0, atol=0.0): the (dy, dx) in [-k, k]^2 with
+  shift(image, dy, dx, fill) == moved (to atol), else None."""
+  return lambda moved, image, k, fill=0.0, atol=0.0: next(
+      ((dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
+       if np.allclose(_shift(image, dy, dx, fill), moved, rtol=0, atol=atol)), None)

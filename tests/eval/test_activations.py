@@ -1,6 +1,4 @@
-"""Features of a frozen network: every view from one forward pass per image, whatever the
-batching, equal to the layers of one eval-mode apply on all images; random projections keep
-norms and distances."""
+"""Features of a frozen network, and random projections."""
 
 import jax
 import jax.numpy as jnp

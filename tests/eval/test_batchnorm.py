@@ -1,5 +1,4 @@
-"""BatchNorm modes: 'adapt' normalises every BatchNorm input on the adaptation images, 'batch'
-normalises each group by its own statistics, and one group of all images is 'adapt'."""
+"""BatchNorm modes 'adapt' and 'batch' of the evaluations."""
 
 import flax.linen as nn
 import jax
@@ -72,8 +71,14 @@ def _param(tree, path):
   return tree
 
 
+VIEWS = tuple(act.View(l) for l in layers.STAGES) + tuple(
+    act.View(l, 'flat') for l in ('layer2_block0_relu1', 'projector_hidden0_relu',
+                                  'projector_output'))
+
+
 @pytest.mark.parametrize('arm', ['pretrained', 'random_init'])
-def test_adapt_gives_every_batchnorm_input_zero_mean_unit_variance(model, arms, images, arm):
+def test_adapt_normalises_every_batchnorm_input_and_equals_one_batch_of_all_images(
+    model, arms, images, arm):
   variables = arms[arm]
   # 37 images in padded batches of 8: the padding must not count.
   adapted = bn_lib.adapt(model, variables, images, batch_size=8)
@@ -92,20 +97,11 @@ def test_adapt_gives_every_batchnorm_input_zero_mean_unit_variance(model, arms, 
   p = _param(variables['params'], path)
   z = (np.asarray(before[path]) - np.asarray(p['bias'])) / np.asarray(p['scale'])
   assert np.abs(z.mean(axis=(0, 1, 2))).max() > 0.1 or np.abs(z.var(axis=(0, 1, 2)) - 1).max() > 0.1
-
-
-VIEWS = tuple(act.View(l) for l in layers.STAGES) + tuple(
-    act.View(l, 'flat') for l in ('layer2_block0_relu1', 'projector_hidden0_relu',
-                                  'projector_output'))
-
-
-def test_batch_mode_with_one_batch_of_all_images_equals_adapt(model, arms, images):
-  for variables in arms.values():
-    adapted = bn_lib.adapt(model, variables, images, batch_size=16)
-    batch = act.extract(model, variables, images, VIEWS, batch_size=64, batchnorm='batch')
-    running = act.extract(model, adapted, images, VIEWS, batch_size=16)
-    for view, b, r in zip(VIEWS, batch, running):  # the projector's BatchNorm too
-      np.testing.assert_allclose(b, r, rtol=1e-3, atol=1e-4, err_msg=str(view))
+  # 'batch' mode with one batch of all images is 'adapt' (the projector's BatchNorm too).
+  batch = act.extract(model, variables, images, VIEWS, batch_size=64, batchnorm='batch')
+  running = act.extract(model, adapted, images, VIEWS, batch_size=16)
+  for view, b, r in zip(VIEWS, batch, running):
+    np.testing.assert_allclose(b, r, rtol=1e-3, atol=1e-4, err_msg=str(view))
 
 
 def test_batch_mode_normalises_each_group_by_its_own_statistics(model, arms, images):

@@ -82,19 +82,15 @@ def test_single_points(kappa, alpha):
   assert r[0] == 0 and d[0] == 0 and res <= 1e-5
 
 
-def test_segments_capacity_and_dimension():
-  radii = np.array([0.1, 0.3, 0.6, 1.0])
-  s = np.stack([[[r, -r], [1.0, 1.0]] for r in radii])  # [4, D+1=2, M=2]
+def test_segments_capacity_and_dimension_in_float32_and_float64():
   t = np.broadcast_to(_circle_draws(20000), (4, 20000, 2))
-  a, _, d, res = _geometry(s, t, 0.0, [1] * 4)
+  segments = lambda radii: np.stack([[[r, -r], [1.0, 1.0]] for r in radii])  # [R, D+1, M=2]
+  a, _, d, res = _geometry(segments([0.1, 0.3, 0.6, 1.0]), t, 0.0, [1] * 4)
   np.testing.assert_allclose(a, [1.7748, 1.4587, 1.1848, 1.0], rtol=1e-3)
   np.testing.assert_allclose(d, 1.0, rtol=1e-6)
   assert res <= 1e-5
-
-
-def test_segments_float64():
-  radii = np.array([0.1, 1.0])
-  s = np.stack([[[r, -r], [1.0, 1.0]] for r in radii])
+  radii = [0.1, 1.0]
+  s = segments(radii)
   t = np.random.default_rng(8).standard_normal((2, 5000, 2))
   with jax.enable_x64(True):
     anchors, res = cap.anchor_points(jnp.asarray(s), jnp.asarray(t), 0.5)

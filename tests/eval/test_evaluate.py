@@ -1,7 +1,6 @@
-"""The evaluate binary end to end on tiny pre-training workdirs and the shipped digits: the
-report's rows, the table and the plots; several workdirs, one value per network and Welch's
-test, against the networks' own accuracies; bad input as one error line, nothing written."""
+"""The evaluate binary end to end on tiny pre-training workdirs and the shipped digits."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -81,20 +80,21 @@ def test_binary_writes_every_row_the_table_and_the_plots(workdir, tmp_path):
     assert (out / name).read_bytes()[:8] == PNG
 
 
-@pytest.mark.parametrize('flag, message', [
-    ('--config.workdir={tmp}/nothing', 'config.json'),
-    ('--config.evals.probes.logistic.steps=0', 'config.evals.probes.logistic.steps=0 must be'),
-    ('--config.evals.probes.logistc=3', 'config.evals.probes.logistc is not a key'),
-])
-def test_bad_input_is_one_error_line_exit_2_and_nothing_written(workdir, tmp_path, flag,
-                                                                message):
-  flags = [f'--config.out={tmp_path}/eval', flag.format(tmp=tmp_path)]
-  proc = _binary(*(flags + ([] if 'workdir' in flag else [f'--config.workdir={workdir}'])))
-  assert proc.returncode == 2
-  lines = proc.stderr.strip().splitlines()
-  assert lines[-1].startswith('error: ') and message in lines[-1]
-  assert sum(l.startswith('error:') for l in lines) == 1 and 'Traceback' not in proc.stderr
-  assert not os.path.exists(tmp_path / 'eval')
+def test_bad_input_is_one_error_line_exit_2_and_nothing_written(workdir, tmp_path):
+  bad = [('--config.workdir={tmp}/nothing', 'config.json'),
+         ('--config.evals.probes.logistic.steps=0', 'config.evals.probes.logistic.steps=0 must be'),
+         ('--config.evals.probes.logistc=3', 'config.evals.probes.logistc is not a key')]
+  flags = [[f'--config.out={tmp_path}/eval{i}', flag.format(tmp=tmp_path)]
+           + ([] if 'workdir' in flag else [f'--config.workdir={workdir}'])
+           for i, (flag, _) in enumerate(bad)]
+  with concurrent.futures.ThreadPoolExecutor() as pool:  # the three binaries side by side
+    procs = list(pool.map(lambda f: _binary(*f), flags))
+  for i, ((_, message), proc) in enumerate(zip(bad, procs)):
+    assert proc.returncode == 2, message
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: ') and message in lines[-1]
+    assert sum(l.startswith('error:') for l in lines) == 1 and 'Traceback' not in proc.stderr
+    assert not os.path.exists(tmp_path / f'eval{i}')
 
 
 def _probe_config(workdirs, out):
@@ -108,8 +108,12 @@ def _probe_config(workdirs, out):
   return config
 
 
-def test_several_workdirs_give_one_value_per_network_and_welchs_test(workdirs, tmp_path,
-                                                                     capsys):
+def test_workdirs_of_one_architecture_give_one_value_per_network_and_welchs_test(
+    workdirs, wide_workdir, tmp_path, capsys):
+  config = _probe_config([workdirs[0], wide_workdir, workdirs[1]], str(tmp_path / 'wide'))
+  with pytest.raises(InputError, match=r'different architectures \(width: 4 vs 8\)'):
+    evaluate.run(config)
+  assert not os.path.exists(tmp_path / 'wide')  # refused before anything is written
   config = _probe_config(workdirs, str(tmp_path / 'eval'))
   report = evaluate.run(config)
   row = report_lib.find(report, eval='probes', task='digits', layer='pooled',
@@ -158,11 +162,3 @@ def test_several_workdirs_give_one_value_per_network_and_welchs_test(workdirs, t
     assert all(0.1 < v <= 1 for v in values) and values != alone['pretrained']['values']
   assert 'each group of 32 images' in report['batchnorm']['batch']
   assert 'on 64 images of digits train' in report['batchnorm']['adapt']
-
-
-def test_workdirs_of_different_architectures_are_refused_before_anything_is_written(
-    workdirs, wide_workdir, tmp_path):
-  config = _probe_config([workdirs[0], wide_workdir, workdirs[1]], str(tmp_path / 'eval'))
-  with pytest.raises(InputError, match=r'different architectures \(width: 4 vs 8\)'):
-    evaluate.run(config)
-  assert not os.path.exists(tmp_path / 'eval')

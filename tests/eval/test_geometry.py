@@ -1,6 +1,4 @@
-"""One layer's geometry: the measures asked for, the dimensionality of every manifold's points
-pooled (against NumPy's eigenvalues), manifolds of unequal sizes, and zero-padding that lets
-layers share one compiled analysis without changing a number."""
+"""One layer's geometry: measures, pooled dimensionality, unequal manifolds, zero-padding."""
 
 import jax
 import numpy as np

@@ -1,6 +1,4 @@
-"""The manifolds: exemplar manifolds of exact shifts, turns and colour maps of one image each,
-class manifolds of each selection, the paper's ranked lists, and wave manifolds found in a
-movie as the trainer finds its waves."""
+"""Exemplar, class and wave manifolds (waves found in a movie as the trainer finds them)."""
 
 import functools
 
@@ -16,16 +14,8 @@ from rwjax.eval.transforms import Transform
 from rwjax.waves import frames as frames_lib
 
 
-def shift(image, dy, dx, fill=0.0):
-  h, w = image.shape[:2]
-  out = np.full_like(image, fill)
-  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
-      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
-  return out
-
-
 @pytest.mark.parametrize('style, k', [('rwjax', 4), ('torchvision', 1)])
-def test_translation_manifolds_are_exact_shifts_of_one_pool_image_each(style, k):
+def test_translation_manifolds_are_exact_shifts_of_one_pool_image_each(style, k, shift):
   pool = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (6, 8, 8, 2)))
   # rwjax: int(0.5 * 8) = 4 pixels; the paper's translate=0.1: round(U(-0.8, 0.8)) = 1.
   t = Transform('translate', style, translate=0.5 if style == 'rwjax' else 0.1)
@@ -85,7 +75,7 @@ def test_colour_manifolds_apply_one_affine_colour_map_per_point():
     assert np.abs(points[p, 0] - points[p, 1]).max() > 1e-3
 
 
-def test_random_class_manifolds_hold_distinct_images_of_one_class_each():
+def test_class_manifolds_of_each_selection_and_the_papers_ranked_lists():
   labels = np.repeat(np.arange(5), [6, 2, 6, 6, 6])  # class 1 has too few images for M=4
   index = M.random_classes(jax.random.PRNGKey(5), labels, p=4, m=4, what='config.x')
   assert index.shape == (4, 4) and len(np.unique(index)) == 16
@@ -93,18 +83,12 @@ def test_random_class_manifolds_hold_distinct_images_of_one_class_each():
   assert sorted(classes) == [0, 2, 3, 4] and (labels[index] == classes[:, None]).all()
   with pytest.raises(InputError, match=r'config.x: 5 class manifolds of m=4 images.*4 of the 5'):
     M.random_classes(jax.random.PRNGKey(5), labels, p=5, m=4, what='config.x')
-
-
-def test_shipped_ranked_lists_have_the_papers_sizes():
   c10, c100 = M.ranked_indices('cifar10'), M.ranked_indices('cifar100')
   assert sorted(c10) == list(range(10)) and {len(v) for v in c10.values()} == {100}
   assert sorted(c100) == list(range(100)) and {len(v) for v in c100.values()} == {50}
   assert c10[0][:3] == [5382, 7836, 1067] and c100[99][-1] == 804  # the files' first / last
   every = [i for v in c100.values() for i in v]
   assert len(set(every)) == 5000 and 0 <= min(every) and max(every) < 10_000
-
-
-def test_class_index_of_each_selection_and_too_few_images():
   index = functools.partial(M.class_index, what='config.c')
   ranked = {0: [5, 2, 7], 1: [1, 9, 4]}
   original = np.array([9, 3, 7, 1, 0, 2, 8, 5, 4, 6])  # TFDS's shuffled storage order
@@ -157,7 +141,8 @@ def _planted_movie(path):
   return movie
 
 
-def test_wave_manifolds_are_the_waves_the_trainer_finds(tmp_path, eval_context):
+def test_wave_manifolds_are_the_waves_the_trainer_finds_or_a_label_file_lists(
+    tmp_path, eval_context):
   movie = _planted_movie(tmp_path / 'movie.npy')
   pre = defaults.smoke_pretrain_config()
   pre.data.source, pre.data.movie, pre.data.threshold = 'file', str(tmp_path / 'movie.npy'), 0.5
@@ -178,6 +163,9 @@ def test_wave_manifolds_are_the_waves_the_trainer_finds(tmp_path, eval_context):
   c.waves.labels = str(tmp_path / 'labels.npy')
   c.waves.movie = str(tmp_path / 'movie.npy')
   assert _manifold_eval(c, eval_context, pre).manifolds(0)['waves'][1] == [10, 20]
+  c.waves.frames = (10, 10)  # 1 wave: too few, one error naming the key
+  with pytest.raises(InputError, match=r'1 of the 3 waves.*config.evals.m.waves.frames'):
+    _manifold_eval(c, eval_context, pre)
   # No movie: the kind is skipped, and the report says so.
   pre.data.source, c.waves.movie, c.kinds = 'sim', '', ('waves', 'translate')
   c.exemplar.source, c.exemplar.p, c.exemplar.m = 'digits', 2, 2
@@ -185,21 +173,11 @@ def test_wave_manifolds_are_the_waves_the_trainer_finds(tmp_path, eval_context):
   assert skipped.kinds == ('translate',) and 'waves.movie' in skipped.notes[0]
 
 
-def test_too_few_waves_is_one_error_naming_the_key(tmp_path, eval_context):
-  _planted_movie(tmp_path / 'movie.npy')
-  c = evals.new('manifolds')
-  c.kinds, c.layers, c.waves.frames = ('waves',), 'pooled', (7, 7)  # one wave lasts 7 frames
-  c.waves.movie = str(tmp_path / 'movie.npy')
-  pre = defaults.smoke_pretrain_config()
-  pre.data.threshold = 0.5
-  with pytest.raises(InputError, match=r'1 of the 3 waves.*config.evals.m.waves.frames'):
-    _manifold_eval(c, eval_context, pre)
-
-
 def test_normalize_dataset_standardises_the_manifolds_of_images(eval_context):
   c = evals.new('manifolds')
-  c.kinds, c.exemplar.source, c.exemplar.p, c.exemplar.m = ('translate', 'class_test'), 'digits', 2, 3
-  c.classes['class_test'].update({'source': 'digits', 'p': 2, 'm': 3})
+  c.kinds = ('translate', 'class_test')
+  for section in (c.exemplar, c.classes['class_test']):
+    section.update({'source': 'digits', 'p': 2, 'm': 3})
   ctx = lambda pre: eval_context(pre)._replace(
       stats=lambda spec: (np.full(1, 0.5, np.float32), np.full(1, 0.25, np.float32)))
   plain = _manifold_eval(c, ctx).manifolds(0)

@@ -31,7 +31,8 @@ def test_knn_votes_are_weighted_by_exp_similarity_over_temperature():
                                     temperature=10.0)) == 1.0
 
 
-def test_trainer_logs_monitor_accuracies_for_the_network_and_its_init(tmp_path):
+def test_trainer_logs_monitor_accuracies_for_the_network_and_its_init_and_bad_settings_fail(
+    tmp_path):
   c = runpy.run_path(TINY)['get_config']()
   c.train.steps, c.train.log_every, c.train.monitor_every = 4, 1, 2
   c.monitor.max_train, c.monitor.max_test, c.monitor.probe_steps = 300, 200, 30
@@ -48,9 +49,6 @@ def test_trainer_logs_monitor_accuracies_for_the_network_and_its_init(tmp_path):
   assert with_monitor[0]['monitor/knn_acc_init'] == with_monitor[1]['monitor/knn_acc_init']
   assert with_monitor[0]['monitor/knn_acc_init'] > 0.3
   assert with_monitor[0]['monitor/probe_acc_init'] > 0.3
-
-
-def test_bad_monitor_settings_are_refused(tmp_path):
   c = runpy.run_path(TINY)['get_config']()
   c.train.monitor_every, c.monitor.source = 2, 'imagenet'
   with pytest.raises(InputError, match="monitor.source='imagenet' is unknown"):

@@ -1,6 +1,4 @@
-"""Linear probes: the logistic probe on separable data and raw digit pixels; the paper's Adam
-probe against a NumPy Adam typed from torch.optim.Adam's update rule, epoch by epoch, with
-its best-over-epochs rule beside the last epoch."""
+"""Linear probes; the paper's Adam probe against a NumPy Adam typed from torch.optim.Adam."""
 
 import jax
 import numpy as np
@@ -11,7 +9,7 @@ from rwjax.errors import InputError
 from rwjax.eval import probes
 
 
-def test_logistic_probe_is_perfect_on_linearly_separable_data():
+def test_logistic_probe_is_perfect_on_separable_data_and_good_on_raw_digit_pixels():
   rng = np.random.default_rng(0)
   classes, dim = 5, 12
   centres = rng.normal(size=(classes, dim)) * 4
@@ -27,9 +25,6 @@ def test_logistic_probe_is_perfect_on_linearly_separable_data():
   probe = probes.fit_probe(jax.random.PRNGKey(0), x_train, y_train, num_classes=classes)
   assert probe.train_accuracy == 1.0 and probe.l2 in probes.L2_GRID
   assert len(probe.val_accuracies) == len(probes.L2_GRID)
-
-
-def test_logistic_probe_on_raw_digit_pixels_reaches_sensible_accuracy():
   flat = lambda x: np.asarray(to_network_input(x, 8, 1)).reshape(len(x), -1)
   images, labels, names = load_images('digits', 'train')
   test_images, test_labels, _ = load_images('digits', 'test')
@@ -41,7 +36,7 @@ def test_logistic_probe_on_raw_digit_pixels_reaches_sensible_accuracy():
   assert all(v < best for v in probe.val_accuracies[probes.L2_GRID.index(probe.l2) + 1:])
 
 
-def test_probes_reject_bad_shapes_and_splits():
+def test_probes_reject_bad_shapes_and_splits_and_l2_normalisation():
   x, y = np.zeros((10, 3), np.float32), np.zeros(10, np.int32)
   with pytest.raises(InputError, match='same layer'):
     probes.logistic(jax.random.PRNGKey(0), x, y, [(x[:, :2], y)], num_classes=2)
@@ -49,6 +44,8 @@ def test_probes_reject_bad_shapes_and_splits():
     probes.fit_probe(jax.random.PRNGKey(0), x, y, num_classes=2, val_fraction=0.0)
   with pytest.raises(InputError, match=r'features \[N, D\]'):
     probes.fit_probe(jax.random.PRNGKey(0), x[:, 0], y, num_classes=2)
+  x = np.array([[3.0, 4.0], [0.0, 0.0]], np.float32)
+  np.testing.assert_allclose(probes.l2_normalize(x), [[0.6, 0.8], [0.0, 0.0]])
 
 
 def numpy_adam_accuracies(w, b, xs, y, orders, batch, lr, wd, tests):
@@ -103,8 +100,3 @@ def test_adam_probe_is_torch_adam_epoch_by_epoch_and_reports_best_and_last(redra
     np.testing.assert_allclose(r.epochs, want[:, s], atol=1e-6)
     assert r.last == r.epochs[-1] and r.accuracy == max(r.epochs)
   assert any(r.accuracy > r.last for r in results)  # the best epoch is not the last
-
-
-def test_l2_normalisation():
-  x = np.array([[3.0, 4.0], [0.0, 0.0]], np.float32)
-  np.testing.assert_allclose(probes.l2_normalize(x), [[0.6, 0.8], [0.0, 0.0]])

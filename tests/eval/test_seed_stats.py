@@ -1,5 +1,4 @@
-"""Seed statistics: summaries, differences, scipy t-tests and Hedges' g, JSON-safe; a test
-across networks keeps its false-positive rate where one network over seeds does not."""
+"""Seed statistics: summaries, differences, scipy t-tests and Hedges' g, JSON-safe."""
 
 import json
 
@@ -16,7 +15,7 @@ from rwjax.eval.stats import compare, summarise
 from rwjax.models import create_model, init_variables
 
 
-def test_summary_and_paired_and_welch_tests():
+def test_summary_paired_and_welch_tests_and_hedges_g():
   a, b = [0.8, 0.82, 0.85, 0.81], [0.5, 0.55, 0.52, 0.49]
   paired = compare(a, b)
   assert paired['pretrained']['mean'] == pytest.approx(np.mean(a))
@@ -28,40 +27,28 @@ def test_summary_and_paired_and_welch_tests():
   expected = scipy.stats.ttest_ind(a, b, equal_var=False)
   assert welch['t'] == pytest.approx(expected.statistic) and welch['test'] == 'welch t'
   json.dumps(welch, allow_nan=False)
+  # By hand: means 0.82 and 0.515, sample variances 0.0014/3 and 0.0021/3; pooled std
+  # sqrt(0.0035/6) = 0.0241523; Hedges' correction 1 - 3/(4*8 - 9) = 20/23.
+  g = 0.305 / 0.0241523 * 20 / 23
+  assert welch['effect_size'] == pytest.approx(g, rel=1e-5)
+  assert paired['effect_size'] == pytest.approx(g, rel=1e-5)
 
 
-def test_undefined_numbers_are_none():
+def test_undefined_numbers_are_none_the_report_strict_json_and_bad_inputs_raise():
   one = compare([0.7], [0.6])
   assert one['pretrained']['std'] is None and one['t'] is None and one['p'] is None
-  assert one['difference'] == pytest.approx(0.1)
+  assert one['difference'] == pytest.approx(0.1) and one['effect_size'] is None
   flat = compare([0.5, 0.5], [0.5, 0.5])  # No spread: the t statistic is undefined.
   assert flat['p'] is None
-  json.dumps([one, flat], allow_nan=False)
-
-
-def test_bad_inputs_raise_input_error():
+  assert compare([0.5, 0.5], [0.5, 0.5], paired=False)['effect_size'] is None
+  nan = compare([float('nan'), 1.0], [0.5, 0.5])
+  assert nan['pretrained']['mean'] is None and nan['difference'] is None
+  assert nan['pretrained']['values'] == [None, 1.0]
+  json.dumps([one, flat, nan], allow_nan=False)
   with pytest.raises(InputError, match='non-empty'):
     summarise([])
   with pytest.raises(InputError, match='paired'):
     compare([0.1, 0.2], [0.3])
-
-
-def test_non_finite_values_become_null_and_the_report_stays_strict_json():
-  c = compare([float('nan'), 1.0], [0.5, 0.5])
-  assert c['pretrained']['mean'] is None and c['difference'] is None
-  assert c['pretrained']['values'] == [None, 1.0]
-  json.dumps(c, allow_nan=False)
-
-
-def test_effect_size_is_hedges_g_paired_or_not():
-  a, b = [0.8, 0.82, 0.85, 0.81], [0.5, 0.55, 0.52, 0.49]
-  # By hand: means 0.82 and 0.515, sample variances 0.0014/3 and 0.0021/3; pooled std
-  # sqrt(0.0035/6) = 0.0241523; Hedges' correction 1 - 3/(4*8 - 9) = 20/23.
-  g = 0.305 / 0.0241523 * 20 / 23
-  assert compare(a, b, paired=False)['effect_size'] == pytest.approx(g, rel=1e-5)
-  assert compare(a, b)['effect_size'] == pytest.approx(g, rel=1e-5)
-  assert compare([0.7], [0.6])['effect_size'] is None
-  assert compare([0.5, 0.5], [0.5, 0.5], paired=False)['effect_size'] is None
 
 
 def test_an_untrained_stand_in_is_significant_far_less_often_across_networks():

@@ -10,7 +10,7 @@ from rwjax.eval import capacity as cap
 from rwjax.eval import simulated_capacity as sc
 
 
-def test_points_in_general_position_follow_cover():
+def test_points_in_general_position_follow_cover_and_bad_input_raises():
   # K points in general position in n dims with a bias: separable for every labeling
   # once n + 1 >= K; 4 points on a line (n = 1) are separable for few balanced labelings.
   rng = np.random.default_rng(0)
@@ -21,6 +21,10 @@ def test_points_in_general_position_follow_cover():
   assert frac(3) == 1.0
   # In 1-D: 2 of the 6 balanced labelings of 4 ordered points are separable.
   assert 0.1 < frac(1) < 0.6
+  with pytest.raises(InputError):
+    sc.simulated_capacity([np.zeros((3, 4))], key=jax.random.PRNGKey(0))
+  with pytest.raises(InputError):
+    sc.simulated_capacity(np.ones((2, 3, 4)), key=jax.random.PRNGKey(0), n_trials=0)
 
 
 def test_simulated_capacity_agrees_with_mean_field():
@@ -35,10 +39,3 @@ def test_simulated_capacity_agrees_with_mean_field():
   frac = np.asarray(sim['curve']['fraction'])
   assert np.all(np.diff(frac) >= -0.2)  # monotone up to sampling noise
   assert frac[np.asarray(sim['curve']['n']) == sim['n_c']][0] >= 0.5
-
-
-def test_bad_input_raises():
-  with pytest.raises(InputError):
-    sc.simulated_capacity([np.zeros((3, 4))], key=jax.random.PRNGKey(0))
-  with pytest.raises(InputError):
-    sc.simulated_capacity(np.ones((2, 3, 4)), key=jax.random.PRNGKey(0), n_trials=0)

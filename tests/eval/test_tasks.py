@@ -1,5 +1,4 @@
-"""Probe tasks: shifted test sets, exemplar tasks whose test shifts are held out, the paper's
-invariance tasks (classes by name, a seeded 5/6 : 1/6 split, one transform per image)."""
+"""Probe tasks: classification, exemplar and the paper's invariance tasks."""
 
 import jax
 import numpy as np
@@ -14,26 +13,11 @@ from rwjax.eval.transforms import Transform
 NAMES = ['cat', 'dog', 'frog', 'ship']
 
 
-def shift(image, dy, dx):
-  """out[y, x] = image[y - dy, x - dx] where that exists, else 0."""
-  h, w = image.shape[:2]
-  out = np.zeros_like(image)
-  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
-      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
-  return out
-
-
-def shift_of(sample, image, k):
-  """The (dy, dx) in [-k, k]^2 that moves image to sample (None if none does)."""
-  return next(((dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
-               if np.array_equal(shift(image, dy, dx), sample)), None)
-
-
 def _images(n, size=8, c=3, seed=0):
   return np.asarray(jax.random.uniform(jax.random.PRNGKey(seed), (n, size, size, c)))
 
 
-def test_classification_adds_test_sets_shifted_right():
+def test_classification_adds_test_sets_shifted_right(shift):
   x, y = _images(4), np.arange(4)
   task = tasks.classification('digits', x, y, x[:3], y[:3], 4, shifts=(0, 2, 3))
   assert list(task.tests) == ['digits', 'digits_shift2', 'digits_shift3']
@@ -45,7 +29,7 @@ def test_classification_adds_test_sets_shifted_right():
       np.testing.assert_array_equal(moved[i], shift(x[i], 0, k))
 
 
-def test_exemplar_translation_task_holds_out_test_shifts():
+def test_exemplar_translation_task_holds_out_test_shifts(found_shift):
   p, n_train, n_test = 3, 5, 4
   base = _images(p, c=1)
   task = tasks.exemplar('exemplar_translate', jax.random.PRNGKey(0), base,
@@ -57,8 +41,9 @@ def test_exemplar_translation_task_holds_out_test_shifts():
   np.testing.assert_array_equal(y_test, np.tile(np.arange(p), n_test))
   for label in range(p):
     # Shifts of up to int(0.5 * 8) = 4 pixels, distinct within the image's samples.
-    train = [shift_of(s, base[label], 4) for s in np.asarray(task.x_train)[task.y_train == label]]
-    test = [shift_of(s, base[label], 4) for s in np.asarray(x_test)[y_test == label]]
+    train = [found_shift(s, base[label], 4)
+             for s in np.asarray(task.x_train)[task.y_train == label]]
+    test = [found_shift(s, base[label], 4) for s in np.asarray(x_test)[y_test == label]]
     assert None not in train + test
     assert len(set(train)) == n_train and len(set(test)) == n_test and not set(train) & set(test)
   with pytest.raises(InputError, match='distinct shifts'):  # (2 * 2 + 1)^2 = 25 < 30
@@ -84,7 +69,8 @@ def test_classes_are_chosen_by_name_first_images_first_and_relabelled_in_list_or
     tasks.select_classes(labels, NAMES, ['dog'], 3, what)
 
 
-def test_invariance_split_is_five_sixths_disjoint_complete_and_seeded():
+def test_invariance_split_is_seeded_five_sixths_and_the_same_for_each_draw_and_transform(
+    found_shift):
   index = np.arange(600, dtype=np.float32).reshape(600, 1, 1, 1)  # value = index
   split = lambda key: tasks.invariance('i', jax.random.PRNGKey(key), index, np.zeros(600),
                                        Transform('none'), 1)
@@ -95,9 +81,6 @@ def test_invariance_split_is_five_sixths_disjoint_complete_and_seeded():
   assert sorted(np.concatenate([train, test])) == list(range(600))
   np.testing.assert_array_equal(np.asarray(split(4).x_train).ravel(), train)
   assert set(np.asarray(split(5).x_train).ravel().astype(int)) != set(train)
-
-
-def test_each_draw_transforms_every_image_once_with_the_same_split_for_every_transform():
   images, labels = _images(12), np.arange(12) % 3
   key = jax.random.PRNGKey(7)
   plain = tasks.invariance('none', key, images, labels, Transform('none'), 3)
@@ -112,7 +95,8 @@ def test_each_draw_transforms_every_image_once_with_the_same_split_for_every_tra
   # shift of the same images in the same order, test images too.
   assert len(moved.redraws) == 2
   draws = [(moved.x_train, moved.tests)] + list(moved.redraws)
-  shifts = [[shift_of(s, images[i], 4) for s, i in zip(np.asarray(x), rows)] for x, _ in draws]
+  shifts = [[found_shift(s, images[i], 4) for s, i in zip(np.asarray(x), rows)]
+            for x, _ in draws]
   assert all(None not in s and len(set(s)) > 3 for s in shifts)
   assert shifts[0] != shifts[1] != shifts[2]
   for _, tests in draws[1:]:

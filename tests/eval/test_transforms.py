@@ -1,6 +1,5 @@
-"""Random transforms against NumPy references typed from their definitions: exact shifts,
-exact quarter turns, colour jitter (torchvision's ColorJitter with hue through Python's
-colorsys; rwjax's YIQ jitter), and the parameter draws of both styles."""
+"""Random transforms and their parameter draws against NumPy references typed from their
+definitions (torchvision's ColorJitter with hue through Python's colorsys)."""
 
 import colorsys
 
@@ -14,40 +13,16 @@ from rwjax.eval import transforms as T
 KEY = jax.random.PRNGKey(0)
 translate = jax.jit(T.translate, static_argnames='fill')
 rotate = jax.jit(T.rotate, static_argnames=('fill', 'order'))
-affine = jax.jit(T.affine)
 apply_jitter = jax.jit(T.apply_jitter)
 random_transform = jax.jit(T.random_transform, static_argnames='t')
 
 
-def shift(image, dy, dx, fill=0.0):
-  """out[y, x] = image[y - dy, x - dx] where that exists, else fill."""
-  h, w = image.shape[:2]
-  out = np.full_like(image, fill)
-  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
-      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
-  return out
-
-
-def found_shift(moved, image, k, fill=0.0):
-  """The (dy, dx) in [-k, k]^2 with shift(image, dy, dx, fill) == moved, else None."""
-  return next(((dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
-               if np.allclose(shift(image, dy, dx, fill), moved, rtol=0, atol=1e-6)), None)
-
-
 @pytest.mark.parametrize('dy, dx', [(0, 0), (2, 3), (-1, 4), (3, -5), (-6, -2), (7, 0), (0, -9)])
-def test_translation_shifts_exactly(dy, dx):
+def test_translation_shifts_exactly(dy, dx, shift):
   x = np.asarray(jax.random.uniform(KEY, (3, 7, 9, 2)))
   out = np.asarray(translate(x, jnp.array([dy, dx]), fill=-1.0))
   for i in range(3):
     np.testing.assert_array_equal(out[i], shift(x[i], dy, dx, -1.0))
-
-
-def test_rwjax_translations_are_integer_shifts_of_up_to_the_fraction_with_mean_fill():
-  x = np.asarray(jax.random.uniform(KEY, (12, 8, 10, 2)))
-  t = T.Transform('translate', 'rwjax', translate=0.3, fill='mean')  # int(0.3 * 8) = 2
-  out = np.asarray(random_transform(jax.random.PRNGKey(1), x, t))
-  shifts = [found_shift(out[i], x[i], 2, x[i].mean((0, 1))) for i in range(12)]
-  assert None not in shifts and len(set(shifts)) > 5
 
 
 def test_rotation_by_quarter_turns_is_exact_and_fills_the_corners():
@@ -57,8 +32,7 @@ def test_rotation_by_quarter_turns_is_exact_and_fills_the_corners():
   for degrees, k in ((90.0, 1), (180.0, 2), (-90.0, 3)):
     np.testing.assert_allclose(rotate(x, degrees), np.rot90(x, k, axes=(1, 2)), atol=1e-5)
     # torchvision style: nearest pixel, exact.
-    np.testing.assert_array_equal(affine(x, jnp.full(3, degrees), jnp.zeros((3, 2), int)),
-                                  np.rot90(x, k, axes=(1, 2)))
+    np.testing.assert_array_equal(rotate(x, degrees, order=0), np.rot90(x, k, axes=(1, 2)))
   turned = rotate(jnp.ones_like(x), 45.0, fill=0.5)
   assert float(turned[0, 0, 0, 0]) == pytest.approx(0.5)  # Uncovered corner.
   assert float(turned[0, 3, 3, 0]) == pytest.approx(1.0)  # Centre stays covered.
@@ -66,13 +40,14 @@ def test_rotation_by_quarter_turns_is_exact_and_fills_the_corners():
   # lands at the pixel nearest its turned position (up and to the left).
   one = np.zeros((1, 9, 9, 1), np.float32)
   one[0, 4, 8] = 1.0
-  turned = np.asarray(affine(one, jnp.array([45.0]), jnp.zeros((1, 2), int)))[0, ..., 0]
+  turned = np.asarray(rotate(one, 45.0, order=0))[0, ..., 0]
   r = 4 / np.sqrt(2)
   y, x = np.unravel_index(turned.argmax(), turned.shape)
   assert abs(y - (4 - r)) <= 0.5 and abs(x - (4 + r)) <= 0.5
 
 
-def test_torchvision_affine_draws_rounded_uniform_shifts_and_uniform_angles():
+def test_affine_draws_rounded_uniform_shifts_and_uniform_angles_and_translations_shift(
+    shift, found_shift):
   n, h, w = 40_000, 32, 24
   angles, shifts = map(np.asarray, T.affine_params(KEY, n, h, w, 0.0, 0.5))
   assert not angles.any()
@@ -96,6 +71,12 @@ def test_torchvision_affine_draws_rounded_uniform_shifts_and_uniform_angles():
   _, shifts = T.affine_params(jax.random.PRNGKey(3), 5, h, w, 0.0, 0.5)
   for i, (sy, sx) in enumerate(np.asarray(shifts)):
     np.testing.assert_array_equal(moved[i], shift(images[i], sy, sx))
+  # rwjax style: integer shifts of up to int(0.3 * 8) = 2 pixels, mean fill.
+  x = np.asarray(jax.random.uniform(KEY, (12, 8, 10, 2)))
+  t = T.Transform('translate', 'rwjax', translate=0.3, fill='mean')
+  out = np.asarray(random_transform(jax.random.PRNGKey(1), x, t))
+  shifts = [found_shift(out[i], x[i], 2, x[i].mean((0, 1)), atol=1e-6) for i in range(12)]
+  assert None not in shifts and len(set(shifts)) > 5
 
 
 def jitter_reference(image, order, factors):
@@ -137,9 +118,6 @@ def test_colour_jitter_factors_are_in_bounds_and_adjustments_match_their_definit
   a = np.asarray(apply_jitter(images[:2], np.array([[0, 1, 2, 3]] * 2), fixed))
   b = np.asarray(apply_jitter(images[:2], np.array([[1, 0, 2, 3]] * 2), fixed))
   assert np.abs(a - b).max() > 1e-3
-
-
-def test_hue_shift_of_a_pure_colour():
   red = np.zeros((1, 2, 2, 3), np.float32)
   red[..., 0] = 1.0
   third = np.asarray(apply_jitter(red, np.array([[3, 0, 1, 2]]),
