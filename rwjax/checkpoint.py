@@ -1,15 +1,12 @@
-"""Checkpoints of a pre-training run (orbax CheckpointManager) and its config.
-
-Shared by the trainer (rwjax.ssl.trainer), the evaluator and the experiment.
+"""Checkpoints of a pre-training run (orbax CheckpointManager) and its config, for the trainer,
+the evaluator and the experiment.
 
 Layout of a workdir:
   DIR/config.json        the pre-training config (what the evaluator rebuilds the model from)
   DIR/checkpoints/<step> the training state: step, params, batch_stats, opt_state, rng and
                          the data source's state (simulator fields, frame buffer, ...)
   DIR/checkpoints_damaged/<step>
-                         a checkpoint that could not be read when the run resumed (its files
-                         truncated or missing, as a full disk or a killed copy leaves them),
-                         set aside there, never deleted
+                         a checkpoint found unreadable on resuming, set aside, never deleted
 
 A run whose workdir holds a checkpoint resumes from the newest one that can be read; a
 config that would give a differently shaped state is refused before anything is written.
@@ -22,7 +19,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 
 import flax.serialization
 import jax
@@ -31,6 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rwjax import paths
+from rwjax import schema as S
 from rwjax.errors import InputError
 
 CONFIG_FILE = 'config.json'
@@ -53,36 +50,16 @@ ADDED_KEYS = {'model.projector_bias_last': True, 'data.movie_norm': 'per_retina'
 
 def with_added_keys(d: dict) -> dict:
   """A saved config dict with every ADDED_KEYS key it lacks set to that key's old value."""
+  saved = S.leaves(d)
   for dotted, value in ADDED_KEYS.items():
-    *parents, last = dotted.split('.')
-    node = d
-    for part in parents:
-      node = node.setdefault(part, {})
-    node.setdefault(last, value)
+    if dotted not in saved:
+      S.put(d, dotted, value)
   return d
 
 
-def _get(d: dict, dotted: str):
-  for part in dotted.split('.'):
-    if not isinstance(d, dict) or part not in d:
-      return None
-    d = d[part]
-  return list(d) if isinstance(d, (list, tuple)) else d
-
-
 def check_workdir(workdir: str) -> None:
-  """Creates `workdir` if needed; InputError if it cannot be written."""
-  if paths.is_remote(workdir):  # a missing bucket, no permission: one message each
-    paths.check_writable(workdir)
-    return
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    # A private probe file: the processes of a multi-host run check at once.
-    with tempfile.NamedTemporaryFile(dir=workdir, prefix='.write_test'):
-      pass
-  except OSError as e:
-    raise InputError(f'workdir {workdir!r} is not writable ({e.strerror}); '
-                     'pass a --workdir you can write to') from None
+  """Creates `workdir` if needed; InputError if it cannot be written (rwjax.paths)."""
+  paths.check_writable(workdir)
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int,
@@ -95,16 +72,15 @@ def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int
   new['n_devices'] = n_devices
   path = paths.join(workdir, CONFIG_FILE)
   if paths.exists(path) and latest_step(workdir) is not None:
-    old = with_added_keys(paths.read_json(path))
-    diff = [k for k in STRUCTURAL_KEYS if _get(old, k) != _get(new, k)]
+    old, now = S.leaves(with_added_keys(paths.read_json(path))), S.leaves(new)
+    diff = [k for k in STRUCTURAL_KEYS if old.get(k) != now.get(k)]
     if diff:
-      changes = ', '.join(f'{k}: {_get(old, k)!r} -> {_get(new, k)!r}' for k in diff)
+      changes = ', '.join(f'{k}: {old.get(k)!r} -> {now.get(k)!r}' for k in diff)
       raise InputError(
           f'workdir {workdir!r} holds a checkpoint from an incompatible config ({changes}); '
           'use a new --workdir, or the config the checkpoint was made with')
-  if not write:
-    return
-  paths.write_json(path, new, sort_keys=True)
+  if write:
+    paths.write_json(path, new, sort_keys=True)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -122,14 +98,8 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def _one_writer_saves() -> None:
-  """In a single process, orbax's replica-parallel save of jax.Arrays is turned off.
-
-  Replica-parallel (orbax's default off GPUs) splits each replicated array into one slice
-  per replica so that the hosts share the writing; in one process the same process writes
-  every slice, and each slice is an eager jax op compiled per shape and offset (on 8 CPU
-  devices the first save of the tiny model took 6.7 s, 0.5 s without). Multi-process runs
-  keep orbax's default. The handler's other settings (its array metadata store) are kept.
-  """
+  """In a single process, turns off orbax's replica-parallel save of jax.Arrays, which only
+  slows the first save there (docs/cloud.md, 'Multi-process runs')."""
   if jax.process_count() > 1:
     return
   default = ocp.type_handlers.get_type_handler(jax.Array)
@@ -220,43 +190,34 @@ def _reason(e: BaseException) -> str:
   return next((line(x) for x in chain if _STATUS.match(line(x))), line(e))
 
 
-def _status_line(e: BaseException) -> str | None:
-  """tensorstore's own account of a failed read ('OUT_OF_RANGE: ...'), when it gave one."""
-  return _reason(e) if _STATUS.match(_reason(e)) else None
-
-
 # tensorstore's status codes (and the Python errors) of a storage that did not answer, as
 # opposed to files that are not there or not whole: the checkpoint may be fine.
 _STORAGE_CODES = ('PERMISSION_DENIED', 'UNAUTHENTICATED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED',
                   'RESOURCE_EXHAUSTED', 'ABORTED', 'CANCELLED')
 
 
-def _storage_failure(e: BaseException) -> bool:
-  return (isinstance(e, (PermissionError, ConnectionError, TimeoutError))
-          or _reason(e).startswith(_STORAGE_CODES))
+def _check_storage(directory: str, step: int, e: BaseException) -> None:
+  """InputError when `e`, raised reading checkpoint `step`, says the storage did not answer."""
+  if (isinstance(e, (PermissionError, ConnectionError, TimeoutError))
+      or _reason(e).startswith(_STORAGE_CODES)):
+    raise InputError(f'cannot read checkpoint {step} in {directory} ({_reason(e)}); check '
+                     'the storage (permissions, network) and rerun: nothing was changed') from None
 
 
-def _is_abandoned_read(text: str) -> bool:
-  return 'exception was never retrieved' in text and ('orbax' in text or 'tensorstore' in text)
-
-
-class _AbandonedReads(logging.Filter):
-  def filter(self, record):
-    return not _is_abandoned_read(record.getMessage())
+def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
+  text = record.getMessage()
+  return not ('exception was never retrieved' in text
+              and ('orbax' in text or 'tensorstore' in text))
 
 
 def _drop_abandoned_reads() -> None:
-  """After a failed read of a checkpoint, the tracebacks of orbax's reads left in flight are
-  not shown (the caller reports the failure in one line). Process-wide, from the first read.
-
-  orbax reads the arrays concurrently and raises the first failure; each read still in
-  flight then ends on a closed event loop ('Event loop is closed', a traceback per array)
-  and, when its task is garbage-collected (any time later), asyncio logs 'Task exception
-  was never retrieved' with tensorstore's specs. Nothing else is filtered.
+  """Hides, process-wide from the first read, the tracebacks of orbax's reads left in flight
+  by a failed read (the caller reports the failure in one line): each ends on a closed event
+  loop, and asyncio later logs 'Task exception was never retrieved'. Nothing else is hidden.
   """
   asyncio_logger = logging.getLogger('asyncio')
-  if not any(isinstance(f, _AbandonedReads) for f in asyncio_logger.filters):
-    asyncio_logger.addFilter(_AbandonedReads())
+  if _not_an_abandoned_read not in asyncio_logger.filters:
+    asyncio_logger.addFilter(_not_an_abandoned_read)
   previous = sys.unraisablehook
   if getattr(previous, 'drops_abandoned_reads', False):
     return
@@ -286,11 +247,8 @@ class _Quiet:
 
 def unreadable(directory: str, step: int) -> str | None:
   """Why checkpoint `step` in `directory` (a workdir's checkpoints/) cannot be read whatever
-  it is read into, or None when every array it holds reads back (as numpy, on the host).
-
-  Damage is what a full disk, a killed copy or a crash leaves: a truncated or emptied data
-  file, a missing manifest or metadata file, an empty step directory. InputError when the
-  storage does not answer (the checkpoint may be fine).
+  it is read into (damaged files, an empty step directory), or None when every array it holds
+  reads back (as numpy, on the host). InputError when the storage does not answer.
   """
   step_dir = paths.join(directory, str(step))
   if not paths.is_remote(step_dir) and os.path.isdir(step_dir) and not os.listdir(step_dir):
@@ -312,26 +270,18 @@ def unreadable(directory: str, step: int) -> str | None:
       numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
       checkpointer.restore(item, args=ocp.args.PyTreeRestore(restore_args=numpy))
   except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
-    if _storage_failure(e):
-      raise _read_error(directory, step, e) from None
+    _check_storage(directory, step, e)
     return _reason(e)
   return None
 
 
-def _read_error(directory: str, step: int, e: BaseException) -> InputError:
-  return InputError(f'cannot read checkpoint {step} in {directory} ({_reason(e)}); check the '
-                    'storage (permissions, network) and rerun: nothing was changed')
-
-
-def _set_aside(directory: str, step: int) -> str:
-  """Moves checkpoint `step` out of `directory` into the workdir's DAMAGED_DIR; returns where
-  it went (<step>, or <step>.N when an earlier one of that step is there already)."""
-  damaged = paths.join(os.path.dirname(directory.rstrip('/')), DAMAGED_DIR)
-  dst, n = paths.join(damaged, str(step)), 1
-  while paths.exists(dst):
-    dst, n = paths.join(damaged, f'{step}.{n}'), n + 1
-  paths.move(paths.join(directory, str(step)), dst)
-  return dst
+def _damage(directory: str, step: int, e: BaseException) -> str | None:
+  """What is wrong with checkpoint `step`, whose read raised `e`: tensorstore's account or
+  `unreadable`'s; None when every array it holds reads (`e` is not damage). InputError when
+  the storage does not answer."""
+  _check_storage(directory, step, e)
+  reason, said = unreadable(directory, step), _reason(e)
+  return reason and (said if _STATUS.match(said) else reason)
 
 
 def restore(mngr: ocp.CheckpointManager, target):
@@ -357,18 +307,16 @@ def restore(mngr: ocp.CheckpointManager, target):
         saved = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(
             paths.join(directory, str(step), ITEM), args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # pylint: disable=broad-except  # classified below
-      if _storage_failure(e):
-        raise _read_error(directory, step, e) from None
-      reason = unreadable(directory, step)
+      reason = _damage(directory, step, e)
       if reason is None:  # every array reads: the state does not fit them
         if isinstance(e, (ValueError, KeyError, TypeError)):
           raise InputError(f'checkpoint {step} in {directory} does not match this config '
                            f'({_reason(e)[:200]}); use a new --workdir') from None
         raise
-      damaged.append((step, _status_line(e) or reason))
+      damaged.append((step, reason))
       continue
     if damaged:
-      _set_aside_all(mngr, damaged, step)
+      _set_aside(mngr, damaged, step)
     return flax.serialization.from_state_dict(target, saved)
   listed = '; '.join(f'step {s} ({r})' for s, r in damaged)
   raise InputError(
@@ -376,15 +324,20 @@ def restore(mngr: ocp.CheckpointManager, target):
       f'afresh, move {directory} aside (or use a new --workdir)')
 
 
-def _set_aside_all(mngr: ocp.CheckpointManager, damaged: list, resumed: int) -> None:
-  """Process 0 moves the damaged checkpoints aside (every process found the same ones) and
-  says so; every process then forgets them, so that their steps can be saved again."""
+def _set_aside(mngr: ocp.CheckpointManager, damaged: list, resumed: int) -> None:
+  """Process 0 moves the damaged checkpoints to the workdir's DAMAGED_DIR/<step> (or
+  <step>.N when an earlier one of that step is there already) and says so; every process
+  then forgets them, so that their steps can be saved again."""
   directory = str(mngr.directory)
+  aside = paths.join(os.path.dirname(directory.rstrip('/')), DAMAGED_DIR)
   if jax.process_index() == 0:
     for step, reason in damaged:
-      where = _set_aside(directory, step)
+      dst, n = paths.join(aside, str(step)), 1
+      while paths.exists(dst):
+        dst, n = paths.join(aside, f'{step}.{n}'), n + 1
+      paths.move(paths.join(directory, str(step)), dst)
       print(f'warning: checkpoint {step} in {directory} cannot be read ({reason}); moved to '
-            f'{where}, resuming from step {resumed}', file=sys.stderr, flush=True)
+            f'{dst}, resuming from step {resumed}', file=sys.stderr, flush=True)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices('rwjax.checkpoint: damaged checkpoints set aside')
@@ -416,9 +369,7 @@ def load_for_eval(workdir: str):
           item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
           partial_restore=True))
     except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
-      if _storage_failure(e):
-        raise _read_error(path, step, e) from None
-      reason = _status_line(e) or unreadable(path, step) or _reason(e)
+      reason = _damage(path, step, e) or _reason(e)
       raise InputError(
           f'checkpoint {step} in {path} cannot be read ({reason}); '
           f'resuming the pre-training (python -m rwjax.train --config=... --workdir={workdir}) '

@@ -38,7 +38,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   from absl import flags  # pylint: disable=g-import-not-at-top
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
+  except (flags.Error, ValueError) as e:  # ValueError: a value ml_collections cannot parse
     print(f'error: {e}', file=sys.stderr)
   except (AttributeError, KeyError) as e:  # ml_collections: an override of a missing key
     import re  # pylint: disable=g-import-not-at-top
@@ -51,6 +51,4 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(f"error: {bad[0] if bad else key} is not a key of the config"
           + (f' (did you mean {hint.group(1)!r}?)' if hint else '')
           + '; see the config file for the keys there are', file=sys.stderr)
-  except ValueError as e:  # ml_collections: a value it cannot parse for the key's type
-    print(f'error: {e}', file=sys.stderr)
   sys.exit(2)

@@ -1,26 +1,14 @@
 """Paths anywhere: local directories and Cloud Storage buckets (gs://), one set of helpers.
 
 Every file a binary reads or writes in a workdir goes through these functions. A local
-path (no `scheme://`) uses `os` and `open` exactly as before; a remote one (gs://, or any
-scheme etils.epath knows) goes through `etils.epath`, which reaches gs:// through gcsfs
-(the optional extra `pip install 'rwjax[gcs]'`). Object stores have no directories, no
-append and no rename, so:
-  - makedirs(path) is a no-op on them (an object's name carries its "directories");
-  - write_atomic(path, data) writes a temporary file and renames it locally, and uploads
-    one whole object remotely (a Cloud Storage upload is atomic: readers see the old
-    object or the new one, never a part);
-  - nothing here appends (gcsfs silently turns mode 'a' into an overwrite,
-    fsspec/gcsfs#533): logs are written as whole objects (see rwjax.metrics);
-  - move(path, dst) renames locally and copies then deletes each object remotely.
-Local files appended to line by line (metrics, logs) may end in a partial line after a
-crash: set_aside_torn_line and open_append start the next line on a line of its own.
-Orbax checkpoints take the path string as is (orbax writes gs:// through tensorstore).
+path (no `scheme://`) uses `os` and `open`; a remote one goes through `etils.epath`, gs://
+through gcsfs (the extra `pip install 'rwjax[gcs]'`; InputError without it). Object stores
+have no directories, no append and no rename: makedirs does nothing there, a write uploads
+one whole object (atomic), move copies then deletes each object, and logs are rewritten whole
+(docs/cloud.md). Orbax checkpoints take the path string as is.
 
-Inputs: open_read(path) is a seekable binary file object; on a bucket its reads are
-ranged requests (gcsfs), so readers that seek (a .npy's frames, HDF5 hyperslabs) fetch
-only the bytes they need. A missing remote input is
-"does not exist" (isfile / exists are False); other storage errors on reads are one
-InputError (storage_error) naming the path.
+Inputs: open_read(path) is seekable (ranged requests on a bucket). A missing remote input
+does not exist (isfile / exists are False); other storage errors on reads are one InputError.
 """
 
 import contextlib
@@ -28,6 +16,7 @@ import glob as glob_lib
 import io
 import json
 import os
+import pathlib
 import uuid
 
 from rwjax.errors import InputError
@@ -55,29 +44,11 @@ def _epath(path):
   return epath.Path(path)
 
 
-def join(path, *parts) -> str:
-  """os.path.join for local paths, '/'-joined for remote ones."""
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.path.join(path, *parts)
-  return '/'.join([path.rstrip('/'), *(p.strip('/') for p in parts)])
-
-
-def abspath(path) -> str:
-  """os.path.abspath for local paths; remote paths are already absolute."""
-  path = os.fspath(path)
-  return path if is_remote(path) else os.path.abspath(path)
-
-
-def exists(path) -> bool:
-  path = os.fspath(path)
-  return _epath(path).exists() if is_remote(path) else os.path.exists(path)
-
-
-def isdir(path) -> bool:
-  """A directory, or on an object store a prefix that holds at least one object."""
-  path = os.fspath(path)
-  return _epath(path).is_dir() if is_remote(path) else os.path.isdir(path)
+def _fs(path: str):
+  """The fsspec filesystem of a remote path (gcsfs for gs://)."""
+  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
+  _require(path)
+  return fsspec.core.url_to_fs(path)[0]
 
 
 def _remote_read(path: str, fn):
@@ -90,71 +61,78 @@ def _remote_read(path: str, fn):
     raise storage_error(path, e, what='read') from None
 
 
+def _local_or_remote(local, remote, doc: str):
+  """A function of one path (str or os.PathLike): local(path), or remote(path) on a store."""
+  def fn(path):
+    path = os.fspath(path)
+    return remote(path) if is_remote(path) else local(path)
+  fn.__doc__ = doc
+  return fn
+
+
+def join(path, *parts) -> str:
+  """os.path.join for local paths, '/'-joined for remote ones."""
+  path = os.fspath(path)
+  if not is_remote(path):
+    return os.path.join(path, *parts)
+  return '/'.join([path.rstrip('/'), *(p.strip('/') for p in parts)])
+
+
+abspath = _local_or_remote(os.path.abspath, lambda p: p,
+                           'os.path.abspath for local paths; remote paths are already absolute.')
+exists = _local_or_remote(os.path.exists, lambda p: _epath(p).exists(), 'os.path.exists.')
+isdir = _local_or_remote(
+    os.path.isdir, lambda p: _epath(p).is_dir(),
+    'A directory, or on an object store a prefix that holds at least one object.')
+getsize = _local_or_remote(
+    os.path.getsize, lambda p: int(_remote_read(p, _epath(p).stat).length), 'Bytes in the file.')
+listdir = _local_or_remote(
+    os.listdir, lambda p: [c.name for c in _remote_read(p, lambda: list(_epath(p).iterdir()))],
+    'The names in a directory (on an object store: under a prefix), as os.listdir.')
+remove = _local_or_remote(os.remove, lambda p: _epath(p).unlink(), 'os.remove.')
+makedirs = _local_or_remote(
+    lambda p: os.makedirs(p, exist_ok=True), _require,
+    'os.makedirs(exist_ok=True) locally; nothing on an object store (no directories).')
+read_bytes = _local_or_remote(lambda p: pathlib.Path(p).read_bytes(),
+                              lambda p: _epath(p).read_bytes(), "The file's content.")
+
+
 def isfile(path) -> bool:
   """A regular file (on an object store: an object, not a prefix)."""
   path = os.fspath(path)
   if not is_remote(path):
     return os.path.isfile(path)
   try:
-    return not _remote_read(path, lambda: _epath(path).stat()).is_directory
+    return not _remote_read(path, _epath(path).stat).is_directory
   except FileNotFoundError:
     return False
-
-
-def getsize(path) -> int:
-  """Bytes in the file."""
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.path.getsize(path)
-  return int(_remote_read(path, lambda: _epath(path).stat()).length)
-
-
-def listdir(path) -> list[str]:
-  """The names in a directory (on an object store: under a prefix), as os.listdir."""
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.listdir(path)
-  return [p.name for p in _remote_read(path, lambda: list(_epath(path).iterdir()))]
 
 
 def open_read(path, readahead: bool = False):
   """A seekable binary file object of `path` (close it, or use `with`).
 
-  Remote: reads are ranged requests. By default gcsfs's adaptive cache fetches what is
-  read, with read-ahead once reads are sequential, so seeking readers fetch only what they
-  read. readahead=True: every miss fetches a whole block (5 MiB) from the read position,
+  Remote: ranged requests through gcsfs's adaptive cache, so seeking readers fetch only what
+  they read. readahead=True: every miss fetches a whole 5 MiB block from the read position,
   for readers that walk a file in many small forward reads (a TIFF's page headers).
   """
   path = os.fspath(path)
   if not is_remote(path):
     return open(path, 'rb')  # pylint: disable=consider-using-with
-  if not readahead:
-    return _remote_read(path, lambda: _epath(path).open('rb'))
-  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
-  _require(path)
-  fs, _ = fsspec.core.url_to_fs(path)
-  return _remote_read(path, lambda: fs.open(path, 'rb', cache_type='readahead'))
+  return _remote_read(path, lambda: _fs(path).open(path, 'rb', cache_type='readahead')
+                      if readahead else _epath(path).open('rb'))
 
 
 def load_npy(path, **kwargs):
   """numpy.load of a .npy at any path (allow_pickle=False unless given). Remote: the
   array is read whole, streamed in numpy's 16 MiB pieces (no second copy in memory)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  kwargs.setdefault('allow_pickle', False)
-  path = os.fspath(path)
-  if not is_remote(path):
-    return np.load(path, **kwargs)
   with open_read(path) as f:
-    return np.load(f, **kwargs)  # a damaged file: numpy's ValueError, as locally
+    return np.load(f, **{'allow_pickle': False, **kwargs})  # damaged: numpy's ValueError
 
 
 def save_npy(path, array) -> None:
-  """numpy.save to any path (remote: one whole-object upload)."""
+  """numpy.save to any path, atomically (remote: one whole-object upload)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  path = os.fspath(path)
-  if not is_remote(path):
-    np.save(path, array)
-    return
   with open_write(path) as f:
     np.save(f, array)
 
@@ -165,9 +143,8 @@ def open_append(path):
   stores): a local staging file; on exit the object is rewritten whole as its old content
   plus what was written (one writer at a time, e.g. one run's log).
 
-  A log whose last line is partial (a run killed while it wrote) gets a newline first: the
-  partial line stays where it was, for whoever reads the log, and what is appended now
-  begins on a line of its own.
+  A partial last line (a run killed while it wrote) is kept for whoever reads the log, and a
+  newline after it makes what is appended now begin a line of its own.
   """
   path = os.fspath(path)
   if not is_remote(path):
@@ -205,15 +182,13 @@ def set_aside_torn_line(path) -> str | None:
   A partial last line (a crash while a record was written: a full disk, a killed process)
   is appended to the side file PATH.torn, then cut from PATH, so that the next record
   appended starts a line of its own. Returns the partial line, or None when PATH ends in a
-  newline, is empty or does not exist. (On object stores nothing is appended: every object
-  is written whole, see rwjax.metrics.)
+  newline, is empty or does not exist.
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
     return None
   with open(path, 'r+b') as f:
-    size = f.seek(0, os.SEEK_END)
-    cut = size
+    cut = size = f.seek(0, os.SEEK_END)
     while cut > 0:  # back to the last newline, a block at a time (the file may be long)
       start = max(0, cut - (1 << 16))
       f.seek(start)
@@ -235,32 +210,13 @@ def set_aside_torn_line(path) -> str | None:
   return torn.decode('utf-8', errors='replace')
 
 
-def makedirs(path) -> None:
-  """os.makedirs(exist_ok=True) locally; nothing on an object store (no directories)."""
-  path = os.fspath(path)
-  if is_remote(path):
-    _require(path)
-  else:
-    os.makedirs(path, exist_ok=True)
-
-
-def read_bytes(path) -> bytes:
-  path = os.fspath(path)
-  if is_remote(path):
-    return _epath(path).read_bytes()
-  with open(path, 'rb') as f:
-    return f.read()
-
-
 def read_many(paths: list) -> list[bytes]:
   """read_bytes of each path, in order. Remote (all on one store): concurrent requests
   (fsspec's cat, batches of its batch_size), one request per object."""
   paths = [os.fspath(p) for p in paths]
   if not paths or not is_remote(paths[0]):
     return [read_bytes(p) for p in paths]
-  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
-  _require(paths[0])
-  fs, _ = fsspec.core.url_to_fs(paths[0])
+  fs = _fs(paths[0])
   try:
     out = fs.cat(paths, on_error='raise')
   except FileNotFoundError as e:  # listed, then gone
@@ -282,15 +238,8 @@ def read_json(path):
 
 def write_atomic(path, data: str | bytes) -> None:
   """Writes the whole file at once: readers see the old content or the new, never a part."""
-  path = os.fspath(path)
-  data = data.encode('utf-8') if isinstance(data, str) else data
-  if is_remote(path):
-    _epath(path).write_bytes(data)  # one object upload
-    return
-  tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
+  with open_write(path) as f:
+    f.write(data.encode('utf-8') if isinstance(data, str) else data)
 
 
 def write_json(path, obj, **kwargs) -> None:
@@ -312,7 +261,8 @@ def open_write(path, binary: bool = True):
   if is_remote(path):
     buffer = io.BytesIO() if binary else io.StringIO()
     yield buffer
-    write_atomic(path, buffer.getvalue())
+    data = buffer.getvalue()
+    _epath(path).write_bytes(data if binary else data.encode('utf-8'))  # one object upload
     return
   tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
   try:
@@ -326,16 +276,7 @@ def open_write(path, binary: bool = True):
 
 def upload(local_path: str, path) -> None:
   """Copies a local file to `path` (any path), whole and atomically."""
-  with open(local_path, 'rb') as f:
-    write_atomic(path, f.read())
-
-
-def remove(path) -> None:
-  path = os.fspath(path)
-  if is_remote(path):
-    _epath(path).unlink()
-  else:
-    os.remove(path)
+  write_atomic(path, read_bytes(local_path))
 
 
 def move(path, dst) -> None:
@@ -353,9 +294,7 @@ def move(path, dst) -> None:
     except OSError as e:
       raise storage_error(dst, e) from None
     return
-  import fsspec  # pylint: disable=g-import-not-at-top  # gcsfs is built on it
-  _require(path)
-  fs, _ = fsspec.core.url_to_fs(path)
+  fs = _fs(path)
   try:
     fs.mv(path, dst, recursive=True)
   except Exception as e:  # pylint: disable=broad-except  # gcsfs: OSError, HttpError
@@ -385,18 +324,18 @@ def storage_error(path, e: BaseException, what: str = 'write to') -> InputError:
   if not is_remote(path):
     return InputError(f'cannot {what} {path!r} ({e.strerror or e}); pass a path you can '
                       f'{what.split()[0]}')
-  bucket = path.split('://', 1)[1].split('/', 1)[0]
+  scheme, rest = path.split('://', 1)
+  bucket = f"{scheme}://{rest.split('/', 1)[0]}"
   text = str(e)
-  scheme = path.split('://', 1)[0]
   if isinstance(e, FileNotFoundError):
     return InputError(
-        f'cannot {what} {path!r}: the bucket {scheme}://{bucket} does not exist (or this '
-        f'account cannot see it); create it (`gcloud storage buckets create '
-        f'{scheme}://{bucket}`) or pass a path in an existing bucket')
+        f'cannot {what} {path!r}: the bucket {bucket} does not exist (or this account cannot '
+        f'see it); create it (`gcloud storage buckets create {bucket}`) or pass a path in an '
+        'existing bucket')
   if isinstance(e, PermissionError) or 'Forbidden' in text or '403' in text:
     role = 'objectAdmin' if what.startswith('write') else 'objectViewer'
     return InputError(
-        f'cannot {what} {path!r}: permission denied on {scheme}://{bucket}; grant this '
+        f'cannot {what} {path!r}: permission denied on {bucket}; grant this '
         f"machine's service account roles/storage.{role} on the bucket (or "
         '`gcloud auth application-default login`), or pass a path you can '
         f'{what.split()[0]}')

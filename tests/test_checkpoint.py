@@ -66,9 +66,8 @@ def _truncate_data(step_dir):
 
 def _remove_manifests(step_dir):
   for d, _, files in os.walk(step_dir):
-    for f in files:
-      if f == 'manifest.ocdbt':
-        os.remove(os.path.join(d, f))
+    if 'manifest.ocdbt' in files:
+      os.remove(os.path.join(d, 'manifest.ocdbt'))
 
 
 def _remove_item(step_dir):
@@ -130,44 +129,42 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_restored(
   w = _copy(trained, tmp_path)
   damage_fn, reason = DAMAGE[damage]
   damage_fn(os.path.join(w, 'checkpoints', '2'))
-  damaged_files = _files(os.path.join(w, 'checkpoints', '2'))
+  damaged_files, files = _files(os.path.join(w, 'checkpoints', '2')), _files(w)
   capfd.readouterr()
+  with pytest.raises(InputError) as e:
+    checkpoint.load_for_eval(w)
+  message = str(e.value)
+  assert '\n' not in message and capfd.readouterr().err == '' and _files(w) == files
+  assert message.startswith(f'checkpoint 2 in {w}/checkpoints cannot be read (')
+  assert reason in message and f'--workdir={w})' in message
+
   mngr, restored = _restore(w, target)
   err = capfd.readouterr().err.strip().splitlines()
 
   assert int(restored.step) == 1
   jax.tree.map(np.testing.assert_array_equal, _params(restored), want)
-  # One line: which checkpoint, what is wrong, where it went, where the run resumes.
   assert len(err) == 1, err
   assert err[0].startswith(f'warning: checkpoint 2 in {w}/checkpoints cannot be read (')
   assert reason in err[0]
   assert err[0].endswith(f'moved to {w}/checkpoints_damaged/2, resuming from step 1')
-  # Moved, not deleted: every file as it was.
   assert sorted(os.listdir(os.path.join(w, 'checkpoints'))) == ['1']
   assert _files(os.path.join(w, 'checkpoints_damaged', '2')) == damaged_files
-  # The run saves its step 2 again; it is the latest, and readable.
   checkpoint.save(mngr, 2, target)
   checkpoint.wait(mngr)
   mngr.close()
   assert checkpoint.latest_step(w) == 2
   assert checkpoint.unreadable(os.path.join(w, 'checkpoints'), 2) is None
-
-
-def test_a_step_damaged_twice_is_kept_twice(trained, tmp_path, capfd):
-  _, target = trained
-  w = _copy(trained, tmp_path)
-  for _ in range(2):
-    _empty(os.path.join(w, 'checkpoints', '2'))
-    mngr, restored = _restore(w, target)
-    assert int(restored.step) == 1
-    checkpoint.save(mngr, 2, target)
-    checkpoint.wait(mngr)
-    mngr.close()
+  # The same step damaged again: kept beside the first, as 2.1.
+  _empty(os.path.join(w, 'checkpoints', '2'))
+  mngr, restored = _restore(w, target)
+  mngr.close()
+  assert int(restored.step) == 1
   assert sorted(os.listdir(os.path.join(w, 'checkpoints_damaged'))) == ['2', '2.1']
   assert 'checkpoints_damaged/2.1, resuming from step 1' in capfd.readouterr().err
 
 
-def test_with_no_readable_checkpoint_one_error_and_nothing_moved(trained, tmp_path, capfd):
+def test_no_readable_checkpoint_is_one_error_and_one_without_orbaxs_metadata_is_read(
+    trained, tmp_path, capfd):
   _, target = trained
   w = _copy(trained, tmp_path)
   _truncate_data(os.path.join(w, 'checkpoints', '2'))
@@ -182,13 +179,9 @@ def test_with_no_readable_checkpoint_one_error_and_nothing_moved(trained, tmp_pa
   assert 'step 1 (its directory is empty). Nothing was changed' in message
   assert _files(w) == files
   assert capfd.readouterr().err == ''  # none of orbax's tracebacks
-
-
-def test_a_checkpoint_without_orbaxs_own_metadata_files_is_still_read(trained, tmp_path):
-  # Its arrays are whole: the trainer reads them into the config's state, which needs
-  # neither orbax's step metadata nor its tree metadata.
-  _, target = trained
-  w = _copy(trained, tmp_path)
+  # Without orbax's own metadata files its arrays are whole: the trainer reads them into the
+  # config's state, which needs neither orbax's step metadata nor its tree metadata.
+  w = _copy(trained, tmp_path, 'no_metadata')
   os.remove(os.path.join(w, 'checkpoints', '2', '_CHECKPOINT_METADATA'))
   os.remove(os.path.join(w, 'checkpoints', '2', checkpoint.ITEM, '_METADATA'))
   restored = _restore(w, target)[1]
@@ -197,38 +190,16 @@ def test_a_checkpoint_without_orbaxs_own_metadata_files_is_still_read(trained, t
   assert not os.path.exists(os.path.join(w, 'checkpoints_damaged'))
 
 
-@pytest.mark.parametrize('damage', ['truncated data files', 'empty directory'])
-def test_the_evaluator_gets_one_line_for_an_unreadable_checkpoint(trained, tmp_path, capfd,
-                                                                  damage):
-  w = _copy(trained, tmp_path)
-  damage_fn, reason = DAMAGE[damage]
-  damage_fn(os.path.join(w, 'checkpoints', '2'))
-  files = _files(w)
-  capfd.readouterr()
-  with pytest.raises(InputError) as e:
-    checkpoint.load_for_eval(w)
-  message = str(e.value)
-  assert '\n' not in message and capfd.readouterr().err == ''
-  assert message.startswith(f'checkpoint 2 in {w}/checkpoints cannot be read (')
-  assert reason in message and f'--workdir={w})' in message
-  assert _files(w) == files  # the evaluator moves nothing
-
-
-def _old_workdir(tmp_path):
-  """A workdir saved before model.projector_bias_last and data.movie_norm existed: its
-  config.json lacks both keys, and it holds a checkpoint."""
+def test_config_saved_before_the_new_keys_reads_as_the_old_behaviour(tmp_path):
+  # A workdir saved before model.projector_bias_last and data.movie_norm existed: its
+  # config.json lacks both keys, and it holds a checkpoint.
   d = json.loads(defaults.pretrain_config().to_json())
   del d['model']['projector_bias_last'], d['data']['movie_norm']
-  d['n_devices'] = 1
-  (tmp_path / checkpoint.CONFIG_FILE).write_text(json.dumps(d))
-  mngr = checkpoint.manager(str(tmp_path))
+  (tmp_path / checkpoint.CONFIG_FILE).write_text(json.dumps({**d, 'n_devices': 1}))
+  workdir = str(tmp_path)
+  mngr = checkpoint.manager(workdir)
   checkpoint.save(mngr, 0, {'w': np.zeros(3, np.float32)})
   checkpoint.wait(mngr)
-  return str(tmp_path)
-
-
-def test_config_saved_before_the_new_keys_reads_as_the_old_behaviour(tmp_path):
-  workdir = _old_workdir(tmp_path)
   config = checkpoint.read_config(workdir)
   assert config.model.projector_bias_last is True  # the head those runs were trained with
   assert config.data.movie_norm == 'per_retina'

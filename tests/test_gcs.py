@@ -1,8 +1,5 @@
-"""gs:// workdirs against a local Cloud Storage emulator (the gcs_emulator fixture).
-
-Everything here goes over HTTP to the emulator on 127.0.0.1: config.json and metrics
-through gcsfs, orbax's checkpoints through tensorstore's gcs driver.
-"""
+"""gs:// workdirs against the Cloud Storage emulator (gcs_emulator): config.json and metrics
+through gcsfs, orbax's checkpoints through tensorstore's gcs driver."""
 
 import os
 import runpy
@@ -27,19 +24,10 @@ TINY = os.path.join(_ROOT, 'tests', 'configs', 'tiny_pretrain.py')
 STEPS = 8
 
 
-def tiny_config():
+def tiny_config(**train):
   c = runpy.run_path(TINY)['get_config']()
-  c.train.steps, c.train.log_every, c.train.checkpoint_every = STEPS, 1, 100
+  c.train.update({'steps': STEPS, 'log_every': 1, 'checkpoint_every': 100, **train})
   return c
-
-
-def _train_cli(workdir, stderr):
-  return subprocess.Popen(
-      [sys.executable, '-m', 'rwjax.train', f'--config={TINY}', f'--workdir={workdir}',
-       f'--config.train.steps={STEPS}', '--config.train.log_every=1',
-       '--config.train.checkpoint_every=100'],
-      cwd=_ROOT, env=dict(os.environ, PYTHONPATH=_ROOT), stdout=subprocess.PIPE,
-      stderr=stderr, text=True)
 
 
 def _scalars(event_files: list[str], tmp_path) -> dict:
@@ -62,7 +50,12 @@ def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evalua
 
   # Preempt a run as a pod's maintenance does: SIGTERM right after its first step.
   with open(tmp_path / 'stderr', 'w') as log:
-    p = _train_cli('gs://bucket/run', log)
+    p = subprocess.Popen(
+        [sys.executable, '-m', 'rwjax.train', f'--config={TINY}', '--workdir=gs://bucket/run',
+         f'--config.train.steps={STEPS}', '--config.train.log_every=1',
+         '--config.train.checkpoint_every=100'],
+        cwd=_ROOT, env=dict(os.environ, PYTHONPATH=_ROOT), stdout=subprocess.PIPE,
+        stderr=log, text=True)
     for line in p.stdout:
       if line.startswith('first step'):
         p.send_signal(signal.SIGTERM)
@@ -81,8 +74,6 @@ def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evalua
                jax.tree.map(np.asarray, straight.params),
                jax.tree.map(np.asarray, resumed.params))
 
-  # Every record once, in order, across the two runs' parts; the same losses as the
-  # uninterrupted run's.
   records = metrics.read_metrics('gs://bucket/run')
   assert [r['step'] for r in records] == list(range(1, STEPS + 1))
   assert len(paths.glob('gs://bucket/run/metrics/part-*.jsonl')) == 2
@@ -95,13 +86,9 @@ def test_preempted_bucket_run_resumes_to_the_uninterrupted_parameters_and_evalua
   events = paths.glob('gs://bucket/run/tensorboard/events.out.tfevents.*')
   assert len(events) == 2
   scalars = _scalars(events, tmp_path)
-  assert set(scalars) == set(records[0]) - {'step'}
-  for r in records:
-    for k, v in r.items():
-      if k != 'step':
-        assert scalars[k][r['step']] == np.float32(v), (k, r['step'])
+  assert scalars == {k: {r['step']: np.float32(r[k]) for r in records}
+                     for k in set().union(*records) - {'step'}}
 
-  # The evaluator reads the bucket's checkpoint and writes its report beside it.
   c = runpy.run_path(os.path.join(_ROOT, 'configs', 'evaluate.py'))['get_config']('digits')
   c.workdir, c.seeds = 'gs://bucket/run', 2
   del c.evals['capacity']
@@ -135,16 +122,9 @@ def test_metric_records_come_back_in_order_across_writers(gcs_emulator, tmp_path
     assert [p.rsplit('/', 1)[1] for p in paths.glob(workdir + '/metrics/part-*.jsonl')] == [
         'part-00000.jsonl', 'part-00001.jsonl', 'part-00002.jsonl']
     assert not paths.exists(workdir + '/metrics.jsonl')
-  else:  # as before: one appended file
+  else:  # one appended file
     assert len(open(os.path.join(workdir, 'metrics.jsonl')).read().splitlines()) == 4
     assert not os.path.exists(os.path.join(workdir, 'metrics'))
-
-
-def test_missing_bucket_is_one_message_and_nothing_is_written(gcs_emulator):
-  with pytest.raises(InputError, match=r'the bucket gs://no-such-bucket does not exist'):
-    trainer.train(tiny_config(), 'gs://no-such-bucket/run')
-  with pytest.raises(InputError, match='is not a pre-training workdir'):
-    checkpoint.read_config('gs://no-such-bucket/run')
 
 
 def test_without_the_gcs_extra_a_gs_path_is_one_message():
@@ -159,7 +139,12 @@ def test_without_the_gcs_extra_a_gs_path_is_one_message():
   assert "pip install 'rwjax[gcs]'" in out.stdout, out.stderr
 
 
-def test_no_permission_is_one_message(gcs_faults):
+def test_missing_bucket_or_refused_access_is_one_message_and_a_refused_save_stops_the_run(
+    gcs_faults):
+  with pytest.raises(InputError, match=r'the bucket gs://no-such-bucket does not exist'):
+    trainer.train(tiny_config(), 'gs://no-such-bucket/run')
+  with pytest.raises(InputError, match='is not a pre-training workdir'):
+    checkpoint.read_config('gs://no-such-bucket/run')
   gcs_faults([{'method': 'POST', 'contains': 'denied/', 'status': 403, 'times': -1},
               {'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
   with pytest.raises(InputError, match=r'cannot write to .*permission denied on gs://bucket; '
@@ -168,28 +153,12 @@ def test_no_permission_is_one_message(gcs_faults):
   with pytest.raises(InputError, match=r'cannot read .*permission denied on gs://bucket; '
                      'grant .*objectViewer'):
     checkpoint.read_config('gs://bucket/denied/run')
-
-
-def test_transient_storage_errors_in_a_save_are_retried(gcs_faults):
-  # The first three checkpoint writes answer 503 (backend error): the clients (tensorstore
-  # for arrays, gcsfs for orbax's metadata) retry them and the run completes.
-  gcs_faults([{'method': 'POST', 'contains': 'flaky/checkpoints/', 'status': 503, 'times': 3}])
-  c = tiny_config()
-  c.train.steps = 2
-  assert int(trainer.train(c, 'gs://bucket/flaky').step) == 2
-  assert gcs_faults(None)[0]['times'] == 0  # the errors were served
-  assert checkpoint.latest_step('gs://bucket/flaky') == 2
-  _, variables = checkpoint.load_for_eval('gs://bucket/flaky')
-
-
-def test_a_failing_save_stops_the_run_and_keeps_the_last_good_checkpoint(gcs_faults):
-  c = tiny_config()
-  c.train.steps, c.train.checkpoint_every = 3, 1
-  # From the second checkpoint on, every write is refused (as when access is revoked).
+  # From the second checkpoint on, every write is refused (as when access is revoked): the
+  # run stops and keeps the last good checkpoint.
   gcs_faults([{'method': 'POST', 'contains': 'broken/checkpoints/2', 'status': 403,
                'times': -1}])
   with pytest.raises(checkpoint.SaveError, match=r'last good checkpoint \(step 1\) is kept'):
-    trainer.train(c, 'gs://bucket/broken')
+    trainer.train(tiny_config(steps=3, checkpoint_every=1), 'gs://bucket/broken')
   assert checkpoint.latest_step('gs://bucket/broken') == 1
   _, variables = checkpoint.load_for_eval('gs://bucket/broken')
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
@@ -203,12 +172,18 @@ def _objects(prefix: str) -> dict:
   return {p[len(root):].lstrip('/'): fs.size(p) for p in fs.find(root)}
 
 
-def test_a_damaged_bucket_checkpoint_is_set_aside_and_the_run_resumes(gcs_emulator, capfd):
-  c = tiny_config()
-  c.train.steps, c.train.checkpoint_every = 2, 1
-  trainer.train(c, 'gs://bucket/damaged')
+def test_transient_save_errors_are_retried_and_a_damaged_checkpoint_is_set_aside(gcs_faults,
+                                                                                 capfd):
+  # The first three checkpoint writes answer 503 (backend error): the clients (tensorstore
+  # for arrays, gcsfs for orbax's metadata) retry them and the run completes.
+  gcs_faults([{'method': 'POST', 'contains': 'flaky/checkpoints/', 'status': 503, 'times': 3}])
+  c = tiny_config(steps=2, checkpoint_every=1)
+  assert int(trainer.train(c, 'gs://bucket/flaky').step) == 2
+  assert gcs_faults(None)[0]['times'] == 0  # the errors were served
+  assert checkpoint.latest_step('gs://bucket/flaky') == 2
+  checkpoint.load_for_eval('gs://bucket/flaky')
   # Step 2's data files cut to half (a copy into the bucket that was killed).
-  step2 = 'gs://bucket/damaged/checkpoints/2'
+  step2 = 'gs://bucket/flaky/checkpoints/2'
   for name in _objects(step2):
     if '/d/' in name:
       data = paths.read_bytes(f'{step2}/{name}')
@@ -216,22 +191,14 @@ def test_a_damaged_bucket_checkpoint_is_set_aside_and_the_run_resumes(gcs_emulat
   damaged = _objects(step2)
   capfd.readouterr()
   c.train.steps = 3
-  assert int(trainer.train(c, 'gs://bucket/damaged').step) == 3
+  assert int(trainer.train(c, 'gs://bucket/flaky').step) == 3
   warnings = [l for l in capfd.readouterr().err.splitlines() if l.startswith('warning: ')]
   assert len(warnings) == 1, warnings
   assert warnings[0].startswith(
-      'warning: checkpoint 2 in gs://bucket/damaged/checkpoints cannot be read (')
+      'warning: checkpoint 2 in gs://bucket/flaky/checkpoints cannot be read (')
   assert warnings[0].endswith(
-      'moved to gs://bucket/damaged/checkpoints_damaged/2, resuming from step 1')
-  assert _objects('gs://bucket/damaged/checkpoints_damaged/2') == damaged  # every object kept
-  assert checkpoint.latest_step('gs://bucket/damaged') == 3
-  _, variables = checkpoint.load_for_eval('gs://bucket/damaged')
+      'moved to gs://bucket/flaky/checkpoints_damaged/2, resuming from step 1')
+  assert _objects('gs://bucket/flaky/checkpoints_damaged/2') == damaged  # every object kept
+  assert checkpoint.latest_step('gs://bucket/flaky') == 3
+  _, variables = checkpoint.load_for_eval('gs://bucket/flaky')
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables['params']))
-
-
-def test_a_log_appended_to_after_a_partial_line_starts_on_its_own_line(gcs_emulator):
-  paths.write_atomic('gs://bucket/logs/log.txt', 'first run\nkilled in the mid')
-  with paths.open_append('gs://bucket/logs/log.txt') as f:
-    f.write('second run\n')
-  assert paths.read_text('gs://bucket/logs/log.txt') == (
-      'first run\nkilled in the mid\nsecond run\n')

@@ -1,20 +1,19 @@
-"""gs:// inputs and outputs against the Cloud Storage emulator (tests/conftest.py gcs_emulator):
-saved and recorded movies, interval files and image folders read from a bucket, the
-`python -m rwjax.waves` outputs and the experiment's run directories and report written to one.
-
-Files are put on the bucket and read back with gcsfs itself (`_fs()`), not with rwjax.paths,
-and what rwjax reads from the bucket is compared with the planted arrays and with what it
-reads from the same files on local disk.
-"""
+"""gs:// inputs and outputs against the Cloud Storage emulator (gcs_emulator): movies, interval
+files and image folders read from a bucket; `python -m rwjax.waves` outputs and the experiment's
+run directories and report written to one. Files are put and read back with gcsfs itself
+(`_fs()`); what rwjax reads is compared with the planted arrays and with the local files."""
 
 import io
 import json
 import os
 import runpy
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
+import scipy.io
+import tifffile
 
 from rwjax import experiment
 from rwjax.experiment import report as report_lib
@@ -66,7 +65,6 @@ def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_pa
   local = str(tmp_path / 'saved')
   movie_io.save_movie(local, frames, labels, meta)
   movie_io.save_movie('gs://bucket/saved', frames, labels, meta)
-  # What landed on the bucket (read by gcsfs) is the local files, byte for byte.
   for name in ('movie.npy', 'labels.npy', 'meta.json'):
     assert _get(f'gs://bucket/saved/{name}') == open(os.path.join(local, name), 'rb').read()
   np.testing.assert_array_equal(np.load(io.BytesIO(_get('gs://bucket/saved/movie.npy'))), frames)
@@ -76,8 +74,7 @@ def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_pa
     assert movie_io.load_meta(path) == meta
     np.testing.assert_array_equal(readers.load_any(path), frames)
 
-  # The trainer's file source (data.movie, data.labels) from the bucket gets the movie and
-  # labels it gets from local disk.
+  # The trainer's file source (data.movie, data.labels) gets the same arrays as locally.
   seen = []
   real = trainer.sources.make_file_source
   monkeypatch.setattr(trainer.sources, 'make_file_source',
@@ -93,40 +90,34 @@ def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_pa
   np.testing.assert_array_equal(seen[1][1], labels)
 
 
-def _write_recording(path, frames, fmt):
-  """frames f32[T, H, W] stored as `fmt` with the format's own library."""
-  if fmt == 'npy':
-    np.save(path, frames)
-  elif fmt == 'npz':
-    np.savez(path, movie=frames)
-  elif fmt == 'tiff':
-    import tifffile  # pylint: disable=g-import-not-at-top
-    tifffile.imwrite(path, frames)
-  elif fmt == 'hdf5':
-    import h5py  # pylint: disable=g-import-not-at-top
-    with h5py.File(path, 'w') as f:
-      f['data/movie'] = frames
-  elif fmt == 'mat5':
-    import scipy.io  # pylint: disable=g-import-not-at-top
-    scipy.io.savemat(path, {'V': frames})
-  elif fmt == 'mat73':  # MATLAB v7.3: HDF5 after a 512-byte user block, axes reversed
-    import h5py  # pylint: disable=g-import-not-at-top
-    with h5py.File(path, 'w', userblock_size=512) as f:
-      f['V'] = np.ascontiguousarray(np.transpose(frames))
+def _h5(path, datasets: dict, **kwargs):
+  with h5py.File(path, 'w', **kwargs) as f:
+    for name, value in datasets.items():
+      f[name] = value
 
 
-EXT = {'npy': '.npy', 'npz': '.npz', 'tiff': '.tif', 'hdf5': '.h5', 'mat5': '.mat',
-       'mat73': '.mat'}
+# Each format's extension and writer of frames f32[T, H, W] (the format's own library).
+FORMATS = {
+    'npy': ('.npy', np.save),
+    'npz': ('.npz', lambda path, x: np.savez(path, movie=x)),
+    'tiff': ('.tif', tifffile.imwrite),
+    'hdf5': ('.h5', lambda path, x: _h5(path, {'data/movie': x})),
+    'mat5': ('.mat', lambda path, x: scipy.io.savemat(path, {'V': x})),
+    # MATLAB v7.3: HDF5 after a 512-byte user block, axes reversed.
+    'mat73': ('.mat', lambda path, x: _h5(path, {'V': np.ascontiguousarray(x.T)},
+                                          userblock_size=512)),
+}
 
 
-@pytest.mark.parametrize('fmt', list(EXT))
+@pytest.mark.parametrize('fmt', list(FORMATS))
 def test_recorded_movie_on_a_bucket_reads_as_locally(gcs_emulator, tmp_path, fmt):
   frames = _planted(seed=len(fmt))
   folder = tmp_path / fmt
   folder.mkdir()
-  local = str(folder / f'rec{EXT[fmt]}')
-  _write_recording(local, frames, fmt)
-  url = f'gs://bucket/recordings/{fmt}/rec{EXT[fmt]}'
+  ext, write = FORMATS[fmt]
+  local = str(folder / f'rec{ext}')
+  write(local, frames)
+  url = f'gs://bucket/recordings/{fmt}/rec{ext}'
   _put(str(folder), f'gs://bucket/recordings/{fmt}')
   np.testing.assert_array_equal(readers.read_movie(url), frames)
   np.testing.assert_array_equal(readers.read_movie(url), readers.read_movie(local))
@@ -140,9 +131,10 @@ def test_frames_of_a_large_bucket_movie_are_read_without_fetching_the_file(gcs_e
                                                                           tmp_path, fmt):
   # 13 MB: more than two of gcsfs's 5 MiB read-ahead blocks.
   frames = _planted(t=200, h=128, w=128, seed=3)
-  local = str(tmp_path / f'big{EXT[fmt]}')
-  _write_recording(local, frames, fmt)
-  url = f'gs://bucket/big/big{EXT[fmt]}'
+  ext, write = FORMATS[fmt]
+  local = str(tmp_path / f'big{ext}')
+  write(local, frames)
+  url = f'gs://bucket/big/big{ext}'
   _fs().pipe(url, open(local, 'rb').read())
   size = os.path.getsize(local)
   with readers.open_movie(url) as m:
@@ -224,7 +216,6 @@ def test_a_missing_bucket_input_is_one_message_naming_it(gcs_emulator, gcs_fault
     movie_io.load_movie('gs://bucket/bad')
   with pytest.raises(InputError, match=r"'gs://bucket/bad/movie\.npy' is not a \.npy file"):
     readers.read_movie('gs://bucket/bad/movie.npy')
-  # No permission to read: the storage error, once, naming the path.
   _fs().pipe('gs://bucket/denied/rec.npy', b'x' * 200)
   gcs_faults([{'method': 'GET', 'contains': 'denied/', 'status': 403, 'times': -1}])
   with pytest.raises(InputError, match=r"cannot read 'gs://bucket/denied/rec\.npy': permission "
@@ -239,11 +230,11 @@ SIM = ['simulate', '--size', '16', '--seconds', '3', '--warmup', '0', '--gif-sec
        '--param', 'spont_prob=0.05']
 
 
-def test_waves_simulate_stats_and_preview_into_a_bucket(gcs_emulator, tmp_path, capsys):
+def test_waves_simulate_stats_and_preview_into_a_bucket_and_not_a_missing_one(gcs_emulator,
+                                                                               tmp_path, capsys):
   local = str(tmp_path / 'sim')
   waves_cli.main(SIM + ['--out', local])
   waves_cli.main(SIM + ['--out', 'gs://bucket/sim'])
-  # The same files as a local run, byte for byte (meta.json: the same JSON).
   for name in ('movie.npy', 'labels.npy', 'preview.gif'):
     assert _get(f'gs://bucket/sim/{name}') == open(os.path.join(local, name), 'rb').read(), name
   assert json.loads(_get('gs://bucket/sim/meta.json')) == json.load(
@@ -259,39 +250,19 @@ def test_waves_simulate_stats_and_preview_into_a_bucket(gcs_emulator, tmp_path, 
                   '--seconds', '1'])
   assert _get('gs://bucket/previews/p.gif') == (tmp_path / 'p.gif').read_bytes()
   assert Image.open(io.BytesIO(_get('gs://bucket/previews/p.gif'))).format == 'GIF'
-
-
-def test_waves_output_to_a_missing_bucket_is_refused_before_simulating(gcs_emulator):
   with pytest.raises(InputError, match='the bucket gs://no-such-bucket does not exist'):
     waves_cli.main(SIM[:4] + ['1e9', '--out', 'gs://no-such-bucket/sim'])  # would run forever
 
 
 def _mea_file(path, age=5):
   """A planted MEA spike file (a front sweeping the columns), as tests/test_experiment.py."""
-  import h5py  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   rows, cols = np.meshgrid(np.arange(64), np.arange(64), indexing='ij')
   rows, cols = rows.ravel(), cols.ravel()
   times = [np.sort(c * 0.05 + 1.0 + rng.uniform(0, 0.1, 3)) for c in cols]
-  with h5py.File(path, 'w') as f:
-    f['epos'] = np.stack([rows, cols]).astype(np.float64) * 42.0
-    f['sCount'] = np.full(rows.size, 3, np.int32)
-    f['spikes'] = np.concatenate(times)
-    f['summary/duration'] = np.array([8.0])
-    f['meta/age'] = np.array([age])
-
-
-def test_mea_dataset_from_and_into_a_bucket(gcs_emulator, tmp_path):
-  (tmp_path / 'mea').mkdir()
-  _mea_file(tmp_path / 'mea' / 'p5.h5')
-  _put(str(tmp_path / 'mea'), 'gs://bucket/mea')
-  args = ['mea-dataset', '--segment-s', '4']
-  waves_cli.main(args + ['--folder', 'gs://bucket/mea', '--out', 'gs://bucket/mea_movie'])
-  waves_cli.main(args + ['--folder', str(tmp_path / 'mea'), '--out', str(tmp_path / 'out')])
-  for name in ('movie.npy', 'labels.npy'):
-    assert _get(f'gs://bucket/mea_movie/{name}') == (tmp_path / 'out' / name).read_bytes()
-  meta = json.loads(_get('gs://bucket/mea_movie/meta.json'))
-  assert [s['file'] for s in meta['sources']] == ['gs://bucket/mea/p5.h5']
+  _h5(path, {'epos': np.stack([rows, cols]).astype(np.float64) * 42.0,
+             'sCount': np.full(rows.size, 3, np.int32), 'spikes': np.concatenate(times),
+             'summary/duration': np.array([8.0]), 'meta/age': np.array([age])})
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,14 +286,23 @@ def _cheap(plan):
   return plan
 
 
-def test_experiment_recorded_movie_from_and_into_a_bucket(gcs_emulator, tmp_path):
+def test_mea_dataset_and_experiment_recorded_movie_from_and_into_a_bucket(gcs_emulator,
+                                                                          tmp_path):
   (tmp_path / 'mea').mkdir()
   _mea_file(tmp_path / 'mea' / 'p5.h5')
   _mea_file(tmp_path / 'mea' / 'p12.h5', age=12)
-  _put(str(tmp_path / 'mea'), 'gs://bucket/exp_mea')
-  plan = experiment.make_plan(_tiny(recordings='gs://bucket/exp_mea'), 'gs://bucket/exp_rec')
-  assert plan.recordings == ['gs://bucket/exp_mea/p5.h5']
-  assert list(plan.rejected) == ['gs://bucket/exp_mea/p12.h5']
+  _put(str(tmp_path / 'mea'), 'gs://bucket/mea')
+  args = ['mea-dataset', '--segment-s', '4', '--ages', '5:5']
+  waves_cli.main(args + ['--folder', 'gs://bucket/mea', '--out', 'gs://bucket/mea_movie'])
+  waves_cli.main(args + ['--folder', str(tmp_path / 'mea'), '--out', str(tmp_path / 'out')])
+  for name in ('movie.npy', 'labels.npy'):
+    assert _get(f'gs://bucket/mea_movie/{name}') == (tmp_path / 'out' / name).read_bytes()
+  meta = json.loads(_get('gs://bucket/mea_movie/meta.json'))
+  assert [s['file'] for s in meta['sources']] == ['gs://bucket/mea/p5.h5']
+
+  plan = experiment.make_plan(_tiny(recordings='gs://bucket/mea'), 'gs://bucket/exp_rec')
+  assert plan.recordings == ['gs://bucket/mea/p5.h5']
+  assert list(plan.rejected) == ['gs://bucket/mea/p12.h5']
   experiment.write_recorded(plan)
   local = experiment.make_plan(_tiny(recordings=str(tmp_path / 'mea')), str(tmp_path / 'w'))
   experiment.write_recorded(local)
@@ -352,7 +332,6 @@ def test_experiment_run_directory_and_report_in_a_bucket(gcs_emulator, tmp_path)
 
   results = experiment.collect(plan)
   assert results['random_init'][0][0] == experiment.measures(report)
-  # A run directory of another config is refused, as locally.
   other = _cheap(experiment.make_plan(_tiny(only='random_init', seeds=1,
                                             **{'pretrain.model.width': 8}), 'gs://bucket/exp'))
   with pytest.raises(InputError, match='holds runs of another config'):

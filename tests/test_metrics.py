@@ -22,40 +22,31 @@ def test_a_resumed_run_sets_the_torn_last_line_aside_and_appends_on_a_line_of_it
   assert err[0].endswith(f'moved it to {path}.torn')
   assert path.read_text() == _lines({'step': 2, 'loss': 3.0}, {'step': 4, 'loss': 2.5},
                                     {'step': 6, 'loss': 2.0})
-  assert (tmp_path / 'metrics.jsonl.torn').read_text() == '{"step": 6, "lo\n'
+  torn = (tmp_path / 'metrics.jsonl.torn').read_text()
+  assert torn == '{"step": 6, "lo\n'
   assert metrics.read_metrics(str(tmp_path)) == [
       {'step': 2, 'loss': 3.0}, {'step': 4, 'loss': 2.5}, {'step': 6, 'loss': 2.0}]
-  assert capsys.readouterr().err == ''  # nothing left to warn about
-
-
-def test_a_whole_file_is_left_as_it_is(tmp_path, capsys):
-  text = _lines({'step': 1, 'loss': 1.0})
-  (tmp_path / 'metrics.jsonl').write_text(text)
+  # The next resumption finds a whole file: it is left as it is, with nothing to warn about.
+  text = path.read_text()
   metrics.MetricWriter(str(tmp_path)).close()
-  assert (tmp_path / 'metrics.jsonl').read_text() == text
-  assert not (tmp_path / 'metrics.jsonl.torn').exists() and capsys.readouterr().err == ''
+  assert path.read_text() == text and (tmp_path / 'metrics.jsonl.torn').read_text() == torn
+  assert capsys.readouterr().err == ''
 
 
-def test_a_record_appended_to_a_torn_line_is_read_with_one_warning(tmp_path, capsys):
-  # The issue's file: a crash inside the record of step 4, then a resumed run (before torn
-  # lines were set aside) appended its step-70 record to the partial line.
+def test_lines_that_are_no_record_are_named_and_the_records_around_them_read(tmp_path, capsys):
+  # A crash inside the record of step 4, then a resumed run that appended its step-70 record
+  # to the partial line without setting it aside; then a line of garbage, an empty line and a
+  # last partial record.
   path = tmp_path / 'metrics.jsonl'
   path.write_text(_lines({'step': 2, 'loss': 3.0}) + '{"step": 4'
-                  + _lines({'step': 70, 'loss': 1.5}, {'step': 80, 'loss': 1.25}))
+                  + _lines({'step': 70, 'loss': 1.5}) + '\x00\x00\x00 garbage\n\n'
+                  + _lines({'step': 80, 'loss': 1.25}) + '{"step": 90, "lo')
   assert metrics.read_metrics(str(tmp_path)) == [
       {'step': 2, 'loss': 3.0}, {'step': 70, 'loss': 1.5}, {'step': 80, 'loss': 1.25}]
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1
-  assert err[0].startswith(f"warning: {path}: line 2 begins with a partial record ('{{\"step\": 4')")
+  assert len(err) == 3
+  assert err[0].startswith(
+      f"warning: {path}: line 2 begins with a partial record ('{{\"step\": 4')")
   assert err[0].endswith('(step 70)')
-
-
-def test_a_line_that_is_no_record_is_named_and_the_lines_after_it_are_read(tmp_path, capsys):
-  path = tmp_path / 'metrics.jsonl'
-  path.write_text(_lines({'step': 1, 'loss': 1.0}) + '\x00\x00\x00 garbage\n\n'
-                  + _lines({'step': 2, 'loss': 0.5}) + '{"step": 3, "lo')
-  assert metrics.read_metrics(str(tmp_path)) == [{'step': 1, 'loss': 1.0},
-                                                  {'step': 2, 'loss': 0.5}]
-  err = capsys.readouterr().err.strip().splitlines()
-  assert [e.split(' is not a metrics record')[0] for e in err] == [
-      f'warning: {path}: line 2', f'warning: {path}: line 5']
+  assert [e.split(' is not a metrics record')[0] for e in err[1:]] == [
+      f'warning: {path}: line 3', f'warning: {path}: line 6']

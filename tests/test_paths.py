@@ -1,7 +1,9 @@
-"""Local paths (rwjax.paths): append-only files after a crash while a line was written, and
-moving a directory. The same on gs:// is in tests/test_gcs.py."""
+"""rwjax.paths: append-only files after a crash while a line was written (local and gs://),
+and moving a directory (on gs://: tests/test_gcs.py)."""
 
 import os
+
+import pytest
 
 from rwjax import paths
 
@@ -28,15 +30,15 @@ def test_set_aside_torn_line_keeps_the_partial_line_in_a_side_file(tmp_path):
   assert open(path).read() == ''
 
 
-def test_open_append_starts_after_a_partial_last_line(tmp_path):
-  log = str(tmp_path / 'log.txt')
-  with paths.open_append(log) as f:
-    f.write('first run\nkilled in the mid')
-  with paths.open_append(log) as f:
-    f.write('second run\n')
-  with paths.open_append(log) as f:
-    f.write('third run\n')
-  assert open(log).read() == 'first run\nkilled in the mid\nsecond run\nthird run\n'
+@pytest.mark.parametrize('where', ['local', 'gs://bucket/logs'])
+def test_open_append_starts_after_a_partial_last_line(tmp_path, request, where):
+  if where != 'local':
+    request.getfixturevalue('gcs_emulator')
+  log = paths.join(tmp_path if where == 'local' else where, 'log.txt')
+  for text in ('first run\nkilled in the mid', 'second run\n', 'third run\n'):
+    with paths.open_append(log) as f:
+      f.write(text)
+  assert paths.read_text(log) == 'first run\nkilled in the mid\nsecond run\nthird run\n'
 
 
 def test_move_creates_the_parent_and_keeps_every_file(tmp_path):

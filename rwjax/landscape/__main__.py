@@ -3,8 +3,7 @@
   python -m rwjax.landscape --config=configs/landscape_linear_ae.py --workdir=out/landscape
 
 Writes <workdir>/results.json and <workdir>/loss_vs_index.png and prints a summary table.
-float64 is switched on globally here, in the binary's main only (library code and tests use
-the scoped `jax.enable_x64(True)` instead, so nothing leaks into float32 code).
+float64 is switched on globally here, in the binary's main only (see docs/landscape.md).
 """
 
 import json
@@ -15,8 +14,7 @@ import jax
 from ml_collections import config_flags
 
 from rwjax import paths
-from rwjax.errors import InputError
-from rwjax.errors import cli_main, parse_flags
+from rwjax.errors import InputError, cli_main, parse_flags
 from rwjax.landscape import benchmark
 from rwjax.landscape import plot
 

@@ -1,10 +1,9 @@
 """The linear-autoencoder critical-point benchmark of Frye et al. (2021), Sec. 4.
 
-Start points come from a gradient-descent trajectory; each method (Newton-MR, damped Newton,
-gradient-norm minimisation) runs from every start, vmapped over starts and jit-compiled, and
-each final point is diagnosed (loss, ||g||^2, r, r_H, index). Success means ||g||^2 below a
-threshold (1e-10 in the paper). The analytic Baldi-Hornik critical points give the reference
-loss and index values. Must run with float64 enabled.
+Each method runs from start points on a gradient-descent trajectory (vmapped, jit-compiled)
+and every final point is diagnosed against the analytic critical points. `run` needs float64
+(InputError otherwise); `validate_config` raises InputError for unusable values. The protocol:
+docs/landscape.md, 'The benchmark'.
 """
 
 import time
@@ -39,22 +38,17 @@ def method_names(config: ml_collections.ConfigDict) -> list[str]:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises InputError for values the benchmark cannot run with."""
-  positive_ints = {'k': config.k, 'p': config.p, 'n': config.n, 'num_starts': config.num_starts,
-                   'trajectory_steps': config.trajectory_steps}
-  for name in method_names(config):
-    positive_ints[f'{name}.num_steps'] = config[name].num_steps
+  positive_ints = {k: config[k] for k in ('k', 'p', 'n', 'num_starts', 'trajectory_steps')}
+  positive_ints.update({f'{m}.num_steps': config[m].num_steps for m in method_names(config)})
   for name, value in positive_ints.items():
     if not isinstance(value, int) or value < 1:
       raise InputError(f'config.{name}={value!r} must be a positive integer')
   if config.p >= config.k or config.n <= config.k:
     raise InputError(f'need p < k < n, got p={config.p}, k={config.k}, n={config.n}; '
                      'the paper uses p=4, k=16, n=10000')
-  positive = {'learning_rate': config.learning_rate, 'success_threshold': config.success_threshold,
-              'index_tol': config.index_tol, 'max_variance': config.max_variance,
-              'init_scale': config.init_scale}
-  for name, value in positive.items():
-    if not value > 0:
-      raise InputError(f'config.{name}={value!r} must be > 0')
+  for name in ('learning_rate', 'success_threshold', 'index_tol', 'max_variance', 'init_scale'):
+    if not config[name] > 0:
+      raise InputError(f'config.{name}={config[name]!r} must be > 0')
   if config.start_selection not in ('loss', 'time'):
     raise InputError(f"config.start_selection={config.start_selection!r}; use 'loss' or 'time'")
   if config.noise_std < 0:
@@ -68,9 +62,9 @@ def trajectory_starts(loss_fn: hvp_lib.LossFn, key: jax.Array, dim: int, num_sta
                       noise_std: float, selection: str = 'loss') -> jax.Array:
   """Start points f[num_starts, dim] from one gradient-descent trajectory.
 
-  selection='loss' picks points evenly in loss between the trajectory's first and last loss
-  (the point with the nearest loss each; as autocrit's uniform_f), 'time' evenly spaced steps.
-  Every odd-numbered start gets N(0, noise_std^2) noise.
+  selection='loss': evenly in loss between the trajectory's first and last loss (the nearest
+  point each, as autocrit's uniform_f); 'time': evenly spaced steps. Odd-numbered starts get
+  N(0, noise_std^2) noise.
   """
   k_init, k_noise = jax.random.split(key)
   theta0 = init_scale * jax.random.normal(k_init, (dim,), jnp.float64)
@@ -105,18 +99,17 @@ def analytic_reference(loss_fn: hvp_lib.LossFn, s: np.ndarray, p: int,
                        index_tol: float) -> dict[str, np.ndarray]:
   """Loss, index and ||g||^2 of every Baldi-Hornik critical class.
 
-  Hessians come from JAX in chunks; their eigenvalues from NumPy's LAPACK, several times
-  faster than XLA's eigh on CPU for thousands of small matrices.
+  Eigenvalues from NumPy's LAPACK: several times faster than XLA's eigh on CPU for thousands
+  of small matrices.
   """
   thetas, losses, _ = linear_ae.critical_points(s, p)
   hessians = jax.jit(jax.vmap(lambda t: hvp_lib.dense_hessian(loss_fn, t)))
   g2 = jax.jit(jax.vmap(lambda t: hvp_lib.grad_norm_sq(loss_fn, t)))(jnp.asarray(thetas))
-  index = []
-  for chunk in np.array_split(thetas, max(1, len(thetas) // 256)):
-    eigenvalues = np.linalg.eigvalsh(np.asarray(hessians(jnp.asarray(chunk))))
-    h_norm = np.abs(eigenvalues).max(axis=1, keepdims=True)
-    index.append((eigenvalues < -index_tol * h_norm).mean(axis=1))
-  return {'loss': losses, 'index': np.concatenate(index), 'grad_norm_sq': np.asarray(g2)}
+  index = jax.vmap(diagnostics.index_from_eigenvalues, (0, None))
+  eigenvalues = [np.linalg.eigvalsh(np.asarray(hessians(jnp.asarray(chunk))))
+                 for chunk in np.array_split(thetas, max(1, len(thetas) // 256))]
+  return {'loss': losses, 'index': np.asarray(index(np.concatenate(eigenvalues), index_tol)),
+          'grad_norm_sq': np.asarray(g2)}
 
 
 def toy_report() -> dict[str, dict[str, float]]:
@@ -128,10 +121,6 @@ def toy_report() -> dict[str, dict[str, float]]:
         'grad_norm_sq': float(d.grad_norm_sq), 'r': float(d.r), 'r_h': float(d.r_h),
         'gradient_flat': bool(d.gradient_flat)}
   return out
-
-
-def binomial_error(fraction: float, count: int) -> float:
-  return float(np.sqrt(fraction * (1 - fraction) / count))
 
 
 def run(config: ml_collections.ConfigDict) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -170,20 +159,17 @@ def run(config: ml_collections.ConfigDict) -> tuple[dict[str, Any], dict[str, An
     finals, infos = method_runner(name, loss_fn, config[name])(starts)
     d = diagnose(jax.block_until_ready(finals))
     seconds = time.perf_counter() - t
-    g2 = np.asarray(d.grad_norm_sq)
-    success = g2 < config.success_threshold
+    success = np.asarray(d.grad_norm_sq) < config.success_threshold
     fraction = float(success.mean())
-    steps_taken = np.asarray(infos.accepted).sum(axis=1)
     results['methods'][name] = {
         'success_fraction': fraction,
-        'success_stderr': binomial_error(fraction, len(success)),
+        'success_stderr': float(np.sqrt(fraction * (1 - fraction) / len(success))),  # binomial
         'num_starts': int(len(success)), 'seconds': seconds,
         'gradient_flat_fraction': float(np.asarray(d.gradient_flat).mean()),
-        'final_loss': np.asarray(d.loss).tolist(), 'final_grad_norm_sq': g2.tolist(),
-        'final_index': np.asarray(d.index).tolist(), 'final_r': np.asarray(d.r).tolist(),
-        'final_r_h': np.asarray(d.r_h).tolist(),
+        **{f'final_{k}': np.asarray(getattr(d, k)).tolist()
+           for k in ('loss', 'grad_norm_sq', 'index', 'r', 'r_h')},
         'gradient_flat': np.asarray(d.gradient_flat).tolist(),
-        'accepted_steps': steps_taken.tolist()}
+        'accepted_steps': np.asarray(infos.accepted).sum(axis=1).tolist()}
     plot_data['methods'][name] = {'loss': np.asarray(d.loss), 'index': np.asarray(d.index),
                                   'success': success}
   results['total_seconds'] = time.perf_counter() - t0

@@ -1,9 +1,7 @@
 """Damped Newton: Newton steps on H + gamma I over a grid of gammas, keeping the best.
 
-Each iteration solves (H + gamma I) p = -g with MINRES for every gamma (1e-1 ... 1e-6 by
-default) and moves to the theta + p with the smallest gradient norm, if that is smaller than
-the current one; otherwise theta stays and the run stops (as in autocrit's NewtonTR). Large
-gamma gives a short gradient-like step, small gamma a nearly undamped Newton step.
+A step moves to the candidate with the smallest gradient norm if it beats the current one;
+otherwise the run stops. See docs/landscape.md, 'The critical-point finders'.
 """
 
 from typing import NamedTuple, Sequence
@@ -63,6 +61,4 @@ def step(loss_fn: hvp_lib.LossFn, state: State, *, gammas: Sequence[float] = GAM
 def run(loss_fn: hvp_lib.LossFn, theta0: jax.Array, num_steps: int,
         **step_kwargs) -> tuple[jax.Array, StepInfo]:
   """num_steps (static) iterations from theta0: f[D]; returns (theta, stacked StepInfo)."""
-  state, infos = loop.scan_steps(lambda s: step(loss_fn, s, **step_kwargs), init(theta0),
-                                 num_steps)
-  return state.theta, infos
+  return loop.scan_steps(lambda s: step(loss_fn, s, **step_kwargs), init(theta0), num_steps)

@@ -1,12 +1,9 @@
 """Per-point diagnostics: loss, ||g||^2, Newton residuals r and r_H, gradient-flatness, index.
 
-With p the MINRES solution of H p = -g (Frye et al. 2021, Sec. 3):
-  r   = ||Hp + g|| / (||H|| ||p|| + ||g||)   relative residual: near 0 when g is in range(H),
-  r_H = ||H(Hp + g)|| / (||H|| ||Hp + g||)   relative residual of the least-squares problem.
-A point is approximately gradient-flat when r_H < 5e-4 and r > 0.9: the gradient lies (almost)
-in the kernel of the Hessian, so Newton methods stall there although g != 0.
-The index is the fraction of Hessian eigenvalues below -tol ||H||: exact from the dense
-Hessian for small D, estimated by stochastic Lanczos quadrature for large D.
+r and r_H are the residuals of the MINRES solution p of H p = -g (`newton_mr.StepInfo`); a
+point is gradient-flat when r_H < R_H_MAX and r > R_MIN. The index is the fraction of Hessian
+eigenvalues below -tol ||H||, dense or by stochastic Lanczos quadrature. Definitions and
+thresholds: docs/landscape.md, 'Diagnostics'.
 """
 
 from typing import NamedTuple
@@ -36,11 +33,6 @@ class Diagnostics(NamedTuple):
   minres_flag: jax.Array
 
 
-def is_gradient_flat(r: jax.Array, r_h: jax.Array, r_h_max: float = R_H_MAX,
-                     r_min: float = R_MIN) -> jax.Array:
-  return (r_h < r_h_max) & (r > r_min)
-
-
 def index_from_eigenvalues(eigenvalues: jax.Array, tol: float = 1e-4) -> jax.Array:
   """Fraction of eigenvalues below -tol * max|eigenvalue|."""
   h_norm = jnp.max(jnp.abs(eigenvalues))
@@ -52,9 +44,10 @@ def diagnose(loss_fn: hvp_lib.LossFn, theta: jax.Array, *, method: str = 'auto',
              maxiter: int = 200, acondlim: float = 1e7, maxxnorm: float = 1e4,
              key: jax.Array | None = None, num_probes: int = 8,
              lanczos_steps: int = 80) -> Diagnostics:
-  """Diagnostics at theta: f[D]. method: 'dense', 'lanczos' or 'auto' (dense if D <= dense_max_dim).
+  """Diagnostics at theta: f[D]; the index by method 'dense', 'lanczos' or 'auto'.
 
-  Static arguments: method, dense_max_dim, maxiter, num_probes, lanczos_steps.
+  'auto' is dense if D <= dense_max_dim. Static arguments: method, dense_max_dim, maxiter,
+  num_probes, lanczos_steps.
   """
   dim = theta.shape[0]
   if method == 'auto':
@@ -75,5 +68,5 @@ def diagnose(loss_fn: hvp_lib.LossFn, theta: jax.Array, *, method: str = 'auto',
   h_norm = jnp.maximum(h_norm, sol.a_norm)
   r, r_h, _ = newton_mr.newton_residuals(matvec, g, sol.x, h_norm)
   return Diagnostics(loss=loss_fn(theta), grad_norm_sq=jnp.vdot(g, g), r=r, r_h=r_h,
-                     gradient_flat=is_gradient_flat(r, r_h), index=index, h_norm=h_norm,
+                     gradient_flat=(r_h < R_H_MAX) & (r > R_MIN), index=index, h_norm=h_norm,
                      minres_flag=sol.flag)

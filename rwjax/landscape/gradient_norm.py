@@ -1,14 +1,9 @@
 """Gradient-norm minimisation: gradient descent on phi(theta) = 1/2 ||grad L(theta)||^2.
 
-grad phi = H g is one Hessian-vector product. The step size along d = -H g comes from a
-bisection line search for the weak Wolfe conditions (Lewis & Overton 2013):
-    phi(theta + a d) <= phi(theta) + c1 a grad phi^T d        (sufficient decrease)
-    grad phi(theta + a d)^T d >= c2 grad phi^T d               (curvature)
-starting from the previous accepted step: a failed decrease halves the step (backtracking), a
-failed curvature test doubles it until bracketed. If no step passes both within max_trials,
-the largest step seen that passes the decrease test is taken; if there is none, theta stays
-and the run stops. Minima of phi include every gradient-flat point (H g = 0), which is why
-this method often stops at non-critical points.
+grad phi = H g is one Hessian-vector product; the step along d = -H g comes from a bisection
+search for the weak Wolfe conditions (Lewis & Overton 2013, constants c1, c2). If no step
+passes within max_trials, the largest one that decreases phi is taken; if none does, the run
+stops. The search and why the method stalls at gradient-flat points: docs/landscape.md.
 """
 
 from typing import NamedTuple
@@ -89,6 +84,5 @@ def step(loss_fn: hvp_lib.LossFn, state: State, *, c1: float = 1e-4, c2: float =
 def run(loss_fn: hvp_lib.LossFn, theta0: jax.Array, num_steps: int, alpha0: float = 0.1,
         **step_kwargs) -> tuple[jax.Array, StepInfo]:
   """num_steps (static) iterations from theta0: f[D]; returns (theta, stacked StepInfo)."""
-  state, infos = loop.scan_steps(lambda s: step(loss_fn, s, **step_kwargs),
-                                 init(theta0, alpha0), num_steps)
-  return state.theta, infos
+  return loop.scan_steps(lambda s: step(loss_fn, s, **step_kwargs), init(theta0, alpha0),
+                         num_steps)

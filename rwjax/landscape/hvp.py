@@ -1,8 +1,7 @@
 """Gradients and Hessian-vector products of a scalar loss of a flat parameter vector.
 
-Every routine in `rwjax.landscape` works on `loss_fn(theta: f[D]) -> f[]`. A loss of a
-pytree (Flax params, a probe's weights) becomes one with `flatten_loss`. The landscape
-methods need float64: run them under `jax.enable_x64(True)` (see `rwjax/landscape/__init__.py`).
+Every routine in `rwjax.landscape` works on `loss_fn(theta: f[D]) -> f[]`; `flatten_loss`
+adapts a loss of a pytree (Flax params, a probe's weights).
 """
 
 from typing import Any, Callable

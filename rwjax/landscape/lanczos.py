@@ -1,12 +1,8 @@
 """Lanczos tridiagonalisation: Hessian norm and spectral-density (index) estimates from HVPs.
 
-For a network too large for a dense Hessian. `lanczos` runs m steps with full
-reorthogonalisation (m vectors of size D are stored); the Ritz values of the tridiagonal T
-bound the spectrum from inside, so `norm_estimate` is a lower bound on ||H|| that is sharp
-after a few tens of steps. `slq_index` is stochastic Lanczos quadrature (Ubaru, Chen &
-Saad 2017): the fraction of eigenvalues below a threshold is the average, over random unit
-probes v, of sum_j tau_j [theta_j < t], tau_j the squared first components of the
-eigenvectors of T.
+For a network too large for a dense Hessian. `lanczos` stores m vectors of size D (full
+reorthogonalisation); `norm_estimate` is a lower bound on ||H||; `slq_index` is stochastic
+Lanczos quadrature (Ubaru, Chen & Saad 2017). See docs/landscape.md, 'Lanczos'.
 """
 
 from typing import Callable

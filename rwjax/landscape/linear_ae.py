@@ -1,12 +1,9 @@
 """The deep linear autoencoder benchmark of Frye et al. (2021) and its analytic critical points.
 
-L(W1, W2) = mean over samples and inputs of (x - W2 W1 x)^2, W1: f[p, k], W2: f[k, p], for
-zero-mean data X: f[k, n]. With S = X X^T / n it equals tr((I - W) S (I - W)^T) / k for
-W = W2 W1, so the loss is evaluated through the k x k matrix S (exactly, not approximately).
-Baldi & Hornik (1989): the critical points are, up to W1 -> C W1, W2 -> W2 C^-1, the
-projections onto subsets J (|J| <= p) of the eigenvectors of S: W1 = U_J^T padded with zero
-rows, W2 = W1^T, with loss (tr S - sum_{j in J} lambda_j) / k; sum_{m<=p} C(k, m) classes
-(2517 for k=16, p=4). theta = concat(W1.ravel(), W2.ravel()): f[2 p k].
+L(W1, W2) = mean((X - W2 W1 X)^2), W1: f[p, k], W2: f[k, p], zero-mean data X: f[k, n],
+evaluated exactly through the k x k second moment S = X X^T / n.
+theta = concat(W1.ravel(), W2.ravel()): f[2 p k]. The critical points (Baldi & Hornik 1989)
+and the derivation: docs/landscape.md, 'Test problems'.
 """
 
 import itertools

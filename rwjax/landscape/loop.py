@@ -10,9 +10,10 @@ def scan_steps(step_fn: Callable[[Any], tuple[Any, Any]], state0: Any,
                num_steps: int) -> tuple[Any, Any]:
   """Applies step_fn: state -> (state, info) num_steps (static) times under lax.scan.
 
-  state has a bool field `done`, info a bool field `accepted`. Once a step sets done (its line
-  search failed or nothing improved), the state is frozen and later iterations repeat that
-  step's info with accepted=False. Returns (final state, infos stacked on a [num_steps] axis).
+  state has a f[D] field `theta` and a bool field `done`, info a bool field `accepted`. Once a
+  step sets done (its line search failed or nothing improved), the state is frozen and later
+  iterations repeat that step's info with accepted=False. Returns (final theta f[D], infos
+  stacked on a [num_steps] axis).
   """
   info_shapes = jax.eval_shape(step_fn, state0)[1]
   info0 = jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), info_shapes)
@@ -26,4 +27,4 @@ def scan_steps(step_fn: Callable[[Any], tuple[Any, Any]], state0: Any,
     return new, new[1]
 
   (state, _), infos = jax.lax.scan(body, (state0, info0), None, length=num_steps)
-  return state, infos
+  return state.theta, infos

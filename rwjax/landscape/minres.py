@@ -1,24 +1,10 @@
 """MINRES for symmetric, possibly singular and indefinite, systems (Paige & Saunders 1975).
 
-Solves (A + shift I) x = b, or the least-squares problem min ||b - (A + shift I) x|| when b
-is not in the range, using only products with A. The recurrences follow the Lanczos
-tridiagonalisation plus a running QR factorisation by reflections, in the notation of
-Choi, Paige & Saunders (2011), Sec. 2. Starting from x0 = 0, x_k is the least-squares
-solution in the k-th Krylov space; for a consistent singular system it is the minimum-norm
-solution, for an inconsistent one it may carry a component in the null space (MINRES-QLP
-would remove it; not implemented).
-
-Stopping, with ||A|| estimated from the Lanczos coefficients:
-  COMPATIBLE:   ||r_k|| <= rtol (||A|| ||x_k|| + ||b||)         (A x = b solved)
-  INCOMPATIBLE: ||A r_{k-1}|| <= rtol ||A|| ||r_{k-1}||          (least-squares solution)
-  or the Krylov space is exhausted (beta_{k+1} = 0), or maxiter.
-On an incompatible system x_k grows without bound once the Krylov space has met the null
-space (T_k turns numerically singular), so MINRES stops and keeps x_{k-1} when the condition
-estimate max|gamma|/min|gamma| of the QR factor passes acondlim or ||x_k|| passes maxxnorm
-(ILL_CONDITIONED), or when the least-squares test passes (it is evaluated for x_{k-1}). The
-maxxnorm guard matters at gradient-flat points, where H g is zero up to rounding: the first
-Lanczos step then "solves" along a direction of curvature ~1e-16 with a step of norm ~1e16.
-The returned residual norms are recomputed from x (two extra products), not estimates.
+Solves (A + shift I) x = b, or min ||b - (A + shift I) x|| when b is not in the range, from
+products with A only; the notation is Choi, Paige & Saunders (2011), Sec. 2. The stopping
+tests (flags below) and why ill-conditioned iterates are rejected (the maxxnorm guard at
+gradient-flat points): docs/landscape.md, 'MINRES'. The returned residual norms are recomputed
+from x (two extra products), not estimates.
 """
 
 from typing import Callable, NamedTuple
@@ -92,8 +78,8 @@ def minres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, *,
   init = _State(
       k=jnp.zeros((), jnp.int32), v_prev=zeros, v=b / jnp.maximum(beta1, tiny), beta=beta1,
       c=-one, s=zero, delta1=zero, eps1=zero, phi=beta1, d_prev=zeros, d_prev2=zeros,
-      x=zeros, a_norm=zero, gamma_min=jnp.array(jnp.inf, dtype), gamma_max=zero, flag=jnp.where(beta1 > 0, MAXITER, ZERO_RHS).astype(jnp.int32),
-      done=beta1 <= 0)
+      x=zeros, a_norm=zero, gamma_min=jnp.array(jnp.inf, dtype), gamma_max=zero,
+      flag=jnp.where(beta1 > 0, MAXITER, ZERO_RHS).astype(jnp.int32), done=beta1 <= 0)
 
   def cond(st: _State) -> jax.Array:
     return jnp.logical_and(~st.done, st.k < maxiter)
@@ -140,7 +126,8 @@ def minres(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, *,
     done = compatible | keep | exhausted
     return _State(k=st.k + 1, v_prev=st.v, v=v_next, beta=beta_next, c=c, s=s,
                   delta1=delta1_next, eps1=eps1_next, phi=phi, d_prev=d, d_prev2=st.d_prev,
-                  x=x, a_norm=a_norm, gamma_min=gamma_min, gamma_max=gamma_max, flag=flag.astype(jnp.int32), done=done)
+                  x=x, a_norm=a_norm, gamma_min=gamma_min, gamma_max=gamma_max,
+                  flag=flag.astype(jnp.int32), done=done)
 
   st = jax.lax.while_loop(cond, body, init)
   r = b - op(st.x)

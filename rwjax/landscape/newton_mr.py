@@ -1,13 +1,9 @@
 """Newton-MR (Roosta, Liu, Xu & Mahoney): Newton steps from MINRES, line search on ||g||^2.
 
-Each step solves H p = -g with MINRES (a least-squares solution when g is not in the range of
-H) and picks a step size a <= 1 by backtracking on the squared gradient norm with the Armijo
-condition
-    ||g(theta + a p)||^2 <= ||g(theta)||^2 + 2 rho a p^T H g(theta).
-The full step is tried first with the stricter rho_pure; if it fails, backtracking (a <- beta a)
-starts from the last accepted step divided by beta, capped at 1 (as in Frye et al.'s autocrit).
-A search that fails within max_backtracks leaves theta unchanged and stops the run.
-MINRES gives p^T H g <= 0, so the right-hand side never exceeds ||g||^2.
+The step size a <= 1 comes from backtracking on ||g||^2 with the Armijo condition
+    ||g(theta + a p)||^2 <= ||g(theta)||^2 + 2 rho a p^T H g(theta),
+the full step tried first with rho_pure; a search that fails within max_backtracks stops the
+run. The search in full: docs/landscape.md, 'The critical-point finders'.
 """
 
 from typing import NamedTuple
@@ -63,9 +59,9 @@ def step(loss_fn: hvp_lib.LossFn, state: State, *, rtol: float = 1e-10, maxiter:
          norm_steps: int = 20) -> tuple[State, StepInfo, jax.Array]:
   """One Newton-MR iteration; returns (new state, info, direction p: f[D]).
 
-  rtol, maxiter, acondlim, maxxnorm go to `minres`. ||H|| in r and r_H is the larger of
-  MINRES's estimate and norm_steps Lanczos steps from a fixed random vector (MINRES alone sees
-  only the Krylov space of g, which at a gradient-flat point is the flat direction).
+  rtol, maxiter, acondlim, maxxnorm go to `minres`. ||H|| in r and r_H also takes norm_steps
+  Lanczos steps: MINRES alone sees only the Krylov space of g, at a gradient-flat point the
+  flat direction.
   """
   theta = state.theta
   g, matvec = jax.linearize(jax.grad(loss_fn), theta)
@@ -119,6 +115,4 @@ def run(loss_fn: hvp_lib.LossFn, theta0: jax.Array, num_steps: int,
 
   Returns (final theta f[D], StepInfo stacked on a [num_steps] axis); see `loop.scan_steps`.
   """
-  step_fn = lambda state: step(loss_fn, state, **step_kwargs)[:2]
-  state, infos = loop.scan_steps(step_fn, init(theta0), num_steps)
-  return state.theta, infos
+  return loop.scan_steps(lambda s: step(loss_fn, s, **step_kwargs)[:2], init(theta0), num_steps)

@@ -1,12 +1,8 @@
 """Two-parameter test functions with known critical and gradient-flat points (Frye et al. 2021).
 
-`toy`: f(x, y) = x^4/4 - 3x^2 + 9x + 0.9y^4 + 5y^2 + 40 has one critical point, (-3, 0), a
-minimum, and strict gradient-flat points at (+-sqrt 2, 0): there the Hessian diag(3x^2 - 6,
-10.8y^2 + 10) = diag(0, 10) annihilates the gradient (9 -+ 4 sqrt 2, 0); ||grad||^2 is about
-11.2 at (sqrt 2, 0).
-`linear_flat`: f(x, y) = x + y^2 has no critical point; every point with y = 0 is
-gradient-flat (gradient (1, 0), Hessian diag(0, 2)).
-Both take theta: f[2].
+`toy`: one minimum, CRITICAL_POINT, and strict gradient-flat points GRADIENT_FLAT_POINTS
+(+-sqrt 2, 0). `linear_flat`: no critical point, gradient-flat wherever y = 0. Both take
+theta: f[2]. The derivations: docs/landscape.md, 'Test problems'.
 """
 
 import jax

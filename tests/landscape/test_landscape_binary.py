@@ -40,12 +40,9 @@ def test_binary_writes_results_and_plot(tmp_path):
   assert 'newton_mr' in proc.stdout and 'success' in proc.stdout
 
 
-def test_binary_bad_config_is_one_error_line_and_exit_2(tmp_path):
+def test_binary_bad_config_is_one_error_line_and_float32_stays_the_default_outside(tmp_path):
+  assert jnp.ones(1).dtype == jnp.float32
   proc = _run(tmp_path, '--config.methods=newton_mr,bfgs')
   assert proc.returncode == 2
   lines = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
   assert len(lines) == 1 and 'bfgs' in lines[0] and 'Traceback' not in proc.stderr
-
-
-def test_float32_stays_the_default_outside_the_landscape_binary():
-  assert jnp.ones(1).dtype == jnp.float32

@@ -41,17 +41,20 @@ def _singular_matrix(rng, n=12, eigenvalues=(3., -2., 1.5, 0.7, -0.3, 5., 2., -1
   return (q * ev) @ q.T, q[:, len(eigenvalues):]
 
 
-def test_minres_matches_pseudo_inverse_on_singular_consistent_system():
+@pytest.mark.parametrize('shift', [0.0, 0.25])
+def test_minres_matches_pseudo_inverse_on_a_consistent_system(shift):
+  """Singular (shift 0: the minimum-norm solution), or shifted indefinite and regular."""
   rng = np.random.default_rng(0)
   a, _ = _singular_matrix(rng)
-  b = a @ rng.normal(size=12)
-  res = jax.jit(lambda b: minres.minres(lambda v: jnp.asarray(a) @ v, b))(jnp.asarray(b))
+  b = a @ rng.normal(size=12) if shift == 0 else rng.normal(size=12)
+  res = jax.jit(lambda b: minres.minres(lambda v: jnp.asarray(a) @ v, b, shift=shift))(
+      jnp.asarray(b))
   assert int(res.flag) == minres.COMPATIBLE
-  np.testing.assert_allclose(res.x, np.linalg.pinv(a) @ b, atol=1e-8)
+  np.testing.assert_allclose(res.x, np.linalg.pinv(a + shift * np.eye(12)) @ b, atol=1e-8)
   assert float(res.residual_norm) < 1e-8 and float(res.ar_norm) < 1e-8
 
 
-def test_minres_flags_incompatible_system_and_returns_least_squares_solution():
+def test_minres_flags_incompatible_and_zero_rhs_and_gives_least_squares_solution():
   rng = np.random.default_rng(1)
   a, null = _singular_matrix(rng)
   b = a @ rng.normal(size=12) + null[:, 0]       # ||component outside range(A)|| = 1
@@ -61,14 +64,6 @@ def test_minres_flags_incompatible_system_and_returns_least_squares_solution():
   assert float(res.ar_norm) < 1e-8
   # A x is the projection of b onto range(A), as for the pseudo-inverse solution.
   np.testing.assert_allclose(a @ np.asarray(res.x), a @ np.linalg.pinv(a) @ b, atol=1e-8)
-
-
-def test_minres_shifted_indefinite_and_zero_rhs():
-  rng = np.random.default_rng(2)
-  a, _ = _singular_matrix(rng)
-  b = rng.normal(size=12)
-  res = minres.minres(lambda v: jnp.asarray(a) @ v, jnp.asarray(b), shift=0.25)
-  np.testing.assert_allclose(res.x, np.linalg.solve(a + 0.25 * np.eye(12), b), atol=1e-8)
   zero = minres.minres(lambda v: jnp.asarray(a) @ v, jnp.zeros(12))
   assert int(zero.flag) == minres.ZERO_RHS and float(jnp.abs(zero.x).max()) == 0.0
 
