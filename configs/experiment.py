@@ -29,12 +29,9 @@ import ml_collections
 
 from rwjax import defaults
 from rwjax.eval import evals
+from rwjax.experiment.arms import ARMS
 
 SCALES = ('tiny', 'cpu', 'cpu_wide', 'cpu_paper', 'paper', 'colab')
-ALL_ARMS = ('random_init', 'lansdell', 'godfrey', 'movie_pairs', 'temporal', 'spatial',
-            'spatiotemporal', 'lansdell_movie', 'temporal_global', 'spatial_per_frame',
-            'spatiotemporal_global', 'paper_movie', 'paper_temporal_global',
-            'paper_spatial_per_frame', 'noise', 'recorded', 'null')
 # The paper's pre-training: 100 epochs of its whole-wave batches, Adam lr 1e-4 (its scripts).
 PAPER_LR, PAPER_STEPS = 1e-4, 500
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
@@ -112,7 +109,7 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   c.scale = scale
   c.seeds = 2  # pre-training seeds per arm (the paper: 3, seeds 42, 43, 44)
   c.first_seed = 0
-  c.arms = ','.join(ALL_ARMS)  # the matrix (recorded: only with config.recordings)
+  c.arms = ','.join(ARMS)  # the matrix (recorded: only with config.recordings)
   c.only = ''  # 'a,b': run only these arms of the matrix (the report covers what exists)
   # Write the report from the runs DIR holds (e.g. results brought back from other machines,
   # launch/offline_gpu.sh); train and evaluate nothing, read no image.
@@ -158,12 +155,14 @@ def get_config(scale: str = 'tiny') -> ml_collections.ConfigDict:
   c.claims.translation = invariance('translate')
   c.claims.rotation = invariance('rotate')
   c.claims.color = invariance('color')
-  c.claims.classification = 'paper_probes/cifar10/pooled/adam_best,paper_probes/mnist/pooled/adam_best'
+  c.claims.classification = ('paper_probes/cifar10/pooled/adam_best,'
+                              'paper_probes/mnist/pooled/adam_best')
   c.claims.classification_logistic = ('paper_logistic/cifar10/pooled/logistic,'
                                       'paper_logistic/mnist/pooled/logistic')
   # Claim 3 under the paper's running statistics and under statistics re-estimated on natural
   # images ('adapt'): BatchNorm alone can move the geometry.
-  c.claims.capacity = 'paper_manifolds/translate/*/alpha/running,paper_manifolds/translate/*/alpha/adapt'
+  c.claims.capacity = ','.join(f'paper_manifolds/translate/*/alpha/{mode}'
+                               for mode in ('running', 'adapt'))
 
   if scale == 'tiny':
     c.eval_steps = (0.0, 0.5, 1.0)

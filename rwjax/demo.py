@@ -2,12 +2,10 @@
 
   python -m rwjax.demo --workdir=out/demo      (what `make demo` runs)
 
-1. simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 300 s
-   warm-up), prints their statistics and writes DIR/waves/preview.gif;
-2. pre-trains configs/pretrain_smoke.py (the on-device simulator inside the sharded
-   SimCLR step) into DIR/pretrain;
-3. evaluates that network against random-init networks of the same architecture on
-   scikit-learn's 8x8 digits (configs/evaluate.py:digits) into DIR/pretrain/eval.
+Simulates the Lansdell waves of 4 retinas (64x64 cells, 2 mm; 60 s after a 300 s warm-up) into
+DIR/waves (statistics printed, preview.gif), pre-trains configs/pretrain_smoke.py (the simulator
+inside the sharded SimCLR step) into DIR/pretrain, and evaluates that network against random
+init on scikit-learn's 8x8 digits (configs/evaluate.py:digits) into DIR/pretrain/eval.
 """
 
 import os

@@ -130,16 +130,12 @@ def gcs_emulator():
          # gcsfs's zonal/hierarchical-bucket probe calls the Storage Control API (gRPC),
          # which the emulator does not serve.
          'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
-  saved = {k: os.environ.get(k) for k in env}
-  os.environ.update(env)
   try:
-    yield url
+    with pytest.MonkeyPatch.context() as mp:
+      for k, v in env.items():
+        mp.setenv(k, v)
+      yield url
   finally:
-    for k, v in saved.items():
-      if v is None:
-        os.environ.pop(k, None)
-      else:
-        os.environ[k] = v
     p.stdin.close()
     try:
       p.wait(timeout=10)

@@ -3,7 +3,8 @@
 The end-to-end run is a subprocess of the command line (`python -m rwjax.experiment`) on 8
 virtual devices, once for the module (the suite's one tiny experiment); the tiny matrix is cut
 with --config.only to the arms that cover every part of the machinery (random init, a trained
-wave arm with the paper's protocol, a control of it, the null arm).
+wave arm with the paper's protocol, a control of it, the null arm); the noise movie is written
+on its own, smaller.
 """
 
 import hashlib
@@ -25,7 +26,7 @@ from rwjax.ssl import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs', 'experiment.py')
-ONLY = 'random_init,lansdell_movie,temporal_global,noise,null'
+ONLY = 'random_init,lansdell_movie,temporal_global,null'
 VERDICTS = {'held', 'not held', 'inconclusive'}
 
 
@@ -59,11 +60,12 @@ def _report(workdir, arm, seed, step):
     return json.load(f)
 
 
-def _digest(workdir):
+def _digest(workdir, under='runs'):
+  """{path: sha256} of the report.json files under workdir/runs (of every file elsewhere)."""
   out = {}
-  for base, _, files in os.walk(os.path.join(workdir, 'runs')):
+  for base, _, files in os.walk(os.path.join(workdir, under)):
     for name in files:
-      if name == 'report.json':
+      if name == 'report.json' or under != 'runs':
         path = os.path.join(base, name)
         out[path] = hashlib.sha256(open(path, 'rb').read()).hexdigest()
   return out
@@ -92,12 +94,11 @@ def test_report_files_claims_and_progress(tiny_run):
   assert '| probes | probe | running |' in md
   # One progress line per run: run i of N, elapsed, ETA.
   lines = [l for l in stderr.splitlines() if l.startswith('experiment: run ')]
-  assert len(lines) == 10 and lines[0].startswith('experiment: run 1/10 random_init seed 0')
+  assert len(lines) == 8 and lines[0].startswith('experiment: run 1/8 random_init seed 0')
   assert all('| elapsed ' in l and '| ETA ' in l for l in lines)
   assert sorted(os.listdir(os.path.join(workdir, 'runs'))) == sorted(ONLY.split(','))
-  # The movie arms trained on real waves (or the noise movie on their labels): every logged
-  # step had anchors with positives.
-  for arm in ('lansdell_movie', 'temporal_global', 'noise'):
+  # The movie arms trained on real waves: every logged step had anchors with positives.
+  for arm in ('lansdell_movie', 'temporal_global'):
     rows = [json.loads(l) for l in open(os.path.join(workdir, 'runs', arm, 'seed0', 'train',
                                                      'metrics.jsonl'))]
     rows = [r for r in rows if 'n_anchors' in r]
@@ -147,7 +148,7 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(tiny_run):
   lines = [l for l in stderr.splitlines() if l.startswith('experiment: run ')]
   redone = [l for l in lines if 'lansdell_movie seed 1' in l]
   assert len(redone) == 1 and 'done in' in redone[0]
-  assert sum('finished before, skipped' in l for l in lines) == 9
+  assert sum('finished before, skipped' in l for l in lines) == 7
   assert 'resuming from step 3' in open(os.path.join(run_dir, 'log.txt')).read()
   # Training resumed from the step-3 checkpoint gives the same network: the same numbers
   # (report.json also holds timings); every other report is untouched.
@@ -177,17 +178,13 @@ def test_workdir_of_another_config_is_refused_and_kept(tiny_run):
     ('claims.waves_arm', 'temporal', r'config.claims.waves_arm'),
     ('arms', 'random_init,bogus', r"unknown arm\(s\) \['bogus'\]"),
     ('eval_steps', (0.0, 1.5), 'fractions in'),
+    ('report_only', True, 'holds no run of this matrix'),
+    ('recordings', '{tmp}/missing', 'not a directory'),
 ])
-def test_bad_arms_and_steps_are_refused_before_anything_is_written(tmp_path, key, value,
-                                                                   message):
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, key, value, message):
+  value = value.format(tmp=tmp_path) if isinstance(value, str) else value
   with pytest.raises(InputError, match=message):
     experiment.run(tiny(**{key: value}), str(tmp_path / 'w'))
-  assert not os.path.exists(tmp_path / 'w')
-
-
-def test_report_only_needs_runs_and_writes_nothing_without_them(tmp_path):
-  with pytest.raises(InputError, match='holds no run of this matrix'):
-    experiment.run(tiny(report_only=True), str(tmp_path / 'w'))
   assert not os.path.exists(tmp_path / 'w')
 
 
@@ -202,29 +199,18 @@ def test_unknown_scale_is_one_error_line(tmp_path):
   assert 'Traceback' not in p.stderr and not os.path.exists(tmp_path / 'w')
 
 
-def test_recordings_folder_without_a_usable_file(tmp_path):
+def test_recorded_arm_converts_stage_two_recordings(tmp_path):
+  """Without a usable file (a broken one, a P12 one) the recordings are refused before
+  anything is written; a stage II file (planted wave) goes through the convert code path."""
+  import h5py  # pylint: disable=g-import-not-at-top
   folder = tmp_path / 'mea'
   folder.mkdir()
   (folder / 'broken.h5').write_bytes(b'not an hdf5 file')
   (folder / 'notes.txt').write_text('no recordings here')
-  with pytest.raises(InputError, match=r'no usable stage II recording.*broken\.h5: .*not a '
-                     r'readable HDF5 file'):
-    experiment.run(tiny(recordings=str(folder)), str(tmp_path / 'w'))
-  with pytest.raises(InputError, match='not a directory'):
-    experiment.run(tiny(recordings=str(tmp_path / 'missing')), str(tmp_path / 'w'))
-  assert not os.path.exists(tmp_path / 'w')
-
-
-def test_recorded_arm_converts_stage_two_recordings(tmp_path):
-  """A stage II file (planted wave) through the convert code path; a P12 file left out."""
-  import h5py  # pylint: disable=g-import-not-at-top
-  folder = tmp_path / 'mea'
-  folder.mkdir()
   rng = np.random.default_rng(0)
-  for name, age in (('p5.h5', 5), ('p12.h5', 12)):
-    rows, cols = np.meshgrid(np.arange(64), np.arange(64), indexing='ij')
-    rows, cols = rows.ravel(), cols.ravel()
-    # A front sweeping the columns at 2 columns per 0.1 s, 3 spikes per electrode.
+  rows, cols = [x.ravel() for x in np.meshgrid(np.arange(64), np.arange(64), indexing='ij')]
+
+  def planted(name, age):  # a front sweeping the columns at 2 columns per 0.1 s
     times = [np.sort(c * 0.05 + 1.0 + rng.uniform(0, 0.1, 3)) for c in cols]
     with h5py.File(folder / name, 'w') as f:
       f['epos'] = np.stack([rows, cols]).astype(np.float64) * 42.0
@@ -232,15 +218,48 @@ def test_recorded_arm_converts_stage_two_recordings(tmp_path):
       f['spikes'] = np.concatenate(times)
       f['summary/duration'] = np.array([8.0])
       f['meta/age'] = np.array([age])
+
+  planted('p12.h5', 12)
+  with pytest.raises(InputError, match=r'no usable stage II recording.*broken\.h5: .*not '
+                     r'a readable HDF5 file.*p12\.h5: age 12 is not stage II'):
+    experiment.run(tiny(recordings=str(folder)), str(tmp_path / 'w'))
+  assert not os.path.exists(tmp_path / 'w')
+  planted('p5.h5', 5)
   plan = experiment.make_plan(tiny(recordings=str(folder)), str(tmp_path / 'w'))
   assert [os.path.basename(p) for p in plan.recordings] == ['p5.h5']
-  assert 'p12.h5' in ' '.join(plan.rejected) and 'not stage II' in ' '.join(
-      plan.rejected.values())
+  assert sorted(map(os.path.basename, plan.rejected)) == ['broken.h5', 'p12.h5']
   experiment.write_recorded(plan)
   movie = np.load(os.path.join(plan.paths['{recorded}'], 'movie.npy'))
   labels = np.load(os.path.join(plan.paths['{recorded}'], 'labels.npy'))
   assert movie.shape == (1, 80, 64, 64) and labels.shape == (1, 80)
   assert (labels >= 0).any()  # the planted wave was found
+
+
+def test_movies_are_written_once_after_the_movie_they_are_like(tmp_path):
+  """The noise movie (the tiny matrix's, of a smaller Lansdell movie) after the movie it is
+  like, with its labels; settings.json holds each movie's settings and command, a second call
+  writes nothing, and a workdir whose movie was made from other settings is refused."""
+  c = tiny(only='noise', seeds=1)
+  c.movies.lansdell.update({'size': 32, 'seconds': 5.0, 'batch': 1, 'warmup': 0.0})
+  plan = experiment.make_plan(c, str(tmp_path / 'w'))
+  experiment.write_movies(plan)
+  path = lambda name, file: os.path.join(plan.paths['{movies}'], name, file)
+  settings = {m: json.load(open(path(m, 'settings.json'))) for m in ('lansdell', 'noise')}
+  assert settings['lansdell']['command'] == (
+      'python -m rwjax.waves simulate --model=lansdell --size=32 --seconds=5.0 --batch=1 '
+      f"--warmup=0.0 --seed=0 --min-size=50 --out={path('lansdell', '')[:-1]}")
+  assert settings['noise'] == {'like': 'lansdell', 'seed': 0, 'refine': 2, 'command': (
+      f"python -m rwjax.waves noise --like={path('lansdell', '')[:-1]} --seed=0 --refine=2 "
+      f"--out={path('noise', '')[:-1]}")}
+  labels = np.load(path('lansdell', 'labels.npy'))
+  assert labels.max() >= 0  # a wave to train on
+  np.testing.assert_array_equal(np.load(path('noise', 'labels.npy')), labels)
+  before = _digest(plan.workdir, 'data')
+  experiment.write_movies(plan)
+  assert _digest(plan.workdir, 'data') == before
+  c.movies.noise.seed = 1
+  with pytest.raises(InputError, match=r'data/movies/noise \(seed: 0 -> 1\)'):
+    experiment.check_existing(experiment.make_plan(c, plan.workdir))
 
 
 def test_step_zero_of_a_trained_arm_is_the_random_init_network(tmp_path):

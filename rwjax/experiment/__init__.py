@@ -2,19 +2,13 @@
 
   python -m rwjax.experiment --config=configs/experiment.py:SCALE --workdir=DIR [--config.x.y=v]
 
-Each run (arm, seed) trains in DIR/runs/ARM/seedS/train/ (`rwjax.ssl.trainer.train`) and evaluates
-each evaluation step's checkpoint once with config.evaluate (`rwjax.evaluate.evaluate`: every
-eval of the scale's presets, one pass per image set) into eval/stepN/report.json; log.txt
-holds their output. Evaluation at several points of training: the run trains to each step of
-config.eval_steps in turn (the trainer's resume: with the paper's constant learning rate the
-stages give the same network as one straight run), and the evaluator reads the checkpoint of
-that step. Step 0 of every arm is the random-init network of its seed (the trainer initialises
-the network from config.seed alone, and no arm changes the model), so it is read from the
-random_init arm. Re-running skips what exists and resumes the rest; a run directory holding
-another config is refused (the keys that differ are named) before anything is written.
-
-Arms: rwjax/experiment/arms.py. Statistics and claim rules: rwjax/eval/claims.py. Report:
-rwjax/experiment/report.py.
+Run (arm, seed) trains in DIR/runs/ARM/seedS/train/ to each step of config.eval_steps in turn
+(the trainer resumes: with the paper's constant learning rate the stages give the straight
+run's network) and evaluates each step's checkpoint once with config.evaluate into
+eval/stepN/report.json (output in log.txt). Step 0 of every arm is read from random_init (the
+network depends on config.seed alone). Re-running skips what exists; a run directory holding
+another config is refused, the differing keys named. Arms: arms.py; claim rules:
+rwjax/eval/claims.py; report: report.py; the matrix and scales: docs/experiment.md.
 """
 
 import contextlib
@@ -32,30 +26,11 @@ import numpy as np
 from rwjax import paths as paths_lib
 from rwjax import schema as S
 from rwjax.errors import InputError
+from rwjax.metrics import duration
 from rwjax.experiment.arms import ARMS, Arm
 
 __all__ = ['ARMS', 'Arm', 'Plan', 'Run', 'make_plan', 'check_existing', 'execute', 'collect',
            'run', 'write_movies', 'write_recorded', 'compilation_cache_dir']
-
-
-def set_key(config: ml_collections.ConfigDict, dotted: str, value) -> None:
-  *parents, last = dotted.split('.')
-  node = config
-  for part in parents:
-    node = node[part]
-  node[last] = value
-
-
-def _leaves(d: dict, prefix: str = '') -> dict:
-  """{'a.b': leaf} of a nested dict (tuples and lists are leaves)."""
-  out = {}
-  for k, v in d.items():
-    key = f'{prefix}{k}'
-    if isinstance(v, (dict, ml_collections.ConfigDict)) and v:
-      out.update(_leaves(dict(v), key + '.'))
-    else:
-      out[key] = list(v) if isinstance(v, tuple) else v
-  return out
 
 
 def to_json(x) -> Any:
@@ -120,18 +95,17 @@ def resolved_evaluate(config: ml_collections.ConfigDict) -> ml_collections.Confi
                     if isinstance(v, str) else tuple(map(fill, v)) if isinstance(v, tuple)
                     else v)
   e = copy.deepcopy(config.evaluate)
-  for key, value in _leaves(to_json(e)).items():
-    if isinstance(value, list):
-      value = tuple(value)
+  for key, value in S.leaves(to_json(e)).items():
+    value = tuple(value) if isinstance(value, list) else value
     if fill(value) != value:
-      set_key(e, key, fill(value))
+      S.put(e, key, fill(value))
   try:
     evaluate.validate_evals(e)
   except InputError as err:
     raise InputError(str(err).replace('config.', 'config.evaluate.', 1)) from None
   if config.report_only:  # a report reads no image
     return e
-  for name, leaf in _leaves(to_json(e.evals)).items():
+  for name, leaf in S.leaves(to_json(e.evals)).items():
     for spec in leaf if isinstance(leaf, list) else [leaf]:
       if isinstance(spec, str) and spec.startswith('folder:') and not paths_lib.isdir(
           spec[len('folder:'):]):
@@ -161,11 +135,10 @@ def _check_recordings(config: ml_collections.ConfigDict) -> tuple[list, dict]:
     if rec.age_days is None or rec.age_days > config.recorded.max_age_days:
       rejected[path] = (f'age {rec.age_days} is not stage II (<= '
                         f'{config.recorded.max_age_days} days)')
-      continue
-    if rec.times.size == 0:
+    elif rec.times.size == 0:
       rejected[path] = 'no spikes'
-      continue
-    usable.append(path)
+    else:
+      usable.append(path)
   if not usable:
     why = '; '.join(f'{os.path.basename(k)}: {v}' for k, v in rejected.items())
     raise InputError(f'config.recordings={folder!r} holds no usable stage II recording '
@@ -183,7 +156,7 @@ def arm_config(arm: Arm, config: ml_collections.ConfigDict, paths: dict,
     if isinstance(value, str):
       for k, v in paths.items():
         value = value.replace(k, v)
-    set_key(cfg, key, value)
+    S.put(cfg, key, value)
   cfg.seed = seed
   return cfg
 
@@ -212,10 +185,8 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
   unknown = [a for a in matrix if a not in ARMS]
   if unknown or not matrix:
     raise InputError(f'config.arms: unknown arm(s) {unknown}; the arms are {list(ARMS)}')
-  if config.recordings and 'recorded' not in matrix:
-    matrix.append('recorded')
-  if not config.recordings and 'recorded' in matrix:
-    matrix.remove('recorded')
+  if bool(config.recordings) != ('recorded' in matrix):  # recorded: only with recordings
+    matrix = matrix + ['recorded'] if config.recordings else [a for a in matrix if a != 'recorded']
   only = S.names(config.only)
   bad = [a for a in only if a not in matrix]
   if bad:
@@ -270,7 +241,7 @@ def make_plan(config: ml_collections.ConfigDict, workdir: str,
 
 def _differences(old: dict, new: dict) -> list[str]:
   """'key: old -> new' for the leaves both records have and that differ."""
-  a, b = _leaves(old), _leaves(new)
+  a, b = S.leaves(old), S.leaves(new)
   return [f'{k}: {a[k]!r} -> {b[k]!r}' for k in sorted(set(a) & set(b)) if a[k] != b[k]]
 
 
@@ -292,7 +263,7 @@ def check_existing(plan: Plan) -> None:
   for name in {m for r in plan.runs for m in ARMS[r.arm].movies}:
     path = os.path.join(plan.paths['{movies}'], name, 'settings.json')
     if paths_lib.exists(path):
-      diff = _differences(paths_lib.read_json(path), movie_settings(plan.config, name))
+      diff = _differences(paths_lib.read_json(path), to_json(plan.config.movies[name]))
       if diff:
         problems.append(f"data/movies/{name} ({'; '.join(diff)})")
   if problems:
@@ -303,12 +274,6 @@ def check_existing(plan: Plan) -> None:
 
 # ---------------------------------------------------------------------------------------
 # Data: the saved movies and the recorded movie.
-
-def movie_settings(config: ml_collections.ConfigDict, name: str) -> dict:
-  """What movie `name` is made from (its settings.json): a simulation (model, size, seconds,
-  batch, warmup, seed, min_size, params) or noise like another movie (like, seed, refine)."""
-  return to_json(config.movies[name])
-
 
 def _movie_order(config: ml_collections.ConfigDict, names) -> list[str]:
   """The movies to write for `names`, each after the movie its noise is like."""
@@ -330,30 +295,29 @@ def _quiet(log_path: str):
 
 
 def write_movies(plan: Plan) -> None:
-  """DIR/data/movies/NAME/{movie,labels}.npy of every movie an unfinished run trains on
-  (rwjax.waves.simulate.write_movie; noise: rwjax.waves.noise.write_movie of its `like`)."""
+  """DIR/data/movies/NAME/{movie,labels}.npy of every movie an unfinished run trains on, from
+  config.movies[NAME] (also its settings.json, with the command): a simulation
+  (rwjax.waves.simulate.write_movie) or noise like another movie (rwjax.waves.noise)."""
   from rwjax.waves import noise, simulate  # pylint: disable=g-import-not-at-top
   names = sorted({m for r in plan.runs if not r.finished for m in ARMS[r.arm].movies})
   for name in _movie_order(plan.config, names):
     out = os.path.join(plan.paths['{movies}'], name)
     if paths_lib.exists(os.path.join(out, 'settings.json')):
       continue
-    s = movie_settings(plan.config, name)
+    s = to_json(plan.config.movies[name])
     paths_lib.makedirs(out)
-    if 'like' in s:
-      like = os.path.join(plan.paths['{movies}'], s['like'])
-      command = f"python -m rwjax.waves noise --like={like} --seed={s['seed']} --refine={s['refine']}"
-      with _quiet(os.path.join(out, 'log.txt')):
+    with _quiet(os.path.join(out, 'log.txt')):
+      if 'like' in s:
+        like = os.path.join(plan.paths['{movies}'], s['like'])
+        command = (f"python -m rwjax.waves noise --like={like} --seed={s['seed']} "
+                   f"--refine={s['refine']}")
         noise.write_movie(like, out, seed=s['seed'], refine=s['refine'])
-    else:
-      command = ('python -m rwjax.waves simulate ' + ' '.join(
-          f'--{k.replace("_", "-")}={s[k]}' for k in ('model', 'size', 'seconds', 'batch',
-                                                      'warmup', 'seed', 'min_size'))
-                 + ''.join(f' --param {k}={v}' for k, v in sorted(s['params'].items())))
-      with _quiet(os.path.join(out, 'log.txt')):
-        simulate.write_movie(out, gif_seconds=0.0, progress=None, **{
-            k: s[k] for k in ('model', 'size', 'seconds', 'batch', 'warmup', 'seed',
-                              'min_size', 'params')})
+      else:
+        command = 'python -m rwjax.waves simulate ' + ' '.join(
+            [f'--{k.replace("_", "-")}={s[k]}' for k in ('model', 'size', 'seconds', 'batch',
+                                                         'warmup', 'seed', 'min_size')]
+            + [f'--param {k}={v}' for k, v in sorted(s['params'].items())])
+        simulate.write_movie(out, gif_seconds=0.0, progress=None, **s)
     paths_lib.write_atomic(os.path.join(out, 'settings.json'), json.dumps(
         {**s, 'command': f'{command} --out={out}'}, indent=1))
 
@@ -376,7 +340,8 @@ def write_recorded(plan: Plan) -> None:
     if not paths_lib.exists(os.path.join(d, movie_io.META_FILE)):
       with _quiet(os.path.join(out, 'log.txt')):
         recorded.write_movie(d, path)
-    m = movie_io.load_movie(d)[..., :per, :, :].reshape(-1, *movie_io.load_movie(d).shape[-2:])
+    m = movie_io.load_movie(d)[..., :per, :, :]
+    m = m.reshape(-1, *m.shape[-2:])
     l = paths_lib.load_npy(os.path.join(d, movie_io.LABELS_FILE))
     l = l.reshape(-1)[:len(m)].astype(np.int32)
     l = np.where(l >= 0, l + offset, -1)
@@ -394,11 +359,8 @@ def write_recorded(plan: Plan) -> None:
 # ---------------------------------------------------------------------------------------
 # Running.
 
-def duration(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
+def _say(message: str) -> None:
+  print(f'experiment: {message}', file=sys.stderr, flush=True)
 
 
 class Interrupted(Exception):
@@ -419,28 +381,30 @@ def execute(plan: Plan, run: Run) -> dict:
   paths_lib.makedirs(run.dir)
   _write_json(os.path.join(run.dir, 'run.json'), run.record)
   timing = {'train_s': 0.0, 'eval_s': 0.0}
+
+  def timed(key, fn):
+    t0 = time.perf_counter()
+    with _quiet(os.path.join(run.dir, 'log.txt')):
+      out = fn()
+    timing[key] += time.perf_counter() - t0
+    return out
+
   for step in run.steps:
     if paths_lib.exists(run.report(step)):
       continue
     cfg = copy.deepcopy(run.pretrain)
     cfg.train.steps = step
-    t0 = time.perf_counter()
-    with _quiet(os.path.join(run.dir, 'log.txt')):
-      trainer.train(cfg, run.train_dir, hooks=monitor.hooks(cfg))
-    timing['train_s'] += time.perf_counter() - t0
+    timed('train_s', lambda: trainer.train(cfg, run.train_dir, hooks=monitor.hooks(cfg)))
     if checkpoint.latest_step(run.train_dir) != step:
       raise Interrupted(f'{run.arm} seed {run.seed} stopped before step {step}')
     e = copy.deepcopy(plan.evaluate)
     e.workdir, e.out = run.train_dir, os.path.dirname(run.report(step))
-    t0 = time.perf_counter()
-    with _quiet(os.path.join(run.dir, 'log.txt')):
-      report = evaluate.evaluate(e)
-    timing['eval_s'] += time.perf_counter() - t0
+    report = timed('eval_s', lambda: evaluate.evaluate(e))
     if report['step'] != step:  # the evaluator reads the latest checkpoint
       raise RuntimeError(f"{run.train_dir}: evaluated step {report['step']}, not {step}")
     _write_json(run.report(step), report)
   path = os.path.join(run.dir, 'timing.json')
-  old = paths_lib.read_json(path) if paths_lib.exists(path) else {'train_s': 0.0, 'eval_s': 0.0}
+  old = paths_lib.read_json(path) if paths_lib.exists(path) else {}
   _write_json(path, {k: old.get(k, 0.0) + v for k, v in timing.items()})
   return timing
 
@@ -466,8 +430,8 @@ def run_matrix(plan: Plan) -> None:
       spent[ARMS[run.arm].trained].append(time.perf_counter() - t0)
       what = f'done in {duration(time.perf_counter() - t0)}'
     left = eta(i + 1)
-    print(f'experiment: {label}: {what} | elapsed {duration(time.perf_counter() - start)} '
-          f"| ETA {duration(left) if left is not None else '?'}", file=sys.stderr, flush=True)
+    _say(f'{label}: {what} | elapsed {duration(time.perf_counter() - start)} '
+         f"| ETA {duration(left) if left is not None else '?'}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -492,12 +456,11 @@ def collect(plan: Plan) -> dict:
         step = int(os.path.basename(os.path.dirname(path))[4:])
         results.setdefault(arm, {}).setdefault(seed, {})[step] = measures(
             paths_lib.read_json(path))
-  ri = results.get('random_init', {})
+  ri = results.get('random_init', {}) if 0 in plan.steps else {}
   for arm, by_seed in results.items():
-    if ARMS[arm].trained:
-      for seed, by_step in by_seed.items():
-        if 0 in plan.steps and 0 in ri.get(seed, {}):
-          by_step[0] = ri[seed][0]
+    for seed, by_step in by_seed.items():
+      if ARMS[arm].trained and 0 in ri.get(seed, {}):
+        by_step[0] = ri[seed][0]
   return results
 
 
@@ -513,12 +476,9 @@ def machine() -> dict:
 def compilation_cache_dir(config: ml_collections.ConfigDict, workdir: str,
                           environ: Mapping[str, str]) -> Optional[str]:
   """DIR/jax_cache when config.compilation_cache and DIR is local, else None (a cache the
-  environment names, JAX_COMPILATION_CACHE_DIR, is jax's own and kept).
-
-  Runs of one shape (every seed; an arm and its controls) compile the same programs: the
-  persistent cache compiles each once for the matrix and again never on a re-run (kept
-  locally only: a bucket would add a round trip per program).
-  """
+  environment names, JAX_COMPILATION_CACHE_DIR, is jax's own and kept). Runs of one shape
+  compile the same programs: once for the matrix, never on a re-run (local only: a bucket
+  would add a round trip per program)."""
   if (not config.compilation_cache or not workdir or paths_lib.is_remote(workdir)
       or environ.get('JAX_COMPILATION_CACHE_DIR')):
     return None
@@ -540,10 +500,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise InputError(f'config.report_only: {plan.workdir!r} holds no run of this matrix; '
                      'run the experiment there first (or unpack its results there)')
   paths_lib.check_writable(plan.workdir)  # creates it; a bucket's errors: one message
-  print(f'experiment: {len(plan.runs)} runs ({len(plan.arms)} arms x {config.seeds} seeds'
-        f'{", only " + config.only if config.only else ""}); evals '
-        f'{list(plan.evaluate.evals)}; steps {list(plan.steps)}', file=sys.stderr,
-        flush=True)
+  _say(f'{len(plan.runs)} runs ({len(plan.arms)} arms x {config.seeds} seeds'
+       f'{", only " + config.only if config.only else ""}); evals '
+       f'{list(plan.evaluate.evals)}; steps {list(plan.steps)}')
   interrupted = None
   if not config.report_only:  # report_only: the report from the runs that exist, nothing run
     write_movies(plan)
@@ -554,10 +513,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     except Interrupted as e:
       interrupted = str(e)
   summary = report.write(plan, collect(plan), machine(), time.perf_counter() - t0)
-  print(f"experiment: wrote {os.path.join(plan.workdir, 'report.md')} and report.html "
-        f"{'from the runs there (config.report_only) ' if config.report_only else ''}"
-        f'({duration(time.perf_counter() - t0)})', file=sys.stderr, flush=True)
+  _say(f"wrote {os.path.join(plan.workdir, 'report.md')} and report.html "
+       f"{'from the runs there (config.report_only) ' if config.report_only else ''}"
+       f'({duration(time.perf_counter() - t0)})')
   if interrupted:
-    print(f'experiment: interrupted ({interrupted}); re-run the command to resume',
-          file=sys.stderr, flush=True)
+    _say(f'interrupted ({interrupted}); re-run the command to resume')
   return summary

@@ -14,14 +14,10 @@ PAPER_PROTOCOL = {'data.batching': 'waves', 'loss.denominator': 'negatives'}
 UNTRAINED = {'train.steps': 0, 'data.warmup_s': 0.0, 'data.calibration_s': 0.1}
 
 
-def movie(name: str) -> dict:
-  """The overrides of a file-source arm trained on the experiment's movie `name`."""
-  return {'data.source': 'file', 'data.movie': '{movies}/' + name + '/movie.npy',
-          'data.labels': '{movies}/' + name + '/labels.npy'}
-
-
-RECORDED = {'data.source': 'file', 'data.movie': '{recorded}/movie.npy',
-            'data.labels': '{recorded}/labels.npy'}
+def movie(folder: str) -> dict:
+  """The overrides of a file-source arm trained on the movie in `folder`."""
+  return {'data.source': 'file', 'data.movie': folder + '/movie.npy',
+          'data.labels': folder + '/labels.npy'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +38,15 @@ class Arm:
                  if isinstance(v, str) and v.startswith('{movies}/'))[:1]
 
 
-LANSDELL, PAPER_MOVIE = movie('lansdell'), movie('paper')
+def control(reference: str, overrides: dict, shuffle: str, describe: str) -> Arm:
+  """A control of wave arm `reference` (trained with `overrides`): its movie shuffled."""
+  return Arm('control', {**overrides, 'data.shuffle': shuffle}, reference, describe)
+
+
+LANSDELL = movie('{movies}/lansdell')
+PAPER_LANSDELL, PAPER_MOVIE, NOISE, RECORDED = (
+    {**movie(m), **PAPER_PROTOCOL} for m in ('{movies}/lansdell', '{movies}/paper',
+                                             '{movies}/noise', '{recorded}'))
 ARMS = {
     'random_init': Arm('baseline', dict(UNTRAINED), describe='untrained network of the seed'),
     'lansdell': Arm('waves', {'data.source': 'sim', 'data.simulator': 'lansdell'},
@@ -51,40 +55,28 @@ ARMS = {
                    describe='Godfrey model streamed from the on-device simulator'),
     'movie_pairs': Arm('waves', dict(LANSDELL), describe="the saved Lansdell movie, rwjax's "
                        'protocol (random pairs, NT-Xent denominator)'),
-    'temporal': Arm('control', {**LANSDELL, 'data.shuffle': 'temporal'}, 'movie_pairs',
-                    describe='order shuffled within each wave'),
-    'spatial': Arm('control', {**LANSDELL, 'data.shuffle': 'spatial'}, 'movie_pairs',
-                   describe='one fixed pixel permutation'),
-    'spatiotemporal': Arm('control', {**LANSDELL, 'data.shuffle': 'spatiotemporal'},
-                          'movie_pairs', describe='the temporal and spatial controls'),
-    'lansdell_movie': Arm('waves', {**LANSDELL, **PAPER_PROTOCOL}, describe='the saved '
-                          "Lansdell movie, whole-wave batches, the paper's loss"),
-    'temporal_global': Arm('control', {**LANSDELL, **PAPER_PROTOCOL,
-                                       'data.shuffle': 'temporal_global'}, 'lansdell_movie',
-                           describe="the paper's temporal shuffle (frames permuted "
-                           'globally)'),
-    'spatial_per_frame': Arm('control', {**LANSDELL, **PAPER_PROTOCOL,
-                                         'data.shuffle': 'spatial_per_frame'},
-                             'lansdell_movie', describe="the paper's spatial shuffle (a "
-                             'pixel permutation per frame)'),
-    'spatiotemporal_global': Arm('control', {**LANSDELL, **PAPER_PROTOCOL,
-                                             'data.shuffle': 'spatiotemporal_global'},
-                                 'lansdell_movie', describe="the paper's two shuffles"),
-    'paper_movie': Arm('waves', {**PAPER_MOVIE, **PAPER_PROTOCOL}, describe='the paper-like '
-                       "movie (few, long waves), the paper's protocol"),
-    'paper_temporal_global': Arm('control', {**PAPER_MOVIE, **PAPER_PROTOCOL,
-                                             'data.shuffle': 'temporal_global'},
-                                 'paper_movie', describe="the paper's temporal shuffle of "
-                                 'the paper-like movie'),
-    'paper_spatial_per_frame': Arm('control', {**PAPER_MOVIE, **PAPER_PROTOCOL,
-                                               'data.shuffle': 'spatial_per_frame'},
-                                   'paper_movie', describe="the paper's spatial shuffle of "
-                                   'the paper-like movie'),
-    'noise': Arm('control', {**movie('noise'), **PAPER_PROTOCOL}, 'paper_movie',
+    'temporal': control('movie_pairs', LANSDELL, 'temporal', 'order shuffled within each wave'),
+    'spatial': control('movie_pairs', LANSDELL, 'spatial', 'one fixed pixel permutation'),
+    'spatiotemporal': control('movie_pairs', LANSDELL, 'spatiotemporal',
+                              'the temporal and spatial controls'),
+    'lansdell_movie': Arm('waves', PAPER_LANSDELL, describe="the saved Lansdell movie, "
+                          "whole-wave batches, the paper's loss"),
+    'temporal_global': control('lansdell_movie', PAPER_LANSDELL, 'temporal_global',
+                               "the paper's temporal shuffle (frames permuted globally)"),
+    'spatial_per_frame': control('lansdell_movie', PAPER_LANSDELL, 'spatial_per_frame',
+                                 "the paper's spatial shuffle (a pixel permutation per frame)"),
+    'spatiotemporal_global': control('lansdell_movie', PAPER_LANSDELL, 'spatiotemporal_global',
+                                     "the paper's two shuffles"),
+    'paper_movie': Arm('waves', PAPER_MOVIE, describe="the paper-like movie (few, long waves), "
+                       "the paper's protocol"),
+    'paper_temporal_global': control('paper_movie', PAPER_MOVIE, 'temporal_global',
+                                     "the paper's temporal shuffle of the paper-like movie"),
+    'paper_spatial_per_frame': control('paper_movie', PAPER_MOVIE, 'spatial_per_frame',
+                                       "the paper's spatial shuffle of the paper-like movie"),
+    'noise': Arm('control', NOISE, 'paper_movie',
                  describe="noise with the paper-like movie's histogram, correlation lengths "
                  'and labels, no waves (rwjax.waves.noise)'),
-    'recorded': Arm('waves', {**RECORDED, **PAPER_PROTOCOL},
-                    describe="stage II MEA recordings, the paper's protocol"),
+    'recorded': Arm('waves', RECORDED, describe="stage II MEA recordings, the paper's protocol"),
     'null': Arm('null', dict(UNTRAINED),
                 describe='random inits of other seeds standing in as pre-trained'),
 }

@@ -1,10 +1,8 @@
 """The experiment's report: DIR/report.md, a self-contained DIR/report.html (figures embedded
 as base64 PNG), DIR/figures/*.png and DIR/results.json (every number behind the report).
 
-The report is a list of blocks (headings, paragraphs, tables, figures) rendered twice, as
-Markdown and as HTML. Numbers: per arm and report row (rwjax.eval.report keys), the mean +-
-std over pre-training networks, the gain over random init, Welch's p across networks and
-Hedges' g (rwjax.eval.claims); the claims table applies the rules of rwjax.eval.claims.
+The report is a list of blocks (headings, paragraphs, tables, figures) rendered as Markdown and
+as HTML. Its numbers and claim rules: docs/experiment.md, rwjax.eval.claims.
 """
 
 import base64
@@ -38,6 +36,10 @@ CLAIMS = {
 }
 
 
+def _networks(a: list, b: list) -> Optional[dict]:
+  return claims_lib.compare_networks(a, b) if a and b else None
+
+
 class Results:
   """results[arm][seed][step][row key] -> value, with the comparisons of the report."""
 
@@ -48,12 +50,8 @@ class Results:
 
   def by_seed(self, arm: str, key: tuple, step: int) -> dict:
     step = step if ARMS[arm].trained else 0
-    out = {}
-    for seed in sorted(self.r.get(arm, {})):
-      v = self.r[arm][seed].get(step, {}).get(key)
-      if v is not None:
-        out[seed] = v
-    return out
+    by = {seed: m.get(step, {}).get(key) for seed, m in sorted(self.r.get(arm, {}).items())}
+    return {seed: v for seed, v in by.items() if v is not None}
 
   def values(self, arm: str, key: tuple, step: int) -> list[float]:
     return list(self.by_seed(arm, key, step).values())
@@ -61,34 +59,26 @@ class Results:
   def compare(self, arm: str, key: Optional[tuple], step: Optional[int] = None,
               baseline: str = 'random_init') -> Optional[dict]:
     step = self.final if step is None else step
-    if key is None:
-      return None
-    a, b = self.values(arm, key, step), self.values(baseline, key, step)
-    return claims_lib.compare_networks(a, b) if a and b else None
+    return None if key is None else _networks(self.values(arm, key, step),
+                                              self.values(baseline, key, step))
 
-  def excess(self, arm: str, key: tuple, over: tuple, step: Optional[int] = None):
+  def excess(self, arm: str, key: tuple, over: tuple) -> Optional[dict]:
     """The per-network difference key - over, compared between the arm and random init."""
-    step = self.final if step is None else step
-    diff = lambda a: claims_lib.difference(*zip(*[
-        (v, self.by_seed(a, over, step).get(s)) for s, v in self.by_seed(a, key, step).items()
-    ])) if self.by_seed(a, key, step) else []
-    a, b = diff(arm), diff('random_init')
-    return claims_lib.compare_networks(a, b) if a and b else None
+    def diff(a):
+      k, o = self.by_seed(a, key, self.final), self.by_seed(a, over, self.final)
+      return claims_lib.difference(list(k.values()), [o.get(seed) for seed in k])
+    return _networks(diff(arm), diff('random_init'))
 
   def keys(self) -> list[tuple]:
     """Every row measured, in report order (from the random-init networks)."""
-    out = {}
-    for seed in sorted(self.r.get('random_init', {})):
-      for key in self.r['random_init'][seed].get(0, {}):
-        out[key] = None
-    return list(out)
+    ri = self.r.get('random_init', {})
+    return list(dict.fromkeys(k for seed in sorted(ri) for k in ri[seed].get(0, {})))
 
   def match(self, spec: claims_lib.Spec) -> list[tuple]:
     return [k for k in self.keys() if spec.matches(k)]
 
   def one(self, spec: claims_lib.Spec) -> Optional[tuple]:
-    found = self.match(spec)
-    return found[0] if found else None
+    return next(iter(self.match(spec)), None)
 
   def arms(self) -> list[str]:
     return [a for a in self.plan.arms if a in self.r]
@@ -98,19 +88,32 @@ def _fmt(x, spec='.3f'):
   return '-' if x is None else format(x, spec)
 
 
+def _gain(c: Optional[dict]):
+  return (c or {}).get('gain')
+
+
+def _num(c: Optional[dict], field: str = 'gain') -> str:
+  """A comparison's gain (+.3f) or p (.2g); '-' without one."""
+  return _fmt((c or {}).get(field), '+.3f' if field == 'gain' else '.2g')
+
+
+def _kept(c: Optional[dict], of: Optional[dict]) -> str:
+  """The share of comparison `of`'s gain that `c` keeps."""
+  return _fmt(claims_lib.kept(_gain(c), _gain(of)), '.0%')
+
+
 def _cell(c: Optional[dict], baseline: bool = False) -> str:
   if c is None:
     return '-'
   if baseline:
     return f"{_fmt(c['baseline_mean'])} +- {_fmt(c['baseline_std'])}"
-  return (f"{_fmt(c['mean'])} +- {_fmt(c['std'])} ({_fmt(c['gain'], '+.3f')}, "
-          f"p={_fmt(c['p'], '.2g')}, g={_fmt(c['g'], '.1f')})")
+  return (f"{_fmt(c['mean'])} +- {_fmt(c['std'])} ({_num(c)}, p={_num(c, 'p')}, "
+          f"g={_fmt(c['g'], '.1f')})")
 
 
 def _specs(config, name: str) -> list[claims_lib.Spec]:
-  value = config.claims[name]
-  return [claims_lib.parse(s.strip(), f'config.claims.{name}') for s in value.split(',')
-          if s.strip()]
+  return [claims_lib.parse(s.strip(), f'config.claims.{name}')
+          for s in config.claims[name].split(',') if s.strip()]
 
 
 def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
@@ -124,8 +127,7 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
                                      'measure': '', 'by_step': {}, 'plot': [], **kw}
   if arm is None or arm not in res.r:
     return [row(n, numbers='no wave arm has results') for n in CLAIMS]
-  gain_by_step = lambda key, a=arm: {s: (res.compare(a, key, s) or {}).get('gain')
-                                     for s in res.steps}
+  gain_by_step = lambda key: {s: _gain(res.compare(arm, key, s)) for s in res.steps}
   rows = []
   trans = res.one(_specs(config, 'translation')[0])
   t = res.compare(arm, trans)
@@ -152,7 +154,7 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
     verdict, top = claims_lib.capacity(per_layer)
     e = claims_lib.encoder_output(list(per_layer))
     encoder[mode] = next((k for k in keys if k[2] == e), None)
-    gains = ', '.join(f"{short_layer_name(l)} {_fmt((c or {}).get('gain'), '+.3f')}"
+    gains = ', '.join(f'{short_layer_name(l)} {_num(c)}'
                       for l, c in per_layer.items() if l in claims_lib.backbone(per_layer))
     rows.append(row('3', f'BatchNorm {mode}', verdict=verdict,
                     measure=str(spec) if keys else 'not measured',
@@ -171,16 +173,13 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
     direct = {a: res.compare(arm, key, baseline=a) for a in ctrl}
     rows.append(row('4', reading, verdict=claims_lib.controls(w, cc, direct),
                     measure='/'.join(key) if key else 'not measured',
-                    numbers=(f"wave arm gain {_fmt((w or {}).get('gain'), '+.3f')} (p="
-                             f"{_fmt((w or {}).get('p'), '.2g')}); " + '; '.join(
-                                 f"{a}: gain {_fmt((c or {}).get('gain'), '+.3f')}, keeps "
-                                 f"{_fmt(claims_lib.kept((c or {}).get('gain'), (w or {}).get('gain')), '.0%')}"
-                                 f", wave arm - {a} {_fmt((direct[a] or {}).get('gain'), '+.3f')} "
-                                 f"(p={_fmt((direct[a] or {}).get('p'), '.2g')})"
-                                 for a, c in cc.items())) if cc and key else
+                    numbers=(f"wave arm gain {_num(w)} (p={_num(w, 'p')}); " + '; '.join(
+                        f'{a}: gain {_num(c)}, keeps {_kept(c, w)}, wave arm - {a} '
+                        f"{_num(direct[a])} (p={_num(direct[a], 'p')})"
+                        for a, c in cc.items())) if cc and key else
                     f'no control of {arm} has results',
-                    by_step={s: {a: claims_lib.kept((res.compare(a, key, s) or {}).get('gain'),
-                                                    (res.compare(arm, key, s) or {}).get('gain'))
+                    by_step={s: {a: claims_lib.kept(_gain(res.compare(a, key, s)),
+                                                    _gain(res.compare(arm, key, s)))
                                  for a in ctrl} for s in res.steps} if key else {},
                     plot=[key] if key else []))
   others, excess, found = {}, {}, {}
@@ -193,39 +192,47 @@ def evaluate_claims(res: Results, arm: Optional[str]) -> list[dict]:
   rows.append(row('5', verdict=claims_lib.specific(t, others, excess),
                   measure=', '.join(str(s) for n in ('rotation', 'color')
                                     for s in _specs(config, n)),
-                  numbers=(f"translation gain {_fmt((t or {}).get('gain'), '+.3f')}; " + '; '.join(
-                      f"{k}: {claims_lib.describe(c)}, keeps "
-                      f"{_fmt(claims_lib.kept((c or {}).get('gain'), (t or {}).get('gain')), '.0%')}, "
-                      f"gain over translation {_fmt((excess[k] or {}).get('gain'), '+.3f')} "
-                      f"(p={_fmt((excess[k] or {}).get('p'), '.2g')})"
+                  numbers=(f'translation gain {_num(t)}; ' + '; '.join(
+                      f'{k}: {claims_lib.describe(c)}, keeps {_kept(c, t)}, gain over '
+                      f"translation {_num(excess[k])} (p={_num(excess[k], 'p')})"
                       for k, c in others.items())) if others else 'not measured',
-                  by_step={s: {'translation': (res.compare(arm, trans, s) or {}).get('gain'),
-                               **{k: (res.compare(arm, found[k], s) or {}).get('gain')
-                                  for k in others}}
+                  by_step={s: {k: _gain(res.compare(arm, key, s))
+                               for k, key in {'translation': trans, **found}.items()}
                            for s in res.steps}, plot=list(found.values())))
   return rows
-
-
-def null_rows(res: Results) -> tuple[int, int]:
-  """(significant, tested) rows of the null arm against random init."""
-  return claims_lib.null_rate([res.compare('null', k) for k in res.keys()])
 
 
 # ---------------------------------------------------------------------------------------
 # Figures.
 
 def _png(fig) -> bytes:
+  fig.tight_layout()
   buf = io.BytesIO()
   fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
   plt.close(fig)
   return buf.getvalue()
 
 
-def _colors(arms):
-  cmap = plt.get_cmap('tab20')
-  out = {a: cmap(i % 20) for i, a in enumerate(arms)}
-  out['random_init'] = (0.3, 0.3, 0.3, 1.0)
-  return out
+def _grid(res: Results, panels: list, width: float):
+  """A figure of panels (title, x, [(row key, step) per x]): every arm's mean +- std over
+  networks at each x. Returns (figure, the panels' axes)."""
+  arms = res.arms()
+  colors = {a: plt.get_cmap('tab20')(i % 20) for i, a in enumerate(arms)}
+  colors['random_init'] = (0.3, 0.3, 0.3, 1.0)
+  cols = min(4, len(panels))
+  rows = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(width * cols, 3.2 * rows))
+  for ax, (title, x, points) in zip(axes.flat, panels):
+    for arm in arms:
+      vals = [res.values(arm, key, step) for key, step in points]
+      ax.errorbar(x, [np.mean(v) if v else np.nan for v in vals],
+                  yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], label=arm,
+                  color=colors[arm], marker='o', ms=3, capsize=2)
+    ax.set_title(title, fontsize=7)
+  for ax in list(axes.flat)[len(panels):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=6, ncol=2)
+  return fig, axes.flat[:len(panels)]
 
 
 def layers_figure(res: Results, measures: tuple, title: str) -> Optional[bytes]:
@@ -235,28 +242,14 @@ def layers_figure(res: Results, measures: tuple, title: str) -> Optional[bytes]:
   for k in res.keys():
     if k[3] in measures:
       panels.setdefault((k[0], k[1], k[3], k[4]), []).append(k)
-  panels = {p: ks for p, ks in panels.items() if len(ks) >= 2}
+  panels = [('/'.join(p), np.arange(len(ks)), [(k, res.final) for k in ks])
+            for p, ks in panels.items() if len(ks) >= 2]
   if not panels:
     return None
-  arms = res.arms()
-  colors = _colors(arms)
-  cols = min(4, len(panels))
-  rows = -(-len(panels) // cols)
-  fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.2 * cols, 3.2 * rows))
-  for ax, (panel, keys) in zip(axes.flat, panels.items()):
-    x = np.arange(len(keys))
-    for arm in arms:
-      vals = [res.values(arm, k, res.final) for k in keys]
-      ax.errorbar(x, [np.mean(v) if v else np.nan for v in vals],
-                  yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], label=arm,
-                  color=colors[arm], marker='o', ms=3, capsize=2)
-    ax.set_xticks(x, [short_layer_name(k[2]) for k in keys], rotation=70, fontsize=6)
-    ax.set_title('/'.join(panel), fontsize=8)
-  for ax in list(axes.flat)[len(panels):]:
-    ax.axis('off')
-  axes.flat[0].legend(fontsize=6, ncol=2)
+  fig, axes = _grid(res, panels, 4.2)
+  for ax, (_, x, points) in zip(axes, panels):
+    ax.set_xticks(x, [short_layer_name(k[2]) for k, _ in points], rotation=70, fontsize=6)
   fig.suptitle(f'{title}, step {res.final}, mean +- std over networks', fontsize=10)
-  fig.tight_layout()
   return _png(fig)
 
 
@@ -277,22 +270,10 @@ def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
   keys = figure_panels(claim_rows)
   if len(res.steps) < 2 or not keys:
     return None
-  arms, colors = res.arms(), _colors(res.arms())
-  cols = min(4, len(keys))
-  rows = -(-len(keys) // cols)
-  fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.5 * cols, 3.2 * rows))
-  for ax, (title, key) in zip(axes.flat, keys.items()):
-    for arm in arms:
-      vals = [res.values(arm, key, s) for s in res.steps]
-      ax.errorbar(res.steps, [np.mean(v) if v else np.nan for v in vals],
-                  yerr=[np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals], label=arm,
-                  color=colors[arm], marker='o', ms=3, capsize=2)
-    ax.set_title(f"{title}\n{'/'.join(key)}", fontsize=7)
+  fig, axes = _grid(res, [(f"{title}\n{'/'.join(key)}", res.steps,
+                           [(key, s) for s in res.steps]) for title, key in keys.items()], 4.5)
+  for ax in axes:
     ax.set_xlabel('training step', fontsize=8)
-  for ax in list(axes.flat)[len(keys):]:
-    ax.axis('off')
-  axes.flat[0].legend(fontsize=6)
-  fig.tight_layout()
   return _png(fig)
 
 
@@ -300,67 +281,43 @@ def steps_figure(res: Results, claim_rows: list[dict]) -> Optional[bytes]:
 # Blocks -> Markdown and HTML.
 
 def _md(blocks) -> str:
-  out = []
-  for b in blocks:
-    kind = b[0]
-    if kind == 'h':
-      out.append('#' * b[1] + ' ' + b[2])
-    elif kind == 'p':
-      out.append(b[1])
-    elif kind == 'pre':
-      out.append('```\n' + b[1] + '\n```')
-    elif kind == 'table':
-      esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
-      out.append('| ' + ' | '.join(map(esc, b[1])) + ' |\n|' + ' --- |' * len(b[1])
-                 + ''.join('\n| ' + ' | '.join(map(esc, r)) + ' |' for r in b[2]))
-    elif kind == 'img':
-      out.append(f'![{b[2]}]({b[1]})')
-  return '\n\n'.join(out) + '\n'
+  esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
+  row = lambda r: '| ' + ' | '.join(map(esc, r)) + ' |'
+  render = {'h': lambda n, text: '#' * n + ' ' + text, 'p': lambda text: text,
+            'pre': lambda text: f'```\n{text}\n```',
+            'table': lambda head, rows: '\n'.join(
+                [row(head), '|' + ' --- |' * len(head)] + [row(r) for r in rows]),
+            'img': lambda path, caption: f'![{caption}]({path})'}
+  return '\n\n'.join(render[b[0]](*b[1:]) for b in blocks) + '\n'
 
 
 def _html(blocks, images: dict) -> str:
-  out = ['<!DOCTYPE html><html><head><meta charset="utf-8"><title>rwjax experiment</title>'
-         '<style>body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}'
-         'table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid '
-         '#ccc;padding:2px 6px;text-align:left;vertical-align:top}th{background:#eee}'
-         'img{max-width:100%}pre{background:#f6f6f6;padding:0.5em;overflow-x:auto}'
-         '.held{background:#cfc}.not-held{background:#fcc}.inconclusive{background:#ffc}'
-         '</style></head><body>']
+  esc = lambda s: html.escape(str(s))
   verdicts = (claims_lib.HELD, claims_lib.NOT_HELD, claims_lib.INCONCLUSIVE)
-  for b in blocks:
-    kind = b[0]
-    if kind == 'h':
-      out.append(f'<h{b[1]}>{html.escape(b[2])}</h{b[1]}>')
-    elif kind == 'p':
-      out.append(f'<p>{html.escape(b[1])}</p>')
-    elif kind == 'pre':
-      out.append(f'<pre>{html.escape(b[1])}</pre>')
-    elif kind == 'table':
-      cls = lambda v: f' class="{v.replace(" ", "-")}"' if v in verdicts else ''
-      out.append('<table><tr>' + ''.join(f'<th>{html.escape(str(h))}</th>' for h in b[1])
-                 + '</tr>' + ''.join('<tr>' + ''.join(
-                     f'<td{cls(str(v))}>{html.escape(str(v))}</td>' for v in r) + '</tr>'
-                                     for r in b[2]) + '</table>')
-    elif kind == 'img':
-      data = base64.b64encode(images[b[1]]).decode()
-      out.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
-                 f'<figcaption>{html.escape(b[2])}</figcaption></figure>')
-  out.append('</body></html>')
-  return '\n'.join(out)
+  cls = lambda v: f' class="{v.replace(" ", "-")}"' if v in verdicts else ''
+  row = lambda r, tag='td': '<tr>' + ''.join(
+      f'<{tag}{cls(str(v))}>{esc(v)}</{tag}>' for v in r) + '</tr>'
+  render = {
+      'h': lambda n, text: f'<h{n}>{esc(text)}</h{n}>', 'p': lambda text: f'<p>{esc(text)}</p>',
+      'pre': lambda text: f'<pre>{esc(text)}</pre>',
+      'table': lambda head, rows: ('<table>' + row(head, 'th') + ''.join(map(row, rows))
+                                   + '</table>'),
+      'img': lambda path, caption: (
+          f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,'
+          f'{base64.b64encode(images[path]).decode()}"><figcaption>{esc(caption)}'
+          '</figcaption></figure>')}
+  return '\n'.join(
+      ['<!DOCTYPE html><html><head><meta charset="utf-8"><title>rwjax experiment</title>'
+       '<style>body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}'
+       'table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid '
+       '#ccc;padding:2px 6px;text-align:left;vertical-align:top}th{background:#eee}'
+       'img{max-width:100%}pre{background:#f6f6f6;padding:0.5em;overflow-x:auto}'
+       '.held{background:#cfc}.not-held{background:#fcc}.inconclusive{background:#ffc}'
+       '</style></head><body>'] + [render[b[0]](*b[1:]) for b in blocks] + ['</body></html>'])
 
 
 # ---------------------------------------------------------------------------------------
 # The report.
-
-def _timing(plan) -> list[list]:
-  rows = []
-  for run in sorted(plan.runs, key=lambda r: (r.arm, r.seed)):
-    path = os.path.join(run.dir, 'timing.json')
-    if paths_lib.exists(path):
-      t = paths_lib.read_json(path)
-      rows.append([run.arm, run.seed, f"{t['train_s']:.0f}", f"{t['eval_s']:.0f}"])
-  return rows
-
 
 def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
   """Writes the report files; returns {'claims': rows, 'other_claims', 'null', 'files'}."""
@@ -406,7 +363,8 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
     add(('p', 'The same rules for the other wave arms:'))
     add(('table', ['arm'] + [f"claim {r['claim']} {r['reading']}".strip() for r in rows],
          [[a] + [r['verdict'] for r in rs] for a, rs in other.items()]))
-  sig, tested = null_rows(res) if 'null' in res.r else (0, 0)
+  sig, tested = (claims_lib.null_rate([res.compare('null', k) for k in res.keys()])
+                 if 'null' in res.r else (0, 0))
   add(('p', f'Null arm (random inits of other seeds standing in as pre-trained): {sig} of '
             f'{tested} rows "significant" at p < {claims_lib.ALPHA} '
             f'(rate {_fmt(sig / tested if tested else None, ".2f")}; about '
@@ -455,7 +413,10 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
   if plan.recordings or plan.rejected:
     add(('p', f'Recordings used: {[os.path.basename(r) for r in plan.recordings]}; not used: '
               + '; '.join(f'{os.path.basename(k)} ({v})' for k, v in plan.rejected.items())))
-  timing = _timing(plan)
+  timing = [[r.arm, r.seed, f"{t['train_s']:.0f}", f"{t['eval_s']:.0f}"]
+            for r in sorted(plan.runs, key=lambda r: (r.arm, r.seed))
+            for path in [os.path.join(r.dir, 'timing.json')] if paths_lib.exists(path)
+            for t in [paths_lib.read_json(path)]]
   if timing:
     add(('table', ['arm', 'seed', 'train s', 'eval s'], timing))
   add(('p', 'The experiment config:'))
@@ -464,9 +425,8 @@ def write(plan, results: dict, machine: dict, elapsed_s: float) -> dict:
   paths_lib.makedirs(os.path.join(plan.workdir, 'figures'))
   for path, png in images.items():
     paths_lib.write_atomic(os.path.join(plan.workdir, path), png)
-  files = {'md': os.path.join(plan.workdir, 'report.md'),
-           'html': os.path.join(plan.workdir, 'report.html'),
-           'json': os.path.join(plan.workdir, 'results.json')}
+  files = {k: os.path.join(plan.workdir, name) for k, name in (
+      ('md', 'report.md'), ('html', 'report.html'), ('json', 'results.json'))}
   paths_lib.write_atomic(files['md'], _md(blocks))
   paths_lib.write_atomic(files['html'], _html(blocks, images))
   summary = {'claims_arm': arm, 'claims': rows, 'other_claims': other,
