@@ -21,6 +21,7 @@ import pytest
 import scipy.stats
 
 from rwjax import experiment
+from rwjax import schema as S
 from rwjax.errors import InputError
 from rwjax.ssl import trainer
 
@@ -33,7 +34,7 @@ VERDICTS = {'held', 'not held', 'inconclusive'}
 def tiny(**overrides):
   c = runpy.run_path(CONFIG)['get_config']('tiny')
   for k, v in overrides.items():
-    experiment.set_key(c, k, v)
+    S.put(c, k, v)
   return c
 
 

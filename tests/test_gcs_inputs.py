@@ -18,6 +18,7 @@ import tifffile
 from rwjax import experiment
 from rwjax.experiment import report as report_lib
 from rwjax import paths
+from rwjax import schema as S
 from rwjax.data import sources as image_sources
 from rwjax.errors import InputError
 from rwjax.ssl import trainer
@@ -271,7 +272,7 @@ def _mea_file(path, age=5):
 def _tiny(**overrides):
   c = runpy.run_path(os.path.join(_ROOT, 'configs', 'experiment.py'))['get_config']('tiny')
   for k, v in overrides.items():
-    experiment.set_key(c, k, v)
+    S.put(c, k, v)
   return c
 
 
