@@ -52,19 +52,21 @@ def _records(text: str, path: str) -> list[dict]:
   for number, line in enumerate(text.split('\n'), 1):
     if not line.strip():
       continue
+    record = _record(line)
+    if record is not None:
+      out.append(record)
+      continue
     # Past a partial record (a crash mid-write, then a run that appended to the partial line
     # without setting it aside), the record after it is whole.
-    starts = [0] + [m.start() for m in _START.finditer(line, 1)]
-    start, record = next(((i, r) for i, r in ((i, _record(line[i:])) for i in starts)
-                          if r is not None), (None, None))
+    after = [(m.start(), _record(line[m.start():])) for m in _START.finditer(line, 1)]
+    start, record = next(((i, r) for i, r in after if r is not None), (None, None))
     if record is None:
       print(f'warning: {path}: line {number} is not a metrics record ({_clip(line)}); '
             'skipped it', file=sys.stderr, flush=True)
       continue
-    if start:
-      print(f'warning: {path}: line {number} begins with a partial record '
-            f'({_clip(line[:start])}); skipped it and read the record after it (step '
-            f"{record['step']})", file=sys.stderr, flush=True)
+    print(f'warning: {path}: line {number} begins with a partial record '
+          f'({_clip(line[:start])}); skipped it and read the record after it (step '
+          f"{record['step']})", file=sys.stderr, flush=True)
     out.append(record)
   return out
 
@@ -110,9 +112,10 @@ class MetricWriter:
         self._stage if self._remote else os.path.join(workdir, TENSORBOARD_DIR))
 
   def _upload_events(self) -> None:
-    for name in sorted(os.listdir(self._stage)) if self._remote else []:
-      paths.upload(os.path.join(self._stage, name),
-                   paths.join(self._workdir, TENSORBOARD_DIR, name))
+    if self._remote:  # a local workdir's events are written in place
+      for name in sorted(os.listdir(self._stage)):
+        paths.upload(os.path.join(self._stage, name),
+                     paths.join(self._workdir, TENSORBOARD_DIR, name))
 
   def write(self, step: int, scalars: dict) -> None:
     if not self.enabled:
