@@ -109,7 +109,7 @@ def _pretrain() -> tuple[ml_collections.ConfigDict, dict]:
   # on the devices while the step runs) | 'auto' = sharded when a shard fits data.device_bytes,
   # stream otherwise (replicated for a movie with fewer separate waves than devices).
   key('data.placement', 'auto', S.Choice(('auto', 'replicated', 'sharded', 'stream')))
-  key('data.device_bytes', 4e9, S.Float(0, open_lo=True))  # bytes of movie on each device, at most
+  key('data.device_bytes', 4e9, S.Float(1))  # bytes of movie on each device, at most
   key('data.stream_steps', 1, S.Int(1))  # 'stream', pairs: steps each chunk of the movie serves
   key('data.frame_separation', 1, S.Int(1))  # positive = same wave's frame this many frames later
   # Controls (rwjax/ssl/pairs.py): 'none', the paper's three, and the within-wave / fixed
