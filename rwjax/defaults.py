@@ -10,7 +10,6 @@ import ml_collections
 
 from rwjax import schema as S
 from rwjax import waves
-from rwjax.models import resnet
 from rwjax.waves import dataset
 from rwjax.waves import frames
 from rwjax.waves import readers
@@ -24,7 +23,7 @@ def _pretrain() -> tuple[ml_collections.ConfigDict, dict]:
 
   # The network: ResNet-18 backbone + the paper's projection head.
   # 'imagenet' (7x7/2 conv + max-pool, the paper's) | 'cifar' (3x3/1 conv, no pool)
-  key('model.stem', 'imagenet', S.Choice(resnet.STEMS))
+  key('model.stem', 'imagenet', S.Choice(('imagenet', 'cifar')))
   key('model.width', 64, S.Int(1))  # 64 = ResNet-18
   key('model.channels', 3, S.Choice((1, 3)))  # input channels
   key('model.projector', (512, 128), S.Seq(S.Int(1), min_len=1))  # hidden widths..., output
@@ -35,7 +34,7 @@ def _pretrain() -> tuple[ml_collections.ConfigDict, dict]:
   # How convolutions are computed, the same sums in another order (the paper: PyTorch's):
   # 'matmul_small' (kernels wider than 1x1 onto maps of at most 4 positions as one matrix
   # product, where XLA's CPU convolution is slow: docs/training.md) | 'xla' (everywhere).
-  key('model.conv', 'matmul_small', S.Choice(resnet.CONVS))
+  key('model.conv', 'matmul_small', S.Choice(('matmul_small', 'xla')))
 
   # Where the training frames come from: 'sim' (on-device simulator) | 'file' (a movie .npy).
   key('data.source', 'sim', S.Choice(('sim', 'file')))

@@ -19,6 +19,7 @@ from rwjax import defaults
 from rwjax import metrics as metrics_lib
 from rwjax import schema as S
 from rwjax.errors import InputError
+from rwjax.models import resnet
 from rwjax.ssl import loss
 from rwjax.ssl import optim
 from rwjax.ssl import pairs
@@ -127,10 +128,12 @@ def test_every_key_refuses_a_bad_value_in_one_line_naming_it(key, bad):
   _names_real_keys(c, str(e.value))
 
 
-def test_the_config_accepts_exactly_the_choices_training_implements():
-  # The rules are data (rwjax.defaults imports no training module, so that evaluation, which
-  # reads configs, loads none); the choices they accept must be those the library dispatches on.
-  implemented = {'loss.denominator': loss.DENOMINATORS, 'optim.name': optim.OPTIMIZERS,
+def test_the_config_accepts_exactly_the_choices_the_library_implements():
+  # The rules are data (rwjax.defaults imports no training or model module: evaluation, which
+  # reads configs, loads no training, and the model checks its keys by these rules without an
+  # import circle); the choices they accept must be those the library dispatches on.
+  implemented = {'model.stem': resnet.STEMS, 'model.conv': resnet.CONVS,
+                 'loss.denominator': loss.DENOMINATORS, 'optim.name': optim.OPTIMIZERS,
                  'optim.schedule': optim.SCHEDULES, 'data.shuffle': pairs.SHUFFLES,
                  'data.placement': placement.PLACEMENTS, 'data.wave_labels': sources.WAVE_LABELS,
                  'data.batching': wave_batches.BATCHINGS, 'data.wave_order': wave_batches.ORDERS}

@@ -6,6 +6,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from rwjax import defaults
+from rwjax import schema
 from rwjax.errors import InputError
 from rwjax.models.resnet import CONVS, STEMS, BasicBlock, Projector, ResNet18, SimCLRModel
 
@@ -37,7 +39,6 @@ def create_model(stem: str = 'imagenet', width: int = 64,
   Raises:
     InputError: for any value its config.model rule refuses.
   """
-  from rwjax import defaults, schema  # pylint: disable=g-import-not-at-top (defaults imports us)
   given = dict(stem=stem, width=width, channels=channels, projector=projector, dtype=dtype,
                projector_bias_last=projector_bias_last, conv=conv)
   schema.check({'model': given}, {k: rule for k, rule in defaults.pretrain_rules().items()
