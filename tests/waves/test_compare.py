@@ -1,4 +1,4 @@
-"""Recordings beside simulations: matching, the shared conversion path, survey, compare, dataset."""
+"""Recordings beside simulations: matching, conversion, survey, compare, bad fit input, dataset."""
 
 import json
 import math
@@ -12,8 +12,6 @@ from rwjax.ssl import trainer
 from rwjax.waves import compare, recorded
 from rwjax.waves.cli import main
 
-fronts_file = mea_files.fronts_file
-
 
 def test_the_lattice_covers_the_recording_at_the_model_spacing():
   aps = mea_files.site_recording([0, 63], [0, 63])  # the 64x64 APS array's corners
@@ -23,7 +21,6 @@ def test_the_lattice_covers_the_recording_at_the_model_spacing():
   assert lp.extent_mm == pytest.approx(84 * 2 / 63) and lp.extent_mm >= side
   _, gp = compare.matched_params('godfrey', aps)
   assert gp.size == math.ceil(side / 0.034) + 1 == 79 and gp.spacing_um == 34.0
-  # An explicit size stretches the spacing over the same field instead.
   mod, small = compare.matched_params('lansdell', aps, {'diff': 0.01}, size=32)
   assert small.size == 32 and small.extent_mm == pytest.approx(side) and small.diff == 0.01
   cells = compare.electrode_cells(aps, mod, small)
@@ -61,7 +58,7 @@ def test_two_sample_tests():
 
 
 def test_stats_of_a_recording_and_the_survey_by_age(tmp_path, capsys):
-  path = fronts_file(tmp_path / 'a.h5', speed_mm_s=0.1, age=5)
+  path = mea_files.fronts_file(tmp_path / 'a.h5', speed_mm_s=0.1, age=5)
   main(['stats', f'--recording={path}', '--json'])
   s = json.loads(capsys.readouterr().out)
   assert s['n_waves'] == 4 and s['speed_mm_s_median'] == pytest.approx(0.1, rel=0.15)
@@ -71,8 +68,8 @@ def test_stats_of_a_recording_and_the_survey_by_age(tmp_path, capsys):
   assert s['ci_by_distance']['distance_um'][:3] == [0.0, 100.0, 200.0]
   with pytest.raises(InputError, match='needs --movie=FILE .* or --recording=FILE.h5'):
     main(['stats'])
-  fronts_file(tmp_path / 'b.h5', speed_mm_s=0.1, age=5, starts=(10.0, 60.0, 110.0))
-  fronts_file(tmp_path / 'c.h5', speed_mm_s=0.25, age=11)
+  mea_files.fronts_file(tmp_path / 'b.h5', speed_mm_s=0.1, age=5, starts=(10.0, 60.0, 110.0))
+  mea_files.fronts_file(tmp_path / 'c.h5', speed_mm_s=0.25, age=11)
   main(['survey', f'--folder={tmp_path}', '--json'])
   out = json.loads(capsys.readouterr().out)
   groups = out['groups']
@@ -90,8 +87,8 @@ def test_stats_of_a_recording_and_the_survey_by_age(tmp_path, capsys):
   assert '| II (<=P9) | 2 |' in table and '| III (>=P10) | 1 |' in table
 
 
-def test_compare_writes_both_sides_and_a_figure(tmp_path, capsys):
-  path = fronts_file(tmp_path / 'r.h5', size=12)
+def test_compare_writes_both_sides_and_a_figure_for_either_model(tmp_path, capsys):
+  path = mea_files.fronts_file(tmp_path / 'r.h5', size=12)
   out = tmp_path / 'cmp'
   main(['compare', '--model=lansdell', f'--recording={path}', '--size=12', '--seconds=40',
         '--warmup=5', '--batch=1', '--param=spont_prob=0.004', f'--out={out}'])
@@ -105,10 +102,6 @@ def test_compare_writes_both_sides_and_a_figure(tmp_path, capsys):
   assert set(result['tests']) == {'speed_mm_s', 'iwi_s', 'duration_s', 'area_mm2',
                                   'ci_100um', 'ci_200um', 'ci_400um'}
   assert 'MWU p' in capsys.readouterr().out
-
-
-def test_compare_godfrey(tmp_path):
-  path = fronts_file(tmp_path / 'r.h5', size=12)
   main(['compare', '--model=godfrey', f'--recording={path}', '--size=12', '--seconds=20',
         '--warmup=0', '--batch=1', f'--out={tmp_path / "g"}', '--json'])
   result = json.loads((tmp_path / 'g' / 'compare.json').read_text())
@@ -116,22 +109,32 @@ def test_compare_godfrey(tmp_path):
 
 
 @pytest.mark.parametrize('recording, args, message', [
-    ({}, ['--param=nope=1'], "need NAME=VALUE with NAME one of"),
-    ({}, ['--model=nope'], 'unknown wave model'),
-    ({}, ['--batch=0'], 'need --batch >= 1'),
-    (dict(starts=(5.0,), duration=60.0), [], 'too short or too sparse'),
-    (dict(starts=(1.0, 7.0, 13.0), duration=20.0), [], 'too short or too sparse'),
+    ({}, ['compare', '--param=nope=1'], "need NAME=VALUE with NAME one of"),
+    ({}, ['compare', '--model=nope'], 'unknown wave model'),
+    ({}, ['compare', '--batch=0'], 'need --batch >= 1'),
+    (dict(starts=(5.0,), duration=60.0), ['compare'], 'too short or too sparse'),
+    (dict(starts=(1.0, 7.0, 13.0), duration=20.0), ['compare'], 'too short or too sparse'),
+    ({}, ['fit', '--fit=nope'], 'no such fittable parameter'),
+    ({}, ['fit', '--model=godfrey'], 'supports --model=lansdell only'),
+    ({}, ['fit', '--fit=diff', '--bounds=diff=0.01:0.03'], 'lies outside its bounds'),
+    ({}, ['fit', '--bounds=diff=1'], 'need NAME=LOW:HIGH'),
+    ({}, ['fit', '--fit=diff', '--bounds=tau_s=1:100'], 'which are not fitted'),
+    # The searches' sizes (fit.SEARCHES), quick by default; a flag overrides one value.
+    ({}, ['fit', '--budget=1000'], r'allows 0 generation\(s\) of 8 candidates x 1 retinas x 450 s'),
+    ({}, ['fit', '--search=full', '--budget=1000'], r'of 16 candidates x 2 retinas x 600 s'),
+    ({}, ['fit', '--search=full', '--budget=1000', '--warmup=100'],
+     r'of 16 candidates x 2 retinas x 400'),
 ])
-def test_compare_bad_input_writes_nothing(tmp_path, recording, args, message):
-  path = fronts_file(tmp_path / 'r.h5', size=12, **recording)
+def test_compare_and_fit_bad_input_writes_nothing(tmp_path, recording, args, message):
+  path = mea_files.fronts_file(tmp_path / 'r.h5', size=12, **recording)
   with pytest.raises(InputError, match=message):
-    main(['compare', f'--recording={path}', f'--out={tmp_path / "o"}'] + args)
+    main(args + [f'--recording={path}', f'--out={tmp_path / "o"}'])
   assert not (tmp_path / 'o').exists()
 
 
 def test_dataset_feeds_the_trainers_file_source(tmp_path, repo_module):
   for i, age in enumerate((4, 6, 12)):
-    fronts_file(tmp_path / f'r{i}.h5', size=32, age=age, duration=160.0 + 40 * i)
+    mea_files.fronts_file(tmp_path / f'r{i}.h5', size=32, age=age, duration=160.0 + 40 * i)
   out = tmp_path / 'ds'
   main(['mea-dataset', f'--folder={tmp_path}', '--ages=2:9', '--segment-s=50', f'--out={out}'])
   movie, labels = np.load(out / 'movie.npy'), np.load(out / 'labels.npy')

@@ -1,22 +1,11 @@
 """Correlation index (Wong et al. 1993; dt = 0.05 s as in Eglen et al. 2014) on planted trains."""
 
-import itertools
-
 import numpy as np
 import pytest
 
 import mea_files  # tests/waves/mea_files.py (on the path: conftest.py)
 from rwjax.errors import InputError
 from rwjax.waves import compare, correlation
-
-
-def brute_force_ci(trains, duration, dt=0.05):
-  """CI_AB = N_AB T / (N_A N_B 2 dt), N_AB counted pair by pair from the definition."""
-  out = {}
-  for a, b in itertools.combinations(range(len(trains)), 2):
-    nab = sum(abs(ta - tb) <= dt for ta in trains[a] for tb in trains[b])
-    out[a, b] = nab * duration / (len(trains[a]) * len(trains[b]) * 2 * dt)
-  return out
 
 
 def flatten(trains):
@@ -43,16 +32,20 @@ def test_hand_computed_pairs_the_50_ms_window_and_too_few_trains():
     correlation.pair_index(np.array([1.0]), np.array([0]), np.zeros((3, 2)), 10.0)
 
 
-def test_matches_the_definition_on_random_bursty_trains():
+def test_matches_the_definition_on_random_bursty_trains_in_one_or_many_chunks(monkeypatch):
   rng = np.random.default_rng(0)
   bursts = rng.uniform(0, 100, 12)
   trains = [np.sort(np.concatenate([rng.uniform(0, 100, 20),
                                     rng.choice(bursts, 6) + rng.normal(0, 0.03, 6)]))
             for _ in range(7)]
   times, train = flatten(trains)
-  p = correlation.pair_index(times, train, rng.uniform(0, 500, (7, 2)), 100.0)
-  want = brute_force_ci(trains, 100.0)
-  np.testing.assert_allclose(p.ci, [want[k] for k in sorted(want)], rtol=1e-12)
+  pos = rng.uniform(0, 500, (7, 2))
+  # CI_AB = N_AB T / (N_A N_B 2 dt), N_AB counted pair by pair from the definition.
+  want = [sum(abs(ta - tb) <= 0.05 for ta in a for tb in b) * 100.0 / (len(a) * len(b) * 0.1)
+          for i, a in enumerate(trains) for b in trains[i + 1:]]
+  np.testing.assert_allclose(correlation.pair_index(times, train, pos, 100.0).ci, want, rtol=1e-12)
+  monkeypatch.setattr(correlation, '_CHUNK_PAIRS', 3)  # 74 pairs within dt: 25 chunks
+  np.testing.assert_allclose(correlation.pair_index(times, train, pos, 100.0).ci, want, rtol=1e-12)
 
 
 def test_independent_poisson_trains_have_index_one():
@@ -64,15 +57,6 @@ def test_independent_poisson_trains_have_index_one():
   p = correlation.pair_index(times, train, rng.uniform(0, 1000, (6, 2)), duration)
   assert p.ci.size == 15
   np.testing.assert_allclose(p.ci, 1.0, atol=0.08)
-
-
-def test_chunked_counting_equals_one_chunk(monkeypatch):
-  rng = np.random.default_rng(2)
-  times = rng.uniform(0, 50, 3000)
-  train = rng.integers(0, 9, 3000)
-  whole = correlation.coincidences(times, train, 9)
-  monkeypatch.setattr(correlation, '_CHUNK_PAIRS', 97)
-  np.testing.assert_array_equal(correlation.coincidences(times, train, 9), whole)
 
 
 def test_by_distance_and_ci_at():

@@ -21,19 +21,6 @@ def _recording(t, size=16, seed=0):
   return x.astype(np.float32)
 
 
-def _paper_reference(movies, rotations, block):
-  """The paper's order from its equations (src/data.py): rotate the raw frames
-  (np.rot90 over the frame axes), z-score each pixel over time (here per recording),
-  min-max over everything, then block means."""
-  copies = [np.rot90(m, k, axes=(1, 2)) for k in [0] + [r // 90 for r in rotations]
-            for m in movies]
-  z = [(c - c.mean(0)) / c.std(0) for c in copies]
-  lo, hi = min(c.min() for c in z), max(c.max() for c in z)
-  unit = [(c - lo) / (hi - lo) for c in z]
-  t, h, w = unit[0].shape
-  return [c.reshape(len(c), h // block, block, w // block, block).mean((2, 4)) for c in unit]
-
-
 def test_streamed_preprocessing_is_to_network_input_of_the_whole_movie(tmp_path):
   x = _recording(100)
   np.save(tmp_path / 'r.npy', x)
@@ -58,7 +45,12 @@ def test_the_paper_s_rotations_zscore_minmax_and_pooling(tmp_path):
   tifffile.imwrite(tmp_path / 'b.tif', b)
   ds = dataset.load_dataset(str(tmp_path), out_size=4, rotations=(90, 180, 270),
                             threshold=1e9, chunk_frames=8)
-  want = _paper_reference([a.astype(np.float64), b.astype(np.float64)], (90, 180, 270), 4)
+  # The paper's order from its equations (src/data.py): rotate the raw frames, z-score each
+  # pixel over time (here per recording), min-max over everything, then block means.
+  copies = [np.rot90(m.astype(np.float64), k, axes=(1, 2)) for k in range(4) for m in (a, b)]
+  z = [(c - c.mean(0)) / c.std(0) for c in copies]
+  lo, hi = min(c.min() for c in z), max(c.max() for c in z)
+  want = [((c - lo) / (hi - lo)).reshape(30, 4, 4, 4, 4).mean((2, 4)) for c in z]
   assert ds.movie.shape == (8, 30, 4, 4)
   assert ds.rotation == [0, 0, 90, 90, 180, 180, 270, 270]
   assert ds.paths == [str(tmp_path / 'a.tif'), str(tmp_path / 'b.tif')] * 4
@@ -140,23 +132,22 @@ def test_bad_intervals_name_the_file_and_the_interval(tmp_path, content, message
 
 def test_bad_movies_in_a_dataset(tmp_path):
   x = _recording(20)
-  np.save(tmp_path / 'ok.npy', x)
+  ok = str(tmp_path / 'ok.npy')
+  np.save(ok, x)
   np.save(tmp_path / 'const.npy', np.full((20, 16, 16), 7.0, np.float32))
-  with pytest.raises(InputError, match=r"const.npy' is constant"):
-    dataset.load_dataset(f'{tmp_path}/ok.npy,{tmp_path}/const.npy', out_size=8, threshold=0.)
   x[13, 0, 0] = np.inf
   np.save(tmp_path / 'inf.npy', x)
-  with pytest.raises(InputError, match=r"inf.npy' contains NaN or infinite values \(first in "
-                     r'frame 13\)'):
-    dataset.load_dataset(str(tmp_path / 'inf.npy'), out_size=8, threshold=0., chunk_frames=4)
-  with pytest.raises(InputError, match='cannot be block-pooled to 5x5'):
-    dataset.load_dataset(str(tmp_path / 'ok.npy'), out_size=5, threshold=0.)
-  with pytest.raises(InputError, match='need wave labels'):
-    dataset.load_dataset(str(tmp_path / 'ok.npy'), out_size=8)
-  with pytest.raises(InputError, match='2 interval files for 1 movies'):
-    dataset.load_dataset(str(tmp_path / 'ok.npy'), out_size=8, intervals='a.npy,b.npy')
-  with pytest.raises(InputError, match='set the frame interval frame_dt'):
-    dataset.load_dataset(str(tmp_path / 'ok.npy'), out_size=8, threshold=0., dff_window_s=5.0)
+  for movies, kwargs, message in [
+      (f'{ok},{tmp_path}/const.npy', dict(threshold=0.), r"const.npy' is constant"),
+      (f'{tmp_path}/inf.npy', dict(threshold=0., chunk_frames=4),
+       r"inf.npy' contains NaN or infinite values \(first in frame 13\)"),
+      (ok, dict(out_size=5, threshold=0.), 'cannot be block-pooled to 5x5'),
+      (ok, {}, 'need wave labels'),
+      (ok, dict(intervals='a.npy,b.npy'), '2 interval files for 1 movies'),
+      (ok, dict(threshold=0., dff_window_s=5.0), 'set the frame interval frame_dt'),
+  ]:
+    with pytest.raises(InputError, match=message):
+      dataset.load_dataset(movies, **{'out_size': 8, **kwargs})
 
 
 def test_rolling_median_is_exact_for_short_windows_and_follows_a_linear_drift():

@@ -147,22 +147,3 @@ def test_cli_unconverged_fit_writes_its_best_and_flags_plug_into_the_config(tmp_
         f'--out={tmp_path / "sim"}'] + params)
   meta = json.loads((tmp_path / 'sim' / 'meta.json').read_text())
   assert meta['params']['diff'] == pytest.approx(result['fitted']['diff'], rel=1e-5)
-
-
-@pytest.mark.parametrize('args, message', [
-    (['--fit=nope'], 'no such fittable parameter'),
-    (['--model=godfrey'], 'supports --model=lansdell only'),
-    (['--fit=diff', '--bounds=diff=0.01:0.03'], 'lies outside its bounds'),
-    (['--bounds=diff=1'], 'need NAME=LOW:HIGH'),
-    (['--fit=diff', '--bounds=tau_s=1:100'], 'which are not fitted'),
-    # The searches' sizes (fit.SEARCHES), quick by default; a flag overrides one value.
-    (['--budget=1000'], r'allows 0 generation\(s\) of 8 candidates x 1 retinas x 450 s'),
-    (['--search=full', '--budget=1000'], r'of 16 candidates x 2 retinas x 600 s'),
-    (['--search=full', '--budget=1000', '--warmup=100'], r'of 16 candidates x 2 retinas x 400'),
-])
-def test_cli_bad_input_writes_nothing(tmp_path, args, message):
-  path = mea_files.fronts_file(tmp_path / 'r.h5', size=8, starts=(2.0, 12.0, 22.0, 32.0),
-                               duration=40.0)
-  with pytest.raises(InputError, match=message):
-    main(['fit', f'--recording={path}', '--size=8', f'--out={tmp_path / "o"}'] + args)
-  assert not (tmp_path / 'o').exists()

@@ -9,12 +9,20 @@ from rwjax.errors import InputError
 from rwjax.waves.frames import to_network_input
 
 
-def test_range_shape_channels_and_bad_input():
+def test_range_shape_channels_per_retina_norm_zscore_pooling_and_bad_input():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 8, 8)) * 10 - 70
   y = jax.jit(to_network_input, static_argnums=(1, 2))(x, 4, 3)
   assert y.shape == (2, 5, 4, 4, 3) and y.dtype == jnp.float32
   assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
   np.testing.assert_array_equal(y[..., 0], y[..., 2])
+  per_retina = np.asarray(to_network_input(x, 4))  # the default norm
+  np.testing.assert_array_equal(per_retina, to_network_input(x, 4, 1, 'per_retina'))
+  # Per retina: each retina's full-resolution z-scores min-maxed, then pooled, so the pooled
+  # frames stay inside [0, 1] without reaching both ends.
+  assert per_retina.min() > 0.0 and per_retina.max() < 1.0
+  assert not np.allclose(per_retina, to_network_input(x, 4, 1, 'paper'))
+  with pytest.raises(InputError, match='norm'):
+    to_network_input(x, 4, 1, 'global')
   one = to_network_input(x[0], 8, 1)                       # no batch axis, no pooling
   assert one.shape == (5, 8, 8, 1)
   assert float(one.min()) == 0.0 and float(one.max()) == pytest.approx(1.0)
@@ -24,14 +32,10 @@ def test_range_shape_channels_and_bad_input():
     to_network_input(jnp.zeros((2, 4, 4)), 2, 2)
   with pytest.raises(InputError, match=r'\[..., T, H, W\]'):
     to_network_input(jnp.zeros((4, 4)), 2)
-
-
-def test_per_pixel_zscore_pooling_and_constant_movie():
   t = jax.random.normal(jax.random.PRNGKey(1), (6, 1, 1))
   base = jnp.arange(16.0).reshape(1, 4, 4)
   gain = 1.0 + jnp.arange(16.0).reshape(1, 4, 4)
   y = to_network_input(base + gain * t, 4)[..., 0]
-  # After the z-score every pixel carries the same normalised trace.
   np.testing.assert_allclose(y, jnp.broadcast_to(y[:, :1, :1], y.shape), atol=1e-5)
   x = jax.random.uniform(jax.random.PRNGKey(2), (3, 4, 4))
   full = to_network_input(x, 4)
@@ -70,15 +74,3 @@ def test_paper_norm_against_the_papers_equations():
   got2 = np.asarray(to_network_input(jnp.asarray(two, jnp.float32), 4, 1, 'paper'))[..., 0]
   joined = _paper_numpy(two.reshape(80, 4, 2, 4, 2).mean(axis=(2, 4)))
   np.testing.assert_allclose(got2.reshape(80, 4, 4), joined, atol=2e-5)
-
-
-def test_per_retina_norm_is_todays_and_differs_from_the_papers():
-  x = jax.random.normal(jax.random.PRNGKey(3), (2, 6, 8, 8)) * 10 - 70
-  np.testing.assert_array_equal(to_network_input(x, 4), to_network_input(x, 4, 1, 'per_retina'))
-  # Per retina: each retina's full-resolution z-scores min-maxed, then pooled, so the pooled
-  # frames stay inside [0, 1] without reaching both ends.
-  y = np.asarray(to_network_input(x, 4))
-  assert y.min() > 0.0 and y.max() < 1.0
-  assert not np.allclose(y, to_network_input(x, 4, 1, 'paper'))
-  with pytest.raises(InputError, match='norm'):
-    to_network_input(x, 4, 1, 'global')

@@ -1,4 +1,4 @@
-"""Godfrey & Swindale (2007) simulator: coupling kernel, presets, state contract, waves."""
+"""Godfrey & Swindale (2007) simulator: coupling kernel, state contract, waves."""
 
 import math
 
@@ -7,13 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rwjax.errors import InputError
 from rwjax.waves import godfrey as G
 
 SMALL = G.Params(size=32)
 
 
-def test_coupling_kernel_is_the_disk_overlap():
+def test_coupling_kernel_is_the_disk_overlap_and_the_neighbour_fraction():
   w = G.coupling_kernel()
   k = w.shape[0] // 2
   assert w.shape == (19, 19) and w[k, k] == 0.0           # d < 2R = 10 spacings; no self
@@ -26,13 +25,6 @@ def test_coupling_kernel_is_the_disk_overlap():
   assert w[k, -1] > 0 and w[0, 0] == 0.0                  # (0, 9) inside, (9, 9) outside 2R
   # Sum over the lattice ~ pi R^2 / spacing^2 - 1 (the overlap integrates to (pi R^2)^2).
   assert w.sum() == pytest.approx(math.pi * 25 - 1, rel=0.01)
-
-
-def test_preset_and_neighbour_fraction():
-  # The presets' values: test_published_params.py.
-  assert G.preset('mouse', size=32) == G.PRESETS['mouse']._replace(size=32)
-  with pytest.raises(InputError, match='mouse'):
-    G.preset('human')
   frac = G.neighbour_fraction(SMALL)
   assert frac.max() == pytest.approx(1.0) and 0.25 < frac[0, 0] < 0.3   # corner: ~ a quarter
 

@@ -29,7 +29,7 @@ def test_init_shapes_dtypes_rest_values_and_bad_params():
     L.advance(st, -1, SMALL)
 
 
-def test_advance_is_deterministic_and_carrying_state_equals_one_longer_call():
+def test_advance_is_deterministic_carrying_state_equals_one_longer_call_and_shorter_frames():
   st = L.init(jax.random.PRNGKey(1), 2, SMALL)
   st_a, f_a = L.advance(st, 5, SMALL)
   assert f_a.shape == (2, 5, 16, 16) and f_a.dtype == jnp.float32
@@ -45,6 +45,21 @@ def test_advance_is_deterministic_and_carrying_state_equals_one_longer_call():
   st_c, f_c = L.advance(st, 10, SMALL)
   np.testing.assert_allclose(np.concatenate([f_a, f_b], axis=1), f_c, rtol=0, atol=1e-5)
   np.testing.assert_array_equal(st_b.key, st_c.key)
+  # frame_dt = 0.01 s with spont_frames = 10 (a 0.1 s spontaneous-input window) is the
+  # default 0.1 s model filmed ten times as often: every tenth frame, the state and the
+  # warm-up are those of the default, frame for frame.
+  fine = SMALL._replace(frame_dt=0.01, spont_frames=10)
+  st_f, frames = L.advance(st, 50, fine)
+  assert frames.shape == (2, 50, 16, 16)
+  np.testing.assert_allclose(frames[:, 9::10], f_a, rtol=0, atol=1e-4)
+  np.testing.assert_array_equal(st_f.key, st_a.key)
+  np.testing.assert_allclose(L.warmup(st, 0.5, fine).v, st_a.v, rtol=0, atol=1e-4)
+  # In-between frames are the states between (not copies of the window's last frame).
+  assert not np.allclose(frames[:, 0], frames[:, 9])
+  with pytest.raises(InputError, match='spont_frames=10'):
+    L.advance(st, 15, fine)
+  with pytest.raises(InputError, match='spont_frames'):
+    L.init(jax.random.PRNGKey(0), 1, SMALL._replace(spont_frames=0))
 
 
 def test_laplacian_is_no_flux():
@@ -53,7 +68,6 @@ def test_laplacian_is_no_flux():
   # Neumann borders: diffusion only moves E around, the total is conserved.
   np.testing.assert_allclose(lap.sum(axis=(1, 2)), 0.0, atol=1e-4)
   np.testing.assert_array_equal(L.laplacian(jnp.full((1, 5, 5), 3.0), 0.1), 0.0)
-  # A uniform field (no spontaneous input) stays uniform, borders included.
   quiet = SMALL._replace(spont_prob=0.0)
   st = L.init(jax.random.PRNGKey(5), 1, quiet)
   st = st._replace(e=jnp.full_like(st.e, 0.3), v=jnp.full_like(st.v, -30.0))
@@ -98,23 +112,3 @@ def test_waves_start_and_propagate():
   first = np.argmax(active > 0)
   assert active[first] > 0 and active[first] < 10      # starts from a few cells...
   assert active.max() > 0.3 * 32 * 32                   # ...and spreads over the retina
-
-
-def test_shorter_frames_film_the_same_model():
-  """frame_dt = 0.01 s with spont_frames = 10 (a 0.1 s spontaneous-input window) is the
-  default 0.1 s model filmed ten times as often: every tenth frame, the state and the
-  warm-up are those of the default, frame for frame."""
-  fine = SMALL._replace(frame_dt=0.01, spont_frames=10)
-  st = L.init(jax.random.PRNGKey(4), 2, SMALL)
-  st_c, coarse = L.advance(st, 4, SMALL)
-  st_f, frames = L.advance(st, 40, fine)
-  assert frames.shape == (2, 40, 16, 16)
-  np.testing.assert_allclose(frames[:, 9::10], coarse, rtol=0, atol=1e-4)
-  np.testing.assert_array_equal(st_f.key, st_c.key)
-  np.testing.assert_allclose(L.warmup(st, 0.4, fine).v, st_c.v, rtol=0, atol=1e-4)
-  # In-between frames are the states between (not copies of the window's last frame).
-  assert not np.allclose(frames[:, 0], frames[:, 9])
-  with pytest.raises(InputError, match='spont_frames=10'):
-    L.advance(st, 15, fine)
-  with pytest.raises(InputError, match='spont_frames'):
-    L.init(jax.random.PRNGKey(0), 1, SMALL._replace(spont_frames=0))

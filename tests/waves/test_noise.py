@@ -33,15 +33,9 @@ def _fronts(t=300, size=32, seed=0):
   return movie.astype(np.float32)
 
 
-@pytest.fixture(scope='module')
-def pair():
+def test_histogram_and_correlation_lengths_match_without_travelling_waves():
   wave = _fronts()[None]
   out, report = noise.noise_like(wave, jax.random.PRNGKey(0))
-  return wave, out, report
-
-
-def test_histogram_and_correlation_lengths_match_without_travelling_waves(pair):
-  wave, out, report = pair
   assert out.shape == wave.shape and out.dtype == np.float32
   q = np.linspace(0.01, 0.99, 99)
   spread = np.quantile(wave, 0.99) - np.quantile(wave, 0.01)
@@ -49,8 +43,7 @@ def test_histogram_and_correlation_lengths_match_without_travelling_waves(pair):
   # The active share (what the wave finder thresholds) is the wave movie's.
   assert (out > THRESHOLD).mean() == pytest.approx((wave > THRESHOLD).mean(), rel=0.05)
   want, got = noise.correlation_lengths(wave[0]), noise.correlation_lengths(out[0])
-  assert got.frames == pytest.approx(want.frames, rel=0.1)
-  assert got.pixels == pytest.approx(want.pixels, rel=0.1)
+  assert (got.frames, got.pixels) == pytest.approx((want.frames, want.pixels), rel=0.1)
   assert report[0]['got_frames'] == pytest.approx(got.frames)
   # The fronts sweep the retina (footprint ~ the retina, ~8x a frame's band: sweep 6-7 over
   # seeds 0-3); the noise's active patches grow and fade in place (1.4-1.8).
@@ -66,8 +59,7 @@ def test_correlation_lengths_of_smoothed_white_noise():
   field = ndimage.gaussian_filter(white, (3.0, 0.0, 0.0), mode='wrap')
   field = ndimage.gaussian_filter(field, (0.0, 2.0, 2.0), mode='wrap').astype(np.float32)
   got = noise.correlation_lengths(field, max_frames=40)
-  assert got.frames == pytest.approx(6.0, rel=0.05)
-  assert got.pixels == pytest.approx(4.0, rel=0.05)
+  assert (got.frames, got.pixels) == pytest.approx((6.0, 4.0), rel=0.05)
 
 
 def test_cli_writes_the_noise_with_the_wave_movies_labels(tmp_path, capsys):
@@ -86,7 +78,6 @@ def test_cli_writes_the_noise_with_the_wave_movies_labels(tmp_path, capsys):
   assert meta['threshold'] == THRESHOLD and meta['frame_dt'] == 0.1 and 'summary' not in meta
   assert meta['noise']['seed'] == 3 and len(meta['noise']['retinas']) == 1
   assert 'wrote' in capsys.readouterr().out
-  # The same seed gives the same movie; labels that do not fit the movie are refused.
   again = noise.noise_like(wave, jax.random.PRNGKey(3), refine=1)[0]
   np.testing.assert_array_equal(frames, again)
   np.save(os.path.join(like, 'labels.npy'), labels[:, :-1])

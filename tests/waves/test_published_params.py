@@ -14,6 +14,7 @@ the model's activity as frames, not the paper's, and are not checked here.
 
 import pytest
 
+from rwjax.errors import InputError
 from rwjax.waves import godfrey, lansdell
 
 # spont_frames=1: one movie frame per 0.1 s noise window (the released code's noiseStepSize,
@@ -40,22 +41,19 @@ GODFREY_2007_SETS = {
 
 
 def test_lansdell_defaults_are_the_published_values_but_d():
-  defaults = lansdell.Params()._asdict()
-  assert set(defaults) == set(LANSDELL_2014)
-  changed = {k: (v, defaults[k]) for k, v in LANSDELL_2014.items()
-             if defaults[k] != pytest.approx(v, rel=1e-12)}
-  # The deliberate change: D halved, 0.01 -> 0.005 mm^2/s.
-  assert changed == {'diff': (0.01, 0.005)}, changed
-  assert lansdell.Params(diff=0.01)._asdict() == pytest.approx(LANSDELL_2014)
+  assert lansdell.Params().diff == 0.005  # the deliberate change: D halved from 0.01 mm^2/s
+  assert lansdell.Params(diff=0.01)._asdict() == pytest.approx(LANSDELL_2014, rel=1e-12)
 
 
 def test_godfrey_defaults_and_parameter_sets_are_the_published_values():
   p = godfrey.Params()
-  for k, v in GODFREY_2007.items():
-    assert getattr(p, k) == pytest.approx(v), k
+  assert {k: getattr(p, k) for k in GODFREY_2007} == pytest.approx(GODFREY_2007)
   assert (p.h1, p.h2, p.p_d, p.p, p.t_k) == pytest.approx(GODFREY_2007_SETS['default'])
   assert sorted(godfrey.PRESETS) == sorted(GODFREY_2007_SETS)
   for name, values in GODFREY_2007_SETS.items():
     q = godfrey.PRESETS[name]
     assert (q.h1, q.h2, q.p_d, q.p, q.t_k) == pytest.approx(values), name
     assert q._replace(h1=p.h1, h2=p.h2, p_d=p.p_d, p=p.p, t_k=p.t_k) == p, name
+  assert godfrey.preset('mouse', size=32) == godfrey.PRESETS['mouse']._replace(size=32)
+  with pytest.raises(InputError, match='mouse'):
+    godfrey.preset('human')

@@ -12,24 +12,16 @@ from rwjax.waves import recorded, stats
 from rwjax.waves.cli import main
 
 write_mea, front_trains = mea_files.write_mea, mea_files.front_trains
-mcs_8x8, hexagonal = mea_files.mcs_8x8, mea_files.hexagonal
-
-
-def planar_wave_file(path, speed_mm_s=0.1, one_based=False):
-  """The 64x64 array (42 um) crossed 1 s in by one planar front at `speed_mm_s`: every
-  electrode bursts 6 spikes over 0.6 s as it passes; 1-based positions if `one_based`."""
-  return mea_files.fronts_file(path, size=64, speed_mm_s=speed_mm_s, starts=(1.0,),
-                               duration=4.0 + 63 * recorded.PITCH_MM / speed_mm_s, age=5,
-                               shift_um=mea_files.PITCH_UM if one_based else 0.0)
 
 
 def test_a_planar_front_is_one_wave_at_its_speed_from_0_or_1_based_positions(tmp_path, capsys):
-  src = planar_wave_file(tmp_path / 'w.h5')
+  # The 64x64 array (42 um) crossed 1 s in by one planar front at 0.1 mm/s.
+  front = dict(size=64, speed_mm_s=0.1, starts=(1.0,), duration=4.0 + 63 * 0.042 / 0.1, age=5)
+  src = mea_files.fronts_file(tmp_path / 'w.h5', **front)
   rec = recorded.load_mea(str(src))
   assert rec.age_days == 5 and rec.times.size == 64 * 64 * 6
   counts = recorded.spike_counts(rec)
   assert counts.sum() == rec.times.size and counts.shape[1:] == (64, 64)
-  # `convert` writes its activity movie, in which `stats` finds the front.
   main(['convert', f'--mea={src}', f'--out={tmp_path / "out"}', '--gif-seconds=5'])
   movie = np.load(tmp_path / 'out' / 'movie.npy')
   meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
@@ -42,15 +34,12 @@ def test_a_planar_front_is_one_wave_at_its_speed_from_0_or_1_based_positions(tmp
   s = json.loads(capsys.readouterr().out)
   assert s['n_waves'] == 1 and s['coverage'] == 1.0
   assert s['speed_mm_s_median'] == pytest.approx(0.1, rel=0.1)
-  # 1-based positions give the same movie.
-  one = recorded.load_mea(str(planar_wave_file(tmp_path / 'b.h5', one_based=True)))
+  one = recorded.load_mea(str(mea_files.fronts_file(tmp_path / 'b.h5', shift_um=42.0, **front)))
   np.testing.assert_array_equal(recorded.spike_counts(one), counts)
 
 
-# --- Any waverepo layout (Eglen et al. 2014): files built here (mea_files.py) ---
-
 def test_an_mcs_8x8_grid_with_corners_missing_and_positions_off_it(tmp_path):
-  pos = mcs_8x8()
+  pos = mea_files.mcs_8x8()
   trains, duration = front_trains(pos, 0.4)
   rec = recorded.load_mea(str(write_mea(tmp_path / 'm.h5', pos, trains, duration=duration,
                                         age=6, array='MCS_8x8_200um')))
@@ -69,7 +58,7 @@ def test_an_mcs_8x8_grid_with_corners_missing_and_positions_off_it(tmp_path):
 
 
 def test_a_front_on_a_hexagonal_array_keeps_its_speed_and_area(tmp_path):
-  pos = hexagonal(18, 20)  # 360 electrodes, 60 um apart
+  pos = mea_files.hexagonal(18, 20)  # 360 electrodes, 60 um apart
   trains, duration = front_trains(pos, 0.1)
   path = write_mea(tmp_path / 'h.h5', pos, trains, duration=duration, array='litke_hex_60um')
   rec = recorded.load_mea(str(path))
@@ -98,7 +87,7 @@ def test_a_front_on_a_hexagonal_array_keeps_its_speed_and_area(tmp_path):
 
 
 def test_layout_quirks_transposed_scalars_offset_times_shared_electrodes(tmp_path):
-  pos = mcs_8x8(100.0)
+  pos = mea_files.mcs_8x8(100.0)
   trains, duration = front_trains(pos, 0.3)
   ref = recorded.load_mea(str(write_mea(tmp_path / 'a.h5', pos, trains, duration=duration)))
   # [N, 2] instead of R's [2, N], plain scalars instead of 1-element arrays.
@@ -137,7 +126,7 @@ def test_layout_quirks_transposed_scalars_offset_times_shared_electrodes(tmp_pat
     (dict(epos=np.full((2, 60), np.nan)), 'positions .epos. must be finite'),
 ])
 def test_malformed_files_are_input_errors(tmp_path, change, message):
-  pos = mcs_8x8()
+  pos = mea_files.mcs_8x8()
   trains, duration = front_trains(pos, 0.4)
   path = write_mea(tmp_path / 'm.h5', pos, trains, duration=duration)
   with h5py.File(path, 'a') as f:

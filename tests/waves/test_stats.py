@@ -14,11 +14,6 @@ REST, UP = -70.0, -20.0
 THR = -60.0
 
 
-def _grid(size):
-  y, x = np.mgrid[:size, :size] * PX
-  return y, x
-
-
 def disk_wave(movie, t0, center, speed, r_max, width=0.1):
   """Adds a ring of activity expanding from `center` (mm) at `speed` (mm/s).
 
@@ -26,7 +21,7 @@ def disk_wave(movie, t0, center, speed, r_max, width=0.1):
   `width` mm of further front travel; the wave ends when the front reaches r_max.
   """
   n_t, size, _ = movie.shape
-  y, x = _grid(size)
+  y, x = np.mgrid[:size, :size] * PX
   dist = np.hypot(y - center[0], x - center[1])
   r0 = 1.5 * PX
   for i in range(n_t - t0):
@@ -60,7 +55,7 @@ def test_speed_of_an_expanding_disk(speed):
 @pytest.mark.parametrize('speed', [0.1, 0.5])
 def test_speed_of_a_planar_front(speed):
   size = 40
-  _, x = _grid(size)
+  x = np.mgrid[:size, :size][1] * PX
   n_t = int(x.max() / speed / DT) + 5
   movie = blank(n_t, size)
   for i in range(n_t):
@@ -109,8 +104,7 @@ def test_frame_label_is_the_largest_wave():
   disk_wave(movie, 10, (1.1, 1.1), 0.1, 0.35)  # large, overlaps in time
   s = stats.wave_stats(movie, threshold=THR, frame_dt=DT, pixel_mm=PX)
   assert s.area_mm2.size == 2 and s.area_mm2[0] < s.area_mm2[1]
-  lab = np.asarray([[(movie[t, :24] > THR).sum(), (movie[t, 24:] > THR).sum()]
-                    for t in range(80)])
+  lab = np.stack([(movie[:, :24] > THR).sum((1, 2)), (movie[:, 24:] > THR).sum((1, 2))], 1)
   want = np.where(lab.max(1) > 0, lab.argmax(1), -1)
   np.testing.assert_array_equal(s.frame_labels, want)
 
@@ -127,7 +121,6 @@ def test_batch_ids_are_globally_unique_and_summary_is_json_with_or_without_waves
   assert set(np.unique(s.frame_labels[1])) == {-1, 2}
   single = stats.wave_stats(b, threshold=THR, frame_dt=DT, pixel_mm=PX)
   np.testing.assert_array_equal(single.frame_labels, np.where(s.frame_labels[1] >= 0, 0, -1))
-  # The labels-only entry point agrees, for a batch and for one movie.
   np.testing.assert_array_equal(stats.frame_labels(np.stack([a, b]), THR), s.frame_labels)
   np.testing.assert_array_equal(stats.frame_labels(b, THR), single.frame_labels)
   out = stats.summary(s)
@@ -136,7 +129,6 @@ def test_batch_ids_are_globally_unique_and_summary_is_json_with_or_without_waves
           'area_mm2_p90', 'coverage', 'n_waves'} <= set(out)
   assert out['n_waves'] == 3 and out['iwi_s_median'] == pytest.approx(10.0)
   assert out['speed_mm_s_median'] == pytest.approx(0.2, rel=0.1)
-  # Without waves: nulls.
   out = stats.summary(stats.wave_stats(blank(10), threshold=THR, pixel_mm=PX))
   json.dumps(out, allow_nan=False)
   assert out['n_waves'] == 0 and out['speed_mm_s_median'] is None and out['coverage'] == 0

@@ -1,13 +1,17 @@
-"""`python -m rwjax.waves`: simulate -> files -> stats, and bad input -> one error line, exit 2."""
+"""`python -m rwjax.waves`: simulate -> files -> stats, bad input -> one error line, exit 2;
+stats / preview on recordings in any supported format."""
 
 import json
 import os
 import subprocess
 import sys
 
+import h5py
 import jax
 import numpy as np
 import pytest
+import scipy.io
+import tifffile
 from PIL import Image
 
 from rwjax.errors import cli_main
@@ -27,7 +31,7 @@ def simulated(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('sim'))
   # 12 s: two 10 s chunks, the surplus dropped; 0.5 s warm-up: a remainder chunk.
   proc = cli('simulate', '--model=lansdell', '--size=16', '--seconds=12', '--batch=2',
-             '--warmup=0.5', '--seed=1', f'--out={out}')
+             '--warmup=0.5', '--seed=1', '--param', 'diff=0.01', '--param=b=4', f'--out={out}')
   assert proc.returncode == 0, proc.stderr
   return out, proc
 
@@ -61,23 +65,22 @@ def test_simulate_godfrey(tmp_path):
   assert meta['model'] == 'godfrey' and meta['threshold'] == godfrey.THRESHOLD
 
 
-def test_write_movie_is_the_model_run_from_rest_and_what_the_cli_writes(tmp_path, capsys):
+def test_write_movie_is_the_model_run_from_rest_and_what_the_cli_writes(simulated, tmp_path):
   # The library call (rwjax.demo, rwjax.experiment) against the model's own functions
   # run in one piece (the library runs 10 s chunks), and against the CLI's files, with
   # parameters overridden (both --param forms).
-  out = simulate.write_movie(str(tmp_path / 'lib'), size=16, seconds=12, warmup=1, batch=2,
-                             seed=3, params={'diff': 0.01, 'b': 4}, progress=None)
+  cli_out, proc = simulated
+  out = simulate.write_movie(str(tmp_path), size=16, seconds=12, warmup=0.5, batch=2,
+                             seed=1, params={'diff': 0.01, 'b': 4}, progress=None)
   p = lansdell.Params(size=16, diff=0.01, b=4.0)
-  state = lansdell.warmup(lansdell.init(jax.random.PRNGKey(3), 2, p), 1.0, p)
+  state = lansdell.warmup(lansdell.init(jax.random.PRNGKey(1), 2, p), 0.5, p)
   want = np.asarray(lansdell.advance(state, 120, p)[1])
-  frames = np.load(tmp_path / 'lib' / 'movie.npy')
+  frames = np.load(tmp_path / 'movie.npy')
   assert frames.shape == (2, 120, 16, 16) and out['shape'] == [2, 120, 16, 16]
   np.testing.assert_allclose(frames, want, atol=1e-3)
-  main(['simulate', '--size=16', '--seconds=12', '--warmup=1', '--batch=2', '--seed=3',
-        '--param', 'diff=0.01', '--param=b=4', '--gif-seconds=0', f'--out={tmp_path / "cli"}'])
   for name in ('movie.npy', 'labels.npy', 'meta.json'):
-    assert (tmp_path / 'lib' / name).read_bytes() == (tmp_path / 'cli' / name).read_bytes()
-  assert out['params']['b'] == 4.0 and 'movie (2, 120, 16, 16)' in capsys.readouterr().out
+    assert (tmp_path / name).read_bytes() == open(os.path.join(cli_out, name), 'rb').read()
+  assert out['params']['b'] == 4.0 and 'movie (2, 120, 16, 16)' in proc.stdout
 
 
 def test_stats_json_table_and_bad_input_in_a_subprocess(simulated, tmp_path, capsys):
@@ -90,7 +93,6 @@ def test_stats_json_table_and_bad_input_in_a_subprocess(simulated, tmp_path, cap
   main(['stats', f'--movie={out}', '--threshold=-1000'])  # everything is "active"
   table = capsys.readouterr().out
   assert '2 waves in 2 retina(s)' in table and 'coverage 1.000' in table
-  # Bad input end to end: one error line, exit 2.
   proc = cli(*_fill(['stats', '--movie=BAD_DTYPE'], tmp_path))
   assert proc.returncode == 2
   assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
@@ -142,3 +144,73 @@ def test_argparse_errors_exit_2(capsys):
   with pytest.raises(SystemExit) as exit_info:
     main(['simulate', '--size=big', '--out=x'])
   assert exit_info.value.code == 2 and 'invalid int value' in capsys.readouterr().err
+
+
+PIXEL_MM, FRAME_DT, STEP_PX = 0.01, 0.1, 1.5  # a front moving 1.5 px per frame: 0.15 mm/s
+
+
+def _front_movie():
+  """A planar front sweeping x at STEP_PX pixels per frame over a rising baseline."""
+  t = np.arange(300, dtype=np.float32)[:, None, None]
+  xx = np.arange(32)[None, None, :]
+  x = np.broadcast_to(100 + 0.05 * t, (300, 32, 32)).copy()
+  for k in range(20):
+    x[100 + k] += 50 * (np.abs(xx[0] - k * STEP_PX) < 2)
+  return x
+
+
+@pytest.mark.parametrize('fmt', ['tif', 'h5', 'mat', 'npz'])
+def test_stats_measures_a_planted_front_in_any_format(tmp_path, capsys, fmt):
+  x = _front_movie()
+  path = str(tmp_path / f'rec.{fmt}')
+  flags = []
+  if fmt == 'tif':
+    tifffile.imwrite(path, x)
+  elif fmt == 'h5':
+    with h5py.File(path, 'w') as f:
+      f['imaging/F'] = x
+    flags = ['--key=imaging/F']
+  elif fmt == 'mat':
+    scipy.io.savemat(path, {'movie': np.transpose(x, (1, 2, 0))})  # MATLAB H x W x T
+    flags = ['--key=movie', '--axes=HWT']
+  else:
+    np.savez(path, F=x)
+  # The baseline drifts from 100 to 115: without subtracting it nothing stays below 110.
+  flags += [f'--movie={path}', f'--pixel-mm={PIXEL_MM}', f'--frame-dt={FRAME_DT}', '--json']
+  main(['stats', '--threshold=20', '--background-s=10'] + flags)
+  summary = json.loads(capsys.readouterr().out)
+  assert summary['n_waves'] == 1
+  assert summary['speed_mm_s_median'] == pytest.approx(STEP_PX * PIXEL_MM / FRAME_DT, rel=1e-6)
+  assert summary['duration_s_median'] == pytest.approx(20 * FRAME_DT)
+  main(['stats', '--threshold=110'] + flags)
+  raw = json.loads(capsys.readouterr().out)
+  assert raw['frames_with_wave'] > 0.3  # the drift, not the wave
+
+
+def test_preview_writes_a_gif_of_any_movie_and_stats_needs_its_units(tmp_path, capsys):
+  x = _front_movie()
+  tifffile.imwrite(tmp_path / 'rec.tif', x)
+  main(['preview', f'--movie={tmp_path}/rec.tif', f'--out={tmp_path}/p.gif', '--frame-dt=0.1'])
+  assert 'wrote' in capsys.readouterr().out
+  with Image.open(tmp_path / 'p.gif') as gif:
+    assert gif.size == (256, 256)  # 32 px upscaled 8x
+    total = 0
+    for i in range(gif.n_frames):  # Pillow merges identical frames, adding their durations
+      gif.seek(i)
+      total += gif.info['duration']
+  assert total == 150 * 50  # 300 frames at stride 2 (4x real time at 20 fps), 50 ms each
+  # A v7.3 .mat holding V (MATLAB T x H x W: HDF5 reversed), 10 s shown.
+  with h5py.File(tmp_path / 'v.mat', 'w', userblock_size=512) as f:
+    f['V'] = np.ascontiguousarray(x.T)
+  main(['preview', f'--movie={tmp_path}/v.mat', f'--out={tmp_path}/v.gif', '--seconds=10'])
+  assert '50 frames of 32x32' in capsys.readouterr().out
+  with pytest.raises(SystemExit) as e:
+    cli_main(lambda: main(['stats', f'--movie={tmp_path}/rec.tif']))
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert "give ['--threshold', '--frame-dt', '--pixel-mm']" in err and 'rec.tif' in err
+  (tmp_path / 'bad.tif').write_bytes(b'II*\x00' + b'\xff' * 50)
+  with pytest.raises(SystemExit):
+    cli_main(lambda: main(['stats', f'--movie={tmp_path}/bad.tif', '--threshold=1',
+                           '--frame-dt=0.1', '--pixel-mm=0.01']))
+  assert 'bad.tif' in capsys.readouterr().err
