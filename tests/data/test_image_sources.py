@@ -75,7 +75,7 @@ def test_folder_and_tfds_sources_return_identical_arrays(image_folder, tfds_dir,
   assert set(labels.tolist()) == set(range(3 if split == 'train' else 2))
 
 
-def test_max_examples_keeps_an_evenly_spaced_subset_decoded_once_per_process(
+def test_max_examples_decoding_once_grey_folders_original_positions_and_the_real_digits(
     image_folder, tfds_dir, tmp_path):
   images, labels, _ = load_images(f'folder:{image_folder}', 'train')
   sub_images, sub_labels, _ = load_images(f'folder:{image_folder}', 'train', max_examples=3)
@@ -93,10 +93,6 @@ def test_max_examples_keeps_an_evenly_spaced_subset_decoded_once_per_process(
   assert second[0] is first[0] and second[2] == first[2]
   with pytest.raises(ValueError):
     second[0][0, 0, 0, 0] = 1  # shared: read-only
-
-
-def test_grey_folder_images_have_one_channel_and_original_positions_come_from_tfds_ids(
-    tmp_path):
   os.makedirs(tmp_path / 'train' / 'a')
   Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / 'train/a/0.png')
   images, labels, names = load_images(f'folder:{tmp_path}', 'train')
@@ -107,16 +103,12 @@ def test_grey_folder_images_have_one_channel_and_original_positions_come_from_tf
     parse_ids(['cat.jpg'])
   with pytest.raises(InputError, match='keeps no original image order'):
     original_positions('folder:/nowhere', 'test')
-
-
-def test_digits_are_real_and_split_deterministically():
   train, train_labels, names = load_images('digits', 'train')
   test, test_labels, _ = load_images('digits', 'test')
   assert train.shape == (1297, 8, 8, 1) and test.shape == (500, 8, 8, 1)
   assert train.dtype == np.uint8 and train.max() == 255
   assert names == [str(d) for d in range(10)]
   assert set(test_labels.tolist()) == set(range(10))
-  # Disjoint splits (by content), identical on reload.
   assert not {x.tobytes() for x in train} >= {x.tobytes() for x in test}
   np.testing.assert_array_equal(load_images('digits', 'test')[0], test)
 

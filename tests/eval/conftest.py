@@ -37,17 +37,10 @@ def pretrain_config(width: int = 4):
 
 
 @pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  """A pre-training workdir of PRNGKey(42)'s network, saved at step 7."""
-  return _write_workdir(str(tmp_path_factory.mktemp('pretrain')), pretrain_config(), step=7,
-                        seed=42)
-
-
-@pytest.fixture(scope='module')
 def workdirs(tmp_path_factory):
-  """Three pre-training runs root/seed{42,43,44} left at step 0: PRNGKey(seed)'s networks."""
+  """Three pre-training runs root/seed{42,43,44} saved at step 7: PRNGKey(seed)'s networks."""
   root = tmp_path_factory.mktemp('runs')
-  return [_write_workdir(str(root / f'seed{s}'), pretrain_config(), step=0, seed=s)
+  return [_write_workdir(str(root / f'seed{s}'), pretrain_config(), step=7, seed=s)
           for s in (42, 43, 44)]
 
 
@@ -75,25 +68,23 @@ def wide_workdir(tmp_path_factory):
                         seed=1)
 
 
-def _shift(image, dy, dx, fill=0.0):
-  """out[y, x] = image[y - dy, x - dx] where that exists, else fill."""
-  h, w = image.shape[:2]
-  out = np.full_like(image, fill)
-  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
-      image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
-  return out
-
-
 @pytest.fixture
 def shift():
-  """shift(image f[H, W, C], dy, dx, fill=0.0): the NumPy reference of a whole-pixel shift."""
-  return _shift
+  """shift(image f[H, W, C], dy, dx, fill=0.0): the NumPy reference of a whole-pixel shift,
+  out[y, x] = image[y - dy, x - dx] where that exists, else fill."""
+  def shifted(image, dy, dx, fill=0.0):
+    h, w = image.shape[:2]
+    out = np.full_like(image, fill)
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
+        image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
+    return out
+  return shifted
 
 
 @pytest.fixture
-def found_shift():
+def found_shift(shift):
   """found_shift(moved, image, k, fill=0.0, atol=0.0): the (dy, dx) in [-k, k]^2 with
   shift(image, dy, dx, fill) == moved (to atol), else None."""
   return lambda moved, image, k, fill=0.0, atol=0.0: next(
       ((dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
-       if np.allclose(_shift(image, dy, dx, fill), moved, rtol=0, atol=atol)), None)
+       if np.allclose(shift(image, dy, dx, fill), moved, rtol=0, atol=atol)), None)

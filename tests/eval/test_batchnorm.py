@@ -1,5 +1,8 @@
 """BatchNorm modes 'adapt' and 'batch' of the evaluations."""
 
+import functools
+import operator
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,9 +21,10 @@ def model():
   return create_model(stem='cifar', width=4, projector=(8, 4), dtype='float32', channels=1)
 
 
-def _perturbed(variables, key):
-  """A stand-in for a pre-trained network: every BatchNorm scale, offset and running statistic
-  moved away from the initial 1 / 0, so none of them is what 'adapt' sets."""
+@pytest.fixture(scope='module')
+def arms(model):
+  """'pretrained' stands in for a pre-trained network: every BatchNorm scale, offset and running
+  statistic moved away from the initial 1 / 0, so none of them is what 'adapt' sets."""
   def move(path, leaf, k):
     name = path[-1].key
     if name in ('scale', 'var'):
@@ -28,15 +32,10 @@ def _perturbed(variables, key):
     if name in ('bias', 'mean'):
       return leaf + jax.random.normal(k, leaf.shape)
     return leaf
-  flat, tree = jax.tree_util.tree_flatten_with_path(variables)
-  keys = jax.random.split(key, len(flat))
-  return jax.tree.unflatten(tree, [move(p, l, k) for (p, l), k in zip(flat, keys)])
-
-
-@pytest.fixture(scope='module')
-def arms(model):
   init = jax.jit(lambda k: init_variables(model, k, SIZE))
-  return {'pretrained': _perturbed(init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)),
+  flat, tree = jax.tree_util.tree_flatten_with_path(init(jax.random.PRNGKey(1)))
+  keys = jax.random.split(jax.random.PRNGKey(2), len(flat))
+  return {'pretrained': jax.tree.unflatten(tree, [move(p, l, k) for (p, l), k in zip(flat, keys)]),
           'random_init': init(jax.random.PRNGKey(3))}
 
 
@@ -65,17 +64,6 @@ def _bn_outputs(model, variables, x):
   return found
 
 
-def _param(tree, path):
-  for k in path:
-    tree = tree[k]
-  return tree
-
-
-VIEWS = tuple(act.View(l) for l in layers.STAGES) + tuple(
-    act.View(l, 'flat') for l in ('layer2_block0_relu1', 'projector_hidden0_relu',
-                                  'projector_output'))
-
-
 @pytest.mark.parametrize('arm', ['pretrained', 'random_init'])
 def test_adapt_normalises_every_batchnorm_input_and_equals_one_batch_of_all_images(
     model, arms, images, arm):
@@ -86,21 +74,23 @@ def test_adapt_normalises_every_batchnorm_input_and_equals_one_batch_of_all_imag
   # stem, 2 per block (8 blocks), 3 downsample BNs, the projector's hidden one.
   assert len(outputs) == 1 + 16 + 3 + 1
   for path, y in outputs.items():
-    p = _param(variables['params'], path)
+    p = functools.reduce(operator.getitem, path, variables['params'])
     z = (np.asarray(y, np.float64) - np.asarray(p['bias'])) / np.asarray(p['scale'])
     axes = tuple(range(z.ndim - 1))
     np.testing.assert_allclose(z.mean(axis=axes), 0.0, atol=2e-3, err_msg=str(path))
     np.testing.assert_allclose(z.var(axis=axes), 1.0, atol=2e-2, err_msg=str(path))
   # Without adaptation the stored statistics do not normalise these images.
   before = _bn_outputs(model, variables, jnp.asarray(images))
-  path = ('backbone', 'stem_bn')
-  p = _param(variables['params'], path)
-  z = (np.asarray(before[path]) - np.asarray(p['bias'])) / np.asarray(p['scale'])
+  p = variables['params']['backbone']['stem_bn']
+  z = (np.asarray(before['backbone', 'stem_bn']) - np.asarray(p['bias'])) / np.asarray(p['scale'])
   assert np.abs(z.mean(axis=(0, 1, 2))).max() > 0.1 or np.abs(z.var(axis=(0, 1, 2)) - 1).max() > 0.1
   # 'batch' mode with one batch of all images is 'adapt' (the projector's BatchNorm too).
-  batch = act.extract(model, variables, images, VIEWS, batch_size=64, batchnorm='batch')
-  running = act.extract(model, adapted, images, VIEWS, batch_size=16)
-  for view, b, r in zip(VIEWS, batch, running):
+  views = tuple(act.View(l) for l in layers.STAGES) + tuple(
+      act.View(l, 'flat') for l in ('layer2_block0_relu1', 'projector_hidden0_relu',
+                                    'projector_output'))
+  batch = act.extract(model, variables, images, views, batch_size=64, batchnorm='batch')
+  running = act.extract(model, adapted, images, views, batch_size=16)
+  for view, b, r in zip(views, batch, running):
     np.testing.assert_allclose(b, r, rtol=1e-3, atol=1e-4, err_msg=str(view))
 
 
@@ -131,4 +121,3 @@ def test_batch_mode_normalises_each_group_by_its_own_statistics(model, arms, ima
                                    rtol=1e-3, atol=1e-4)
   eval_mode, = act.extract(model, variables, images, views[1:], batch_size=8)
   assert np.abs(eval_mode - one[1]).max() > 1e-3
-

@@ -10,14 +10,6 @@ from rwjax.errors import InputError
 from rwjax.eval import capacity as cap
 
 
-def _circle_draws(n: int) -> np.ndarray:
-  """Deterministic 2-D 'draws' for kappa = 0, where every field is homogeneous of degree 2
-  in t: E f(t) = E|t|^2 mean_theta f(unit(theta)), so n equally spaced directions of norm
-  sqrt(2) give the Gaussian mean up to the midpoint rule's error. [n, 2]."""
-  theta = 2 * np.pi * (np.arange(n) + 0.5) / n
-  return np.sqrt(2) * np.stack([np.cos(theta), np.sin(theta)], -1)
-
-
 def _ball_field_sq(t: np.ndarray, radius: float, kappa: float) -> np.ndarray:
   """Exact |v - t|^2 of each draw t: [..., D+1] for the L2 ball of `radius`, center 1."""
   r = np.linalg.norm(t[..., :-1], axis=-1)
@@ -83,7 +75,11 @@ def test_single_points(kappa, alpha):
 
 
 def test_segments_capacity_and_dimension_in_float32_and_float64():
-  t = np.broadcast_to(_circle_draws(20000), (4, 20000, 2))
+  # Deterministic 2-D 'draws' for kappa = 0, where every field is homogeneous of degree 2
+  # in t: E f(t) = E|t|^2 mean_theta f(unit(theta)), so n equally spaced directions of norm
+  # sqrt(2) give the Gaussian mean up to the midpoint rule's error.
+  theta = 2 * np.pi * (np.arange(20000) + 0.5) / 20000
+  t = np.broadcast_to(np.sqrt(2) * np.stack([np.cos(theta), np.sin(theta)], -1), (4, 20000, 2))
   segments = lambda radii: np.stack([[[r, -r], [1.0, 1.0]] for r in radii])  # [R, D+1, M=2]
   a, _, d, res = _geometry(segments([0.1, 0.3, 0.6, 1.0]), t, 0.0, [1] * 4)
   np.testing.assert_allclose(a, [1.7748, 1.4587, 1.1848, 1.0], rtol=1e-3)
@@ -102,7 +98,7 @@ def test_segments_capacity_and_dimension_in_float32_and_float64():
   np.testing.assert_allclose(a32, a64, rtol=1e-4)
 
 
-def test_sampled_circles_approach_two_thirds_from_above():
+def test_sampled_circles_approach_two_thirds_from_above_and_points_in_a_ball_exceed_it():
   # Regular polygons with 4, 8, ..., 64 vertices are nested, and every size sees the
   # same draws, so capacities decrease exactly and stay above the disk's.
   sizes = [4, 8, 16, 32, 64]
@@ -119,6 +115,14 @@ def test_sampled_circles_approach_two_thirds_from_above():
   assert np.all(np.diff(a) < 0) and np.all(a > disk * (1 - 1e-4))
   assert a[-1] == pytest.approx(disk, rel=5e-3)
   assert res <= 1e-5
+  dim, m, radius = 8, 40, 1.5
+  rng = np.random.default_rng(3)
+  u = rng.standard_normal((dim, m))
+  pts = radius * u / np.linalg.norm(u, axis=0) * rng.uniform(0.3, 1.0, m)
+  s = np.concatenate([pts, np.ones((1, m))])[None]
+  t = rng.standard_normal((1, 800, dim + 1))
+  a = _geometry(s, t, 0.0, [dim])[0]
+  assert a[0] >= 1 / _ball_field_sq(t[0], radius, 0.0).mean()
 
 
 @pytest.mark.parametrize('kappa', [0.0, 0.5])
@@ -138,18 +142,7 @@ def test_sampled_balls_match_ball_capacity(kappa):
   assert res <= 1e-5
 
 
-def test_points_inside_a_ball_have_at_least_its_capacity():
-  dim, m, radius = 8, 40, 1.5
-  rng = np.random.default_rng(3)
-  u = rng.standard_normal((dim, m))
-  pts = radius * u / np.linalg.norm(u, axis=0) * rng.uniform(0.3, 1.0, m)
-  s = np.concatenate([pts, np.ones((1, m))])[None]
-  t = rng.standard_normal((1, 800, dim + 1))
-  a = _geometry(s, t, 0.0, [dim])[0]
-  assert a[0] >= 1 / _ball_field_sq(t[0], radius, 0.0).mean()
-
-
-def test_solver_matches_scipy_nnls_loop():
+def test_solver_matches_scipy_nnls_loop_and_center_subspace_finds_a_shared_direction():
   rng = np.random.default_rng(4)
   x = rng.standard_normal((6, 12, 200)).astype(np.float32)
   x -= x.mean((0, 1))
@@ -172,33 +165,6 @@ def test_solver_matches_scipy_nnls_loop():
   ref = cap.manifold_geometry(jnp.asarray(t), jnp.asarray(anchors, jnp.float32), kappa, dims)
   for o, r in zip(ours, ref):
     np.testing.assert_allclose(o, np.asarray(r), rtol=1e-3)
-
-
-def test_random_gaussian_manifolds():
-  # P=100, N=5000, M=50: alpha ~ 0.04 (MC error 2.24/sqrt(P n_t) = 1.6%), R ~ 1.47, D ~ 36.
-  x = np.random.default_rng(5).standard_normal((100, 50, 5000)).astype(np.float32)
-  out = cap.manifold_analysis(x, kappa=0.0, n_t=200, key=jax.random.PRNGKey(0))
-  assert out['alpha'] == pytest.approx(0.04, rel=0.05)
-  assert out['radius'] == pytest.approx(1.47, rel=0.02)
-  assert out['dimension'] == pytest.approx(36, rel=0.03)
-  assert out['alpha_M'].shape == (100,) and out['K'] >= 1
-  assert out['solver_residual'] <= 1e-5
-
-
-def test_single_points_full_pipeline_and_unequal_sizes():
-  rng = np.random.default_rng(6)
-  points = [rng.standard_normal((1, 30)) for _ in range(40)]
-  out = cap.manifold_analysis(points, n_t=200, key=jax.random.PRNGKey(1))
-  assert out['alpha'] == pytest.approx(2.0, rel=0.08)  # 3 sigma of MC over 8000 draws
-  np.testing.assert_array_equal(out['radius_M'], 0)
-  np.testing.assert_array_equal(out['dimension_M'], 0)
-  mixed = [rng.standard_normal((m, 30)) + 3 * rng.standard_normal(30) for m in (1, 3, 7, 7)]
-  out = cap.manifold_analysis(mixed, n_t=50, key=jax.random.PRNGKey(2))
-  assert all(np.all(np.isfinite(out[k])) for k in ('alpha_M', 'radius_M', 'dimension_M'))
-  assert out['dimension_M'][0] == 0 and out['dimension_M'][3] > 0
-
-
-def test_center_subspace_finds_a_shared_direction():
   rng = np.random.default_rng(7)
   shared = rng.standard_normal(60)
   shared /= np.linalg.norm(shared)
@@ -211,6 +177,27 @@ def test_center_subspace_finds_a_shared_direction():
   resid = centers - centers @ v @ v.T
   unit = resid / np.linalg.norm(resid, axis=1, keepdims=True)
   assert np.abs(unit @ unit.T)[~np.eye(12, dtype=bool)].mean() < 0.5 * float(rho)
+
+
+def test_random_gaussian_manifolds_single_points_and_unequal_sizes():
+  # P=100, N=5000, M=50: alpha ~ 0.04 (MC error 2.24/sqrt(P n_t) = 1.6%), R ~ 1.47, D ~ 36.
+  x = np.random.default_rng(5).standard_normal((100, 50, 5000)).astype(np.float32)
+  out = cap.manifold_analysis(x, kappa=0.0, n_t=200, key=jax.random.PRNGKey(0))
+  assert out['alpha'] == pytest.approx(0.04, rel=0.05)
+  assert out['radius'] == pytest.approx(1.47, rel=0.02)
+  assert out['dimension'] == pytest.approx(36, rel=0.03)
+  assert out['alpha_M'].shape == (100,) and out['K'] >= 1
+  assert out['solver_residual'] <= 1e-5
+  rng = np.random.default_rng(6)
+  points = [rng.standard_normal((1, 30)) for _ in range(40)]
+  out = cap.manifold_analysis(points, n_t=200, key=jax.random.PRNGKey(1))
+  assert out['alpha'] == pytest.approx(2.0, rel=0.08)  # 3 sigma of MC over 8000 draws
+  np.testing.assert_array_equal(out['radius_M'], 0)
+  np.testing.assert_array_equal(out['dimension_M'], 0)
+  mixed = [rng.standard_normal((m, 30)) + 3 * rng.standard_normal(30) for m in (1, 3, 7, 7)]
+  out = cap.manifold_analysis(mixed, n_t=50, key=jax.random.PRNGKey(2))
+  assert all(np.all(np.isfinite(out[k])) for k in ('alpha_M', 'radius_M', 'dimension_M'))
+  assert out['dimension_M'][0] == 0 and out['dimension_M'][3] > 0
 
 
 @pytest.mark.parametrize('manifolds, kwargs', [

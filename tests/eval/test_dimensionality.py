@@ -24,17 +24,12 @@ def test_hand_derived_spectra(stds, n_dims, pr, pcs):
   assert d['participation_ratio'] == pytest.approx(pr, rel=1e-5) and d['pcs_90'] == pcs
 
 
-def test_moved_clouds_more_points_than_dimensions_and_the_rule_at_the_threshold():
+def test_moved_clouds_and_the_rule_at_the_threshold():
   # The global mean is removed: a shifted cloud, in a rotated basis, keeps its values.
   q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 6)))
   moved = axis_cloud([2.0, 1.0], 6) @ q + 7.0
   d = dim.dimensionality(moved.reshape(2, 2, 6))  # as P = 2 manifolds of M = 2
   assert d['participation_ratio'] == pytest.approx(25 / 17, rel=1e-4) and d['pcs_90'] == 2
-  rng = np.random.default_rng(1)
-  x = rng.normal(size=(400, 3)) * np.array([3.0, 2.0, 1.0])
-  lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1]
-  d = dim.dimensionality(x)
-  assert d['participation_ratio'] == pytest.approx(lam.sum() ** 2 / (lam ** 2).sum(), rel=1e-4)
   assert dim.pcs_for_variance([5, 3, 2], 0.8) == 2 and dim.pcs_for_variance([5, 3, 2], 0.81) == 3
   assert dim.pcs_for_variance([0, 0], 0.9) == 0
   with pytest.raises(InputError):

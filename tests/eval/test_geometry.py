@@ -9,7 +9,7 @@ from rwjax.eval import geometry
 KEYS = dict(key=jax.random.PRNGKey(1), sim_key=jax.random.PRNGKey(2), n_t=20, kappa=0.0)
 
 
-def test_measures_of_unequal_manifolds_and_the_pooled_dimensionality():
+def test_measures_of_unequal_manifolds_pooled_dimensionality_and_zero_padding():
   rng = np.random.default_rng(0)
   points = [(rng.normal(size=(m, 20)) + 3 * rng.normal(size=(1, 20))).astype(np.float32)
             for m in (4, 6, 5)]  # as wave manifolds are
@@ -24,10 +24,6 @@ def test_measures_of_unequal_manifolds_and_the_pooled_dimensionality():
   assert out['pcs_90'] == 1 + np.searchsorted(np.cumsum(lam) / lam.sum(), 0.9)
   only = geometry.analyse(points, measures=('pcs_90',), pad_to=64, **KEYS)
   assert only == {'dims': 20, 'solver_residual': 0.0, 'pcs_90': out['pcs_90']}
-
-
-def test_zero_padding_leaves_the_manifold_analysis_unchanged():
-  rng = np.random.default_rng(0)
   points = list((rng.normal(size=(3, 4, 32)) + 2 * rng.normal(size=(3, 1, 32))).astype(np.float32))
   a, b = (geometry.analyse(points, measures=geometry.MFTMA, pad_to=n, **KEYS) for n in (0, 64))
   for k in geometry.MFTMA:

@@ -35,7 +35,7 @@ def test_translation_manifolds_are_exact_shifts_of_one_pool_image_each(style, k,
   assert len(set(sources)) == 3 and len(shifts) > 4  # 3 distinct images, several shifts
 
 
-def test_rotation_manifolds_turn_their_image_about_the_centre():
+def test_rotation_manifolds_turn_about_the_centre_and_colour_ones_map_colours_affinely():
   # Smooth off-centre blobs: the centre of mass keeps its distance from the centre, and the
   # blob its mass, while the angle varies.
   size = 24
@@ -57,9 +57,6 @@ def test_rotation_manifolds_turn_their_image_about_the_centre():
       angles.append(np.arctan2(*c))
     assert np.ptp(angles) > 0.5
   assert sorted(sources) == [0] * 5 + [1] * 5 and sources[0] == sources[4]
-
-
-def test_colour_manifolds_apply_one_affine_colour_map_per_point():
   # Mid-range colours: no clipping, so every rwjax jitter is affine in RGB per image.
   pool = 0.4 + 0.2 * np.asarray(jax.random.uniform(jax.random.PRNGKey(3), (2, 6, 6, 3)))
   points = np.asarray(M.exemplar(jax.random.PRNGKey(0), jax.random.PRNGKey(4), pool, p=2, m=4,
@@ -112,7 +109,13 @@ def test_class_manifolds_of_each_selection_and_the_papers_ranked_lists():
   assert len(set(drawn)) == 50 and drawn.max() < 100 and (np.diff(drawn) > 0).all()
 
 
-def test_wave_manifolds_take_the_first_waves_of_min_to_max_frames_by_onset():
+def _manifold_eval(c, context, pre=None):
+  evals.validate('m', c)
+  return evals.build('m', c, context(pre))
+
+
+def test_wave_manifolds_are_the_first_waves_by_onset_the_trainer_finds_or_labels_list(
+    tmp_path, eval_context):
   lengths = {3: 60, 0: 10, 4: 140, 1: 55, 2: 80}  # wave id -> frames, listed in onset order
   labels = np.concatenate([np.full(n, i) for i, n in lengths.items()] + [np.full(5, -1)])
   labels = np.stack([labels[:175], labels[175:]])  # a batch of two retinas [2, T]
@@ -123,27 +126,13 @@ def test_wave_manifolds_take_the_first_waves_of_min_to_max_frames_by_onset():
   assert len(M.wave_index(labels, count=2, min_frames=50, max_frames=132)) == 2
   with pytest.raises(InputError, match='wave manifolds need at least 2'):
     M.wave_index(labels, count=50, min_frames=100, max_frames=132)
-
-
-def _manifold_eval(c, context, pre=None):
-  evals.validate('m', c)
-  return evals.build('m', c, context(pre))
-
-
-def _planted_movie(path):
-  """f32[40, 16, 16]: squares above the threshold 0.5 over frames 2-7 (16 px x 6 frames =
-  96 pixel-frames), 12-16 (4 px x 5 = 20), 20-26 (16 x 7 = 112) and 30-37 (9 x 8 = 72)."""
+  # Squares above the threshold 0.5 over frames 2-7 (16 px x 6 frames = 96 pixel-frames),
+  # 12-16 (4 px x 5 = 20), 20-26 (16 x 7 = 112) and 30-37 (9 x 8 = 72).
   movie = 0.1 * np.random.default_rng(0).random((40, 16, 16), np.float32)
   for (t0, t1), (y, x, side) in (((2, 8), (1, 1, 4)), ((12, 17), (9, 9, 2)),
                                  ((20, 27), (8, 2, 4)), ((30, 38), (3, 10, 3))):
     movie[t0:t1, y:y + side, x:x + side] = 1.0
-  np.save(path, movie)
-  return movie
-
-
-def test_wave_manifolds_are_the_waves_the_trainer_finds_or_a_label_file_lists(
-    tmp_path, eval_context):
-  movie = _planted_movie(tmp_path / 'movie.npy')
+  np.save(tmp_path / 'movie.npy', movie)
   pre = defaults.smoke_pretrain_config()
   pre.data.source, pre.data.movie, pre.data.threshold = 'file', str(tmp_path / 'movie.npy'), 0.5
   c = evals.new('manifolds')
@@ -171,17 +160,3 @@ def test_wave_manifolds_are_the_waves_the_trainer_finds_or_a_label_file_lists(
   c.exemplar.source, c.exemplar.p, c.exemplar.m = 'digits', 2, 2
   skipped = _manifold_eval(c, eval_context, pre)
   assert skipped.kinds == ('translate',) and 'waves.movie' in skipped.notes[0]
-
-
-def test_normalize_dataset_standardises_the_manifolds_of_images(eval_context):
-  c = evals.new('manifolds')
-  c.kinds = ('translate', 'class_test')
-  for section in (c.exemplar, c.classes['class_test']):
-    section.update({'source': 'digits', 'p': 2, 'm': 3})
-  ctx = lambda pre: eval_context(pre)._replace(
-      stats=lambda spec: (np.full(1, 0.5, np.float32), np.full(1, 0.25, np.float32)))
-  plain = _manifold_eval(c, ctx).manifolds(0)
-  c.normalize = 'dataset'
-  for kind, (images, sizes) in _manifold_eval(c, ctx).manifolds(0).items():
-    assert sizes == plain[kind][1] == [3, 3]
-    np.testing.assert_allclose(images, (np.asarray(plain[kind][0]) - 0.5) / 0.25, atol=1e-6)

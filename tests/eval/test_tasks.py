@@ -10,14 +10,12 @@ from rwjax.eval import evals
 from rwjax.eval import tasks
 from rwjax.eval.transforms import Transform
 
-NAMES = ['cat', 'dog', 'frog', 'ship']
-
 
 def _images(n, size=8, c=3, seed=0):
   return np.asarray(jax.random.uniform(jax.random.PRNGKey(seed), (n, size, size, c)))
 
 
-def test_classification_adds_test_sets_shifted_right(shift):
+def test_classification_shifted_test_sets_and_classes_chosen_by_name_and_relabelled(shift):
   x, y = _images(4), np.arange(4)
   task = tasks.classification('digits', x, y, x[:3], y[:3], 4, shifts=(0, 2, 3))
   assert list(task.tests) == ['digits', 'digits_shift2', 'digits_shift3']
@@ -27,9 +25,22 @@ def test_classification_adds_test_sets_shifted_right(shift):
     np.testing.assert_array_equal(labels, y[:3])
     for i in range(3):
       np.testing.assert_array_equal(moved[i], shift(x[i], 0, k))
+  names = ['cat', 'dog', 'frog', 'ship']
+  labels = np.array([3, 0, 1, 3, 1, 3, 0, 2])
+  index, new = tasks.select_classes(labels, names, ['ship', 'dog'], 2, 'c')
+  np.testing.assert_array_equal(index, [0, 3, 2, 4])  # first two ships, first two dogs
+  np.testing.assert_array_equal(new, [0, 0, 1, 1])
+  index, new = tasks.select_classes(labels, names, ['ship', 'cat'], 0, 'c')
+  np.testing.assert_array_equal(index, [0, 3, 5, 1, 6])
+  what = 'config.evals.p.invariance.classes'
+  with pytest.raises(InputError, match=rf"{what}: unknown class name.*'horse'.*cat, dog, frog"):
+    tasks.select_classes(labels, names, ['cat', 'horse'], 0, what)
+  with pytest.raises(InputError, match=rf"{what}: class 'dog' has 2 images.*per_class=3"):
+    tasks.select_classes(labels, names, ['dog'], 3, what)
 
 
-def test_exemplar_translation_task_holds_out_test_shifts(found_shift):
+def test_exemplar_translation_holds_out_test_shifts_and_the_invariance_split_and_draws(
+    found_shift):
   p, n_train, n_test = 3, 5, 4
   base = _images(p, c=1)
   task = tasks.exemplar('exemplar_translate', jax.random.PRNGKey(0), base,
@@ -53,24 +64,6 @@ def test_exemplar_translation_task_holds_out_test_shifts(found_shift):
     task = tasks.exemplar('e', jax.random.PRNGKey(0), _images(3), t, n_train=2, n_test=2)
     assert task.x_train.shape == (6, 8, 8, 3) and task.tests['e'][0].shape == (6, 8, 8, 3)
     assert not np.allclose(task.x_train[:3], task.x_train[3:])
-
-
-def test_classes_are_chosen_by_name_first_images_first_and_relabelled_in_list_order():
-  labels = np.array([3, 0, 1, 3, 1, 3, 0, 2])
-  index, new = tasks.select_classes(labels, NAMES, ['ship', 'dog'], 2, 'c')
-  np.testing.assert_array_equal(index, [0, 3, 2, 4])  # first two ships, first two dogs
-  np.testing.assert_array_equal(new, [0, 0, 1, 1])
-  index, new = tasks.select_classes(labels, NAMES, ['ship', 'cat'], 0, 'c')
-  np.testing.assert_array_equal(index, [0, 3, 5, 1, 6])
-  what = 'config.evals.p.invariance.classes'
-  with pytest.raises(InputError, match=rf"{what}: unknown class name.*'horse'.*cat, dog, frog"):
-    tasks.select_classes(labels, NAMES, ['cat', 'horse'], 0, what)
-  with pytest.raises(InputError, match=rf"{what}: class 'dog' has 2 images.*per_class=3"):
-    tasks.select_classes(labels, NAMES, ['dog'], 3, what)
-
-
-def test_invariance_split_is_seeded_five_sixths_and_the_same_for_each_draw_and_transform(
-    found_shift):
   index = np.arange(600, dtype=np.float32).reshape(600, 1, 1, 1)  # value = index
   split = lambda key: tasks.invariance('i', jax.random.PRNGKey(key), index, np.zeros(600),
                                        Transform('none'), 1)
@@ -104,7 +97,8 @@ def test_invariance_split_is_seeded_five_sixths_and_the_same_for_each_draw_and_t
     assert not np.array_equal(tests['t'][0], moved.tests['t'][0])
 
 
-def test_normalize_dataset_standardises_every_task_image_after_its_transforms(eval_context):
+def test_normalize_dataset_standardises_every_task_image_and_manifold_after_transforms(
+    eval_context):
   config = defaults.config_file('evaluate', 'paper_digits').evals.paper_probes
   stats = lambda spec: (np.full(1, 0.5, np.float32), np.full(1, 0.25, np.float32))
   ctx = eval_context()._replace(stats=stats)
@@ -116,3 +110,13 @@ def test_normalize_dataset_standardises_every_task_image_after_its_transforms(ev
     np.testing.assert_allclose(b.x_train, (np.asarray(a.x_train) - 0.5) / 0.25, atol=1e-6)
     for name, (x, y) in a.tests.items():
       np.testing.assert_allclose(b.tests[name][0], (np.asarray(x) - 0.5) / 0.25, atol=1e-6)
+  c = evals.new('manifolds')
+  c.kinds = ('translate', 'class_test')
+  for section in (c.exemplar, c.classes['class_test']):
+    section.update({'source': 'digits', 'p': 2, 'm': 3})
+  evals.validate('m', c)
+  plain = evals.build('m', c, ctx).manifolds(0)
+  c.normalize = 'dataset'
+  for kind, (images, sizes) in evals.build('m', c, ctx).manifolds(0).items():
+    assert sizes == plain[kind][1] == [3, 3]
+    np.testing.assert_allclose(images, (np.asarray(plain[kind][0]) - 0.5) / 0.25, atol=1e-6)

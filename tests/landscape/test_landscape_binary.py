@@ -22,7 +22,12 @@ def _run(tmp_path, *overrides):
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_binary_writes_results_and_plot(tmp_path):
+def test_binary_writes_results_and_plot_and_a_bad_config_is_one_error_line(tmp_path):
+  assert jnp.ones(1).dtype == jnp.float32  # float32 stays the default outside the binary
+  proc = _run(tmp_path, '--config.methods=newton_mr,bfgs')
+  assert proc.returncode == 2
+  lines = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert len(lines) == 1 and 'bfgs' in lines[0] and 'Traceback' not in proc.stderr
   proc = _run(tmp_path, '--config.k=6', '--config.p=2', '--config.n=300',
               '--config.num_starts=4', '--config.trajectory_steps=100',
               '--config.methods=newton_mr,gradient_norm', '--config.newton_mr.num_steps=4',
@@ -38,11 +43,3 @@ def test_binary_writes_results_and_plot(tmp_path):
   assert results['toy']['(1.4142, 0.0)']['gradient_flat']
   assert (tmp_path / 'loss_vs_index.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   assert 'newton_mr' in proc.stdout and 'success' in proc.stdout
-
-
-def test_binary_bad_config_is_one_error_line_and_float32_stays_the_default_outside(tmp_path):
-  assert jnp.ones(1).dtype == jnp.float32
-  proc = _run(tmp_path, '--config.methods=newton_mr,bfgs')
-  assert proc.returncode == 2
-  lines = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
-  assert len(lines) == 1 and 'bfgs' in lines[0] and 'Traceback' not in proc.stderr
