@@ -13,19 +13,16 @@ from rwjax import checkpoint
 from rwjax.errors import InputError
 from rwjax.ssl import trainer
 
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
-                      'pretrain_recorded.py')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, 'configs', 'pretrain_recorded.py')
+TINY = os.path.join(ROOT, 'tests', 'configs', 'tiny_pretrain.py')
 
 
-def _recording(t, centre, seed):
-  """Two expanding bright disks on a noisy 32x32 background (uint16, like a camera)."""
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[:32, :32]
-  x = rng.normal(500, 5, (t, 32, 32))
-  for start in (2, t // 2):
-    for k in range(8):
-      x[start + k][(yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= (2 + k) ** 2] += 300
-  return x.astype(np.uint16)
+def _recording(t, retina, seed):
+  """Two expanding bright disks (tiny_pretrain.disk_movie's, starting at frames 2 and t // 2)
+  on a noisy 32x32 background (uint16, like a camera)."""
+  disks = runpy.run_path(TINY)['disk_movie'](t, (2, t // 2))[retina] == 0
+  return (np.random.default_rng(seed).normal(500, 5, (t, 32, 32)) + 300 * disks).astype(np.uint16)
 
 
 def _config(tmp_path):
@@ -33,10 +30,9 @@ def _config(tmp_path):
   c = runpy.run_path(CONFIG)['get_config']()
   c.model.update(width=4, projector=(16, 8), dtype='float32')
   c.data.update(input_size=16, wave_batch_frames=24)
-  c.train.update(batch_pairs=16, steps=2, log_every=1)
-  c.train.epochs = 0  # train.steps counts the whole-wave batches
-  tifffile.imwrite(tmp_path / 'r1.tif', _recording(24, (10, 12), 0))
-  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
+  c.train.update(batch_pairs=16, steps=2, log_every=1, epochs=0)  # steps: whole-wave batches
+  tifffile.imwrite(tmp_path / 'r1.tif', _recording(24, 0, 0))
+  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, 1, 1))
   np.save(tmp_path / 'r1.npy', np.array([[2, 10], [12, 20]]))
   np.save(tmp_path / 'r2.npy', np.array([[2, 10], [15, 23]]))
   c.data.movie = f'{tmp_path}/r1.tif,{tmp_path}/r2.tif'
@@ -63,7 +59,7 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
   assert len(np.unique(held[held >= 0])) == 8  # 4 rows x 2 waves
   # A recording damaged after the run started (found when the frames are read): one
   # clear error, and the run's checkpoints stay.
-  bad = _recording(30, (20, 18), 1).astype(np.float32)
+  bad = _recording(30, 1, 1).astype(np.float32)
   bad[7, 3, 3] = np.nan
   tifffile.imwrite(tmp_path / 'r2.tif', bad)
   c.train.steps = 4
@@ -71,7 +67,7 @@ def test_pretrain_recorded_trains_on_several_files(tmp_path):
                      r'frame 7\)'):
     trainer.train(c, str(tmp_path / 'w'))
   assert checkpoint.latest_step(str(tmp_path / 'w')) == 2
-  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, (20, 18), 1))
+  tifffile.imwrite(tmp_path / 'r2.tif', _recording(30, 1, 1))
   # Waves found with a threshold instead of interval files: the disks.
   c.data.recorded.intervals = ''
   c.data.threshold = 600.0

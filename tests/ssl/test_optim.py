@@ -19,8 +19,7 @@ def test_mask_excludes_batchnorm_and_biases_of_the_model():
   params = jax.eval_shape(lambda k: init_variables(model, k, 16), jax.random.PRNGKey(0))['params']
   flat = jax.tree_util.tree_flatten_with_path(decay_mask(params))[0]
   for path, decayed in flat:
-    name = jax.tree_util.keystr(path)
-    assert decayed == name.endswith("['kernel']"), name
+    assert decayed == jax.tree_util.keystr(path).endswith("['kernel']"), path
   assert sum(d for _, d in flat) == 20 + 2  # 20 conv kernels, 2 dense kernels
 
 

@@ -37,11 +37,9 @@ def _planted(b, t):
 
 def _config(placement_name, batching='pairs', batch_pairs=16, **data):
   c = defaults.pretrain_config()
-  c.model.width, c.model.projector, c.model.dtype = 4, (16, 8), 'float32'
-  c.data.source, c.data.input_size = 'file', SIZE
-  c.data.placement, c.data.batching = placement_name, batching
-  c.data.wave_batch_frames, c.data.val_fraction = 16, 0.25
-  c.data.update(data)
+  c.model.update(width=4, projector=(16, 8), dtype='float32')
+  c.data.update(source='file', input_size=SIZE, placement=placement_name, batching=batching,
+                wave_batch_frames=16, val_fraction=0.25, **data)
   c.train.batch_pairs = batch_pairs
   return c
 
@@ -214,12 +212,11 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, where, batching):
   movie, labels = _planted(16, 16)
   np.save(tmp_path / 'movie.npy', movie)
   np.save(tmp_path / 'labels.npy', labels)
-  c = _config(where, batching)
-  c.data.movie, c.data.labels = str(tmp_path / 'movie.npy'), str(tmp_path / 'labels.npy')
-  c.data.device_bytes = 3 * 16 * (SIZE * SIZE * 4 + 4)  # stream: chunks of one row (2 per shard)
+  c = _config(where, batching, movie=str(tmp_path / 'movie.npy'),
+              labels=str(tmp_path / 'labels.npy'),
+              device_bytes=3 * 16 * (SIZE * SIZE * 4 + 4))  # stream: one row a chunk, 2 a shard
   c.loss.denominator = 'negatives' if batching == 'waves' else 'all'
-  c.train.steps, c.train.checkpoint_every, c.train.log_every = 2, 1, 1
-  c.train.monitor_every = 0
+  c.train.update(steps=2, checkpoint_every=1, log_every=1, monitor_every=0)
   whole = trainer.train(c, str(tmp_path / 'whole'))
   c.train.steps = 1
   trainer.train(c, str(tmp_path / 'resumed'))

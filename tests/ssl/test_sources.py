@@ -1,8 +1,6 @@
 """The on-device simulator source: retinas advancing in groups (data.sim_groups), wave
 labels against the wave finder on a planted movie."""
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
@@ -17,18 +15,13 @@ from rwjax.waves import lansdell
 from rwjax.waves import stats
 
 
-def _source(groups):
-  params = lansdell.Params(size=16, spont_prob=0.01)
-  return sources.make_sim_source(
-      model=lansdell, params=params, input_size=8, retinas=4, frames_per_step=1,
-      buffer_frames=4, warmup_s=1.0, calibration_s=1.0, threshold=lansdell.THRESHOLD,
-      active_fraction=0.01, groups=groups)
-
-
 def test_groups_take_turns_and_match_advancing_all_at_once():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
   init = lambda s: trainer.source_init(s, mesh)
-  whole, halves = _source(1), _source(2)
+  whole, halves = (sources.make_sim_source(
+      model=lansdell, params=lansdell.Params(size=16, spont_prob=0.01), input_size=8, retinas=4,
+      frames_per_step=1, buffer_frames=4, warmup_s=1.0, calibration_s=1.0,
+      threshold=lansdell.THRESHOLD, active_fraction=0.01, groups=g) for g in (1, 2))
   key = jax.random.PRNGKey(0)
   state = init(halves)(key)
   np.testing.assert_array_equal(state.turn, [0, 0])  # one counter per device
@@ -64,11 +57,6 @@ def test_a_file_movie_is_an_argument_of_the_init_program_not_a_constant():
   assert large < small + 1000, (small, large)
 
 
-class _PlantedParams(NamedTuple):
-  size: int = 16
-  frame_dt: float = 0.1
-
-
 class _Planted:
   """A stand-in simulator that replays a planted movie f32[T, 16, 16] in a loop; retina b
   starts at frame 7 b (so retinas differ), plus (`keyed`) an offset drawn from the device's key
@@ -94,8 +82,8 @@ class _Planted:
 def _planted_source(model, **kw):
   """(source, mesh, initial state): a sim source of `model`, 2 retinas on each of 2 devices."""
   source = sources.make_sim_source(
-      model=model, params=_PlantedParams(), input_size=8, retinas=2, frames_per_step=1,
-      warmup_s=0.0, threshold=0.5, active_fraction=0.01, **kw)
+      model=model, params=lansdell.Params(size=16, frame_dt=0.1), input_size=8, retinas=2,
+      frames_per_step=1, warmup_s=0.0, threshold=0.5, active_fraction=0.01, **kw)
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ('data',))
   return source, mesh, trainer.source_init(source, mesh)(jax.random.PRNGKey(0))
 

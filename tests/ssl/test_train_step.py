@@ -16,15 +16,18 @@ MODEL = create_model(width=4, projector=(16, 8), dtype='float32', channels=1)
 # Plain SGD: the update is proportional to the gradient, so the 1-vs-8 comparison sees any error
 # in gradient accumulation (Adam would normalise it away).
 TX = optax.sgd(0.02, momentum=0.9)
-LR_FN = make_schedule('adam', lr=0.02)  # constant 0.02, only reported
 
 
-def global_source():
-  """8 waves of 2 frames each (t, t + 1), a wave-specific pattern plus frame noise; 2 invalid.
+def batch_fn(source, key):
+  """A fixed buffer: the local views themselves; records the key it was given."""
+  batch = {k: source[k] for k in ('views', 'wave_id', 'frame_idx', 'valid')}
+  return dict(source, key=key[None]), batch
 
-  A source split over the devices (as a sharded movie is): each device's state is its share
-  of the views, and the key its step drew.
-  """
+
+def fresh_state(mesh, tx=TX):
+  """The state placed as the trainer places it (rwjax.ssl.trainer.init_state), its source split
+  over the devices as a sharded movie is (a device's state: its share of the views, the key its
+  step drew): 8 waves of 2 frames (t, t + 1), a wave's pattern plus frame noise; 2 invalid."""
   rng = np.random.default_rng(0)
   patterns = rng.random((8, SIZE, SIZE, 1))
   wave = np.tile(np.arange(8), 2)
@@ -37,19 +40,9 @@ def global_source():
     return {'views': views, 'wave_id': wave_id, 'frame_idx': frame_idx, 'valid': valid,
             'key': np.zeros((1, 2), np.uint32)}
 
-  return sources.Source(init=init, advance=None, checkpoint_view=None, restore_view=None,
-                        inputs=inputs, sharded=True)
-
-
-def batch_fn(source, key):
-  """A fixed buffer: the local views themselves; records the key it was given."""
-  batch = {k: source[k] for k in ('views', 'wave_id', 'frame_idx', 'valid')}
-  return dict(source, key=key[None]), batch
-
-
-def fresh_state(mesh, tx=TX):
-  """The state placed as the trainer places it (rwjax.ssl.trainer.init_state)."""
-  return trainer.init_state(MODEL, tx, global_source(), mesh, 42, SIZE)
+  source = sources.Source(init=init, advance=None, checkpoint_view=None, restore_view=None,
+                          inputs=inputs, sharded=True)
+  return trainer.init_state(MODEL, tx, source, mesh, 42, SIZE)
 
 
 def test_one_step_same_on_1_and_8_devices_and_eval_step_reports_its_loss():
@@ -57,7 +50,7 @@ def test_one_step_same_on_1_and_8_devices_and_eval_step_reports_its_loss():
   for n in (1, N_DEV):
     mesh = Mesh(np.array(jax.devices()[:n]), ('data',))
     step = make_train_step(MODEL, TX, mesh, batch_fn, temperature=0.5, separation=1,
-                           learning_rate_fn=LR_FN)
+                           learning_rate_fn=make_schedule('adam', lr=0.02))  # only reported
     results[n] = jax.device_get(step(fresh_state(mesh)))
   (s1, m1), (s8, m8) = results[1], results[N_DEV]
   assert int(m1['n_anchors']) == int(m8['n_anchors']) == 12  # 14 valid, 2 lost their partner

@@ -17,12 +17,10 @@ MIN_SIZE = 50
 DELAY = 10  # config.data.label_delay's default
 
 
-_label_movie = jax.jit(wl.label_movie, static_argnums=(1, 2, 3))
-
-
 def _stream(masks, delay=DELAY, min_size=MIN_SIZE, candidates=wl.CANDIDATES):
   """Stream labels i32[B, T] of masks bool[B, T, H, W], made unique across retinas."""
-  lab = np.asarray(_label_movie(jnp.asarray(masks), min_size, delay, candidates))
+  lab = np.asarray(jax.jit(wl.label_movie, static_argnums=(1, 2, 3))(
+      jnp.asarray(masks), min_size, delay, candidates))
   return np.where(lab >= 0, lab + np.arange(len(lab))[:, None] * wl.SLOTS, -1)
 
 
@@ -86,17 +84,12 @@ def test_equals_the_wave_finder_when_the_whole_movie_is_known():
   rng = np.random.default_rng(0)
   field = ndimage.uniform_filter(rng.random((3, 40, 16, 16)), size=(1, 3, 3, 3))
   masks = field > 0.55
-  n_t = masks.shape[1]
   finder = stats.frame_labels(masks.astype(np.float32), 0.5, 20)
   per_frame = [ndimage.label(m)[1] for m in masks.reshape(-1, 16, 16)]
   assert max(per_frame) >= 3 and (finder >= 0).mean() > 0.3  # a non-trivial movie
-  stream = _stream(masks, delay=n_t - 1, min_size=20, candidates=64)
+  stream = _stream(masks, delay=masks.shape[1] - 1, min_size=20, candidates=64)
   np.testing.assert_array_equal(stream >= 0, finder >= 0)
   assert adjusted_rand_score(finder.ravel(), stream.ravel()) == 1.0
-
-
-def _square(masks, t0, t1, y0, y1, x0, x1):
-  masks[t0:t1, y0:y1, x0:x1] = True
 
 
 def test_planted_merge_and_small_blob():
@@ -104,10 +97,10 @@ def test_planted_merge_and_small_blob():
   # 2-15) joined by a bridge at frames 8-9 (one 3-D component for the finder), and a
   # 2x2 blob for frames 16-18 (12 pixel-frames < min_size 20: no wave).
   masks = np.zeros((20, 12, 12), bool)
-  _square(masks, 0, 16, 2, 10, 0, 4)    # A: 32 pixels per frame
-  _square(masks, 2, 16, 2, 8, 8, 12)    # B: 24 pixels per frame
-  _square(masks, 8, 10, 4, 5, 4, 8)     # the bridge
-  _square(masks, 16, 19, 5, 7, 5, 7)    # too small
+  masks[0:16, 2:10, 0:4] = True    # A: 32 pixels per frame
+  masks[2:16, 2:8, 8:12] = True    # B: 24 pixels per frame
+  masks[8:10, 4:5, 4:8] = True     # the bridge
+  masks[16:19, 5:7, 5:7] = True    # too small
   finder = stats.frame_labels(masks.astype(np.float32), 0.5, 20)
   np.testing.assert_array_equal(finder, [0] * 16 + [-1] * 4)  # one wave, then none
   stream = _stream(masks[None], delay=10, min_size=20)[0]
@@ -121,9 +114,9 @@ def test_a_merge_later_than_the_delay_is_not_seen_in_time():
   # seed's expansion at frame 12 joins: one 3-D component, so the finder's label is the
   # same in every frame.
   masks = np.zeros((20, 8, 16), bool)
-  _square(masks, 0, 12, 0, 2, 0, 2)     # the seed: first in raster order, slot 0
-  _square(masks, 0, 20, 0, 8, 9, 16)    # right wave: slot 1
-  _square(masks, 12, 20, 0, 8, 0, 9)    # the seed expands and touches it at frame 12
+  masks[0:12, 0:2, 0:2] = True     # the seed: first in raster order, slot 0
+  masks[0:20, 0:8, 9:16] = True    # right wave: slot 1
+  masks[12:20, 0:8, 0:9] = True    # the seed expands and touches it at frame 12
   finder = stats.frame_labels(masks.astype(np.float32), 0.5, 20)
   assert (finder == 0).all()
   # Labelled 3 frames later, frames 0-8 are labelled before the merge, as the larger right
