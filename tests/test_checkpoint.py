@@ -70,11 +70,6 @@ def _remove_manifests(step_dir):
       os.remove(os.path.join(d, 'manifest.ocdbt'))
 
 
-def _remove_item(step_dir):
-  """Only orbax's step metadata left: the saved state's directory is gone."""
-  shutil.rmtree(os.path.join(step_dir, checkpoint.ITEM))
-
-
 def _empty(step_dir):
   shutil.rmtree(step_dir)
   os.mkdir(step_dir)
@@ -82,7 +77,9 @@ def _empty(step_dir):
 
 DAMAGE = {'truncated data files': (_truncate_data, 'OUT_OF_RANGE'),
           'no manifest': (_remove_manifests, 'NOT_FOUND'),
-          'no saved state': (_remove_item, f'no saved state: {checkpoint.ITEM}/ is missing'),
+          # Only orbax's step metadata left: the saved state's directory is gone.
+          'no saved state': (lambda d: shutil.rmtree(os.path.join(d, checkpoint.ITEM)),
+                             f'no saved state: {checkpoint.ITEM}/ is missing'),
           'empty directory': (_empty, 'its directory is empty')}
 
 
@@ -94,18 +91,17 @@ def _files(root):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """(workdir with checkpoints 1 and 2 of the tiny pre-training, its final state: the
-  structure and shardings the trainer restores into, its simulator source saved whole)."""
+  """(workdir with checkpoints 1 and 2 of the tiny pre-training, its final state: the target
+  the trainer restores into, the parameters of checkpoint 1 restored intact)."""
   c = runpy.run_path(TINY)['get_config']()
   c.train.steps, c.train.checkpoint_every, c.train.log_every = 2, 1, 1
   workdir = str(tmp_path_factory.mktemp('trained') / 'w')
   state = trainer.train(c, workdir)
   assert checkpoint.latest_step(workdir) == 2
-  return workdir, state
-
-
-def _copy(trained, tmp_path, name='w'):
-  return shutil.copytree(trained[0], str(tmp_path / name))
+  # Checkpoint 1 as a run finds it without checkpoint 2.
+  before = shutil.copytree(workdir, str(tmp_path_factory.mktemp('before') / 'w'))
+  shutil.rmtree(os.path.join(before, 'checkpoints', '2'))
+  return workdir, state, _params(_restore(before, state)[1])
 
 
 def _restore(workdir, target):
@@ -120,13 +116,8 @@ def _params(state):
 @pytest.mark.parametrize('damage', list(DAMAGE))
 def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_restored(
     trained, tmp_path, capfd, damage):
-  _, target = trained
-  # The intact checkpoint of the step before, as a run finds it without the damaged one.
-  before = _copy(trained, tmp_path, 'before')
-  shutil.rmtree(os.path.join(before, 'checkpoints', '2'))
-  want = _params(_restore(before, target)[1])
-
-  w = _copy(trained, tmp_path)
+  workdir, target, want = trained
+  w = shutil.copytree(workdir, str(tmp_path / 'w'))
   damage_fn, reason = DAMAGE[damage]
   damage_fn(os.path.join(w, 'checkpoints', '2'))
   damaged_files, files = _files(os.path.join(w, 'checkpoints', '2')), _files(w)
@@ -140,7 +131,6 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_restored(
 
   mngr, restored = _restore(w, target)
   err = capfd.readouterr().err.strip().splitlines()
-
   assert int(restored.step) == 1
   jax.tree.map(np.testing.assert_array_equal, _params(restored), want)
   assert len(err) == 1, err
@@ -165,8 +155,8 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_restored(
 
 def test_no_readable_checkpoint_is_one_error_and_one_without_orbaxs_metadata_is_read(
     trained, tmp_path, capfd):
-  _, target = trained
-  w = _copy(trained, tmp_path)
+  workdir, target, _ = trained
+  w = shutil.copytree(workdir, str(tmp_path / 'w'))
   _truncate_data(os.path.join(w, 'checkpoints', '2'))
   _empty(os.path.join(w, 'checkpoints', '1'))
   files = _files(w)
@@ -181,7 +171,7 @@ def test_no_readable_checkpoint_is_one_error_and_one_without_orbaxs_metadata_is_
   assert capfd.readouterr().err == ''  # none of orbax's tracebacks
   # Without orbax's own metadata files its arrays are whole: the trainer reads them into the
   # config's state, which needs neither orbax's step metadata nor its tree metadata.
-  w = _copy(trained, tmp_path, 'no_metadata')
+  w = shutil.copytree(workdir, str(tmp_path / 'no_metadata'))
   os.remove(os.path.join(w, 'checkpoints', '2', '_CHECKPOINT_METADATA'))
   os.remove(os.path.join(w, 'checkpoints', '2', checkpoint.ITEM, '_METADATA'))
   restored = _restore(w, target)[1]

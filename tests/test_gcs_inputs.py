@@ -55,9 +55,6 @@ def _planted(t=12, h=8, w=8, seed=0):
   return np.random.default_rng(seed).normal(size=(t, h, w)).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------------------
-# Inputs.
-
 def test_saved_movie_and_labels_on_a_bucket_read_as_locally(gcs_emulator, tmp_path,
                                                            monkeypatch):
   frames = np.random.default_rng(1).uniform(size=(2, 20, 16, 16)).astype(np.float32)
@@ -113,13 +110,10 @@ FORMATS = {
 @pytest.mark.parametrize('fmt', list(FORMATS))
 def test_recorded_movie_on_a_bucket_reads_as_locally(gcs_emulator, tmp_path, fmt):
   frames = _planted(seed=len(fmt))
-  folder = tmp_path / fmt
-  folder.mkdir()
   ext, write = FORMATS[fmt]
-  local = str(folder / f'rec{ext}')
+  local, url = str(tmp_path / f'rec{ext}'), f'gs://bucket/recordings/{fmt}/rec{ext}'
   write(local, frames)
-  url = f'gs://bucket/recordings/{fmt}/rec{ext}'
-  _put(str(folder), f'gs://bucket/recordings/{fmt}')
+  _fs().pipe(url, open(local, 'rb').read())
   np.testing.assert_array_equal(readers.read_movie(url), frames)
   np.testing.assert_array_equal(readers.read_movie(url), readers.read_movie(local))
   with readers.open_movie(url) as m:
@@ -133,9 +127,8 @@ def test_frames_of_a_large_bucket_movie_are_read_without_fetching_the_file(gcs_e
   # 13 MB: more than two of gcsfs's 5 MiB read-ahead blocks.
   frames = _planted(t=200, h=128, w=128, seed=3)
   ext, write = FORMATS[fmt]
-  local = str(tmp_path / f'big{ext}')
+  local, url = str(tmp_path / f'big{ext}'), f'gs://bucket/big/big{ext}'
   write(local, frames)
-  url = f'gs://bucket/big/big{ext}'
   _fs().pipe(url, open(local, 'rb').read())
   size = os.path.getsize(local)
   with readers.open_movie(url) as m:
@@ -224,9 +217,6 @@ def test_a_missing_bucket_input_is_one_message_naming_it(gcs_emulator, gcs_fault
     readers.read_movie('gs://bucket/denied/rec.npy')
 
 
-# ---------------------------------------------------------------------------------------
-# Outputs: rwjax.waves.
-
 SIM = ['simulate', '--size', '16', '--seconds', '3', '--warmup', '0', '--gif-seconds', '2',
        '--param', 'spont_prob=0.05']
 
@@ -255,20 +245,6 @@ def test_waves_simulate_stats_and_preview_into_a_bucket_and_not_a_missing_one(gc
     waves_cli.main(SIM[:4] + ['1e9', '--out', 'gs://no-such-bucket/sim'])  # would run forever
 
 
-def _mea_file(path, age=5):
-  """A planted MEA spike file (a front sweeping the columns), as tests/test_experiment.py."""
-  rng = np.random.default_rng(0)
-  rows, cols = np.meshgrid(np.arange(64), np.arange(64), indexing='ij')
-  rows, cols = rows.ravel(), cols.ravel()
-  times = [np.sort(c * 0.05 + 1.0 + rng.uniform(0, 0.1, 3)) for c in cols]
-  _h5(path, {'epos': np.stack([rows, cols]).astype(np.float64) * 42.0,
-             'sCount': np.full(rows.size, 3, np.int32), 'spikes': np.concatenate(times),
-             'summary/duration': np.array([8.0]), 'meta/age': np.array([age])})
-
-
-# ---------------------------------------------------------------------------------------
-# Outputs: rwjax.experiment.
-
 def _tiny(**overrides):
   c = runpy.run_path(os.path.join(_ROOT, 'configs', 'experiment.py'))['get_config']('tiny')
   for k, v in overrides.items():
@@ -289,9 +265,17 @@ def _cheap(plan):
 
 def test_mea_dataset_and_experiment_recorded_movie_from_and_into_a_bucket(gcs_emulator,
                                                                           tmp_path):
+  # Planted MEA spike files (a front sweeping the columns), as tests/test_experiment.py's.
   (tmp_path / 'mea').mkdir()
-  _mea_file(tmp_path / 'mea' / 'p5.h5')
-  _mea_file(tmp_path / 'mea' / 'p12.h5', age=12)
+  rng = np.random.default_rng(0)
+  rows, cols = np.meshgrid(np.arange(64), np.arange(64), indexing='ij')
+  rows, cols = rows.ravel(), cols.ravel()
+  times = [np.sort(c * 0.05 + 1.0 + rng.uniform(0, 0.1, 3)) for c in cols]
+  for age in (5, 12):
+    _h5(tmp_path / 'mea' / f'p{age}.h5', {
+        'epos': np.stack([rows, cols]).astype(np.float64) * 42.0,
+        'sCount': np.full(rows.size, 3, np.int32), 'spikes': np.concatenate(times),
+        'summary/duration': np.array([8.0]), 'meta/age': np.array([age])})
   _put(str(tmp_path / 'mea'), 'gs://bucket/mea')
   args = ['mea-dataset', '--segment-s', '4', '--ages', '5:5']
   waves_cli.main(args + ['--folder', 'gs://bucket/mea', '--out', 'gs://bucket/mea_movie'])

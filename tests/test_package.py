@@ -56,26 +56,22 @@ def test_no_file_of_one_side_imports_the_other():
   assert _modules('rwjax.ssl') and _modules('rwjax.eval')  # the walk found the files
 
 
-def _loaded_after_importing(modules) -> set[str]:
-  """rwjax modules loaded, in a fresh interpreter, by importing `modules` (and what they
-  import in turn, e.g. rwjax.defaults, which imports rwjax.eval)."""
+def _loaded_after_importing(files) -> set[str]:
+  """rwjax modules loaded, in a fresh interpreter, by importing the modules of `files` (and
+  what they import in turn, e.g. rwjax.defaults, which imports rwjax.eval)."""
+  modules = [os.path.relpath(f, ROOT)[:-len('.py')].replace(os.sep, '.').removesuffix('.__init__')
+             for f in files]
   code = ('import importlib, sys\n'
-          f'for m in {list(modules)!r}: importlib.import_module(m)\n'
+          f'for m in {modules!r}: importlib.import_module(m)\n'
           "print(' '.join(sorted(k for k in sys.modules if k.startswith('rwjax'))))")
   out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT), check=True, timeout=300)
   return set(out.stdout.split())
 
 
-def _dotted(path: str) -> str:
-  rel = os.path.relpath(path, ROOT)[:-len('.py')].replace(os.sep, '.')
-  return rel[:-len('.__init__')] if rel.endswith('.__init__') else rel
-
-
 def test_importing_one_side_loads_nothing_of_the_other():
-  training = _loaded_after_importing([_dotted(p) for p in _modules('rwjax.ssl')])
-  assert 'rwjax.ssl.trainer' in training
-  assert not {m for m in training if _under(m, EVALUATION + BINARIES)}, training
-  evaluation = _loaded_after_importing([_dotted(p) for p in _modules(*EVALUATION)])
-  assert 'rwjax.eval.monitor' in evaluation
-  assert not {m for m in evaluation if _under(m, TRAINING + BINARIES)}, evaluation
+  for side, others, probe in ((TRAINING, EVALUATION + BINARIES, 'rwjax.ssl.trainer'),
+                              (EVALUATION, TRAINING + BINARIES, 'rwjax.eval.monitor')):
+    loaded = _loaded_after_importing(_modules(*side))
+    assert probe in loaded
+    assert not {m for m in loaded if _under(m, others)}, loaded

@@ -9,14 +9,13 @@ from rwjax import paths
 
 
 def test_set_aside_torn_line_keeps_the_partial_line_in_a_side_file(tmp_path):
-  path = str(tmp_path / 'records.jsonl')
+  file = tmp_path / 'records.jsonl'
+  path = str(file)
   assert paths.set_aside_torn_line(path) is None  # no file
-  open(path, 'w').close()
+  file.write_text('')
   assert paths.set_aside_torn_line(path) is None  # empty
-  # A last line longer than the block read back at a time.
-  long = 'x' * 100_000
-  with open(path, 'w') as f:
-    f.write('one\ntwo\n' + long)
+  long = 'x' * 100_000  # a last line longer than the block read back at a time
+  file.write_text('one\ntwo\n' + long)
   assert paths.set_aside_torn_line(path) == long
   assert open(path).read() == 'one\ntwo\n'
   assert paths.set_aside_torn_line(path) is None
@@ -24,8 +23,7 @@ def test_set_aside_torn_line_keeps_the_partial_line_in_a_side_file(tmp_path):
     f.write('thr')
   assert paths.set_aside_torn_line(path) == 'thr'
   assert open(path + '.torn').read() == long + '\nthr\n'  # each crash's line, kept
-  with open(path, 'w') as f:
-    f.write('no newline at all')
+  file.write_text('no newline at all')
   assert paths.set_aside_torn_line(path) == 'no newline at all'
   assert open(path).read() == ''
 

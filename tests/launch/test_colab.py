@@ -16,15 +16,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NOTEBOOK = os.path.join(ROOT, 'launch', 'colab.ipynb')
 
 HARNESS = r'''
-import json, os, re, subprocess, sys, types
+import collections, json, os, re, subprocess, sys, types
 
 notebook, params = sys.argv[1], json.loads(sys.argv[2])
 display = types.ModuleType('IPython.display')
-class _Shown:
-  def __init__(self, data):
-    self.data = data
-display.HTML = type('HTML', (_Shown,), {})
-display.Markdown = type('Markdown', (_Shown,), {})
+display.HTML = collections.namedtuple('HTML', 'data')
+display.Markdown = collections.namedtuple('Markdown', 'data')
 display.display = lambda x: print(f'DISPLAY {type(x).__name__} {len(x.data)} characters')
 sys.modules['IPython'] = types.ModuleType('IPython')
 sys.modules['IPython.display'] = display
@@ -40,10 +37,9 @@ def shell(cmd):
 
 def magic(line):
   name, _, arg = line.partition(' ')
-  if name == 'cd':
-    os.chdir(fill(arg))
-  else:
+  if name != 'cd':
     raise SystemExit(f'no stand-in for %{name}')
+  os.chdir(fill(arg))
 
 ns.update(_shell=shell, _magic=magic)
 cells = [''.join(c['source']) for c in json.load(open(notebook))['cells']
@@ -53,12 +49,8 @@ for i, source in enumerate(cells):
   for line in source.replace('\\\n', ' ').splitlines():
     body = line.lstrip()
     indent = line[:len(line) - len(body)]
-    if body.startswith('!'):
-      lines.append(f'{indent}_shell({body[1:]!r})')
-    elif body.startswith('%'):
-      lines.append(f'{indent}_magic({body[1:]!r})')
-    else:
-      lines.append(line)
+    call = {'!': '_shell', '%': '_magic'}.get(body[:1])
+    lines.append(f'{indent}{call}({body[1:]!r})' if call else line)
   exec(compile('\n'.join(lines), f'cell {i}', 'exec'), ns)
   if i == 0:
     ns.update(params)

@@ -8,33 +8,10 @@ import stat
 import subprocess
 import sys
 
-
 from rwjax import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH = os.path.join(ROOT, 'launch')
-
-
-def _config(spec):
-  """The ConfigDict a `--config=FILE[:preset]` flag names."""
-  path, _, preset = spec.partition(':')
-  get_config = runpy.run_path(os.path.join(ROOT, path))['get_config']
-  return get_config(preset) if preset else get_config()
-
-
-def _check_command(argv):
-  """A binary command line names an existing config and only keys it has."""
-  assert argv[:2] in (['-m', 'rwjax.train'], ['-m', 'rwjax.evaluate'],
-                      ['-m', 'rwjax.experiment']), argv
-  flags = dict(a[2:].split('=', 1) for a in argv[2:])
-  config = _config(flags.pop('config'))
-  for key in flags:
-    if key.startswith('config.'):
-      node = config
-      for part in key.split('.')[1:]:
-        assert part in node, f'{key} is not a key of the config'
-        node = node[part]
-  return flags
 
 
 def test_tpu_vm_commands(tmp_path):
@@ -52,9 +29,15 @@ def test_tpu_vm_commands(tmp_path):
   assert "-e '.[gcs]'" in setup_cmd  # gs:// workdirs, the documented way on pods
   # The remote shell sees every override as one word, spaces included.
   remote = shlex.split(run[-1].removeprefix('--command='))
-  python = remote.index('.venv/bin/python')
-  argv = remote[python + 1:remote.index('>')]
-  flags = _check_command(argv)
+  argv = remote[remote.index('.venv/bin/python') + 1:remote.index('>')]
+  assert argv[:2] == ['-m', 'rwjax.train'], argv
+  flags = dict(a[2:].split('=', 1) for a in argv[2:])
+  config = runpy.run_path(os.path.join(ROOT, flags.pop('config')))['get_config']()
+  for key in [k for k in flags if k.startswith('config.')]:  # only keys the config has
+    node = config
+    for part in key.split('.')[1:]:
+      assert part in node, f'{key} is not a key of the config'
+      node = node[part]
   assert flags == {'workdir': '/mnt/shared/w 1', 'config.multihost': 'True',
                    'config.data.shuffle': 'temporal', 'config.data.movie': '/a b/m.npy'}
   usage = subprocess.run([os.path.join(LAUNCH, 'tpu_vm.sh')], capture_output=True, text=True)
@@ -77,10 +60,9 @@ sys.exit(max(p.wait() for p in procs))
 
 
 def test_slurm_script_starts_one_run_on_two_tasks(tmp_path):
-  """The batch script's command, run as 2 SLURM tasks: JAX finds the cluster from SLURM's
-  variables, and the tasks start one run of 8 devices and save its random-init checkpoint
-  together (no training step to compile: processes training together are
-  tests/launch/test_local.py's)."""
+  """The batch script's command as 2 SLURM tasks (JAX finds the cluster from SLURM's
+  variables) starts one run of 8 devices and saves its random-init checkpoint together (no
+  training step to compile: processes training together are tests/launch/test_local.py's)."""
   srun = tmp_path / 'bin' / 'srun'
   srun.parent.mkdir()
   srun.write_text(FAKE_SRUN.replace('#!/usr/bin/env python3', '#!' + sys.executable))

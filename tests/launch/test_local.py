@@ -1,12 +1,11 @@
 """launch/local.py: N cooperating JAX processes on one machine, and the multi-process
 training path they exercise (2 processes x 4 CPU devices against 1 x 8).
 
-The two training tests share one pair of launches (a run stopped by SIGTERM, then resumed):
+One test makes one pair of training launches (a run stopped by SIGTERM, then resumed):
 each launch costs a full compilation in the second process, which never reads the
 compilation cache (jax writes it from process 0 only, under keys naming each process's
 devices)."""
 
-import importlib.util
 import os
 import runpy
 import signal
@@ -16,7 +15,6 @@ import time
 
 import jax
 import numpy as np
-import pytest
 
 from rwjax import checkpoint
 from rwjax import metrics as metrics_lib
@@ -27,17 +25,10 @@ LAUNCHER = os.path.join(ROOT, 'launch', 'local.py')
 TINY = os.path.join(ROOT, 'tests', 'configs', 'tiny_pretrain.py')
 
 
-def _launcher_module():
-  spec = importlib.util.spec_from_file_location('launch_local', LAUNCHER)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _launch(*command, processes=2, cpu_devices=4):
+def _launch(*command, processes=2, **popen):
   return subprocess.Popen(
-      [sys.executable, LAUNCHER, f'--processes={processes}', f'--cpu_devices={cpu_devices}',
-       '--', *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      [sys.executable, LAUNCHER, f'--processes={processes}', '--cpu_devices=4', '--', *command],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
 def _train_command(workdir, *overrides):
@@ -46,13 +37,13 @@ def _train_command(workdir, *overrides):
 
 
 def test_process_env_sets_the_cluster_and_the_devices():
-  local = _launcher_module()
-  env = local.process_env({'XLA_FLAGS': '--xla_force_host_platform_device_count=8 --foo'},
-                          1, 2, 1234, cpu_devices=4, gpus_per_process=0)
+  process_env = runpy.run_path(LAUNCHER)['process_env']
+  env = process_env({'XLA_FLAGS': '--xla_force_host_platform_device_count=8 --foo'},
+                    1, 2, 1234, cpu_devices=4, gpus_per_process=0)
   assert env['JAX_COORDINATOR_ADDRESS'] == 'localhost:1234'
   assert (env['JAX_NUM_PROCESSES'], env['JAX_PROCESS_ID']) == ('2', '1')
   assert env['XLA_FLAGS'] == '--foo --xla_force_host_platform_device_count=4'
-  gpu = local.process_env({}, 1, 2, 1234, cpu_devices=0, gpus_per_process=2)
+  gpu = process_env({}, 1, 2, 1234, cpu_devices=0, gpus_per_process=2)
   assert gpu['JAX_LOCAL_DEVICE_IDS'] == '2,3' and 'XLA_FLAGS' not in gpu
 
 
@@ -66,27 +57,15 @@ def test_a_failing_process_stops_the_others():
   assert time.time() - t0 < 60
 
 
-_COUNT_SIGINTS = (
-    'import signal, time\n'
-    'n = 0\n'
-    'def on_sigint(*_):\n'
-    '  global n\n'
-    '  n += 1\n'
-    'signal.signal(signal.SIGINT, on_sigint)\n'
-    'print("ready", flush=True)\n'
-    'end = time.time() + 3\n'
-    'while time.time() < end:\n'
-    '  time.sleep(0.05)\n'
-    'print("sigints", n, flush=True)\n')
-
-
 def test_ctrl_c_reaches_every_process_once():
   # A terminal's Ctrl-C signals its whole foreground process group; the launcher
   # passes SIGINT on, so a process in the same group would get it twice.
-  p = subprocess.Popen(
-      [sys.executable, LAUNCHER, '--processes=2', '--', sys.executable, '-c', _COUNT_SIGINTS],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      start_new_session=True)
+  p = _launch(sys.executable, '-c', 'import signal, time\n'
+              'n = []\n'
+              'signal.signal(signal.SIGINT, lambda *_: n.append(1))\n'
+              'print("ready", flush=True)\n'
+              'time.sleep(3)\n'  # resumed after each handler (PEP 475)
+              'print("sigints", len(n), flush=True)\n', start_new_session=True)
   lines = [p.stdout.readline(), p.stdout.readline()]
   assert all(line.strip().endswith('ready') for line in lines), lines
   os.killpg(p.pid, signal.SIGINT)
@@ -95,11 +74,10 @@ def test_ctrl_c_reaches_every_process_once():
   assert sorted(out.split('\n')[:2]) == ['[1] sigints 1', 'sigints 1'], out
 
 
-@pytest.fixture(scope='module')
-def preempted_pair(tmp_path_factory):
-  """2 processes x 4 devices trained, stopped by SIGTERM through the launcher, resumed for 2
-  more steps: (workdir, first output, second output, the step the preemption saved)."""
-  workdir = tmp_path_factory.mktemp('two')
+def test_two_processes_save_on_preemption_resume_and_train_like_one(tmp_path):
+  """2 processes x 4 devices, stopped by SIGTERM through the launcher and resumed for 2 more
+  steps, against one process of 8 devices trained for as many steps without a stop."""
+  workdir = tmp_path / 'two'
   p = _launch(*_train_command(workdir, '--config.train.steps=100000',
                               '--config.train.checkpoint_every=100000'))
   deadline = time.time() + 300
@@ -108,26 +86,15 @@ def preempted_pair(tmp_path_factory):
   p.send_signal(signal.SIGTERM)  # the launcher passes it to both processes
   first, _ = p.communicate(timeout=300)
   assert p.returncode == 0, first
+  assert 'starting: 8 device(s)' in first and 'preempted: saved step' in first
   step = checkpoint.latest_step(str(workdir))
   assert step is not None and step >= 2, first
   p = _launch(*_train_command(workdir, f'--config.train.steps={step + 2}'))
   second, _ = p.communicate(timeout=300)
   assert p.returncode == 0, second
-  return workdir, first, second, step
-
-
-def test_preemption_saves_on_every_process_then_resumes(preempted_pair):
-  workdir, first, second, step = preempted_pair
-  assert 'starting: 8 device(s)' in first
-  assert 'preempted: saved step' in first
   assert f'resuming from step {step}' in second
   assert checkpoint.latest_step(str(workdir)) == step + 2
 
-
-def test_two_processes_train_like_one(preempted_pair, tmp_path):
-  """The pair's parameters after its step + 2 steps (preempted and resumed on the way)
-  against one process of 8 devices trained for as many steps without a stop."""
-  workdir, _, _, step = preempted_pair
   c = runpy.run_path(TINY)['get_config']()
   c.train.steps = step + 2
   one = trainer.train(c, str(tmp_path / 'one'))

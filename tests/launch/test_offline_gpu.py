@@ -41,8 +41,8 @@ def row(stdout, phase):
 
 @pytest.fixture(scope='module')
 def sessions(tmp_path_factory):
-  """Three sessions: (tmp, [CompletedProcess]); tmp/leftN lists the files session N left in
-  the experiment's directory (each session starts from a fresh one)."""
+  """Three sessions: (tmp, [CompletedProcess], [files each left in the experiment's directory
+  (each session starts from a fresh one)])."""
   tmp = tmp_path_factory.mktemp('offline')
   common = dict(WORK=str(tmp / 'work'), DATA=str(tmp / 'data'))
   settings = [
@@ -52,55 +52,44 @@ def sessions(tmp_path_factory):
       # than the experiment's 7 s: DEADLINE_S - RESERVE_S).
       dict(RESULTS=str(tmp / 'out2' / 'results.tgz'), ONLY='random_init,lansdell_movie',
            DEADLINE_S='12', RESERVE_S='5')]
-  done = []
+  done, left = [], []
   for i, env in enumerate(settings, 1):
     done.append(script('run', OUT=str(tmp / f'out{i}'), **common, **env))
-    (tmp / f'left{i}').write_text('\n'.join(
-        os.path.relpath(os.path.join(d, f), tmp / 'work')
-        for d, _, files in os.walk(tmp / 'work') for f in files))
-  return tmp, done
+    left.append([os.path.relpath(os.path.join(d, f), tmp / 'work')
+                 for d, _, files in os.walk(tmp / 'work') for f in files])
+  return tmp, done, left
 
 
-def test_first_session_packs_every_evaluation_and_no_checkpoint(sessions):
-  tmp, (first, _, _) = sessions
-  assert first.returncode == 0, first.stdout + first.stderr
-  # The summary table is the last thing printed, and is also kept in OUT.
+def test_sessions_pack_the_evaluations_resume_from_them_and_stop_at_the_deadline(sessions):
+  tmp, (first, second, third), (left1, left2, _) = sessions
+  for p in (first, second, third):
+    assert p.returncode == 0, p.stdout + p.stderr
+  # The first packs every evaluation and no checkpoint. The summary table is the last thing
+  # printed, and is also kept in OUT.
   assert first.stdout.rstrip().endswith(row(first.stdout, 'total'))
   assert open(tmp / 'out1' / 'session.txt').read() == first.stdout
   assert 'rc 0: 1 runs done, 0 finished before' in row(first.stdout, 'experiment')
-  packed = members(tmp / 'out1' / 'results.tgz')
-  reports = {n for n in packed if n.endswith('/report.json')}
-  assert reports == EXPECTED
-  assert 'runs/random_init/seed0/run.json' in packed
-  assert 'runs/random_init/seed0/timing.json' in packed
-  assert {'report.md', 'report.html', 'results.json'} <= set(packed)
+  one = members(tmp / 'out1' / 'results.tgz')
+  assert {n for n in one if n.endswith('/report.json')} == EXPECTED
+  assert {'runs/random_init/seed0/run.json', 'runs/random_init/seed0/timing.json',
+          'report.md', 'report.html', 'results.json'} <= set(one)
   # Not packed: checkpoints, TensorBoard files, compiled programs (checkpoints exist).
-  left = (tmp / 'left1').read_text().splitlines()
-  assert [n for n in left if '/checkpoints/' in n]
-  assert not [n for n in packed if 'checkpoints' in n or 'tensorboard' in n
+  assert [n for n in left1 if '/checkpoints/' in n]
+  assert not [n for n in one if 'checkpoints' in n or 'tensorboard' in n
               or n.startswith(('data', 'jax_cache'))]
-  assert open(tmp / 'out1' / 'report.md').read() == packed['report.md'].decode()
+  assert open(tmp / 'out1' / 'report.md').read() == one['report.md'].decode()
 
-
-def test_next_session_starts_from_the_results_and_trains_nothing(sessions):
-  tmp, (_, second, _) = sessions
-  assert second.returncode == 0, second.stdout + second.stderr
+  # The next starts from the results in a fresh directory and runs nothing (no checkpoint).
   assert 'rc 0: 0 runs done, 1 finished before' in row(second.stdout, 'experiment')
-  # A fresh directory: nothing was run (no checkpoint written).
-  left = (tmp / 'left2').read_text().splitlines()
-  assert not [n for n in left if '/checkpoints/' in n or n.startswith('data/')]
-  one, two = members(tmp / 'out1' / 'results.tgz'), members(tmp / 'out2' / 'results.tgz')
+  assert not [n for n in left2 if '/checkpoints/' in n or n.startswith('data/')]
+  two = members(tmp / 'out2' / 'results.tgz')
   assert all(two[n] == one[n] for n in EXPECTED)  # the same evaluations, byte for byte
 
-
-def test_a_session_stopped_by_its_deadline_still_reports_and_packs(sessions):
-  tmp, (_, _, third) = sessions
-  assert third.returncode == 0, third.stdout + third.stderr
+  # The third, stopped by its deadline, still reports and packs.
   assert 'rc 124' in row(third.stdout, 'experiment')
   assert 'run again to go on' in row(third.stdout, 'experiment')
   assert 'rc 0' in row(third.stdout, 'report')
   three = members(tmp / 'out3' / 'results.tgz')
-  one = members(tmp / 'out1' / 'results.tgz')
   assert {n for n in three if n.endswith('/report.json')} == EXPECTED
   assert all(three[n] == one[n] for n in EXPECTED)
   assert 'config.report_only' in open(tmp / 'out3' / 'experiment.log').read()
@@ -111,7 +100,7 @@ def test_a_session_stopped_by_its_deadline_still_reports_and_packs(sessions):
 def test_keep_resumes_in_the_same_directory(sessions):
   """KEEP=1: the directory of the last slice is kept (no RESULTS unpacked into a fresh one),
   so its finished evaluation is found where it is."""
-  tmp, _ = sessions
+  tmp = sessions[0]
   p = script('run', OUT=str(tmp / 'out4'), WORK=str(tmp / 'work'), DATA=str(tmp / 'data'),
              RESULTS='', KEEP='1')
   assert p.returncode == 0, p.stdout + p.stderr
@@ -119,7 +108,7 @@ def test_keep_resumes_in_the_same_directory(sessions):
 
 
 def test_merge_keeps_the_results_and_refuses_a_file_without_them(sessions, tmp_path):
-  tmp, _ = sessions
+  tmp = sessions[0]
   dest = tmp_path / 'experiment_paper'
   bad = tmp_path / 'bad.tgz'
   with tarfile.open(bad, 'w:gz') as t:
@@ -132,15 +121,12 @@ def test_merge_keeps_the_results_and_refuses_a_file_without_them(sessions, tmp_p
   assert p.returncode == 0, p.stderr
   assert 'holds 1 evaluation reports' in p.stdout
   assert sorted(os.listdir(dest)) == ['figures', 'report.md', 'results.json', 'results.tgz']
-  assert open(dest / 'results.tgz', 'rb').read() == open(tmp / 'out3' / 'results.tgz',
-                                                          'rb').read()
+  assert (dest / 'results.tgz').read_bytes() == (tmp / 'out3' / 'results.tgz').read_bytes()
   assert (dest / 'figures').is_dir()
 
 
 def test_bad_settings_are_one_message_each(tmp_path):
-  env = {k: v for k, v in os.environ.items() if k != 'OUT'}
-  p = subprocess.run(['bash', SCRIPT, 'run'], cwd=ROOT, env=env, capture_output=True,
-                     text=True, timeout=60)
+  p = script('run', OUT='')
   assert p.returncode == 2 and 'set OUT' in p.stderr
   p = script('run', OUT=str(tmp_path / 'out'), BENCH='wave')
   assert p.returncode == 2 and "unknown benchmark 'wave'" in p.stderr
