@@ -54,7 +54,8 @@ def _tiny(changes=(), base=None, **train):
 
 def _refused_keeping_workdir(workdir, cases):
   """(config, message) runs on a trained workdir, bad in ways only building the model, the
-  optimizer or the source finds out: each refused, its config.json and checkpoints kept."""
+  optimizer or the source, or starting the simulator, finds out: each refused, its
+  config.json and checkpoints kept."""
   before = (workdir / 'config.json').read_bytes(), checkpoint.latest_step(str(workdir))
   for config, message in cases:
     with pytest.raises(InputError, match=message):
@@ -93,7 +94,9 @@ def test_zero_steps_writes_the_random_init_network_and_refused_runs_keep_it(tmp_
       (_tiny({'optim.schedule': 'cosine', 'optim.warmup_steps': 2}, steps=2),
        'cosine schedule needs total_steps'),
       (_tiny({'data.sim_params.lansdell.nope': 1.0}, steps=2),
-       r"sim_params.lansdell has unknown keys \['nope'\]")])
+       r"sim_params.lansdell has unknown keys \['nope'\]"),
+      (_tiny({'data.sim_params.lansdell.spont_frames': 10}, steps=2),
+       'needs config.data.sim_params.lansdell.spont_frames=1')])
   assert checkpoint.latest_step(str(tmp_path)) == 0
 
 

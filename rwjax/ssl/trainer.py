@@ -410,15 +410,16 @@ def train(config: ml_collections.ConfigDict, workdir: str,
                        warmup_steps=o.warmup_steps, total_steps=max(n_steps, 1),
                        schedule=o.schedule)
   tx = optim.make_optimizer(weight_decay=o.weight_decay, **schedule_args)
-  # Only now, with the model, optimizer and source built (every input checked), may the
-  # workdir change: a run that fails on bad input leaves the workdir's config.json as it was.
+  # A run that fails on bad input leaves the workdir's config.json as it was: it is written
+  # only once the state is built (the simulator checks its settings as it starts), after the
+  # quick checks of the workdir and of the config against its checkpoint.
   checkpoint.check_workdir(workdir)
-  checkpoint.write_config(workdir, config, n_devices, write=lead)
-
+  checkpoint.write_config(workdir, config, n_devices, write=False)
   t0 = time.perf_counter()
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
+  checkpoint.write_config(workdir, config, n_devices, write=lead)
 
   # From the run's initial network, on every process (module docstring).
   measures = ([hook(model, variables_of(state)) for hook in hooks]
