@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+import scipy.stats
 
 from rwjax import defaults
 from rwjax import evaluate
@@ -129,7 +130,13 @@ def test_workdirs_of_one_architecture_give_one_value_per_network_and_welchs_test
                              steps=50)
     own.append(probes.probe_accuracy(probe, np.asarray(h(variables, x_test)), y_test))
   np.testing.assert_allclose(row['pretrained']['values'], own, atol=1e-6)
+  assert row['pretrained']['std'] == pytest.approx(np.std(own, ddof=1))
   assert row['pretrained']['std'] > 0.005  # Three different networks: a real spread.
+  rand = row['random_init']['values']
+  assert row['p'] == pytest.approx(scipy.stats.ttest_ind(own, rand, equal_var=False).pvalue)
+  pooled = np.sqrt((np.var(own, ddof=1) + np.var(rand, ddof=1)) / 2)  # equal n
+  assert row['effect_size'] == pytest.approx((np.mean(own) - np.mean(rand)) / pooled
+                                             * (1 - 3 / (4 * 6 - 9)))
   table = capsys.readouterr().out
   assert '3 networks per arm; test: welch t, effect size: hedges g' in table
   assert json.loads((tmp_path / 'eval' / 'report.json').read_text())['rows'][0]['test'] == (
