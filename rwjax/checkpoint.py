@@ -63,15 +63,16 @@ def check_workdir(workdir: str) -> None:
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int,
-                 write: bool = True) -> None:
-  """Saves the config; refuses one that is incompatible with the workdir's checkpoint.
+                 write: bool = True, check: bool = True) -> None:
+  """Saves the config; refuses (check=True) one that is incompatible with the workdir's
+  checkpoint.
 
   Every process checks; only one (write=True) writes, as they share the workdir.
   """
   new = json.loads(config.to_json())
   new['n_devices'] = n_devices
   path = paths.join(workdir, CONFIG_FILE)
-  if paths.exists(path) and latest_step(workdir) is not None:
+  if check and paths.exists(path) and latest_step(workdir) is not None:
     old, now = S.leaves(with_added_keys(paths.read_json(path))), S.leaves(new)
     diff = [k for k in STRUCTURAL_KEYS if old.get(k) != now.get(k)]
     if diff:

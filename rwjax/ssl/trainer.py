@@ -419,7 +419,10 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
-  checkpoint.write_config(workdir, config, n_devices, write=lead)
+  # Not checked again (it was, above): by now the lead process may have written it and gone
+  # on to create the checkpoint directory, and a check would open a checkpoint manager here,
+  # at a barrier the lead is not at.
+  checkpoint.write_config(workdir, config, n_devices, write=lead, check=False)
 
   # From the run's initial network, on every process (module docstring).
   measures = ([hook(model, variables_of(state)) for hook in hooks]
