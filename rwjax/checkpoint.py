@@ -62,26 +62,31 @@ def check_workdir(workdir: str) -> None:
   paths.check_writable(workdir)
 
 
-def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int,
-                 write: bool = True, check: bool = True) -> None:
-  """Saves the config; refuses (check=True) one that is incompatible with the workdir's
-  checkpoint.
+def _record(config: ml_collections.ConfigDict, n_devices: int) -> dict:
+  return {**json.loads(config.to_json()), 'n_devices': n_devices}
 
-  Every process checks; only one (write=True) writes, as they share the workdir.
+
+def check_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int) -> None:
+  """InputError if the config is incompatible with the workdir's checkpoint (if any).
+
+  Every process checks: it may open a checkpoint manager, a barrier in multi-process runs.
   """
-  new = json.loads(config.to_json())
-  new['n_devices'] = n_devices
   path = paths.join(workdir, CONFIG_FILE)
-  if check and paths.exists(path) and latest_step(workdir) is not None:
-    old, now = S.leaves(with_added_keys(paths.read_json(path))), S.leaves(new)
+  if paths.exists(path) and latest_step(workdir) is not None:
+    old = S.leaves(with_added_keys(paths.read_json(path)))
+    now = S.leaves(_record(config, n_devices))
     diff = [k for k in STRUCTURAL_KEYS if old.get(k) != now.get(k)]
     if diff:
       changes = ', '.join(f'{k}: {old.get(k)!r} -> {now.get(k)!r}' for k in diff)
       raise InputError(
           f'workdir {workdir!r} holds a checkpoint from an incompatible config ({changes}); '
           'use a new --workdir, or the config the checkpoint was made with')
-  if write:
-    paths.write_json(path, new, sort_keys=True)
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict, n_devices: int) -> None:
+  """Saves the config (one process of a multi-process run: they share the workdir)."""
+  paths.write_json(paths.join(workdir, CONFIG_FILE), _record(config, n_devices),
+                   sort_keys=True)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:

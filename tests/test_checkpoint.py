@@ -194,8 +194,8 @@ def test_config_saved_before_the_new_keys_reads_as_the_old_behaviour(tmp_path):
   assert config.model.projector_bias_last is True  # the head those runs were trained with
   assert config.data.movie_norm == 'per_retina'
   # Resuming it with today's defaults is the same structure; the paper's head is not.
-  checkpoint.write_config(workdir, defaults.pretrain_config(), 1, write=False)
+  checkpoint.check_config(workdir, defaults.pretrain_config(), 1)
   paper_head = defaults.pretrain_config()
   paper_head.model.projector_bias_last = False
   with pytest.raises(InputError, match='projector_bias_last'):
-    checkpoint.write_config(workdir, paper_head, 1, write=False)
+    checkpoint.check_config(workdir, paper_head, 1)

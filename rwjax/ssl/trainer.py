@@ -414,15 +414,13 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   # only once the state is built (the simulator checks its settings as it starts), after the
   # quick checks of the workdir and of the config against its checkpoint.
   checkpoint.check_workdir(workdir)
-  checkpoint.write_config(workdir, config, n_devices, write=False)
+  checkpoint.check_config(workdir, config, n_devices)
   t0 = time.perf_counter()
   state = jax.block_until_ready(
       init_state(model, tx, source, mesh, config.seed, config.data.input_size))
   init_s = time.perf_counter() - t0
-  # Not checked again (it was, above): by now the lead process may have written it and gone
-  # on to create the checkpoint directory, and a check would open a checkpoint manager here,
-  # at a barrier the lead is not at.
-  checkpoint.write_config(workdir, config, n_devices, write=lead, check=False)
+  if lead:
+    checkpoint.write_config(workdir, config, n_devices)
 
   # From the run's initial network, on every process (module docstring).
   measures = ([hook(model, variables_of(state)) for hook in hooks]
