@@ -149,5 +149,8 @@ def extract(model: SimCLRModel, variables: dict, images, views: Sequence[View],
     passes.forward += n
   # One device-to-host copy at the end lets the device run ahead of the host loop.
   outputs = jax.device_get(outputs)
-  rows = np.arange(n) if order is None else np.argsort(order[:n])  # back to image order
-  return [np.concatenate([o[i] for o in outputs])[rows] for i in range(len(views))]
+  out = [np.concatenate([o[i] for o in outputs]) for i in range(len(views))]
+  if order is None:
+    return [f[:n] for f in out]  # a view: no second copy of the features
+  rows = np.argsort(order[:n])  # back to image order
+  return [f[rows] for f in out]
