@@ -10,9 +10,7 @@ import ml_collections
 
 from rwjax import schema as S
 from rwjax import waves
-from rwjax.waves import dataset
 from rwjax.waves import frames
-from rwjax.waves import readers
 
 
 def _pretrain() -> tuple[ml_collections.ConfigDict, dict]:
@@ -82,12 +80,14 @@ def _pretrain() -> tuple[ml_collections.ConfigDict, dict]:
   # source='file': 'saved' = data.movie is one .npy written by `python -m rwjax.waves simulate /
   # convert`; any other = recordings read by rwjax.waves.readers ('auto': by the extension) and
   # prepared by rwjax.waves.dataset (data.movie: files, a comma-separated list, a folder or a glob).
-  key('data.movie_format', 'saved', S.Choice(('saved', 'auto') + readers.FORMATS))
+  key('data.movie_format', 'saved',
+      S.Choice(('saved', 'auto', 'tiff', 'npy', 'npz', 'hdf5', 'mat')))
   # .npz array / HDF5 dataset / MATLAB variable ('' = the only one; .mat: 'V')
   key('data.recorded.key', '', S.Text())
   key('data.recorded.axes', 'THW', S.Text(True))  # stored axis order, e.g. 'HWT' (.mat: size()'s)
   key('data.recorded.zscore', True, S.Flag())  # per-pixel z-score per recording (paper: over all)
-  key('data.recorded.minmax', 'dataset', S.Choice(dataset.MINMAX))  # paper: 'dataset' (over all)
+  # min-max to [0, 1] over the whole dataset (the paper's), each recording, or none
+  key('data.recorded.minmax', 'dataset', S.Choice(('dataset', 'recording', 'none')))
   key('data.recorded.dff_window_s', 0.0, S.Float(0))  # dF/F: rolling-median window, s (paper: off)
   # rotated copies added (paper: all three)
   key('data.recorded.rotations', (90, 180, 270), S.Seq(S.Choice((90, 180, 270))))

@@ -26,7 +26,9 @@ from rwjax.ssl import placement
 from rwjax.ssl import sources
 from rwjax.ssl import trainer
 from rwjax.ssl import wave_batches
+from rwjax.waves import dataset
 from rwjax.waves import frames as frames_lib
+from rwjax.waves import readers
 
 
 TINY = os.path.join(os.path.dirname(__file__), 'configs', 'tiny_pretrain.py')
@@ -130,7 +132,9 @@ def test_the_config_accepts_exactly_the_choices_the_library_implements():
                  'loss.denominator': loss.DENOMINATORS, 'optim.name': optim.OPTIMIZERS,
                  'optim.schedule': optim.SCHEDULES, 'data.shuffle': pairs.SHUFFLES,
                  'data.placement': placement.PLACEMENTS, 'data.wave_labels': sources.WAVE_LABELS,
-                 'data.batching': wave_batches.BATCHINGS, 'data.wave_order': wave_batches.ORDERS}
+                 'data.batching': wave_batches.BATCHINGS, 'data.wave_order': wave_batches.ORDERS,
+                 'data.movie_format': ('saved', 'auto') + readers.FORMATS,
+                 'data.recorded.minmax': dataset.MINMAX}
   rules = defaults.pretrain_rules()
   for key, values in implemented.items():
     assert set(rules[key].values) == set(values), key
