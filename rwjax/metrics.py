@@ -18,8 +18,6 @@ import sys
 import tempfile
 import time
 
-from tensorboardX import SummaryWriter
-
 from rwjax import paths
 
 METRICS_FILE = 'metrics.jsonl'  # local workdirs
@@ -108,6 +106,8 @@ class MetricWriter:
               f'stopped while writing it); moved it to {path}{paths.TORN_SUFFIX}',
               file=sys.stderr, flush=True)
       self._jsonl = open(path, 'a')
+    # Imported here: readers of metrics (the evaluator, the experiment) need no TensorBoard.
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self._tb = SummaryWriter(
         self._stage if self._remote else os.path.join(workdir, TENSORBOARD_DIR))
 
