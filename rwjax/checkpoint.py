@@ -375,7 +375,10 @@ def load_for_eval(workdir: str):
           item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
           partial_restore=True))
     except Exception as e:  # pylint: disable=broad-except  # tensorstore, json, orbax, OSError
-      reason = _damage(path, step, e) or _reason(e)
+      _check_storage(path, step, e)
+      # tensorstore's own account when it gave one; else every array is read to find out
+      said = _reason(e)
+      reason = said if _STATUS.match(said) else (unreadable(path, step) or said)
       raise InputError(
           f'checkpoint {step} in {path} cannot be read ({reason}); '
           f'resuming the pre-training (python -m rwjax.train --config=... --workdir={workdir}) '
