@@ -38,8 +38,8 @@ def make_schedule(name: str = 'adam', lr: float | None = None, batch_pairs: int 
   if schedule == 'cosine':
     if total_steps is None or total_steps <= warmup_steps:
       raise InputError(f'a cosine schedule needs total_steps > warmup_steps ({warmup_steps}), '
-                       f'got {total_steps!r}: raise config.train.steps or lower '
-                       'config.optim.warmup_steps')
+                       f'got {total_steps!r}: raise config.train.steps (config.train.epochs '
+                       "with data.batching='waves') or lower config.optim.warmup_steps")
     return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, total_steps, 0.0)
   if warmup_steps == 0:
     return optax.constant_schedule(peak)
