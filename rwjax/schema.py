@@ -54,7 +54,8 @@ class Int(Float):
 
   @property
   def expect(self) -> str:
-    return super().expect.replace('a finite number', 'an integer')
+    return super().expect.replace('a finite number', 'an integer').replace(
+        'finite number', 'integer')  # 'a positive finite number' -> 'a positive integer'
 
 
 @dataclasses.dataclass(frozen=True)
