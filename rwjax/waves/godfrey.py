@@ -145,8 +145,7 @@ def _rho(normal: jax.Array, params: Params) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=('batch', 'params'))
 def init(key: jax.Array, batch: int, params: Params = Params()) -> State:
   """Quiet retinas with random thresholds; `key` u32[2] is split per retina."""
-  if batch < 1:
-    raise InputError(f'batch={batch} must be >= 1')
+  lattice.check_count('batch', batch, 1)
   lattice.steps_per_frame(params)
   shape = (batch, params.size, params.size)
   k_theta, k_rho, k_ret = jax.random.split(key, 3)

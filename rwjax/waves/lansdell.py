@@ -111,8 +111,7 @@ def window_frames(params: Params = Params()) -> int:
 @functools.partial(jax.jit, static_argnames=('batch', 'params'))
 def init(key: jax.Array, batch: int, params: Params = Params()) -> State:
   """Resting retinas: V = -70 mV, R = S = E = 0; `key` u32[2] is split per retina."""
-  if batch < 1:
-    raise InputError(f'batch={batch} must be >= 1')
+  lattice.check_count('batch', batch, 1)
   steps_per_frame(params)
   window_frames(params)
   shape = (batch, params.size, params.size)

@@ -20,7 +20,7 @@ def steps_per_frame(params) -> int:
   return n
 
 
-def check_count(name: str, value) -> None:
-  """InputError for a negative frame count or duration."""
-  if value < 0:
-    raise InputError(f'{name}={value} must be >= 0')
+def check_count(name: str, value, least: int = 0) -> None:
+  """InputError for a count or duration below `least` (a frame count, a batch of retinas)."""
+  if value < least:
+    raise InputError(f'{name}={value} must be >= {least}')
