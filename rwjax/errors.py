@@ -32,14 +32,21 @@ def cli_main(main: Callable[[], object]) -> None:
 def parse_flags(argv: list[str]) -> list[str]:
   """absl flag parser for `app.run(main, flags_parser=parse_flags)`.
 
-  A bad flag value or an unknown `--config.x.y=` key becomes one `error: ...` line and
-  exit code 2 (absl would print a usage dump, and an unknown config key a traceback).
+  A bad flag value, an unknown `--config.x.y=` key or a config file's own InputError (e.g. an
+  unknown preset) becomes one `error: ...` line and exit code 2 (absl would print a usage
+  dump, and ml_collections a traceback).
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   try:
     return flags.FLAGS(argv)
   except (flags.Error, ValueError) as e:  # ValueError: a value ml_collections cannot parse
-    print(f'error: {e}', file=sys.stderr)
+    # ml_collections re-raises a config file's error as one of its type with the traceback
+    # in the text: say the innermost InputError's own message.
+    said, cause = e, e
+    while cause is not None:
+      said = cause if isinstance(cause, InputError) else said
+      cause = cause.__cause__ or cause.__context__
+    print(f'error: {said}', file=sys.stderr)
   except (AttributeError, KeyError) as e:  # ml_collections: an override of a missing key
     import re  # pylint: disable=g-import-not-at-top
     text = str(e).replace('\\', '')  # a KeyError's repr inside an AttributeError's
