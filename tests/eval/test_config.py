@@ -154,5 +154,5 @@ def test_inputs_are_checked_before_any_network_runs(name, key, value, message, e
   evaluate.validate_evals(config)
   with pytest.raises(InputError, match=message) as e:
     ev = evals.build(name, config.evals[name], eval_context())
-    ev.tasks(0) if isinstance(ev, evals.ProbeEval) else ev.manifolds(0)
+    ev.inputs(0)
   _names_real_keys(config, str(e.value))
